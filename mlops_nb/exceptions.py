@@ -1,0 +1,49 @@
+"""The one exception tree of mlops-nb.
+
+::
+
+    MlopsNbError
+    ├── ConfigError            a setting is invalid (names the setting, where it came from, the fix)
+    └── TrackingError          recording into MLflow went wrong
+        ├── InvalidRecordError a param/metric/tag/artifact that MLflow would refuse (also a ValueError)
+        ├── JournalError       the local journal cannot be written (nothing was recorded)
+        └── StoreError         the MLflow store cannot be reached or initialised
+
+Every message says how to fix the problem.
+"""
+
+from __future__ import annotations
+
+
+class MlopsNbError(Exception):
+    """Base class of every error mlops-nb raises on purpose."""
+
+
+class ConfigError(MlopsNbError):
+    """A setting has a bad value.
+
+    Attributes:
+        setting: the setting's name (``tracking_uri``, ``flush_interval`` ...).
+        source: where the bad value came from (a pyproject path, an environment variable, an argument).
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None, source: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.source = source
+
+
+class TrackingError(MlopsNbError):
+    """Recording into MLflow failed."""
+
+
+class InvalidRecordError(TrackingError, ValueError):
+    """A record MLflow would refuse: bad key, wrong value type, a param changed within a run."""
+
+
+class JournalError(TrackingError):
+    """The journal folder cannot be written, so nothing can be recorded durably."""
+
+
+class StoreError(TrackingError):
+    """The MLflow tracking store cannot be reached or initialised."""

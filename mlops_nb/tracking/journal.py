@@ -1,0 +1,221 @@
+"""The append-only journal: every record is written to the OS before the logging call returns.
+
+One journal file per process, ``<home>/journal/<host>-<pid>-<id>.jsonl``, JSON lines. The first line is a
+header naming the tracking URI. The caller's records carry a sequence number; the sender appends
+``created`` (local run key -> MLflow run id) and ``ack`` (everything up to seq N is in MLflow) lines.
+The owning process holds an exclusive ``flock`` on the file for its whole life, so a journal whose lock can
+be taken belongs to a dead process and is replayed by whoever takes it. Files logged as artifacts are
+copied into ``<journal>.files/`` so that they survive until they are sent.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.exceptions import JournalError
+
+FORMAT_VERSION = 1
+SUFFIX = ".jsonl"
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+
+
+class Journal:
+    """This process's journal. Thread-safe; ``append`` is a single ``write(2)`` of one line."""
+
+    def __init__(self, folder: Path, tracking_uri: str) -> None:
+        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.path = folder / f"{name}{SUFFIX}"
+        self.spool = folder / f"{name}.files"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise JournalError(
+                f"mlops-nb cannot write its journal in {folder}: {e.strerror}. Make that folder writable, "
+                "or point MLOPS_NB_HOME at a writable folder. Nothing was recorded."
+            ) from e
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._write(
+            {
+                "op": "open",
+                "v": FORMAT_VERSION,
+                "tracking_uri": tracking_uri,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "t": int(time.time() * 1000),
+            }
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def _write(self, record: dict[str, Any]) -> None:
+        data = _dumps(record)
+        try:
+            os.write(self._fd, data)
+        except OSError as e:
+            raise JournalError(
+                f"mlops-nb cannot append to its journal {self.path}: {e.strerror}. Free disk space or make "
+                "the folder writable; records before this one are kept."
+            ) from e
+
+    def append(self, record: dict[str, Any], *, sync: bool = False) -> int:
+        """Write a caller record, give it the next sequence number, fsync when ``sync`` (run boundaries)."""
+        with self._lock:
+            self._seq += 1
+            record["seq"] = self._seq
+            self._write(record)
+            if sync:
+                os.fsync(self._fd)
+            return self._seq
+
+    def note(self, record: dict[str, Any]) -> None:
+        """Write a sender line (``created``, ``ack``): not a record to replay."""
+        with self._lock:
+            if self._fd >= 0:
+                self._write(record)
+
+    def spool_path(self, seq_hint: str, name: str) -> Path:
+        """A fresh path inside the spool folder for a copy of an artifact."""
+        folder = self.spool / seq_hint
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    def copy_into_spool(self, source: Path, key: str) -> Path:
+        """Copy a file or folder into the spool so the artifact survives until it is sent."""
+        target = self.spool_path(key, source.name)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+        return target
+
+    def abandon(self) -> None:
+        """Drop the descriptor without touching the file (a forked child; the parent keeps its lock)."""
+        os.close(self._fd)
+        self._fd = -1
+
+    def close(self, *, remove: bool) -> None:
+        """Release the journal; ``remove`` deletes it (only when everything in it reached MLflow)."""
+        with self._lock:
+            if self._fd < 0:
+                return
+            if remove:
+                self.path.unlink(missing_ok=True)
+                shutil.rmtree(self.spool, ignore_errors=True)
+            else:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass
+class Replay:
+    """What a dead process's journal still owes MLflow."""
+
+    path: Path
+    tracking_uri: str
+    pid: int
+    host: str
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    run_ids: dict[str, str] = field(default_factory=dict)
+    open_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def spool(self) -> Path:
+        return self.path.with_suffix(".files")
+
+
+def read(path: Path) -> Replay:
+    """Parse a journal: records not yet acknowledged, known run ids, runs that never ended."""
+    header: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    run_ids: dict[str, str] = {}
+    acked = 0
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a torn last line: its logging call never returned
+            op = rec.get("op")
+            if op == "open":
+                header = rec
+            elif op == "created":
+                run_ids[rec["run"]] = rec["run_id"]
+            elif op == "ack":
+                acked = max(acked, rec["upto"])
+            else:
+                records.append(rec)
+    open_runs: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        if rec["op"] == "start":
+            open_runs[rec["run"]] = rec
+        elif rec["op"] == "end":
+            open_runs.pop(rec["run"], None)
+    return Replay(
+        path=path,
+        tracking_uri=header.get("tracking_uri", ""),
+        pid=header.get("pid", 0),
+        host=header.get("host", "?"),
+        pending=[r for r in records if r["seq"] > acked],
+        run_ids=run_ids,
+        open_runs=open_runs,
+    )
+
+
+class Orphan:
+    """A journal left by a dead process, locked by us while we replay it."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    def note(self, record: dict[str, Any]) -> None:
+        os.write(self._fd, _dumps(record))
+
+    def finish(self, *, remove: bool) -> None:
+        if remove:
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(self.path.with_suffix(".files"), ignore_errors=True)
+        os.close(self._fd)
+
+
+def orphans(folder: Path, exclude: Path | None = None) -> Iterator[Orphan]:
+    """Yield journals of dead processes, each locked so no other process replays it at the same time."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
+        if path == exclude:
+            continue
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Another replayer may have finished and unlinked it between our open and our lock.
+            if os.fstat(fd).st_ino != path.stat().st_ino:
+                raise FileNotFoundError(path)
+        except OSError:
+            os.close(fd)
+            continue
+        yield Orphan(path, fd)

@@ -1,0 +1,143 @@
+"""Provenance of a run: where it ran, from which notebook or script, at which commit, in which environment.
+
+Two tiers, so the notebook never waits: ``process_tags()`` (host, user, notebook path, python...) is cheap
+and cached, and goes into the journaled start record, so a run replayed after a crash carries the dead
+process's provenance; ``Provenance`` adds git state, an environment hash and a pip-freeze artifact,
+computed once per process by the sender thread. ``mlflow_context.ProvenanceContext`` offers the same tags to
+plain ``mlflow.start_run()`` users through MLflow's ``mlflow.run_context_provider`` entry point.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+NOTEBOOK_ENV = "MLOPS_NB_NOTEBOOK"  # set by mlops-nb's papermill engine for the kernel it starts
+
+
+def notebook_path() -> str | None:
+    """The notebook this kernel runs, when the kernel can know it (papermill/our engine, JupyterLab, VS Code)."""
+    if os.environ.get(NOTEBOOK_ENV):
+        return os.environ[NOTEBOOK_ENV]
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        for name in ("__vsc_ipynb_file__", "__session__"):
+            value = shell.user_ns.get(name)
+            if isinstance(value, str) and value.endswith(".ipynb"):
+                return value
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    return session if session.endswith(".ipynb") else None
+
+
+def in_kernel() -> bool:
+    return "ipykernel" in sys.modules
+
+
+@functools.lru_cache(maxsize=1)
+def _static_tags() -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    tags = {
+        "mlops_nb.host": socket.gethostname(),
+        "mlops_nb.user": user,
+        "mlops_nb.python": platform.python_version(),
+        "mlops_nb.pid": str(os.getpid()),
+        "mlflow.user": user,
+    }
+    if in_kernel():
+        ipykernel = sys.modules["ipykernel"]
+        tags["mlops_nb.kernel"] = f"{sys.executable} (ipykernel {getattr(ipykernel, '__version__', '?')})"
+    return tags
+
+
+def process_tags() -> dict[str, str]:
+    """Cheap provenance tags of this process (microseconds after the first call)."""
+    tags = dict(_static_tags())
+    tags["mlops_nb.pid"] = str(os.getpid())  # not cached: a forked child is another process
+    nb = notebook_path()
+    if nb:
+        tags.update({"mlops_nb.notebook": nb, "mlflow.source.name": nb, "mlflow.source.type": "NOTEBOOK"})
+    elif sys.argv and sys.argv[0]:
+        tags.update({"mlflow.source.name": sys.argv[0], "mlflow.source.type": "LOCAL"})
+    return tags
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, check=True, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_tags() -> dict[str, str]:
+    """Commit, dirty flag and branch of the git checkout around the working directory, if any."""
+    commit = _git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    tags = {"mlops_nb.git.commit": commit, "mlops_nb.git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
+    branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch and branch != "HEAD":
+        tags["mlflow.source.git.branch"] = branch
+    return tags
+
+
+@functools.lru_cache(maxsize=1)
+def frozen_requirements() -> str:
+    """``name==version`` of every installed distribution, sorted: a pip freeze without a subprocess."""
+    from importlib import metadata
+
+    seen: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and name.lower() not in seen:
+            seen[name.lower()] = f"{name}=={dist.version}"
+    return "".join(line + "\n" for _, line in sorted(seen.items()))
+
+
+def environment_tags() -> dict[str, str]:
+    """Git state (read now) and the hash of the installed environment (read once per process)."""
+    return {**git_tags(), "mlops_nb.env_hash": hashlib.sha256(frozen_requirements().encode()).hexdigest()[:16]}
+
+
+class Provenance:
+    """Provenance for the sender: per-run tags and, for top-level runs, the pip-freeze artifact."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._env_tags: dict[str, str] | None = None
+        self._freeze_file: Path | None = None
+
+    def _environment(self) -> dict[str, str]:
+        if self._env_tags is None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            self._freeze_file = self._folder / "requirements.txt"
+            self._freeze_file.write_text(frozen_requirements())
+            self._env_tags = environment_tags()
+        return self._env_tags
+
+    def tags(self, start: dict[str, Any]) -> dict[str, str]:
+        """Tags for a run being created from its start record (a replayed run gets no tags of ours)."""
+        return {} if start.get("replay") else self._environment()
+
+    def files(self, start: dict[str, Any]) -> list[tuple[Path, str]]:
+        """Artifacts to attach to a newly created top-level run: ``environment/requirements.txt``."""
+        if start.get("replay") or start.get("parent"):
+            return []
+        self._environment()
+        assert self._freeze_file is not None
+        return [(self._freeze_file, "environment")]

@@ -1,0 +1,204 @@
+"""The recorder: one per process. Validates a record, journals it, hands it to the sender, returns.
+
+The caller pays for a ``json.dumps`` and one ``write(2)`` per record (plus an ``fsync`` when a run starts or
+ends); MLflow is imported and called only by the sender thread. At exit the recorder waits up to
+``flush_timeout`` for the sender, then deletes the journal if everything arrived, or keeps it and says so.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import numbers
+import os
+import posixpath
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_nb.config import Settings, load_settings
+from mlops_nb.exceptions import InvalidRecordError
+
+if TYPE_CHECKING:
+    from mlops_nb.tracking.journal import Journal
+    from mlops_nb.tracking.sender import Sender
+
+MAX_KEY = 250  # MLflow's limits, checked here so a bad record fails in the caller, not in the background
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def check_key(kind: str, key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidRecordError(f"A {kind} name must be a non-empty string, got {key!r}.")
+    if len(key) > MAX_KEY:
+        raise InvalidRecordError(
+            f"{kind.capitalize()} name {key[:40]!r}... is longer than MLflow's {MAX_KEY} characters."
+        )
+    norm = posixpath.normpath(key)
+    if norm != key or norm == "." or norm.startswith(("..", "/")):
+        raise InvalidRecordError(
+            f"{kind.capitalize()} name {key!r} is not a clean relative path (MLflow stores names as paths); "
+            f"use {norm.lstrip('/')!r} or a name without '//', './' or '..'."
+        )
+    return key
+
+
+class Recorder:
+    """This process's journal plus its sender thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Loaded here, not at import: ``import mlops_nb`` stays cheap.
+        from mlops_nb.tracking.journal import Journal
+        from mlops_nb.tracking.sender import Sender
+
+        self.settings = settings
+        self.journal: Journal = Journal(settings.journal_dir, settings.tracking_uri)
+        self.sender: Sender = Sender(
+            self.journal,
+            tracking_uri=settings.tracking_uri,
+            home=settings.home,
+            artifact_root=settings.artifact_root if settings.embedded else None,
+            flush_interval=settings.flush_interval,
+        )
+        self.sender.start()
+
+    def _emit(self, record: dict[str, Any], *, sync: bool = False) -> None:
+        self.journal.append(record, sync=sync)
+        self.sender.submit(record)
+
+    def start_run(
+        self, key: str, *, experiment: str, name: str | None, parent: str | None, tags: dict[str, str]
+    ) -> None:
+        self._emit(
+            {"op": "start", "run": key, "exp": experiment, "name": name, "parent": parent, "tags": tags, "t": now_ms()},
+            sync=True,
+        )
+
+    def end_run(self, key: str, status: str) -> None:
+        self._emit({"op": "end", "run": key, "status": status, "t": now_ms()}, sync=True)
+
+    def log_param(self, run: str, key: str, value: str) -> None:
+        self._emit({"op": "param", "run": run, "k": key, "v": value})
+
+    def log_metric(self, run: str, key: str, value: Any, step: int, timestamp: int | None, rollup: str | None) -> None:
+        check_key("metric", key)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidRecordError(f"Metric {key!r} must be a number, got {type(value).__name__} {value!r}.")
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            raise InvalidRecordError(f"The step of metric {key!r} must be an integer, got {step!r}.")
+        self._emit(
+            {
+                "op": "metric",
+                "run": run,
+                "k": key,
+                "v": float(value),
+                "step": int(step),
+                "t": now_ms() if timestamp is None else int(timestamp),
+                "rollup": rollup,
+            }
+        )
+
+    def set_tag(self, run: str, key: str, value: Any) -> None:
+        check_key("tag", key)
+        value = str(value)
+        if len(value) > MAX_TAG_VALUE:
+            raise InvalidRecordError(f"Tag {key!r} is {len(value)} characters; MLflow keeps at most {MAX_TAG_VALUE}.")
+        self._emit({"op": "tag", "run": run, "k": key, "v": value})
+
+    def log_artifact(self, run: str, path: Path, dest: str | None) -> None:
+        if not path.exists():
+            raise InvalidRecordError(f"Cannot log artifact {path}: no such file or folder.")
+        copy = self.journal.copy_into_spool(path, f"{run}-{now_ms()}-{os.urandom(3).hex()}")
+        if path.is_dir():  # a folder is kept whole, under its own name
+            dest = posixpath.join(dest or "", path.name)
+        self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest})
+
+    def log_text(self, run: str, text: str, artifact_file: str) -> None:
+        check_key("artifact", artifact_file)
+        dest, name = posixpath.split(artifact_file)
+        copy = self.journal.spool_path(f"{run}-{now_ms()}-{os.urandom(3).hex()}", name)
+        copy.write_text(text, encoding="utf-8")
+        self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest or None})
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return self.sender.flush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Send what is pending (up to ``timeout``), stop the sender, delete the journal if all arrived."""
+        timeout = self.settings.flush_timeout if timeout is None else timeout
+        if self.journal.closed:
+            return True
+        sent = self.sender.flush(timeout)
+        self.sender.stop()
+        self.journal.close(remove=sent)
+        if not sent:
+            print(
+                f"mlops-nb: {self.sender.pending} records did not reach MLflow at {self.settings.tracking_uri} "
+                f"within {timeout:g} s (last error: {self.sender.last_error or 'none yet, still trying'}). "
+                f"They are kept in {self.journal.path} and will be sent the next time mlops-nb starts with "
+                "this tracking URI.",
+                file=sys.stderr,
+            )
+        return sent
+
+
+def param_value(key: str, value: Any) -> str:
+    check_key("param", key)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, dict)):
+        text = json.dumps(value, default=str)
+    else:
+        text = str(value)
+    if len(text) > MAX_PARAM_VALUE:
+        raise InvalidRecordError(
+            f"Param {key!r} is {len(text)} characters; MLflow keeps at most {MAX_PARAM_VALUE}. "
+            "Log it as an artifact (mnb.log_text / mnb.log_dict) instead."
+        )
+    return text
+
+
+_lock = threading.Lock()
+_recorder: Recorder | None = None
+
+
+def get_recorder() -> Recorder:
+    """This process's recorder, created on first use from the settings in force then."""
+    global _recorder
+    if _recorder is None:
+        with _lock:
+            if _recorder is None:
+                _recorder = Recorder(load_settings())
+    return _recorder
+
+
+def current_recorder() -> Recorder | None:
+    return _recorder
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and stop this process's recorder; the next record starts a new one with fresh settings."""
+    global _recorder
+    with _lock:
+        recorder, _recorder = _recorder, None
+    return recorder.shutdown(timeout) if recorder is not None else True
+
+
+def _forget_in_child() -> None:
+    # A forked child must not write into its parent's journal nor wait on a thread it does not have.
+    global _recorder, _lock
+    if _recorder is not None:
+        _recorder.journal.abandon()
+        _recorder = None
+    _lock = threading.Lock()
+
+
+atexit.register(shutdown)
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -1,0 +1,288 @@
+"""Run lifecycles: a top-level run (notebook, job, script, sweep) and stage runs nested under it.
+
+A ``Run`` is a context manager like MLflow's ``ActiveRun``: leaving the block normally ends it FINISHED, an
+exception ends it FAILED with the traceback as an artifact (KILLED for ``KeyboardInterrupt``) and still
+propagates. Runs form a stack; records go to the innermost. Logging with no run open starts the process's
+own run (a ``notebook`` run in a kernel, a ``script`` run otherwise), which ends when the process exits
+(FAILED if an uncaught exception ends a script).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mlops_nb.exceptions import InvalidRecordError, StoreError, TrackingError
+from mlops_nb.tracking.recorder import Recorder, get_recorder, param_value
+
+KIND_TAG = "mlops_nb.kind"
+STAGE_TAG = "mlops_nb.stage"
+CACHE_HIT_TAG = "mlops_nb.cache_hit"
+ERROR_TAG = "mlops_nb.error"
+TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script")
+
+
+class Run:
+    """One MLflow run being recorded. Create it with ``start_run()`` or ``stage()``, not directly."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        *,
+        kind: str,
+        name: str | None,
+        experiment: str,
+        parent: Run | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        from mlops_nb.tracking.provenance import process_tags
+
+        self.key = os.urandom(16).hex()
+        self.kind = kind
+        self.name = name
+        self.experiment = experiment
+        self.parent = parent
+        self.root: Run = parent.root if parent is not None else self
+        self.status = "RUNNING"
+        self._recorder = recorder
+        self._params: dict[str, str] = {}
+        all_tags = {**process_tags(), KIND_TAG: kind, **{k: str(v) for k, v in (tags or {}).items()}}
+        recorder.start_run(
+            self.key, experiment=experiment, name=name, parent=parent.key if parent else None, tags=all_tags
+        )
+
+    def __repr__(self) -> str:
+        return f"<Run {self.kind} {self.name!r} {self.status}>"
+
+    @property
+    def run_id(self) -> str:
+        """The MLflow run id; waits (up to ``flush_timeout``) until the sender has created the run."""
+        run_id = self._recorder.sender.run_id(self.key, self._recorder.settings.flush_timeout)
+        if run_id is None:
+            raise StoreError(
+                f"The run is recorded in the journal but MLflow at {self._recorder.settings.tracking_uri} has not "
+                f"answered yet (last error: {self._recorder.sender.last_error}). It will be sent when it answers."
+            )
+        return run_id
+
+    # --- recording ----------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.status != "RUNNING":
+            raise TrackingError(f"{self!r} has ended; start a new run to record more.")
+
+    def log_param(self, key: str, value: Any) -> None:
+        self._check_open()
+        text = param_value(key, value)
+        old = self._params.get(key)
+        if old is not None and old != text:
+            raise InvalidRecordError(
+                f"Param {key!r} was already logged as {old!r} in this run; MLflow params cannot change. "
+                "Log the new value under another name, or as a metric."
+            )
+        if old is None:
+            self._params[key] = text
+            self._recorder.log_param(self.key, key, text)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        for key, value in params.items():
+            self.log_param(key, value)
+
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+        self._check_open()
+        rollup = self.root.key if self.root is not self and self.root.status == "RUNNING" else None
+        self._recorder.log_metric(self.key, key, value, 0 if step is None else step, timestamp, rollup)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+        for key, value in metrics.items():
+            self.log_metric(key, value, step, timestamp)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._check_open()
+        self._recorder.set_tag(self.key, key, value)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.set_tag(key, value)
+
+    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self._check_open()
+        self._recorder.log_artifact(self.key, Path(local_path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._check_open()
+        self._recorder.log_text(self.key, text, artifact_file)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def end(self, status: str = "FINISHED", error: BaseException | None = None) -> None:
+        """End this run (and any run still open inside it). Ending twice does nothing."""
+        if self.status != "RUNNING":
+            return
+        with _stack_lock:
+            inner = _stack[_stack.index(self) + 1 :] if self in _stack else []
+        for run in reversed(inner):
+            run.end(status, error)
+        if error is not None:
+            import traceback
+
+            self._recorder.set_tag(self.key, ERROR_TAG, f"{type(error).__name__}: {error}"[:1000])
+            self._recorder.log_text(self.key, "".join(traceback.format_exception(error)), "traceback.txt")
+        self.status = status
+        self._recorder.end_run(self.key, status)
+        with _stack_lock:
+            if self in _stack:
+                _stack.remove(self)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.end("FINISHED")
+        else:
+            self.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", exc)
+
+
+_stack_lock = threading.RLock()
+_stack: list[Run] = []
+
+
+def active_run() -> Run | None:
+    """The innermost open run, or None."""
+    with _stack_lock:
+        return _stack[-1] if _stack else None
+
+
+def default_experiment() -> str:
+    """``MLOPS_NB_EXPERIMENT`` / ``MLFLOW_EXPERIMENT_NAME`` / config, else the notebook's stem, else Default."""
+    from mlops_nb.tracking.provenance import notebook_path
+
+    settings = get_recorder().settings
+    if settings.experiment:
+        return settings.experiment
+    notebook = notebook_path()
+    return Path(notebook).stem if notebook else "Default"
+
+
+def start_run(
+    name: str | None = None,
+    *,
+    experiment: str | None = None,
+    kind: str | None = None,
+    tags: dict[str, Any] | None = None,
+) -> Run:
+    """Start a top-level run and make it the active one; use it as a context manager.
+
+    Args:
+        name: run name shown in MLflow (default: the notebook's or script's file name).
+        experiment: experiment name (default: see ``default_experiment``); created when missing.
+        kind: ``notebook``, ``job``, ``sweep`` or ``script`` (default: notebook in a kernel, else script).
+        tags: extra tags.
+
+    Raises:
+        TrackingError: a run is already active (end it first, or use ``stage()`` for a nested run).
+    """
+    kind = kind or ("notebook" if "ipykernel" in sys.modules else "script")
+    if kind not in TOP_LEVEL_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(TOP_LEVEL_KINDS)}, got {kind!r}")
+    with _stack_lock:
+        if _stack:
+            raise TrackingError(
+                f"{_stack[-1]!r} is already active. End it first (mnb.end_run()), or use mnb.stage() "
+                "for a run nested inside it."
+            )
+        run = Run(
+            get_recorder(),
+            kind=kind,
+            name=name or _default_name(),
+            experiment=experiment or default_experiment(),
+            tags=tags,
+        )
+        _stack.append(run)
+    _install_hooks()
+    return run
+
+
+def current_run() -> Run:
+    """The innermost open run; starts the process's own top-level run when none is open."""
+    with _stack_lock:
+        return _stack[-1] if _stack else start_run()
+
+
+def stage(name: str, *, tags: dict[str, Any] | None = None) -> Run:
+    """A stage run nested under the active run (starting the process's own run if none is open).
+
+    Use it as a context manager: ``with mnb.stage("train"): mnb.log_metric("loss", 0.1)``.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"A stage needs a non-empty name, got {name!r}")
+    with _stack_lock:
+        parent = current_run()
+        run = Run(
+            get_recorder(),
+            kind="stage",
+            name=name,
+            experiment=parent.experiment,
+            parent=parent,
+            tags={STAGE_TAG: name, CACHE_HIT_TAG: "false", **(tags or {})},
+        )
+        _stack.append(run)
+    return run
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the innermost open run (like ``mlflow.end_run``). Does nothing when no run is open."""
+    run = active_run()
+    if run is not None:
+        run.end(status)
+
+
+def _default_name() -> str | None:
+    from mlops_nb.tracking.provenance import notebook_path
+
+    notebook = notebook_path()
+    if notebook:
+        return Path(notebook).stem
+    return Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c") else None
+
+
+def end_all_runs(status: str = "FINISHED", error: BaseException | None = None) -> None:
+    """End every open run, innermost first."""
+    with _stack_lock:
+        bottom = _stack[0] if _stack else None
+    if bottom is not None:
+        bottom.end(status, error)
+
+
+_hooks_installed = False
+
+
+def _install_hooks() -> None:
+    """At exit, end open runs FINISHED; an uncaught exception in a script ends them FAILED first."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous = sys.excepthook
+
+    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        end_all_runs("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", exc)
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(end_all_runs, "FINISHED")
+
+
+def _forget_in_child() -> None:
+    global _stack_lock
+    _stack.clear()
+    _stack_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -1,0 +1,372 @@
+"""The background sender: turns journaled records into batched MLflow calls.
+
+Records arrive in sequence order. The sender gathers them for up to ``flush_interval`` seconds (or until a
+flush is asked for), plans the batch into steps (create run, ``log_batch`` per run within MLflow's limits,
+upload artifact, end run), executes the steps in order, retrying transient failures with backoff from the
+step that failed, and then acknowledges the batch in the journal. Replay of a dead process's journal goes
+through the same planner and executor. Only this module and ``store``/``provenance`` import MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.exceptions import StoreError
+from mlops_nb.tracking import journal as journal_mod
+from mlops_nb.tracking.provenance import Provenance
+from mlops_nb.tracking.store import Store, is_transient
+
+log = logging.getLogger("mlops_nb")
+
+MAX_METRICS = 1000  # MLflow's log_batch limits
+MAX_PARAMS_TAGS = 100
+RUN_KEY_TAG = "mlops_nb.run_key"
+_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+@dataclass
+class Step:
+    """One MLflow call (or a small group of them) for one run."""
+
+    kind: str  # create | batch | artifact | end
+    run: str
+    record: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def plan(records: Iterable[dict[str, Any]]) -> list[Step]:
+    """Order a batch of records into steps, coalescing a run's params, metrics and tags into log_batch."""
+    steps: list[Step] = []
+    buffers: dict[str, Step] = {}
+
+    def buffer(run: str) -> Step:
+        if run not in buffers:
+            buffers[run] = Step("batch", run)
+        return buffers[run]
+
+    def drain(run: str) -> None:
+        if run in buffers:
+            steps.extend(_split(buffers.pop(run)))
+
+    for rec in records:
+        op, run = rec["op"], rec["run"]
+        if op == "start":
+            steps.append(Step("create", run, rec))
+        elif op == "param":
+            buffer(run).params[rec["k"]] = rec["v"]
+        elif op == "tag":
+            buffer(run).tags[rec["k"]] = rec["v"]
+        elif op == "metric":
+            metric = {"k": rec["k"], "v": rec["v"], "t": rec["t"], "step": rec["step"]}
+            buffer(run).metrics.append(metric)
+            if rec.get("rollup"):
+                buffer(rec["rollup"]).metrics.append(metric)
+        elif op == "artifact":
+            steps.append(Step("artifact", run, rec))
+        elif op == "end":
+            drain(run)
+            steps.append(Step("end", run, rec))
+    for run in list(buffers):
+        drain(run)
+    return steps
+
+
+def _split(step: Step) -> list[Step]:
+    """Cut a run's buffered entities into log_batch calls within MLflow's limits."""
+    out = []
+    params, tags, metrics = list(step.params.items()), list(step.tags.items()), step.metrics
+    while params or tags or metrics:
+        out.append(
+            Step(
+                "batch",
+                step.run,
+                params=dict(params[:MAX_PARAMS_TAGS]),
+                tags=dict(tags[:MAX_PARAMS_TAGS]),
+                metrics=metrics[: MAX_METRICS - min(len(params), MAX_PARAMS_TAGS) - min(len(tags), MAX_PARAMS_TAGS)],
+            )
+        )
+        n_metrics = len(out[-1].metrics)
+        params, tags, metrics = params[MAX_PARAMS_TAGS:], tags[MAX_PARAMS_TAGS:], metrics[n_metrics:]
+    return out
+
+
+class Executor:
+    """Runs planned steps against one MLflow store, remembering local run keys -> MLflow run ids."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_ids: dict[str, str],
+        provenance: Provenance,
+        on_created: Callable[[str, str], None],
+    ) -> None:
+        self.store = store
+        self.run_ids = run_ids
+        self._provenance = provenance
+        self._on_created = on_created
+        self.rejected: dict[str, str] = {}  # run key -> why its run could not be created
+
+    def execute(self, step: Step) -> None:
+        """Do one step. Transient errors propagate (the caller retries); permanent ones are logged."""
+        from mlflow.exceptions import MlflowException
+
+        if step.run in self.rejected:
+            return
+        if step.kind != "create" and step.run not in self.run_ids:
+            log.warning("mlops-nb: dropped a %s record of a run that was never started (%s)", step.kind, step.run)
+            return
+        try:
+            getattr(self, f"_{step.kind}")(step)
+        except (MlflowException, StoreError) as e:
+            if is_transient(e):
+                raise
+            if step.kind == "create":
+                self.rejected[step.run] = str(e)
+            log.warning("mlops-nb: MLflow refused a record (%s %s): %s", step.kind, step.run, e)
+
+    def _create(self, step: Step) -> None:
+        rec = step.record
+        if step.run in self.run_ids:
+            return
+        exp_id = self.store.experiment_id(rec["exp"])
+        client = self.store.client
+        # A replay of a run whose "created" line was lost: find it rather than create it twice.
+        found = (
+            client.search_runs([exp_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{step.run}'", max_results=1)
+            if rec.get("replay")
+            else []
+        )
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            tags = {**self._provenance.tags(rec), **rec.get("tags", {}), RUN_KEY_TAG: step.run}
+            if rec.get("parent"):
+                if rec["parent"] not in self.run_ids:
+                    raise StoreError(f"its parent run {rec['parent']} was never created")
+                tags["mlflow.parentRunId"] = self.run_ids[rec["parent"]]
+            run_id = client.create_run(exp_id, start_time=rec["t"], tags=tags, run_name=rec.get("name")).info.run_id
+        self.run_ids[step.run] = run_id
+        self._on_created(step.run, run_id)
+        for path, dest in self._provenance.files(rec):
+            client.log_artifact(run_id, str(path), dest)
+
+    def _batch(self, step: Step) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        self.store.client.log_batch(
+            self.run_ids[step.run],
+            metrics=[Metric(m["k"], m["v"], m["t"], m["step"]) for m in step.metrics],
+            params=[Param(k, v) for k, v in step.params.items()],
+            tags=[RunTag(k, v) for k, v in step.tags.items()],
+            synchronous=True,
+        )
+
+    def _artifact(self, step: Step) -> None:
+        rec = step.record
+        path = Path(rec["path"])
+        if not path.exists():
+            log.warning("mlops-nb: the copy of artifact %s is gone from the journal; skipped", path.name)
+            return
+        if path.is_dir():
+            self.store.client.log_artifacts(self.run_ids[step.run], str(path), rec.get("dest"))
+        else:
+            self.store.client.log_artifact(self.run_ids[step.run], str(path), rec.get("dest"))
+
+    def _end(self, step: Step) -> None:
+        self.store.client.set_terminated(self.run_ids[step.run], step.record["status"], step.record["t"])
+
+    def run_all(
+        self, steps: list[Step], give_up: Callable[[], bool], on_error: Callable[[BaseException], None]
+    ) -> bool:
+        """Execute steps in order, retrying transient failures with backoff. False if ``give_up()`` said so."""
+        i = attempt = 0
+        while i < len(steps):
+            try:
+                self.execute(steps[i])
+            except Exception as e:  # noqa: BLE001 - anything unexpected is retried, never lost
+                if attempt == 0 and not is_transient(e):
+                    log.warning("mlops-nb: unexpected error while sending to MLflow (retrying): %r", e)
+                on_error(e)
+                if give_up():
+                    return False
+                time.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
+                attempt += 1
+                continue
+            i += 1
+            attempt = 0
+        return True
+
+
+class Sender(threading.Thread):
+    """The daemon thread of one process: connects lazily, replays dead journals, then sends batches."""
+
+    def __init__(
+        self,
+        journal: journal_mod.Journal,
+        *,
+        tracking_uri: str,
+        home: Path,
+        artifact_root: Path | None,
+        flush_interval: float,
+    ) -> None:
+        super().__init__(name="mlops-nb-sender", daemon=True)
+        self.journal = journal
+        self.tracking_uri = tracking_uri
+        self._home = home
+        self._artifact_root = artifact_root
+        self._interval = flush_interval
+        self._provenance = Provenance(journal.spool / "environment")
+        self._cond = threading.Condition()
+        self._queue: list[dict[str, Any]] = []
+        self._submitted = 0  # highest seq handed to us
+        self._done = 0  # highest seq acknowledged (sent, or refused by MLflow)
+        self._hurry = 0  # flushes waiting
+        self._replayed = False  # dead processes' journals have been dealt with
+        self._stopping = False
+        self.run_ids: dict[str, str] = {}
+        self.last_error: str | None = None
+        self.executor: Executor | None = None
+
+    # --- caller side -------------------------------------------------------------------------------
+    def submit(self, record: dict[str, Any]) -> None:
+        with self._cond:
+            self._queue.append(record)
+            self._submitted = record["seq"]
+            self._cond.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """Records handed over but not yet acknowledged."""
+        with self._cond:
+            return self._submitted - self._done
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record submitted so far is in MLflow. False when ``timeout`` ran out first."""
+        with self._cond:
+            target = self._submitted
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._replayed and self._done >= target, timeout)
+            finally:
+                self._hurry -= 1
+
+    def run_id(self, key: str, timeout: float | None) -> str | None:
+        """The MLflow run id of local run ``key``, waiting for its creation."""
+        self.flush(timeout)
+        if self.executor and key in self.executor.rejected:
+            raise StoreError(f"MLflow refused to create the run: {self.executor.rejected[key]}")
+        return self.run_ids.get(key)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    # --- sender thread ------------------------------------------------------------------------------
+    def run(self) -> None:
+        store = self._connect()
+        if store is None:
+            return
+        self.executor = Executor(store, self.run_ids, self._provenance, self._note_created)
+        self._replay_orphans(store)
+        with self._cond:
+            self._replayed = True
+            self._cond.notify_all()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._stopping)
+                if not self._queue:
+                    return
+                deadline = time.monotonic() + self._interval
+                while not self._hurry and not self._stopping and time.monotonic() < deadline:
+                    self._cond.wait(max(0.0, deadline - time.monotonic()))
+                batch, self._queue = self._queue, []
+            if not self.executor.run_all(plan(batch), self._should_stop, self._remember):
+                return
+            self.journal.note({"op": "ack", "upto": batch[-1]["seq"]})
+            with self._cond:
+                self._done = batch[-1]["seq"]
+                self.last_error = None
+                self._cond.notify_all()
+
+    def _should_stop(self) -> bool:
+        return self._stopping
+
+    def _remember(self, error: BaseException) -> None:
+        self.last_error = f"{type(error).__name__}: {error}"
+
+    def _note_created(self, key: str, run_id: str) -> None:
+        self.journal.note({"op": "created", "run": key, "run_id": run_id})
+
+    def _connect(self) -> Store | None:
+        attempt = 0
+        while not self._stopping:
+            try:
+                return Store(self.tracking_uri, self._home, self._artifact_root)
+            except Exception as e:  # noqa: BLE001 - an unreachable store is retried until exit
+                self._remember(e)
+                if attempt == 0:
+                    log.warning(
+                        "mlops-nb: cannot reach MLflow at %s yet (%s); records wait in %s",
+                        self.tracking_uri,
+                        e,
+                        self.journal.path,
+                    )
+                time.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
+                attempt += 1
+        return None
+
+    def _replay_orphans(self, store: Store) -> None:
+        for orphan in journal_mod.orphans(self.journal.path.parent, exclude=self.journal.path):
+            try:
+                done = replay(orphan, store, self._provenance, self._should_stop, self._remember)
+            except Exception as e:  # noqa: BLE001 - a damaged journal must not stop this process's records
+                log.warning("mlops-nb: could not replay %s: %r; it is kept", orphan.path, e)
+                done = False
+            orphan.finish(remove=done)
+
+
+def replay(
+    orphan: journal_mod.Orphan,
+    store: Store,
+    provenance: Provenance,
+    give_up: Callable[[], bool],
+    on_error: Callable[[BaseException], None],
+) -> bool:
+    """Send what a dead process journaled, end its unfinished runs KILLED. True when the journal is done."""
+    state = journal_mod.read(orphan.path)
+    if state.tracking_uri != store.tracking_uri:
+        return False  # it belongs to another store; replayed when a process uses that one
+    records = [{**r, "replay": True} if r["op"] == "start" else r for r in state.pending]
+    now = int(time.time() * 1000)
+    reason = (
+        f"process {state.pid} on {state.host} ended without ending this run "
+        f"(killed or crashed); recorded from its journal {orphan.path.name}"
+    )
+    for key in state.open_runs:
+        records.append({"op": "tag", "run": key, "k": "mlops_nb.end_reason", "v": reason})
+        records.append({"op": "end", "run": key, "status": "KILLED", "t": now})
+    executor = Executor(
+        store,
+        dict(state.run_ids),
+        provenance,
+        lambda key, run_id: orphan.note({"op": "created", "run": key, "run_id": run_id}),
+    )
+    if not executor.run_all(plan(records), give_up, on_error):
+        return False
+    log.info(
+        "mlops-nb: replayed %d records and ended %d runs from %s",
+        len(state.pending),
+        len(state.open_runs),
+        orphan.path.name,
+    )
+    return True

@@ -1,0 +1,132 @@
+"""The connection to MLflow: store initialisation and experiments that are safe under many processes.
+
+MLflow alone loses runs when processes share a fresh store: they race on the SQLite schema migration, and
+``set_experiment`` races file runs under experiment 0. Here an inter-process lock serialises schema creation
+and get-or-create of experiments for stores on this machine (SQLite, or a database URI), SQLite runs in WAL
+mode, and ``RESOURCE_ALREADY_EXISTS`` from a concurrent creator (e.g. through an ``mlflow server``) is
+answered by reading the winner's experiment. Called only from the sender thread: MLflow loads lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from mlops_nb.exceptions import StoreError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+# MLflow error codes that mean "try again later", plus the messages of lost connections and busy SQLite.
+_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "INTERNAL_ERROR", "ABORTED"}
+_TRANSIENT_TEXT = ("database is locked", "failed with exception", "readonly database", "unable to open database")
+_LOCK_TIMEOUT = 300.0
+_DATABASE_SCHEMES = {"sqlite", "postgresql", "mysql", "mssql"}
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for other stores."""
+    if not uri.startswith("sqlite:"):
+        return None
+    path = unquote(urlparse(uri).path)
+    return Path(path) if path and path != "/:memory:" else None
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when retrying later may succeed (connection lost, server busy, database locked)."""
+    if isinstance(error, OSError):
+        return True
+    code = getattr(error, "error_code", None)
+    text = str(error)
+    return code in _TRANSIENT_CODES or any(t in text for t in _TRANSIENT_TEXT)
+
+
+class Store:
+    """An MLflow client for one tracking URI, plus concurrency-safe initialisation and experiments."""
+
+    def __init__(self, tracking_uri: str, home: Path, artifact_root: Path | None) -> None:
+        """Connect, creating the schema when the store is new.
+
+        Args:
+            tracking_uri: the MLflow tracking URI.
+            home: the mlops-nb home (its ``locks/`` folder guards stores without a local file).
+            artifact_root: artifact root for a store we create (the embedded store); None keeps MLflow's.
+        """
+        self.tracking_uri = tracking_uri
+        self._experiments: dict[str, str] = {}
+        self._db = sqlite_path(tracking_uri)
+        self._local = urlparse(tracking_uri).scheme.split("+")[0] in _DATABASE_SCHEMES
+        if self._db is not None:
+            self._lock_path = self._db.with_name(self._db.name + ".lock")
+        else:
+            digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
+            self._lock_path = home / "locks" / f"{digest}.lock"
+        self._sql_store: Any = None
+        if self._local:
+            with self.lock():
+                from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+                from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+                if self._db is not None:
+                    self._db.parent.mkdir(parents=True, exist_ok=True)
+                # Creates the schema, or verifies it. Experiments created through this store (Default
+                # included) keep their artifacts under ``artifact_root``.
+                root = str(artifact_root) if artifact_root else DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+                self._sql_store = SqlAlchemyStore(tracking_uri, root)
+                if self._db is not None:
+                    with contextlib.closing(sqlite3.connect(self._db, timeout=60)) as db:
+                        db.execute("PRAGMA journal_mode=WAL")
+        from mlflow import MlflowClient
+
+        self.client: MlflowClient = MlflowClient(tracking_uri)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the inter-process lock of this store (a no-op for ``mlflow server`` URIs)."""
+        if not self._local:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(self._lock_path, timeout=_LOCK_TIMEOUT):
+                yield
+        except Timeout as e:
+            raise StoreError(
+                f"Waited {_LOCK_TIMEOUT:.0f} s for the lock {self._lock_path} of the MLflow store. A process "
+                "holding it may hang; stop it, or delete the lock file if no mlops-nb process is running."
+            ) from e
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment ``name``, created if missing; safe when many processes do it at once."""
+        if name in self._experiments:
+            return self._experiments[name]
+        from mlflow.exceptions import MlflowException
+
+        with self.lock():
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                try:
+                    creator = self._sql_store or self.client
+                    exp_id = creator.create_experiment(name)
+                except MlflowException as e:
+                    if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    exp = self.client.get_experiment_by_name(name)
+                else:
+                    exp = self.client.get_experiment(exp_id)
+        if exp is None:
+            raise StoreError(f"Experiment {name!r} vanished while it was being created in {self.tracking_uri}.")
+        if exp.lifecycle_stage == "deleted":
+            raise StoreError(
+                f"Experiment {name!r} (id {exp.experiment_id}) is deleted in {self.tracking_uri}. Restore it "
+                f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or use another name."
+            )
+        self._experiments[name] = exp.experiment_id
+        return exp.experiment_id

@@ -1,0 +1,128 @@
+"""Every test gets its own project folder (cwd) with a fresh embedded MLflow store under .mlops_nb/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SETTING_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLOPS_NB_EXPERIMENT",
+    "MLOPS_NB_HOME",
+    "MLOPS_NB_CACHE_DIR",
+    "MLOPS_NB_FLUSH_INTERVAL",
+    "MLOPS_NB_FLUSH_TIMEOUT",
+    "MLOPS_NB_NOTEBOOK",
+)
+
+
+@pytest.fixture(autouse=True)
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean project folder as cwd, no mlops-nb/MLflow settings inherited; the recorder reset after."""
+    for var in SETTING_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    from mlops_nb.tracking import recorder, runs
+
+    runs.end_all_runs()
+    recorder.shutdown(timeout=60)
+
+
+def embedded_client(project: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{project / '.mlops_nb' / 'mlflow.db'}")
+
+
+def python(
+    code: str, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python snippet in a fresh interpreter (a real process, as users run scripts)."""
+    full_env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real ``mlflow server`` process on 127.0.0.1."""
+
+    def __init__(self, folder: Path, backend_uri: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        self.log = (folder / "server.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                backend_uri,
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--workers",
+                "2",
+            ],
+            cwd=folder,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {(folder / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("mlflow server did not come up within 180 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    server = MlflowServer(tmp_path / "server", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}")
+    yield server
+    server.stop()
