@@ -17,6 +17,7 @@ from mlops_nb.tracking.fluent import (
     log_text,
     set_tag,
     set_tags,
+    tracking_uri,
 )
 from mlops_nb.tracking.runs import Run, active_run, end_run, stage, start_run
 
@@ -42,4 +43,5 @@ __all__ = [
     "set_tags",
     "stage",
     "start_run",
+    "tracking_uri",
 ]

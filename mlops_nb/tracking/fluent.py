@@ -72,3 +72,12 @@ def flush(timeout: float | None = None) -> bool:
         stay in the journal and keep being sent).
     """
     return get_recorder().flush(timeout)
+
+
+def tracking_uri() -> str:
+    """Where records go: ``MLFLOW_TRACKING_URI`` / config, else the embedded SQLite store's URI."""
+    from mlops_nb.config import load_settings
+    from mlops_nb.tracking.recorder import current_recorder
+
+    recorder = current_recorder()
+    return recorder.settings.tracking_uri if recorder is not None else load_settings().tracking_uri

@@ -58,6 +58,10 @@ class Recorder:
         from mlops_nb.tracking.journal import Journal
         from mlops_nb.tracking.sender import Sender
 
+        # MLflow's import registers a thread-pool exit hook, which Python refuses once shutdown has begun; a
+        # script that exits before the sender finished importing MLflow must still be able to flush.
+        import concurrent.futures.thread  # noqa: F401
+
         self.settings = settings
         self.journal: Journal = Journal(settings.journal_dir, settings.tracking_uri)
         self.sender: Sender = Sender(

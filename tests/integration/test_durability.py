@@ -1,0 +1,203 @@
+"""Crashes, dead servers and read-only stores lose nothing that was journaled."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SETTING_VARS, MlflowServer, embedded_client, free_port, python
+
+VICTIM = """
+import sys, time
+import mlops_nb as mnb
+
+run = mnb.start_run("victim", experiment="crash")
+mnb.log_param("alpha", 0.5)
+for i in range(50):
+    mnb.log_metric("x", i, step=i)
+if sys.argv[1] == "sent-half":
+    assert mnb.flush(120)  # the run and the first half are in MLflow, RUNNING
+with mnb.stage("inner"):
+    for i in range(50, 100):
+        mnb.log_metric("x", i, step=i)
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["nothing-sent", "sent-half"])
+def test_a_killed_process_loses_nothing_and_its_runs_end_killed(project: Path, when: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    env["MLOPS_NB_FLUSH_INTERVAL"] = "600"  # nothing goes out on its own: the kill finds records unsent
+    victim = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(VICTIM), when],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert victim.stdout.readline().strip() == "ready", victim.stderr.read()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(30)
+    journals = list((project / ".mlops_nb" / "journal").glob("*.jsonl"))
+    assert len(journals) == 1
+
+    client = embedded_client(project) if when == "sent-half" else None
+    if client is not None:
+        (before,) = client.search_runs([client.get_experiment_by_name("crash").experiment_id],
+                                       filter_string="tags.`mlops_nb.kind` = 'script'")
+        assert before.info.status == "RUNNING"
+        assert len(client.get_metric_history(before.info.run_id, "x")) == 50
+
+    # The next process that starts recording replays the journal.
+    out = python("import mlops_nb as mnb; assert mnb.flush(120)", cwd=project)
+    assert out.returncode == 0, out.stderr
+
+    client = embedded_client(project)
+    runs = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
+    by_kind = {r.data.tags["mlops_nb.kind"]: r for r in runs}
+    assert sorted(by_kind) == ["script", "stage"]
+    top, stage = by_kind["script"], by_kind["stage"]
+    for run in (top, stage):
+        assert run.info.status == "KILLED"
+        assert "ended without ending this run" in run.data.tags["mlops_nb.end_reason"]
+    assert top.data.params == {"alpha": "0.5"}
+    assert stage.data.tags["mlflow.parentRunId"] == top.info.run_id
+    assert [m.value for m in client.get_metric_history(top.info.run_id, "x")] == [float(i) for i in range(100)]
+    assert [m.value for m in client.get_metric_history(stage.info.run_id, "x")] == [float(i) for i in range(50, 100)]
+    assert not journals[0].exists()
+
+
+@pytest.mark.slow
+def test_unreachable_server_keeps_records_until_it_answers(project: Path) -> None:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = {"MLFLOW_TRACKING_URI": uri, "MLOPS_NB_FLUSH_TIMEOUT": "3", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    out = python(
+        """
+        import mlops_nb as mnb
+        with mnb.start_run("offline", experiment="offline"):
+            mnb.log_param("p", 1)
+            for i in range(10):
+                mnb.log_metric("m", i, step=i)
+        print("script finished")
+        """,
+        cwd=project, env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "script finished" in out.stdout
+    assert "did not reach MLflow at " + uri in out.stderr
+    assert "will be sent the next time" in out.stderr
+    (kept,) = (project / ".mlops_nb" / "journal").glob("*.jsonl")
+
+    server = MlflowServer(project / "server", f"sqlite:///{project / 'server' / 'mlflow.db'}", port=port)
+    try:
+        out = python("import mlops_nb as mnb; assert mnb.flush(120)", cwd=project, env={"MLFLOW_TRACKING_URI": uri})
+        assert out.returncode == 0, out.stderr
+        from mlflow import MlflowClient
+
+        client = MlflowClient(uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("offline").experiment_id])
+        assert run.info.status == "FINISHED"
+        assert run.data.params == {"p": "1"}
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "m")] == [float(i) for i in range(10)]
+        assert not kept.exists()
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """Make a folder unwritable, for root too (chattr +i); skip where that is impossible."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder read-only for root here (chattr +i failed)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.slow
+def test_read_only_store_folder_keeps_the_records_and_the_old_runs(project: Path) -> None:
+    store = project / "store"
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    out = python("import mlops_nb as mnb\nwith mnb.start_run('old', experiment='e'): mnb.log_metric('m', 1)",
+                 cwd=project, env={"MLFLOW_TRACKING_URI": uri})
+    assert out.returncode == 0, out.stderr
+    with read_only(store):
+        out = python(
+            "import mlops_nb as mnb\nwith mnb.start_run('new', experiment='e'): mnb.log_metric('m', 2)",
+            cwd=project, env={"MLFLOW_TRACKING_URI": uri, "MLOPS_NB_FLUSH_TIMEOUT": "3"},
+        )
+        assert out.returncode == 0, out.stderr
+        assert "did not reach MLflow" in out.stderr and "kept in" in out.stderr
+    out = python("import mlops_nb as mnb; assert mnb.flush(120)", cwd=project, env={"MLFLOW_TRACKING_URI": uri})
+    assert out.returncode == 0, out.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    assert sorted((r.info.run_name, r.data.metrics["m"]) for r in runs) == [("new", 2.0), ("old", 1.0)]
+
+
+def test_read_only_home_is_a_clear_error_that_records_nothing(project: Path) -> None:
+    home = project / ".mlops_nb"
+    home.mkdir()
+    with read_only(home):
+        out = python("import mlops_nb as mnb; mnb.log_metric('m', 1)", cwd=project)
+    assert out.returncode == 1
+    assert "JournalError" in out.stderr and "cannot write its journal" in out.stderr
+    assert "MLOPS_NB_HOME" in out.stderr
+    assert not (home / "mlflow.db").exists()
+
+
+def test_bad_setting_is_reported_at_first_use(project: Path) -> None:
+    out = python("import mlops_nb as mnb; mnb.log_metric('m', 1)", cwd=project,
+                 env={"MLOPS_NB_FLUSH_INTERVAL": "fast"})
+    assert out.returncode == 1
+    assert "ConfigError" in out.stderr and "MLOPS_NB_FLUSH_INTERVAL" in out.stderr
+
+
+def test_a_script_that_raises_ends_its_run_failed(project: Path) -> None:
+    out = python(
+        """
+        import mlops_nb as mnb
+        mnb.log_metric("progress", 0.5)
+        raise RuntimeError("data missing")
+        """,
+        cwd=project,
+    )
+    assert out.returncode == 1 and "RuntimeError: data missing" in out.stderr
+    client = embedded_client(project)
+    (run,) = client.search_runs(["0"])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["mlops_nb.error"] == "RuntimeError: data missing"
+    assert run.data.metrics == {"progress": 0.5}
+    assert list((project / ".mlops_nb" / "journal").glob("*.jsonl")) == []
+
+
+def test_plain_mlflow_runs_get_mlops_nb_provenance(project: Path) -> None:
+    (project / "nb.ipynb").write_text("{}")
+    out = python(
+        """
+        import mlflow
+        mlflow.set_tracking_uri("sqlite:///plain.db")
+        with mlflow.start_run() as run:
+            pass
+        tags = mlflow.get_run(run.info.run_id).data.tags
+        print(tags["mlops_nb.notebook"], tags["mlops_nb.host"] != "", len(tags["mlops_nb.env_hash"]))
+        """,
+        cwd=project, env={"MLOPS_NB_NOTEBOOK": "nb.ipynb"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["nb.ipynb", "True", "16"]
