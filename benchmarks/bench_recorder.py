@@ -82,11 +82,15 @@ def main() -> None:
     print(f"one run = start + {PARAMS} params + {METRICS} metrics + end, {args.runs} runs each, medians")
     print(f"  MLflow direct (anchor)          {ms(anchor):8.2f} ms")
     print(f"  mlops-nb, sender settled        {ms(settled):8.2f} ms   {ms(anchor) / ms(settled):6.1f}x less blocked")
-    print(f"  mlops-nb, back to back          {ms(back_to_back):8.2f} ms   "
-          f"{ms(anchor) / ms(back_to_back):6.1f}x less blocked  (then {drain:.2f} s to drain the sender)")
+    print(
+        f"  mlops-nb, back to back          {ms(back_to_back):8.2f} ms   "
+        f"{ms(anchor) / ms(back_to_back):6.1f}x less blocked  (then {drain:.2f} s to drain the sender)"
+    )
     mnb_import, mlflow_import = import_time("mlops_nb", 15), import_time("mlflow", 5)
-    print(f"import mlops_nb {mnb_import * 1e3:.1f} ms   import mlflow {mlflow_import * 1e3:.0f} ms   "
-          f"({mlflow_import / mnb_import:.0f}x)")
+    print(
+        f"import mlops_nb {mnb_import * 1e3:.1f} ms   import mlflow {mlflow_import * 1e3:.0f} ms   "
+        f"({mlflow_import / mnb_import:.0f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clean project folder as cwd, no mlops-nb/MLflow settings inherited; the recorder reset after."""
     for var in SETTING_VARS:
         monkeypatch.delenv(var, raising=False)
+    # Kernels ("python3") and MLflow's CLI are found on PATH: make it this environment's, as an activated venv.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     from mlops_nb.tracking import recorder, runs

@@ -144,6 +144,15 @@ class Replay:
         return self.path.with_suffix(".files")
 
 
+def header(path: Path) -> dict[str, Any]:
+    """The first line of a journal (which tracking URI it is for), without reading the rest."""
+    with path.open("rb") as f:
+        try:
+            return json.loads(f.readline())
+        except ValueError:
+            return {}
+
+
 def read(path: Path) -> Replay:
     """Parse a journal: records not yet acknowledged, known run ids, runs that never ended."""
     header: dict[str, Any] = {}
@@ -199,23 +208,28 @@ class Orphan:
         os.close(self._fd)
 
 
+def take(path: Path) -> Orphan | None:
+    """Lock the journal at ``path`` if its process is dead (None if it lives, or the journal is gone)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Another replayer may have finished and unlinked it between our open and our lock.
+        if os.fstat(fd).st_ino != path.stat().st_ino:
+            raise FileNotFoundError(path)
+    except OSError:
+        os.close(fd)
+        return None
+    return Orphan(path, fd)
+
+
 def orphans(folder: Path, exclude: Path | None = None) -> Iterator[Orphan]:
     """Yield journals of dead processes, each locked so no other process replays it at the same time."""
     if not folder.is_dir():
         return
     for path in sorted(folder.glob(f"*{SUFFIX}")):
-        if path == exclude:
-            continue
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # Another replayer may have finished and unlinked it between our open and our lock.
-            if os.fstat(fd).st_ino != path.stat().st_ino:
-                raise FileNotFoundError(path)
-        except OSError:
-            os.close(fd)
-            continue
-        yield Orphan(path, fd)
+        orphan = take(path) if path != exclude else None
+        if orphan is not None:
+            yield orphan

@@ -23,12 +23,22 @@ from typing import Any
 NOTEBOOK_ENV = "MLOPS_NB_NOTEBOOK"  # set by mlops-nb's papermill engine for the kernel it starts
 
 
+def _shell() -> Any:
+    """The running IPython shell, if any (IPython is not imported for this)."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (not merely in a process that imported ipykernel)."""
+    return getattr(_shell(), "kernel", None) is not None
+
+
 def notebook_path() -> str | None:
     """The notebook this kernel runs, when the kernel can know it (papermill/our engine, JupyterLab, VS Code)."""
     if os.environ.get(NOTEBOOK_ENV):
         return os.environ[NOTEBOOK_ENV]
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
+    shell = _shell()
     if shell is not None:
         for name in ("__vsc_ipynb_file__", "__session__"):
             value = shell.user_ns.get(name)
@@ -36,10 +46,6 @@ def notebook_path() -> str | None:
                 return value
     session = os.environ.get("JPY_SESSION_NAME", "")
     return session if session.endswith(".ipynb") else None
-
-
-def in_kernel() -> bool:
-    return "ipykernel" in sys.modules
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlops_nb.tracking.journal import Journal
     from mlops_nb.tracking.sender import Sender
 
+HANDOFF_AFTER = 1.0  # seconds of exit flush before a helper process is started to finish (see handoff.py)
 MAX_KEY = 250  # MLflow's limits, checked here so a bad record fails in the caller, not in the background
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
@@ -55,12 +56,12 @@ class Recorder:
 
     def __init__(self, settings: Settings) -> None:
         # Loaded here, not at import: ``import mlops_nb`` stays cheap.
-        from mlops_nb.tracking.journal import Journal
-        from mlops_nb.tracking.sender import Sender
-
         # MLflow's import registers a thread-pool exit hook, which Python refuses once shutdown has begun; a
         # script that exits before the sender finished importing MLflow must still be able to flush.
         import concurrent.futures.thread  # noqa: F401
+
+        from mlops_nb.tracking.journal import Journal
+        from mlops_nb.tracking.sender import Sender
 
         self.settings = settings
         self.journal: Journal = Journal(settings.journal_dir, settings.tracking_uri)
@@ -139,15 +140,33 @@ class Recorder:
         timeout = self.settings.flush_timeout if timeout is None else timeout
         if self.journal.closed:
             return True
-        sent = self.sender.flush(timeout)
+        sent = self.sender.flush(min(timeout, HANDOFF_AFTER))
+        helper = None
+        from mlops_nb.tracking.provenance import in_kernel
+
+        loading = not self.sender.connected and self.sender.last_error is None
+        if not sent and loading and in_kernel() and timeout > HANDOFF_AFTER:
+            # MLflow is still loading, not failing, and Jupyter SIGTERMs a kernel ~2.5 s after asking it to
+            # shut down: a detached helper takes the journal over the moment this process releases it.
+            from mlops_nb.tracking import handoff
+
+            s = self.settings
+            artifact_root = s.artifact_root if s.embedded else None
+            helper = handoff.spawn(self.journal.path, s.tracking_uri, s.home, artifact_root, max(timeout, 60.0))
+        if not sent:
+            sent = self.sender.flush(max(0.0, timeout - HANDOFF_AFTER))
         self.sender.stop()
         self.journal.close(remove=sent)
         if not sent:
+            then = (
+                f"a helper process (pid {helper}) is sending them now"
+                if helper
+                else "they will be sent the next time mlops-nb starts with this tracking URI"
+            )
             print(
                 f"mlops-nb: {self.sender.pending} records did not reach MLflow at {self.settings.tracking_uri} "
                 f"within {timeout:g} s (last error: {self.sender.last_error or 'none yet, still trying'}). "
-                f"They are kept in {self.journal.path} and will be sent the next time mlops-nb starts with "
-                "this tracking URI.",
+                f"They are kept in {self.journal.path}; {then}.",
                 file=sys.stderr,
             )
         return sent

@@ -188,7 +188,9 @@ def start_run(
     Raises:
         TrackingError: a run is already active (end it first, or use ``stage()`` for a nested run).
     """
-    kind = kind or ("notebook" if "ipykernel" in sys.modules else "script")
+    from mlops_nb.tracking.provenance import in_kernel
+
+    kind = kind or ("notebook" if in_kernel() else "script")
     if kind not in TOP_LEVEL_KINDS:
         raise ValueError(f"kind must be one of {', '.join(TOP_LEVEL_KINDS)}, got {kind!r}")
     with _stack_lock:

@@ -277,7 +277,14 @@ class Sender(threading.Thread):
         if store is None:
             return
         self.executor = Executor(store, self.run_ids, self._provenance, self._note_created)
-        self._replay_orphans(store)
+        replay_all(
+            self.journal.path.parent,
+            store,
+            self._provenance,
+            self._should_stop,
+            self._remember,
+            exclude=self.journal.path,
+        )
         with self._cond:
             self._replayed = True
             self._cond.notify_all()
@@ -325,14 +332,40 @@ class Sender(threading.Thread):
                 attempt += 1
         return None
 
-    def _replay_orphans(self, store: Store) -> None:
-        for orphan in journal_mod.orphans(self.journal.path.parent, exclude=self.journal.path):
-            try:
-                done = replay(orphan, store, self._provenance, self._should_stop, self._remember)
-            except Exception as e:  # noqa: BLE001 - a damaged journal must not stop this process's records
-                log.warning("mlops-nb: could not replay %s: %r; it is kept", orphan.path, e)
-                done = False
-            orphan.finish(remove=done)
+    @property
+    def connected(self) -> bool:
+        """True once MLflow is loaded and the store answered."""
+        return self.executor is not None
+
+
+def replay_all(
+    folder: Path,
+    store: Store,
+    provenance: Provenance,
+    give_up: Callable[[], bool],
+    on_error: Callable[[BaseException], None],
+    exclude: Path | None = None,
+) -> None:
+    """Replay every journal in ``folder`` whose process is dead."""
+    for orphan in journal_mod.orphans(folder, exclude=exclude):
+        replay_orphan(orphan, store, provenance, give_up, on_error)
+
+
+def replay_orphan(
+    orphan: journal_mod.Orphan,
+    store: Store,
+    provenance: Provenance,
+    give_up: Callable[[], bool],
+    on_error: Callable[[BaseException], None],
+) -> bool:
+    """Replay one locked journal and release it (deleted when done). True when done."""
+    try:
+        done = replay(orphan, store, provenance, give_up, on_error)
+    except Exception as e:  # noqa: BLE001 - a damaged journal must not stop this process's records
+        log.warning("mlops-nb: could not replay %s: %r; it is kept", orphan.path, e)
+        done = False
+    orphan.finish(remove=done)
+    return done
 
 
 def replay(
@@ -343,9 +376,9 @@ def replay(
     on_error: Callable[[BaseException], None],
 ) -> bool:
     """Send what a dead process journaled, end its unfinished runs KILLED. True when the journal is done."""
-    state = journal_mod.read(orphan.path)
-    if state.tracking_uri != store.tracking_uri:
+    if journal_mod.header(orphan.path).get("tracking_uri") != store.tracking_uri:
         return False  # it belongs to another store; replayed when a process uses that one
+    state = journal_mod.read(orphan.path)
     records = [{**r, "replay": True} if r["op"] == "start" else r for r in state.pending]
     now = int(time.time() * 1000)
     reason = (

@@ -25,15 +25,16 @@ from pathlib import Path
 import mlops_nb as mnb
 
 worker, experiment, go = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+runs, params, metrics = (int(n) for n in sys.argv[4:7])
 while not go.exists():  # start together, to race on store creation and get-or-create of the experiment
     time.sleep(0.005)
-for j in range(%(runs)d):
+for j in range(runs):
     with mnb.start_run(f"w{worker}-r{j}", experiment=experiment):
-        mnb.log_params({f"p{i}": worker * 1000 + j * 10 + i for i in range(%(params)d)})
-        for i in range(%(metrics)d):
+        mnb.log_params({f"p{i}": worker * 1000 + j * 10 + i for i in range(params)})
+        for i in range(metrics):
             mnb.log_metric(f"m{i}", worker + j / 100 + i, step=j)
 assert mnb.flush(240), "not everything reached MLflow"
-""" % {"runs": RUNS, "params": PARAMS, "metrics": METRICS}
+"""
 
 
 def record_concurrently(project: Path, tracking_uri: str | None, experiment: str) -> None:
@@ -43,15 +44,19 @@ def record_concurrently(project: Path, tracking_uri: str | None, experiment: str
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(w), experiment, str(go)],
-            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", WORKER, str(w), experiment, str(go), str(RUNS), str(PARAMS), str(METRICS)],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(PROCESSES)
     ]
     time.sleep(0.5)
     go.touch()
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert "Traceback" not in err and "refused" not in err, err[-3000:]
 
@@ -71,7 +76,7 @@ def check_store(tracking_uri: str, experiment: str) -> None:
         assert run.data.params == {f"p{i}": str(w * 1000 + j * 10 + i) for i in range(PARAMS)}
         assert run.data.metrics == {f"m{i}": pytest.approx(w + j / 100 + i) for i in range(METRICS)}
         assert run.data.tags["mlops_nb.kind"] == "script"
-    misfiled = client.search_runs(["0"], filter_string=f"tags.`mlops_nb.kind` = 'script'")
+    misfiled = client.search_runs(["0"], filter_string="tags.`mlops_nb.kind` = 'script'")
     assert misfiled == []
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,11 @@ def test_a_killed_process_loses_nothing_and_its_runs_end_killed(project: Path, w
     env["MLOPS_NB_FLUSH_INTERVAL"] = "600"  # nothing goes out on its own: the kill finds records unsent
     victim = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(VICTIM), when],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert victim.stdout.readline().strip() == "ready", victim.stderr.read()
     victim.send_signal(signal.SIGKILL)
@@ -49,8 +54,9 @@ def test_a_killed_process_loses_nothing_and_its_runs_end_killed(project: Path, w
 
     client = embedded_client(project) if when == "sent-half" else None
     if client is not None:
-        (before,) = client.search_runs([client.get_experiment_by_name("crash").experiment_id],
-                                       filter_string="tags.`mlops_nb.kind` = 'script'")
+        (before,) = client.search_runs(
+            [client.get_experiment_by_name("crash").experiment_id], filter_string="tags.`mlops_nb.kind` = 'script'"
+        )
         assert before.info.status == "RUNNING"
         assert len(client.get_metric_history(before.info.run_id, "x")) == 50
 
@@ -87,7 +93,8 @@ def test_unreachable_server_keeps_records_until_it_answers(project: Path) -> Non
                 mnb.log_metric("m", i, step=i)
         print("script finished")
         """,
-        cwd=project, env=env,
+        cwd=project,
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     assert "script finished" in out.stdout
@@ -131,13 +138,17 @@ def read_only(folder: Path):
 def test_read_only_store_folder_keeps_the_records_and_the_old_runs(project: Path) -> None:
     store = project / "store"
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    out = python("import mlops_nb as mnb\nwith mnb.start_run('old', experiment='e'): mnb.log_metric('m', 1)",
-                 cwd=project, env={"MLFLOW_TRACKING_URI": uri})
+    out = python(
+        "import mlops_nb as mnb\nwith mnb.start_run('old', experiment='e'): mnb.log_metric('m', 1)",
+        cwd=project,
+        env={"MLFLOW_TRACKING_URI": uri},
+    )
     assert out.returncode == 0, out.stderr
     with read_only(store):
         out = python(
             "import mlops_nb as mnb\nwith mnb.start_run('new', experiment='e'): mnb.log_metric('m', 2)",
-            cwd=project, env={"MLFLOW_TRACKING_URI": uri, "MLOPS_NB_FLUSH_TIMEOUT": "3"},
+            cwd=project,
+            env={"MLFLOW_TRACKING_URI": uri, "MLOPS_NB_FLUSH_TIMEOUT": "3"},
         )
         assert out.returncode == 0, out.stderr
         assert "did not reach MLflow" in out.stderr and "kept in" in out.stderr
@@ -162,8 +173,7 @@ def test_read_only_home_is_a_clear_error_that_records_nothing(project: Path) -> 
 
 
 def test_bad_setting_is_reported_at_first_use(project: Path) -> None:
-    out = python("import mlops_nb as mnb; mnb.log_metric('m', 1)", cwd=project,
-                 env={"MLOPS_NB_FLUSH_INTERVAL": "fast"})
+    out = python("import mlops_nb as mnb; mnb.log_metric('m', 1)", cwd=project, env={"MLOPS_NB_FLUSH_INTERVAL": "fast"})
     assert out.returncode == 1
     assert "ConfigError" in out.stderr and "MLOPS_NB_FLUSH_INTERVAL" in out.stderr
 
@@ -197,7 +207,39 @@ def test_plain_mlflow_runs_get_mlops_nb_provenance(project: Path) -> None:
         tags = mlflow.get_run(run.info.run_id).data.tags
         print(tags["mlops_nb.notebook"], tags["mlops_nb.host"] != "", len(tags["mlops_nb.env_hash"]))
         """,
-        cwd=project, env={"MLOPS_NB_NOTEBOOK": "nb.ipynb"},
+        cwd=project,
+        env={"MLOPS_NB_NOTEBOOK": "nb.ipynb"},
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["nb.ipynb", "True", "16"]
+
+
+@pytest.mark.slow
+def test_a_handoff_helper_sends_what_a_terminated_process_left(project: Path) -> None:
+    """What a kernel does when Jupyter will SIGTERM it before MLflow has loaded in it."""
+    out = python(
+        """
+        import os
+        import mlops_nb as mnb
+        from mlops_nb.tracking import handoff, recorder
+
+        with mnb.start_run("short-lived", experiment="handoff"):
+            mnb.log_metrics({"a": 1.0, "b": 2.0})
+        rec = recorder.current_recorder()
+        s = rec.settings
+        handoff.spawn(rec.journal.path, s.tracking_uri, s.home, s.artifact_root, 120)
+        os._exit(0)  # like SIGTERM: no exit flush at all
+        """,
+        cwd=project,
+        env={"MLOPS_NB_FLUSH_INTERVAL": "600"},
+    )
+    assert out.returncode == 0, out.stderr
+    journals = project / ".mlops_nb" / "journal"
+    deadline = time.monotonic() + 120
+    while list(journals.glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(journals.glob("*.jsonl")) == []
+    assert "sent" in (project / ".mlops_nb" / "handoff.log").read_text()
+    client = embedded_client(project)
+    (run,) = client.search_runs([client.get_experiment_by_name("handoff").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.metrics == {"a": 1.0, "b": 2.0}

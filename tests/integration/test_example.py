@@ -12,8 +12,9 @@ EXAMPLE = Path(__file__).parents[2] / "notebooks" / "train.py"
 
 
 def test_example_pipeline_records_one_run_with_a_stage_per_step(project: Path) -> None:
-    out = subprocess.run([sys.executable, str(EXAMPLE), "--c", "0.5"], cwd=project, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--c", "0.5"], cwd=project, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     run_id = out.stdout.split()[1]
     client = embedded_client(project)
