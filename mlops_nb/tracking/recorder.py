@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.config import Settings, load_settings
-from mlops_nb.exceptions import InvalidRecordError
+from mlops_nb.exceptions import InvalidRecordError, StoreError, TrackingError
 
 if TYPE_CHECKING:
     from mlops_nb.tracking.journal import Journal
@@ -52,9 +52,14 @@ def check_key(kind: str, key: Any) -> str:
 
 
 class Recorder:
-    """This process's journal plus its sender thread."""
+    """This process's journal plus its sender thread.
 
-    def __init__(self, settings: Settings) -> None:
+    A process forked from one that was recording only journals (``send=False``): it inherits a sender thread
+    that does not exist and may inherit half-imported modules and database connections, so it leaves the
+    sending to its parent, which replays the journals of exited children whenever it flushes.
+    """
+
+    def __init__(self, settings: Settings, *, send: bool = True) -> None:
         # Loaded here, not at import: ``import mlops_nb`` stays cheap.
         # MLflow's import registers a thread-pool exit hook, which Python refuses once shutdown has begun; a
         # script that exits before the sender finished importing MLflow must still be able to flush.
@@ -65,18 +70,25 @@ class Recorder:
 
         self.settings = settings
         self.journal: Journal = Journal(settings.journal_dir, settings.tracking_uri)
-        self.sender: Sender = Sender(
-            self.journal,
-            tracking_uri=settings.tracking_uri,
-            home=settings.home,
-            artifact_root=settings.artifact_root if settings.embedded else None,
-            flush_interval=settings.flush_interval,
-        )
-        self.sender.start()
+        self._order = threading.Lock()
+        self.sender: Sender | None = None
+        if send:
+            self.sender = Sender(
+                self.journal,
+                tracking_uri=settings.tracking_uri,
+                home=settings.home,
+                artifact_root=settings.artifact_root if settings.embedded else None,
+                flush_interval=settings.flush_interval,
+            )
+            self.sender.start()
 
     def _emit(self, record: dict[str, Any], *, sync: bool = False) -> None:
-        self.journal.append(record, sync=sync)
-        self.sender.submit(record)
+        # One lock around both, so the sender sees records in sequence order even from several threads:
+        # its "everything up to seq N is sent" acknowledgements depend on it.
+        with self._order:
+            self.journal.append(record, sync=sync)
+            if self.sender is not None:
+                self.sender.submit(record)
 
     def start_run(
         self, key: str, *, experiment: str, name: str | None, parent: str | None, tags: dict[str, str]
@@ -133,12 +145,31 @@ class Recorder:
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest or None})
 
     def flush(self, timeout: float | None = None) -> bool:
-        return self.sender.flush(timeout)
+        """Wait until everything recorded is in MLflow; always False in a forked child (its parent sends)."""
+        return self.sender.flush(timeout) if self.sender is not None else False
+
+    def run_id(self, key: str) -> str:
+        """The MLflow run id of local run ``key``, waiting up to ``flush_timeout`` for its creation."""
+        if self.sender is None:
+            raise TrackingError(
+                "This process was forked from a recording process: its runs reach MLflow when its parent "
+                "flushes (mnb.flush()) or exits, so their ids are not known here."
+            )
+        run_id = self.sender.run_id(key, self.settings.flush_timeout)
+        if run_id is None:
+            raise StoreError(
+                f"The run is recorded in the journal but MLflow at {self.settings.tracking_uri} has not answered "
+                f"yet (last error: {self.sender.last_error}). It will be sent when it answers."
+            )
+        return run_id
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Send what is pending (up to ``timeout``), stop the sender, delete the journal if all arrived."""
         timeout = self.settings.flush_timeout if timeout is None else timeout
         if self.journal.closed:
+            return True
+        if self.sender is None:  # a forked child: the journal is durable, the parent sends it
+            self.journal.close(remove=False)
             return True
         sent = self.sender.flush(min(timeout, HANDOFF_AFTER))
         helper = None
@@ -192,13 +223,16 @@ _lock = threading.Lock()
 _recorder: Recorder | None = None
 
 
+_forked = False  # forked from a process that was recording
+
+
 def get_recorder() -> Recorder:
     """This process's recorder, created on first use from the settings in force then."""
     global _recorder
     if _recorder is None:
         with _lock:
             if _recorder is None:
-                _recorder = Recorder(load_settings())
+                _recorder = Recorder(load_settings(), send=not _forked)
     return _recorder
 
 
@@ -216,10 +250,11 @@ def shutdown(timeout: float | None = None) -> bool:
 
 def _forget_in_child() -> None:
     # A forked child must not write into its parent's journal nor wait on a thread it does not have.
-    global _recorder, _lock
+    global _recorder, _lock, _forked
     if _recorder is not None:
         _recorder.journal.abandon()
         _recorder = None
+        _forked = True
     _lock = threading.Lock()
 
 

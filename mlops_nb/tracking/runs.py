@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mlops_nb.exceptions import InvalidRecordError, StoreError, TrackingError
+from mlops_nb.exceptions import InvalidRecordError, TrackingError
 from mlops_nb.tracking.recorder import Recorder, get_recorder, param_value
 
 KIND_TAG = "mlops_nb.kind"
@@ -62,13 +62,7 @@ class Run:
     @property
     def run_id(self) -> str:
         """The MLflow run id; waits (up to ``flush_timeout``) until the sender has created the run."""
-        run_id = self._recorder.sender.run_id(self.key, self._recorder.settings.flush_timeout)
-        if run_id is None:
-            raise StoreError(
-                f"The run is recorded in the journal but MLflow at {self._recorder.settings.tracking_uri} has not "
-                f"answered yet (last error: {self._recorder.sender.last_error}). It will be sent when it answers."
-            )
-        return run_id
+        return self._recorder.run_id(self.key)
 
     # --- recording ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -263,22 +257,36 @@ def end_all_runs(status: str = "FINISHED", error: BaseException | None = None) -
 
 
 _hooks_installed = False
+_worker_hook_pid = 0
 
 
 def _install_hooks() -> None:
     """At exit, end open runs FINISHED; an uncaught exception in a script ends them FAILED first."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    previous = sys.excepthook
+    global _hooks_installed, _worker_hook_pid
+    if not _hooks_installed:  # inherited by forked children, which keep both hooks
+        _hooks_installed = True
+        previous = sys.excepthook
 
-    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        end_all_runs("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", exc)
-        previous(exc_type, exc, tb)
+        def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+            end_all_runs("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", exc)
+            previous(exc_type, exc, tb)
 
-    sys.excepthook = excepthook
-    atexit.register(end_all_runs, "FINISHED")
+        sys.excepthook = excepthook
+        atexit.register(end_all_runs, "FINISHED")
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None and _worker_hook_pid != os.getpid():
+        # A forked multiprocessing worker leaves through os._exit, skipping atexit: use its own exit hook.
+        from multiprocessing.util import Finalize
+
+        _worker_hook_pid = os.getpid()
+        Finalize(None, _end_worker, exitpriority=100)
+
+
+def _end_worker() -> None:
+    from mlops_nb.tracking.recorder import shutdown
+
+    end_all_runs("FINISHED")
+    shutdown()
 
 
 def _forget_in_child() -> None:

@@ -229,7 +229,10 @@ class Sender(threading.Thread):
         self._submitted = 0  # highest seq handed to us
         self._done = 0  # highest seq acknowledged (sent, or refused by MLflow)
         self._hurry = 0  # flushes waiting
-        self._replayed = False  # dead processes' journals have been dealt with
+        # Passes over the journal folder for dead processes' journals: asked for at start and by each flush
+        # (a forked child's journal is replayed by its parent), and done.
+        self._scans_asked = 1
+        self._scans_done = 0
         self._stopping = False
         self.run_ids: dict[str, str] = {}
         self.last_error: str | None = None
@@ -249,13 +252,16 @@ class Sender(threading.Thread):
             return self._submitted - self._done
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every record submitted so far is in MLflow. False when ``timeout`` ran out first."""
+        """Wait until every record submitted so far, and every journal left by a process that has exited (a
+        forked child's, say), is in MLflow. False when ``timeout`` ran out first."""
         with self._cond:
             target = self._submitted
+            self._scans_asked += 1
+            scan = self._scans_asked
             self._hurry += 1
             self._cond.notify_all()
             try:
-                return self._cond.wait_for(lambda: self._replayed and self._done >= target, timeout)
+                return self._cond.wait_for(lambda: self._scans_done >= scan and self._done >= target, timeout)
             finally:
                 self._hurry -= 1
 
@@ -277,22 +283,21 @@ class Sender(threading.Thread):
         if store is None:
             return
         self.executor = Executor(store, self.run_ids, self._provenance, self._note_created)
-        replay_all(
-            self.journal.path.parent,
-            store,
-            self._provenance,
-            self._should_stop,
-            self._remember,
-            exclude=self.journal.path,
-        )
-        with self._cond:
-            self._replayed = True
-            self._cond.notify_all()
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._stopping)
+                self._cond.wait_for(lambda: self._queue or self._stopping or self._scans_done < self._scans_asked)
+                scan = self._scans_asked
+            if self._scans_done < scan:
+                folder = self.journal.path.parent
+                replay_all(folder, store, self._provenance, self._should_stop, self._remember, self.journal.path)
+                with self._cond:
+                    self._scans_done = scan
+                    self._cond.notify_all()
+            with self._cond:
                 if not self._queue:
-                    return
+                    if self._stopping:
+                        return
+                    continue
                 deadline = time.monotonic() + self._interval
                 while not self._hurry and not self._stopping and time.monotonic() < deadline:
                     self._cond.wait(max(0.0, deadline - time.monotonic()))

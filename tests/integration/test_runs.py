@@ -160,3 +160,53 @@ def test_experiment_from_environment(project: Path, monkeypatch: pytest.MonkeyPa
     assert mnb.flush(60)
     client = embedded_client(project)
     assert client.get_experiment(client.get_run(run.run_id).info.experiment_id).name == "from-mlflow-env"
+
+
+def test_records_from_many_threads_all_arrive(project: Path) -> None:
+    import threading
+
+    with mnb.start_run("threads") as run:
+        threads = [
+            threading.Thread(target=lambda t=t: [mnb.log_metric(f"t{t}", i, step=i) for i in range(300)])
+            for t in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert mnb.flush(60)
+    client = embedded_client(project)
+    for t in range(4):
+        assert [m.value for m in client.get_metric_history(run.run_id, f"t{t}")] == [float(i) for i in range(300)]
+
+
+@pytest.mark.slow
+def test_forked_pool_workers_record_their_own_finished_runs(project: Path) -> None:
+    out = python(
+        """
+        import multiprocessing as mp
+        import mlops_nb as mnb
+
+        def work(i):
+            with mnb.stage(f"task-{i}"):
+                mnb.log_metric("square", i * i)
+            return i
+
+        if __name__ == "__main__":
+            with mnb.start_run("parent", experiment="pool"):
+                mnb.log_metric("tasks", 4)
+                pool = mp.get_context("fork").Pool(2)
+                assert sorted(pool.map(work, range(4))) == [0, 1, 2, 3]
+                pool.close()
+                pool.join()
+        """,
+        cwd=project,
+        env={"MLOPS_NB_EXPERIMENT": "pool"},
+    )
+    assert out.returncode == 0, out.stderr
+    client = embedded_client(project)
+    runs = client.search_runs([client.get_experiment_by_name("pool").experiment_id])
+    assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
+    stages = [r for r in runs if r.data.tags["mlops_nb.kind"] == "stage"]
+    assert sorted(r.data.metrics["square"] for r in stages) == [0.0, 1.0, 4.0, 9.0]
+    assert list((project / ".mlops_nb" / "journal").glob("*.jsonl")) == []
