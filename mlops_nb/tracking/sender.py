@@ -363,48 +363,25 @@ def replay_orphan(
     give_up: Callable[[], bool],
     on_error: Callable[[BaseException], None],
 ) -> bool:
-    """Replay one locked journal and release it (deleted when done). True when done."""
+    """Send what a dead process journaled and end its unfinished runs KILLED, then release the journal
+    (deleted when everything arrived). True when done."""
+    done = False
     try:
-        done = replay(orphan, store, provenance, give_up, on_error)
+        # A journal for another store is left for a process that uses that one.
+        if journal_mod.header(orphan.path).get("tracking_uri") == store.tracking_uri:
+            state = journal_mod.read(orphan.path)
+            records = [{**r, "replay": True} if r["op"] == "start" else r for r in state.pending]
+            now = int(time.time() * 1000)
+            reason = (
+                f"process {state.pid} on {state.host} ended without ending this run "
+                f"(killed or crashed); recorded from its journal {orphan.path.name}"
+            )
+            for key in state.open_runs:
+                records.append({"op": "tag", "run": key, "k": "mlops_nb.end_reason", "v": reason})
+                records.append({"op": "end", "run": key, "status": "KILLED", "t": now})
+            note = lambda key, run_id: orphan.note({"op": "created", "run": key, "run_id": run_id})  # noqa: E731
+            done = Executor(store, dict(state.run_ids), provenance, note).run_all(plan(records), give_up, on_error)
     except Exception as e:  # noqa: BLE001 - a damaged journal must not stop this process's records
         log.warning("mlops-nb: could not replay %s: %r; it is kept", orphan.path, e)
-        done = False
     orphan.finish(remove=done)
     return done
-
-
-def replay(
-    orphan: journal_mod.Orphan,
-    store: Store,
-    provenance: Provenance,
-    give_up: Callable[[], bool],
-    on_error: Callable[[BaseException], None],
-) -> bool:
-    """Send what a dead process journaled, end its unfinished runs KILLED. True when the journal is done."""
-    if journal_mod.header(orphan.path).get("tracking_uri") != store.tracking_uri:
-        return False  # it belongs to another store; replayed when a process uses that one
-    state = journal_mod.read(orphan.path)
-    records = [{**r, "replay": True} if r["op"] == "start" else r for r in state.pending]
-    now = int(time.time() * 1000)
-    reason = (
-        f"process {state.pid} on {state.host} ended without ending this run "
-        f"(killed or crashed); recorded from its journal {orphan.path.name}"
-    )
-    for key in state.open_runs:
-        records.append({"op": "tag", "run": key, "k": "mlops_nb.end_reason", "v": reason})
-        records.append({"op": "end", "run": key, "status": "KILLED", "t": now})
-    executor = Executor(
-        store,
-        dict(state.run_ids),
-        provenance,
-        lambda key, run_id: orphan.note({"op": "created", "run": key, "run_id": run_id}),
-    )
-    if not executor.run_all(plan(records), give_up, on_error):
-        return False
-    log.info(
-        "mlops-nb: replayed %d records and ended %d runs from %s",
-        len(state.pending),
-        len(state.open_runs),
-        orphan.path.name,
-    )
-    return True
