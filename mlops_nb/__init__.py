@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlops_nb.exceptions import ConfigError, MlopsNbError, TrackingError
 from mlops_nb.tracking.fluent import (
     flush,
@@ -21,6 +23,21 @@ from mlops_nb.tracking.fluent import (
 )
 from mlops_nb.tracking.runs import Run, active_run, end_run, stage, start_run
 
+
+def log_model(model: Any, name: str = "model", input_example: Any = None, reference: Any = None) -> None:
+    """Log a scikit-learn model under the current stage (see ``mlops_nb.stages.models.log_model``)."""
+    from mlops_nb.stages.models import log_model as _log_model
+
+    _log_model(model, name, input_example, reference)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext mlops_nb``: register ``%%track`` and ``%mlops``."""
+    from mlops_nb.magics import load
+
+    load(ipython)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -32,10 +49,12 @@ __all__ = [
     "active_run",
     "end_run",
     "flush",
+    "load_ipython_extension",
     "log_artifact",
     "log_dict",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",

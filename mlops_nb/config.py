@@ -42,6 +42,13 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _megabytes(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("it must be a positive number of megabytes")
+    return number
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "tracking_uri",
@@ -69,6 +76,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Where stage outputs are cached. Default: cache/ in the mlops-nb home.",
     ),
     Setting(
+        "cache_max_mb",
+        ("MLOPS_NB_CACHE_MAX_MB",),
+        _megabytes,
+        "Size bound of the stage cache in MB (default 10240); least recently used entries go first.",
+    ),
+    Setting(
         "flush_interval",
         ("MLOPS_NB_FLUSH_INTERVAL",),
         _seconds,
@@ -92,6 +105,7 @@ class Settings:
     project_root: Path
     home: Path
     cache_dir: Path
+    cache_max_mb: float
     tracking_uri: str
     experiment: str | None
     flush_interval: float
@@ -111,7 +125,7 @@ class Settings:
         return self.home / "artifacts"
 
 
-DEFAULTS: dict[str, Any] = {"flush_interval": 0.5, "flush_timeout": 60.0}
+DEFAULTS: dict[str, Any] = {"flush_interval": 0.5, "flush_timeout": 60.0, "cache_max_mb": 10240.0}
 
 
 def embedded_tracking_uri(home: Path) -> str:
@@ -225,6 +239,7 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
         project_root=root,
         home=home,
         cache_dir=_path(values.get("cache_dir"), root, home / "cache"),
+        cache_max_mb=values["cache_max_mb"],
         tracking_uri=tracking_uri,
         experiment=values.get("experiment"),
         flush_interval=values["flush_interval"],

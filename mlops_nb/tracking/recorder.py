@@ -137,6 +137,27 @@ class Recorder:
             dest = posixpath.join(dest or "", path.name)
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest})
 
+    def log_model(self, run: str, name: str, model: Any, example: Any, profile: dict[str, Any] | None) -> None:
+        """Spool a pickled model (and example, profile); the sender saves it into MLflow in the background."""
+        import joblib
+
+        from mlops_nb.tracking.models import EXAMPLE_FILE, MODEL_FILE, PROFILE_FILE
+
+        check_key("model", name)
+        folder = self.journal.spool_path(f"{run}-model-{now_ms()}-{os.urandom(3).hex()}", name)
+        folder.mkdir()
+        joblib.dump(model, folder / MODEL_FILE)
+        if example is not None:
+            joblib.dump(example, folder / EXAMPLE_FILE)
+        if profile is not None:
+            (folder / PROFILE_FILE).write_text(json.dumps(profile))
+        self._emit({"op": "model", "run": run, "path": str(folder), "name": name}, sync=True)
+
+    def link(self, run: str, key: str, ref: str) -> None:
+        """Set tag ``key`` of ``run`` to the MLflow id of the run whose mlops-nb key is ``ref``."""
+        check_key("tag", key)
+        self._emit({"op": "link", "run": run, "k": key, "ref": ref})
+
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
         check_key("artifact", artifact_file)
         dest, name = posixpath.split(artifact_file)
@@ -224,6 +245,7 @@ _recorder: Recorder | None = None
 
 
 _forked = False  # forked from a process that was recording
+_overrides: dict[str, Any] = {}  # settings given in code (mnb.configure, %mlops init)
 
 
 def get_recorder() -> Recorder:
@@ -232,8 +254,21 @@ def get_recorder() -> Recorder:
     if _recorder is None:
         with _lock:
             if _recorder is None:
-                _recorder = Recorder(load_settings(), send=not _forked)
+                _recorder = Recorder(load_settings(**_overrides), send=not _forked)
     return _recorder
+
+
+def configure(**settings: Any) -> Settings:
+    """Set settings for this process (highest priority); a changed tracking URI starts a new recorder.
+
+    Returns the settings now in force. Raises ConfigError for a bad value (nothing changes then).
+    """
+    given = {k: v for k, v in settings.items() if v is not None}
+    resolved = load_settings(**{**_overrides, **given})  # validates before anything changes
+    _overrides.update(given)
+    if _recorder is not None and _recorder.settings.tracking_uri != resolved.tracking_uri:
+        shutdown()
+    return resolved
 
 
 def current_recorder() -> Recorder | None:

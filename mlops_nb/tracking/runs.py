@@ -24,6 +24,7 @@ KIND_TAG = "mlops_nb.kind"
 STAGE_TAG = "mlops_nb.stage"
 CACHE_HIT_TAG = "mlops_nb.cache_hit"
 ERROR_TAG = "mlops_nb.error"
+MODELS_TAG = "mlops_nb.models"  # comma-separated artifact paths of the models a run logged
 TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script")
 
 
@@ -51,6 +52,8 @@ class Run:
         self.status = "RUNNING"
         self._recorder = recorder
         self._params: dict[str, str] = {}
+        self.metrics: dict[str, float] = {}  # latest value of each metric logged here
+        self.models: list[str] = []  # artifact paths of the models logged here
         all_tags = {**process_tags(), KIND_TAG: kind, **{k: str(v) for k, v in (tags or {}).items()}}
         recorder.start_run(
             self.key, experiment=experiment, name=name, parent=parent.key if parent else None, tags=all_tags
@@ -90,6 +93,7 @@ class Run:
         self._check_open()
         rollup = self.root.key if self.root is not self and self.root.status == "RUNNING" else None
         self._recorder.log_metric(self.key, key, value, 0 if step is None else step, timestamp, rollup)
+        self.metrics[key] = float(value)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
         for key, value in metrics.items():
@@ -110,6 +114,20 @@ class Run:
     def log_text(self, text: str, artifact_file: str) -> None:
         self._check_open()
         self._recorder.log_text(self.key, text, artifact_file)
+
+    def log_model(self, model: Any, name: str, example: Any = None, profile: dict[str, Any] | None = None) -> None:
+        """Log a scikit-learn model as artifact ``name`` (saved into MLflow in the background)."""
+        self._check_open()
+        if name in self.models:
+            raise InvalidRecordError(f"A model named {name!r} was already logged in this run; use another name.")
+        self._recorder.log_model(self.key, name, model, example, profile)
+        self.models.append(name)
+        self._recorder.set_tag(self.key, MODELS_TAG, ",".join(self.models))
+
+    def link_tag(self, key: str, run_key: str) -> None:
+        """Set tag ``key`` to the MLflow run id of the run with mlops-nb key ``run_key``."""
+        self._check_open()
+        self._recorder.link(self.key, key, run_key)
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def end(self, status: str = "FINISHED", error: BaseException | None = None) -> None:

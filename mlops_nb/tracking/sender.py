@@ -69,8 +69,8 @@ def plan(records: Iterable[dict[str, Any]]) -> list[Step]:
             buffer(run).metrics.append(metric)
             if rec.get("rollup"):
                 buffer(rec["rollup"]).metrics.append(metric)
-        elif op == "artifact":
-            steps.append(Step("artifact", run, rec))
+        elif op in ("artifact", "link", "model"):
+            steps.append(Step(op, run, rec))
         elif op == "end":
             drain(run)
             steps.append(Step("end", run, rec))
@@ -179,6 +179,25 @@ class Executor:
             self.store.client.log_artifacts(self.run_ids[step.run], str(path), rec.get("dest"))
         else:
             self.store.client.log_artifact(self.run_ids[step.run], str(path), rec.get("dest"))
+
+    def _model(self, step: Step) -> None:
+        from mlops_nb.tracking.models import save_sklearn_model
+
+        save_sklearn_model(self.store.client, self.run_ids[step.run], Path(step.record["path"]), step.record["name"])
+
+    def _link(self, step: Step) -> None:
+        """Tag a run with the MLflow id of another run known by its mlops-nb key (a cache hit's source)."""
+        ref = step.record["ref"]
+        run_id = self.run_ids.get(ref)
+        if run_id is None:
+            client = self.store.client
+            experiments = [e.experiment_id for e in client.search_experiments()]
+            found = client.search_runs(experiments, f"tags.`{RUN_KEY_TAG}` = '{ref}'", max_results=1)
+            if not found:
+                log.warning("mlops-nb: no run has the key %s; %s not set", ref, step.record["k"])
+                return
+            run_id = self.run_ids[ref] = found[0].info.run_id
+        self.store.client.set_tag(self.run_ids[step.run], step.record["k"], run_id)
 
     def _end(self, step: Step) -> None:
         self.store.client.set_terminated(self.run_ids[step.run], step.record["status"], step.record["t"])

@@ -1,0 +1,114 @@
+"""The notebook magics: ``%load_ext mlops_nb``, ``%mlops ...`` and ``%%track STAGE``.
+
+Glue only: parse the arguments (IPython's ``magic_arguments`` gives the usage messages), call ``stages/``
+or ``tracking/``, format the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from mlops_nb.exceptions import MlopsNbError
+from mlops_nb.stages.stage import StageOptions, StageRunner
+from mlops_nb.tracking import provenance, recorder, runs
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if not n.isidentifier()]
+    if bad:
+        raise UsageError(f"not a Python name: {', '.join(bad)} (give names separated by commas: --in df,model)")
+    return names
+
+
+def _tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag takes KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    return tags
+
+
+def where() -> str:
+    """The line ``%load_ext`` and ``%mlops init`` print: where records go, which experiment, the cache."""
+    settings = recorder.get_recorder().settings
+    return (
+        f"mlops-nb: tracking to {settings.tracking_uri}, experiment {runs.default_experiment()!r} "
+        f"(stage cache: {settings.cache_dir})"
+    )
+
+
+@magics_class
+class MlopsMagics(Magics):
+    """``%mlops`` and ``%%track``."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.runner = StageRunner(shell.user_ns, provenance.notebook_path)
+
+    @magic_arguments()
+    @argument("stage", help="the stage name, e.g. train")
+    @argument("--in", dest="inputs", help="inputs, comma-separated (default: inferred from the code)")
+    @argument("--out", dest="outputs", help="outputs, comma-separated (default: inferred from the code)")
+    @argument("--params", help="names to record as this stage's parameters, comma-separated")
+    @argument("--no-cache", action="store_true", help="always run the cell; do not restore from the cache")
+    @argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag on the stage run (repeatable)")
+    @cell_magic
+    def track(self, line: str, cell: str) -> Any:
+        """Run the cell as the pipeline stage STAGE: an MLflow run nested under the notebook's run, skipped
+        (its outputs restored from the cache) when its code, inputs and parameters are unchanged."""
+        __tracebackhide__ = True
+        args = parse_argstring(self.track, line)
+        options = StageOptions(
+            inputs=_names(args.inputs),
+            outputs=_names(args.outputs),
+            params=_names(args.params) or [],
+            cache=not args.no_cache,
+            tags=_tags(args.tag),
+        )
+        value = self.runner.run(args.stage, cell, options)
+        record = self.runner.records[-1]
+        if record.cache_hit:
+            print(f"⟳ {record.name}: {record.note}")
+        return value
+
+    @magic_arguments()
+    @argument("command", choices=["init", "stages", "panel"], help="init | stages | panel")
+    @argument("--experiment", help="init: the MLflow experiment of this notebook's runs")
+    @argument("--tracking-uri", help="init: where records go (default: MLFLOW_TRACKING_URI or the embedded store)")
+    @line_magic
+    def mlops(self, line: str) -> Any:
+        """%mlops init [--experiment NAME] [--tracking-uri URI] | %mlops stages | %mlops panel"""
+        args = parse_argstring(self.mlops, line)
+        if args.command == "init":
+            try:
+                recorder.configure(experiment=args.experiment, tracking_uri=args.tracking_uri)
+            except MlopsNbError as e:
+                raise UsageError(str(e)) from e
+            runs.end_all_runs()  # the next stage starts the notebook's run with the new settings
+            print(where())
+            return None
+        if args.experiment or args.tracking_uri:
+            raise UsageError(f"--experiment and --tracking-uri go with %mlops init, not %mlops {args.command}")
+        if args.command == "stages":
+            from mlops_nb.widgets.stages import stage_table
+
+            recorder.get_recorder().flush(timeout=5)  # so that the table shows the MLflow run ids
+            return stage_table(self.runner.records)
+        from mlops_nb.widgets.stages import StagePanel
+
+        return StagePanel(self.runner).widget
+
+
+def load(shell: Any) -> None:
+    """Register the magics and say where records go (starting the recorder, so MLflow loads meanwhile)."""
+    shell.register_magics(MlopsMagics(shell))
+    print(where())

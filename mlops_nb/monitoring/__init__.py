@@ -1,0 +1,1 @@
+"""Data checks and drift against a model's reference profile."""

@@ -1,0 +1,1 @@
+"""Notebook cells as tracked, cached pipeline stages."""

@@ -1,0 +1,169 @@
+"""The stage cache: content-addressed entries of a stage's outputs, checked on every restore.
+
+An entry is a folder ``<cache_dir>/v1/<key[:2]>/<key>/`` with one file per output — parquet for data
+frames, ``.npy`` for numeric arrays, joblib for everything else — and ``manifest.json`` with each file's
+SHA-256, the outputs' fingerprints, the metrics the stage logged and the run that produced it. Entries are
+written to a temporary folder and renamed into place, so a reader never sees half an entry. Restoring
+checks every file's digest first: a corrupt, missing or unreadable entry is a miss (and is deleted),
+never a wrong value. The least recently used entries are evicted beyond the size bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = "v1"
+
+
+class CacheMiss(Exception):
+    """An entry is missing, corrupt or unreadable: run the stage."""
+
+
+@dataclass
+class Entry:
+    key: str
+    folder: Path
+    manifest: dict[str, Any]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write(value: Any, folder: Path, name: str) -> tuple[str, str]:
+    """Write one output; returns (file name, format)."""
+    kind = type(value).__module__.split(".")[0], type(value).__name__
+    if kind == ("pandas", "DataFrame") and all(isinstance(c, str) for c in value.columns) and value.columns.is_unique:
+        try:
+            value.to_parquet(folder / f"{name}.parquet", engine="pyarrow")
+            return f"{name}.parquet", "parquet"
+        except Exception:  # noqa: BLE001 - mixed-type object columns and the like: pickle it instead
+            (folder / f"{name}.parquet").unlink(missing_ok=True)
+    if kind == ("numpy", "ndarray") and not value.dtype.hasobject:
+        import numpy as np
+
+        np.save(folder / f"{name}.npy", value, allow_pickle=False)
+        return f"{name}.npy", "npy"
+    import joblib
+
+    joblib.dump(value, folder / f"{name}.joblib")
+    return f"{name}.joblib", "joblib"
+
+
+def _read(path: Path, fmt: str) -> Any:
+    if fmt == "parquet":
+        import pandas as pd
+
+        return pd.read_parquet(path, engine="pyarrow")
+    if fmt == "npy":
+        import numpy as np
+
+        return np.load(path, allow_pickle=False)
+    import joblib
+
+    return joblib.load(path)
+
+
+class Cache:
+    """The cache under ``folder``, kept under ``max_bytes`` by evicting least recently used entries."""
+
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        self.root = folder / FORMAT
+        self.max_bytes = max_bytes
+        self._total: int | None = None  # bytes in the cache, scanned once per process, then counted
+
+    def _folder(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def lookup(self, key: str) -> Entry | None:
+        """The entry for ``key`` if one is complete on disk (its files are checked by ``restore``)."""
+        folder = self._folder(key)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return Entry(key, folder, manifest)
+
+    def restore(self, entry: Entry) -> dict[str, Any]:
+        """The entry's output values, every file verified first. Raises CacheMiss (and drops the entry)."""
+        values = {}
+        try:
+            for name, meta in entry.manifest["outputs"].items():
+                path = entry.folder / meta["file"]
+                if _sha256(path) != meta["sha256"]:
+                    raise CacheMiss(f"{path.name} does not match its recorded SHA-256")
+                values[name] = _read(path, meta["format"])
+        except CacheMiss:
+            self.drop(entry.key)
+            raise
+        except Exception as e:
+            self.drop(entry.key)
+            raise CacheMiss(f"cannot read the cached outputs: {e!r}") from e
+        os.utime(entry.folder / "manifest.json")  # recently used, for eviction
+        return values
+
+    def store(
+        self, key: str, outputs: dict[str, Any], fingerprints: dict[str, str | None], meta: dict[str, Any]
+    ) -> Entry:
+        """Write an entry atomically. Raises whatever serialising an output raises (nothing is left behind)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            files = {}
+            for name, value in outputs.items():
+                file, fmt = _write(value, tmp, name)
+                files[name] = {
+                    "file": file,
+                    "format": fmt,
+                    "sha256": _sha256(tmp / file),
+                    "fingerprint": fingerprints.get(name),
+                }
+            size = sum(p.stat().st_size for p in tmp.iterdir())
+            manifest = {"format": FORMAT, "key": key, "created": time.time(), "size": size, "outputs": files, **meta}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, default=str))
+            target = self._folder(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if self._total is None:
+            self.evict()
+        else:
+            self._total += size
+            if self._total > self.max_bytes:
+                self.evict()
+        return Entry(key, target, manifest)
+
+    def drop(self, key: str) -> None:
+        shutil.rmtree(self._folder(key), ignore_errors=True)
+
+    def evict(self) -> None:
+        """Delete least recently used entries until the cache fits ``max_bytes``."""
+        entries = []
+        for manifest in self.root.glob("*/*/manifest.json"):
+            try:
+                entries.append((manifest.stat().st_mtime, json.loads(manifest.read_text())["size"], manifest.parent))
+            except (OSError, ValueError, KeyError):
+                continue
+        total = sum(size for _, size, _ in entries)
+        for _, size, folder in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes:
+                break
+            shutil.rmtree(folder, ignore_errors=True)
+            total -= size
+        self._total = total

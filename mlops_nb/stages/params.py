@@ -1,0 +1,53 @@
+"""The notebook's parameters: the names its papermill ``parameters`` cell assigns.
+
+Found in the notebook file (the cell tagged ``parameters``) when the kernel knows its notebook, and in this
+session's history (papermill's injected cell starts with ``# Parameters``). A stage's params are the
+parameters it reads; a stage that reads none is not invalidated when a parameter changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.stages.analysis import analyse
+
+INJECTED_MARK = "# Parameters"  # the first line of the cell papermill injects
+
+
+@functools.lru_cache(maxsize=16)
+def _from_file(path: str, mtime: float) -> frozenset[str]:
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return frozenset()
+    names: set[str] = set()
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") == "code" and ("parameters" in tags or "injected-parameters" in tags):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            names.update(_assigned(source))
+    return frozenset(names)
+
+
+def _assigned(source: str) -> tuple[str, ...]:
+    try:
+        return analyse(source).outputs
+    except SyntaxError:
+        return ()
+
+
+def parameter_names(namespace: dict[str, Any], notebook: str | None) -> set[str]:
+    """Names of the notebook's parameters in this session."""
+    names: set[str] = set()
+    if notebook:
+        try:
+            names.update(_from_file(notebook, Path(notebook).stat().st_mtime))
+        except OSError:
+            pass
+    for source in namespace.get("In", ()):
+        if isinstance(source, str) and source.lstrip().startswith(INJECTED_MARK):
+            names.update(_assigned(source))
+    return names

@@ -1,0 +1,49 @@
+"""Saving a model into MLflow, done by the sender thread from what ``Recorder.log_model`` spooled.
+
+The caller only pickles the model into the journal's spool (milliseconds); the ~3 s of MLflow's model
+saving happen here. Requirements are pinned from the installed versions instead of MLflow's inference
+(which re-imports the model in a subprocess, most of those 3 s).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.joblib"
+EXAMPLE_FILE = "input_example.joblib"
+PROFILE_FILE = "reference_profile.json"
+_REQUIREMENTS = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
+
+
+def requirements() -> list[str]:
+    """Pinned requirements of a scikit-learn model saved here (the versions it was trained with)."""
+    pins = []
+    for name in _REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def save_sklearn_model(client: Any, run_id: str, spooled: Path, name: str) -> None:
+    """Save the spooled model as an MLflow scikit-learn model under artifact path ``name`` of the run."""
+    import joblib
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    model = joblib.load(spooled / MODEL_FILE)
+    example = joblib.load(spooled / EXAMPLE_FILE) if (spooled / EXAMPLE_FILE).exists() else None
+    signature = infer_signature(example, model.predict(example)) if example is not None else None
+    with tempfile.TemporaryDirectory(prefix="mlops-nb-model-") as tmp:
+        target = Path(tmp) / name
+        mlflow.sklearn.save_model(
+            model, str(target), signature=signature, input_example=example, pip_requirements=requirements()
+        )
+        if (spooled / PROFILE_FILE).exists():
+            shutil.copy2(spooled / PROFILE_FILE, target / PROFILE_FILE)
+        client.log_artifacts(run_id, str(target), name)

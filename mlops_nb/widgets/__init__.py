@@ -1,0 +1,1 @@
+"""ipywidgets panels: live views of this kernel session in the notebook."""

@@ -1,0 +1,156 @@
+"""``%%track`` and ``%mlops`` in a real IPython shell, recording into a real embedded MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import mlops_nb as mnb
+from tests.conftest import embedded_client
+
+
+@pytest.fixture
+def ip(project: Path):
+    shell = InteractiveShell.instance()  # a real shell, shared by these tests
+    if "mlops_nb" not in shell.extension_manager.loaded:
+        shell.run_line_magic("load_ext", "mlops_nb")
+    magics = shell.magics_manager.registry["MlopsMagics"]
+    shell.reset(new_session=False)  # clears the namespace in place: the runner keeps seeing it
+    assert magics.runner.ns is shell.user_ns
+    magics.runner.records.clear()
+    magics.runner.listeners.clear()
+    magics.runner._cache = None
+    yield shell
+    shell.reset(new_session=False)
+
+
+def cell(ip, code: str):
+    result = ip.run_cell(code)
+    return result
+
+
+def stage_runs(project: Path) -> list:
+    assert mnb.flush(60)
+    client = embedded_client(project)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "tags.`mlops_nb.kind` = 'stage'", order_by=["start_time"])
+    return sorted(runs, key=lambda r: r.info.start_time)
+
+
+def test_a_stage_runs_records_and_is_served_from_the_cache(ip, project: Path) -> None:
+    cell(ip, "base = 20")
+    first = cell(ip, "%%track double\nimport math\ndoubled = base * 2\nprint('doubled', doubled)\ndoubled + 1")
+    assert first.success and first.result == 41
+    ip.user_ns.pop("doubled")
+    ip.user_ns.pop("math")
+    second = cell(
+        ip,
+        "%%track double\nimport math  # a comment does not matter\ndoubled = base*2\nprint('doubled', doubled)\ndoubled + 1",
+    )
+    assert second.success
+    assert ip.user_ns["doubled"] == 40 and ip.user_ns["math"].__name__ == "math"  # restored, module re-imported
+    runs = stage_runs(project)
+    assert [r.data.tags["mlops_nb.cache_hit"] for r in runs] == ["false", "true"]
+    produced, served = runs
+    assert served.data.tags["mlops_nb.cache_source_run"] == produced.info.run_id
+    assert served.data.tags["mlops_nb.cache_key"] == produced.data.tags["mlops_nb.cache_key"]
+    assert produced.data.tags["mlops_nb.input.base"] == served.data.tags["mlops_nb.input.base"]
+    assert "mlops_nb.output.doubled" in produced.data.tags
+    client = embedded_client(project)
+    code = Path(client.download_artifacts(produced.info.run_id, "stage/code.py", str(project))).read_text()
+    assert "doubled = base * 2" in code
+    stdout = Path(client.download_artifacts(produced.info.run_id, "stage/stdout.txt", str(project / "o"))).read_text()
+    assert stdout == "doubled 40\n"
+
+
+def test_a_changed_input_reruns_the_stage(ip, project: Path) -> None:
+    cell(ip, "base = 1")
+    cell(ip, "%%track inc\nnxt = base + 1")
+    cell(ip, "base = 5")
+    cell(ip, "%%track inc\nnxt = base + 1")
+    assert ip.user_ns["nxt"] == 6
+    assert [r.data.tags["mlops_nb.cache_hit"] for r in stage_runs(project)] == ["false", "false"]
+
+
+def test_a_raising_cell_is_a_failed_stage_and_the_session_goes_on(ip, project: Path, capsys) -> None:
+    failed = cell(ip, "%%track boom\nratio = 1 / 0")
+    assert isinstance(failed.error_in_exec, ZeroDivisionError)
+    assert "ZeroDivisionError" in capsys.readouterr().out  # the user sees the traceback as usual
+    assert cell(ip, "%%track after\nok = 1").success
+    runs = stage_runs(project)
+    assert [r.info.status for r in runs] == ["FAILED", "FINISHED"]
+    assert runs[0].data.tags["mlops_nb.error"] == "ZeroDivisionError: division by zero"
+    trace = embedded_client(project).download_artifacts(runs[0].info.run_id, "traceback.txt", str(project))
+    assert "ratio = 1 / 0" in Path(trace).read_text()
+    # A failed stage is never served from the cache.
+    assert not cell(ip, "%%track boom\nratio = 1 / 0").success
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("%%track", "arguments are required: stage"),
+        ("%%track s --bogus", "unrecognized arguments: --bogus"),
+        ("%%track s --in 'not a name'", "not a Python name"),
+        ("%%track s --tag novalue", "KEY=VALUE"),
+        ("%%track s --in undefined_thing", "undefined_thing are not defined"),
+    ],
+)
+def test_bad_magic_arguments_give_usage_and_record_nothing(ip, project: Path, capsys, line: str, message: str) -> None:
+    result = cell(ip, f"{line}\nx = 1")
+    assert not result.success
+    captured = capsys.readouterr()
+    assert message in captured.out + captured.err
+    assert "x" not in ip.user_ns
+    assert stage_runs(project) == []
+
+
+def test_declared_inputs_outputs_params_tags_and_no_cache(ip, project: Path) -> None:
+    cell(ip, "a = 1\nb = 2\nlr = 0.1")
+    cell(ip, "%%track pick --in a --out c --params lr --tag owner=me --no-cache\nc = a + 1\ntmp = 99")
+    cell(ip, "%%track pick --in a --out c --params lr --tag owner=me --no-cache\nc = a + 1\ntmp = 99")
+    runs = stage_runs(project)
+    assert [r.data.tags["mlops_nb.cache_hit"] for r in runs] == ["false", "false"]  # --no-cache
+    run = runs[0]
+    assert run.data.params == {"lr": "0.1"}
+    assert run.data.tags["owner"] == "me" and run.data.tags["mlops_nb.cache_skipped"] == "--no-cache"
+    assert set(k for k in run.data.tags if k.startswith("mlops_nb.input.")) == {"mlops_nb.input.a"}
+    assert set(k for k in run.data.tags if k.startswith("mlops_nb.output.")) == {"mlops_nb.output.c"}
+
+
+def test_metrics_are_rolled_up_and_carried_by_cache_hits(ip, project: Path) -> None:
+    cell(ip, "y = [1, 0, 1]")
+    code = "%%track score\nimport mlops_nb as mnb\nacc = sum(y) / len(y)\nmnb.log_metric('acc', acc)"
+    cell(ip, code)
+    cell(ip, code)
+    runs = stage_runs(project)
+    assert [r.data.metrics for r in runs] == [{"acc": pytest.approx(2 / 3)}] * 2
+    parent = embedded_client(project).get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert parent.data.metrics == {"acc": pytest.approx(2 / 3)} and parent.data.tags["mlops_nb.kind"] == "script"
+
+
+def test_stages_table_and_panel(ip, project: Path) -> None:
+    cell(ip, "%%track one\nv = 1")
+    cell(ip, "%%track one\nv = 1")
+    table = cell(ip, "%mlops stages").result
+    assert list(table["stage"]) == ["one", "one"]
+    assert list(table["cache_hit"]) == [False, True]
+    assert all(len(run_id) == 32 for run_id in table["run_id"])
+    panel = cell(ip, "%mlops panel").result
+    assert panel.value.count("<tr>") == 3 and "⟳ cache" in panel.value
+    cell(ip, "%%track two\nw = 2")
+    assert panel.value.count("<tr>") == 4  # live: the panel re-rendered when the stage ran
+
+
+def test_mlops_init_switches_experiment(ip, project: Path, capsys) -> None:
+    cell(ip, "%mlops init --experiment churn-model")
+    assert "experiment 'churn-model'" in capsys.readouterr().out
+    cell(ip, "%%track s\nq = 1")
+    runs = stage_runs(project)
+    client = embedded_client(project)
+    assert client.get_experiment(runs[0].info.experiment_id).name == "churn-model"
+    bad = cell(ip, "%mlops init --tracking-uri no-scheme-here")
+    assert not bad.success and "has no scheme" in capsys.readouterr().err
+    cell(ip, "%mlops init --experiment Default")

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlops_nb.stages.analysis import analyse
+from mlops_nb.stages.stage import stage_key
+
+
+@pytest.mark.parametrize(
+    ("code", "inputs", "outputs"),
+    [
+        ("df = pd.read_csv(path)\ndf['x'] = df.a * 2", ("pd", "path"), ("df",)),
+        ("df['x'] = 1", ("df",), ("df",)),  # subscript mutation of an input makes it an output
+        ("obj.attr = value", ("value", "obj"), ("obj",)),
+        ("model.fit(X, y)", ("model", "X", "y"), ("model",)),  # a method call for its effect
+        ("y = df.head()", ("df",), ("y",)),  # a call whose result is used is not a mutation
+        ("df.dropna(inplace=True)", ("df",), ("df",)),
+        ("total += x", ("x", "total"), ("total",)),
+        ("for i in range(n):\n    acc.append(i)", ("n", "acc"), ("i", "acc")),
+        ("a, (b, *c) = t", ("t",), ("a", "b", "c")),
+        ("with open(p) as f:\n    text = f.read()", ("p",), ("f", "text")),
+        ("vals = [v * k for v in data]", ("k", "data"), ("vals",)),
+        ("def f(a):\n    return a + offset\nres = f(3)", ("offset",), ("res",)),
+        ("x = 1\ny = x + z", ("z",), ("x", "y")),  # x is assigned before it is read
+        ("del junk", (), ("junk",)),
+        ("%time y = x + 1", ("x",), ("y",)),  # IPython syntax goes through IPython's transformer
+        ("!echo hi\nz = w", ("w",), ("z",)),
+    ],
+)
+def test_inputs_and_outputs_are_inferred(code: str, inputs: tuple, outputs: tuple) -> None:
+    analysis = analyse(code)
+    assert analysis.inputs == inputs
+    assert analysis.outputs == outputs
+
+
+def test_imports_and_definitions_are_restored_by_code_not_values() -> None:
+    analysis = analyse(
+        "import numpy as np\nfrom sklearn.linear_model import LogisticRegression as LR\n"
+        "def helper(x):\n    return np.log(x)\nclass Box:\n    pass\nresult = helper(2)"
+    )
+    assert analysis.imports == ("np", "LR")
+    assert analysis.definitions == ("helper", "Box")
+    assert analysis.outputs == ("result",)
+    restore = analysis.restore_code
+    assert "import numpy as np" in restore and "def helper" in restore and "result" not in restore
+
+
+def test_a_syntax_error_is_raised_like_python() -> None:
+    with pytest.raises(SyntaxError):
+        analyse("x = = 1")
+
+
+names = st.sampled_from(["a", "b", "df", "model", "x1"])
+numbers = st.integers(-1000, 1000)
+layouts = st.sampled_from(["{t} = {a} + {n}", "{t}={a}+{n}", "{t} = ({a} + {n})", "{t}  =  {a}  +  {n}  # note"])
+noise = st.sampled_from(["", "\n", "# a comment\n", "\n\n# another\n\n"])
+
+
+@given(t=names, a=names, n=numbers, layout=layouts, other=layouts, before=noise, after=noise)
+def test_stage_key_ignores_formatting(t: str, a: str, n: int, layout: str, other: str, before: str, after: str) -> None:
+    first = layout.format(t=t, a=a, n=n)
+    second = before + other.format(t=t, a=a, n=n) + "\n" + after
+    key = lambda code: stage_key(analyse(code).normalised, {a: "fp"}, {}, None)  # noqa: E731
+    assert key(first) == key(second)
+
+
+@given(t=names, a=names, n=numbers, m=numbers, layout=layouts)
+def test_stage_key_changes_with_semantics(t: str, a: str, n: int, m: int, layout: str) -> None:
+    key = lambda code, fp="fp": stage_key(analyse(code).normalised, {a: fp}, {}, None)  # noqa: E731
+    code = layout.format(t=t, a=a, n=n)
+    if n != m:
+        assert key(code) != key(layout.format(t=t, a=a, n=m))  # another constant
+    assert key(code) != key(code.replace("+", "-"))  # another operator
+    assert key(code) != key(code, fp="changed")  # an input's value changed
+    assert stage_key("c", {}, {"C": "1"}, None) != stage_key("c", {}, {"C": "2"}, None)  # a parameter
