@@ -47,7 +47,8 @@ def test_a_stage_runs_records_and_is_served_from_the_cache(ip, project: Path) ->
     ip.user_ns.pop("math")
     second = cell(
         ip,
-        "%%track double\nimport math  # a comment does not matter\ndoubled = base*2\nprint('doubled', doubled)\ndoubled + 1",
+        "%%track double\nimport math  # a comment does not matter\n"
+        "doubled = base*2\nprint('doubled', doubled)\ndoubled + 1",
     )
     assert second.success
     assert ip.user_ns["doubled"] == 40 and ip.user_ns["math"].__name__ == "math"  # restored, module re-imported
