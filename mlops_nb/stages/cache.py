@@ -1,7 +1,7 @@
 """The stage cache: content-addressed entries of a stage's outputs, checked on every restore.
 
 An entry is a folder ``<cache_dir>/v1/<key[:2]>/<key>/`` with one file per output — parquet for data
-frames, ``.npy`` for numeric arrays, joblib for everything else — and ``manifest.json`` with each file's
+frames, ``.npy`` for numeric arrays, pickle for everything else — and ``manifest.json`` with each file's
 SHA-256, the outputs' fingerprints, the metrics the stage logged and the run that produced it. Entries are
 written to a temporary folder and renamed into place, so a reader never sees half an entry. Restoring
 checks every file's digest first: a corrupt, missing or unreadable entry is a miss (and is deleted),
@@ -15,10 +15,11 @@ import json
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlops_nb.tracking.recorder import unique_id
 
 FORMAT = "v1"
 
@@ -56,10 +57,11 @@ def _write(value: Any, folder: Path, name: str) -> tuple[str, str]:
 
         np.save(folder / f"{name}.npy", value, allow_pickle=False)
         return f"{name}.npy", "npy"
-    import joblib
+    import pickle
 
-    joblib.dump(value, folder / f"{name}.joblib")
-    return f"{name}.joblib", "joblib"
+    with (folder / f"{name}.pkl").open("wb") as f:
+        pickle.dump(value, f, protocol=5)  # numpy buffers inside objects are written out-of-band-fast
+    return f"{name}.pkl", "pickle"
 
 
 def _read(path: Path, fmt: str) -> Any:
@@ -71,9 +73,10 @@ def _read(path: Path, fmt: str) -> Any:
         import numpy as np
 
         return np.load(path, allow_pickle=False)
-    import joblib
+    import pickle
 
-    return joblib.load(path)
+    with path.open("rb") as f:
+        return pickle.load(f)
 
 
 class Cache:
@@ -118,8 +121,9 @@ class Cache:
         self, key: str, outputs: dict[str, Any], fingerprints: dict[str, str | None], meta: dict[str, Any]
     ) -> Entry:
         """Write an entry atomically. Raises whatever serialising an output raises (nothing is left behind)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{uuid.uuid4().hex}"
+        if self._total is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{unique_id()}"
         tmp.mkdir()
         try:
             files = {}

@@ -8,6 +8,7 @@ ends); MLflow is imported and called only by the sender thread. At exit the reco
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import numbers
 import os
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from mlops_nb.tracking.sender import Sender
 
 HANDOFF_AFTER = 1.0  # seconds of exit flush before a helper process is started to finish (see handoff.py)
+INLINE_TEXT = 64 * 1024  # characters of a text artifact kept inside its journal line
 MAX_KEY = 250  # MLflow's limits, checked here so a bad record fails in the caller, not in the background
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
@@ -33,6 +35,16 @@ MAX_TAG_VALUE = 8000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def unique_id() -> str:
+    """32 hex digits, unique across processes (random prefix) and within one (a counter): cheaper than uuid4,
+    which reads the OS's randomness every time."""
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 def check_key(kind: str, key: Any) -> str:
@@ -94,9 +106,8 @@ class Recorder:
         self, key: str, *, experiment: str, name: str | None, parent: str | None, tags: dict[str, str]
     ) -> None:
         self._emit(
-            {"op": "start", "run": key, "exp": experiment, "name": name, "parent": parent, "tags": tags, "t": now_ms()},
-            sync=True,
-        )
+            {"op": "start", "run": key, "exp": experiment, "name": name, "parent": parent, "tags": tags, "t": now_ms()}
+        )  # made durable (fsync) with everything after it when the run ends
 
     def end_run(self, key: str, status: str) -> None:
         self._emit({"op": "end", "run": key, "status": status, "t": now_ms()}, sync=True)
@@ -132,7 +143,7 @@ class Recorder:
     def log_artifact(self, run: str, path: Path, dest: str | None) -> None:
         if not path.exists():
             raise InvalidRecordError(f"Cannot log artifact {path}: no such file or folder.")
-        copy = self.journal.copy_into_spool(path, f"{run}-{now_ms()}-{os.urandom(3).hex()}")
+        copy = self.journal.copy_into_spool(path, unique_id())
         if path.is_dir():  # a folder is kept whole, under its own name
             dest = posixpath.join(dest or "", path.name)
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest})
@@ -144,7 +155,7 @@ class Recorder:
         from mlops_nb.tracking.models import EXAMPLE_FILE, MODEL_FILE, PROFILE_FILE
 
         check_key("model", name)
-        folder = self.journal.spool_path(f"{run}-model-{now_ms()}-{os.urandom(3).hex()}", name)
+        folder = self.journal.spool_path(unique_id(), name)
         folder.mkdir()
         joblib.dump(model, folder / MODEL_FILE)
         if example is not None:
@@ -160,8 +171,11 @@ class Recorder:
 
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
         check_key("artifact", artifact_file)
+        if len(text) <= INLINE_TEXT:  # small texts travel inside the journal line: no file to write
+            self._emit({"op": "text", "run": run, "text": text, "file": artifact_file})
+            return
         dest, name = posixpath.split(artifact_file)
-        copy = self.journal.spool_path(f"{run}-{now_ms()}-{os.urandom(3).hex()}", name)
+        copy = self.journal.spool_path(unique_id(), name)
         copy.write_text(text, encoding="utf-8")
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest or None})
 
@@ -285,7 +299,8 @@ def shutdown(timeout: float | None = None) -> bool:
 
 def _forget_in_child() -> None:
     # A forked child must not write into its parent's journal nor wait on a thread it does not have.
-    global _recorder, _lock, _forked
+    global _recorder, _lock, _forked, _id_prefix
+    _id_prefix = os.urandom(8).hex()  # the child must not repeat its parent's ids
     if _recorder is not None:
         _recorder.journal.abandon()
         _recorder = None

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from mlops_nb.exceptions import InvalidRecordError, TrackingError
-from mlops_nb.tracking.recorder import Recorder, get_recorder, param_value
+from mlops_nb.tracking.recorder import Recorder, get_recorder, param_value, unique_id
 
 KIND_TAG = "mlops_nb.kind"
 STAGE_TAG = "mlops_nb.stage"
@@ -43,7 +43,7 @@ class Run:
     ) -> None:
         from mlops_nb.tracking.provenance import process_tags
 
-        self.key = os.urandom(16).hex()
+        self.key = unique_id()
         self.kind = kind
         self.name = name
         self.experiment = experiment

@@ -69,7 +69,7 @@ def plan(records: Iterable[dict[str, Any]]) -> list[Step]:
             buffer(run).metrics.append(metric)
             if rec.get("rollup"):
                 buffer(rec["rollup"]).metrics.append(metric)
-        elif op in ("artifact", "link", "model"):
+        elif op in ("artifact", "text", "link", "model"):
             steps.append(Step(op, run, rec))
         elif op == "end":
             drain(run)
@@ -179,6 +179,9 @@ class Executor:
             self.store.client.log_artifacts(self.run_ids[step.run], str(path), rec.get("dest"))
         else:
             self.store.client.log_artifact(self.run_ids[step.run], str(path), rec.get("dest"))
+
+    def _text(self, step: Step) -> None:
+        self.store.client.log_text(self.run_ids[step.run], step.record["text"], step.record["file"])
 
     def _model(self, step: Step) -> None:
         from mlops_nb.tracking.models import save_sklearn_model
