@@ -27,6 +27,7 @@ from mlops_nb.tracking.runs import CACHE_HIT_TAG, Run, stage
 CACHE_VERSION = "mlops-nb-stage-cache-1"  # bump when the key or the entry format changes meaning
 CACHE_KEY_TAG = "mlops_nb.cache_key"
 CACHE_SOURCE_TAG = "mlops_nb.cache_source_run"
+DURATION_TAG = "mlops_nb.duration_s"  # the cell's own time, without the recording around it
 STDOUT_TAIL = 10_000
 # IPython's own names in the user namespace: never inputs or outputs of a stage.
 _IPYTHON_NAMES = re.compile(r"^(_+|_i+|_i?\d+|_oh|_dh|_ih|In|Out|get_ipython|exit|quit)$")
@@ -169,6 +170,7 @@ class StageRunner:
             out_fps = {n: fingerprint(self.ns[n]) for n in outputs if n in self.ns}
             run.set_tags({f"mlops_nb.output.{n}": fp or "unhashable" for n, fp in out_fps.items()})
             record.duration = time.perf_counter() - started
+            run.set_tag(DURATION_TAG, f"{record.duration:.3f}")
             if cacheable:
                 self._store(key, out_fps, analysis.restore_code, run, record, stdout)
         record.status = "FINISHED"

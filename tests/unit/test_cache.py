@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_nb.stages.cache import Cache, CacheMiss
+
+
+def test_outputs_round_trip_in_fitting_formats(tmp_path: Path) -> None:
+    cache = Cache(tmp_path, max_bytes=10**9)
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"], "c": pd.Categorical(["p", "q", "p"])})
+    values = {"frame": frame, "array": np.arange(6.0).reshape(2, 3), "obj": {"k": [1, 2]}, "series": frame["a"]}
+    entry = cache.store("k" * 64, values, dict.fromkeys(values, "fp"), {"stage": "s"})
+    formats = {name: meta["format"] for name, meta in entry.manifest["outputs"].items()}
+    assert formats == {"frame": "parquet", "array": "npy", "obj": "pickle", "series": "pickle"}
+    restored = cache.restore(cache.lookup("k" * 64))
+    pd.testing.assert_frame_equal(restored["frame"], frame)
+    np.testing.assert_array_equal(restored["array"], values["array"])
+    assert restored["obj"] == {"k": [1, 2]}
+    pd.testing.assert_series_equal(restored["series"], frame["a"])
+
+
+def test_a_corrupt_or_missing_file_is_a_miss_and_the_entry_is_dropped(tmp_path: Path) -> None:
+    cache = Cache(tmp_path, max_bytes=10**9)
+    entry = cache.store("a" * 64, {"x": np.arange(100)}, {"x": "fp"}, {})
+    path = entry.folder / "x.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CacheMiss, match="SHA-256"):
+        cache.restore(cache.lookup("a" * 64))
+    assert cache.lookup("a" * 64) is None
+    entry = cache.store("b" * 64, {"y": 1}, {"y": "fp"}, {})
+    (entry.folder / "y.pkl").unlink()
+    with pytest.raises(CacheMiss):
+        cache.restore(cache.lookup("b" * 64))
+
+
+def test_unsaveable_outputs_leave_nothing_behind(tmp_path: Path) -> None:
+    cache = Cache(tmp_path, max_bytes=10**9)
+    with pytest.raises(TypeError):
+        cache.store("c" * 64, {"gen": (i for i in range(3))}, {"gen": None}, {})
+    assert cache.lookup("c" * 64) is None
+    assert [p.name for p in cache.root.iterdir()] == []
+
+
+def test_least_recently_used_entries_are_evicted_beyond_the_bound(tmp_path: Path) -> None:
+    blob = np.zeros(100_000, dtype=np.uint8)  # 100 kB per entry
+    cache = Cache(tmp_path, max_bytes=250_000)
+    for i, key in enumerate(("1" * 64, "2" * 64)):
+        cache.store(key, {"b": blob}, {"b": "fp"}, {})
+        os.utime(cache.lookup(key).folder / "manifest.json", (time.time() - 100 + i, time.time() - 100 + i))
+    cache.restore(cache.lookup("1" * 64))  # used now: the older "2" is the least recently used
+    cache.store("3" * 64, {"b": blob}, {"b": "fp"}, {})
+    assert cache.lookup("2" * 64) is None
+    assert cache.lookup("1" * 64) is not None and cache.lookup("3" * 64) is not None
