@@ -19,7 +19,7 @@ from typing import Any
 
 from mlops_nb.stages import params as params_mod
 from mlops_nb.stages.analysis import analyse
-from mlops_nb.stages.cache import Cache, CacheMiss
+from mlops_nb.stages.cache import Cache
 from mlops_nb.stages.fingerprint import fingerprint
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import CACHE_HIT_TAG, Run, stage
@@ -58,9 +58,7 @@ class StageRecord:
     @property
     def run_id(self) -> str:
         """The MLflow run id, or '' while the run is not yet in MLflow (never waits)."""
-        if self.run is None or self.run._recorder.sender is None:
-            return ""
-        return self.run._recorder.sender.run_ids.get(self.run.key, "")
+        return self.run.known_run_id if self.run is not None else ""
 
 
 def stage_key(
@@ -202,10 +200,10 @@ class StageRunner:
         if entry is None:
             return False
         try:
-            if restore_code:
+            if restore_code:  # imports and definitions first: unpickling may need them
                 exec(compile(restore_code, "<mlops-nb restore>", "exec"), self.ns)
             values = self.cache.restore(entry)
-        except CacheMiss as e:
+        except Exception as e:  # noqa: BLE001 - CacheMiss, or an import that fails now: run the cell instead
             run.set_tag("mlops_nb.cache_miss_reason", str(e)[:500])
             return False
         self.ns.update(values)

@@ -67,6 +67,12 @@ class Run:
         """The MLflow run id; waits (up to ``flush_timeout``) until the sender has created the run."""
         return self._recorder.run_id(self.key)
 
+    @property
+    def known_run_id(self) -> str:
+        """The MLflow run id if the sender has created the run already, else '' (never waits)."""
+        sender = self._recorder.sender
+        return sender.run_ids.get(self.key, "") if sender is not None else ""
+
     # --- recording ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self.status != "RUNNING":

@@ -23,7 +23,16 @@ def test_readme_main_job_records_the_example_notebook(project: Path) -> None:
     shutil.copy(EXAMPLE, project / "notebooks" / "train.ipynb")
     env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
     env["MLOPS_NB_NOTEBOOK"] = "notebooks/train.ipynb"
-    papermill = [sys.executable, "-m", "papermill", "notebooks/train.ipynb", "notebooks/train.out.ipynb", "-p", "C", "0.5"]
+    papermill = [
+        sys.executable,
+        "-m",
+        "papermill",
+        "notebooks/train.ipynb",
+        "notebooks/train.out.ipynb",
+        "-p",
+        "C",
+        "0.5",
+    ]
     out = subprocess.run(papermill, cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     deadline = time.monotonic() + 60
