@@ -21,6 +21,7 @@ from mlops_nb.stages import params as params_mod
 from mlops_nb.stages.analysis import analyse
 from mlops_nb.stages.cache import Cache
 from mlops_nb.stages.fingerprint import fingerprint
+from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import CACHE_HIT_TAG, Run, stage
 
@@ -182,7 +183,7 @@ class StageRunner:
 
         tree = ast.parse(python)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        shell = _shell()
+        shell = ipython_shell()
         filename = shell.compile.cache(python) if shell is not None else "<stage>"
         tee = _Tee(sys.stdout)
         sys.stdout = tee
@@ -238,8 +239,3 @@ class StageRunner:
             self.cache.store(key, values, fps, meta)
         except Exception as e:  # noqa: BLE001 - an output that cannot be saved: the stage just is not cached
             run.set_tag("mlops_nb.cache_skipped", f"cannot save the outputs: {e!r}"[:500])
-
-
-def _shell() -> Any:
-    ipython = sys.modules.get("IPython")
-    return ipython.get_ipython() if ipython is not None else None

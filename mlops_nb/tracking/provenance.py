@@ -23,7 +23,7 @@ from typing import Any
 NOTEBOOK_ENV = "MLOPS_NB_NOTEBOOK"  # set by mlops-nb's papermill engine for the kernel it starts
 
 
-def _shell() -> Any:
+def ipython_shell() -> Any:
     """The running IPython shell, if any (IPython is not imported for this)."""
     ipython = sys.modules.get("IPython")
     return ipython.get_ipython() if ipython is not None else None
@@ -31,14 +31,14 @@ def _shell() -> Any:
 
 def in_kernel() -> bool:
     """True inside a Jupyter kernel (not merely in a process that imported ipykernel)."""
-    return getattr(_shell(), "kernel", None) is not None
+    return getattr(ipython_shell(), "kernel", None) is not None
 
 
 def notebook_path() -> str | None:
     """The notebook this kernel runs, when the kernel can know it (papermill/our engine, JupyterLab, VS Code)."""
     if os.environ.get(NOTEBOOK_ENV):
         return os.environ[NOTEBOOK_ENV]
-    shell = _shell()
+    shell = ipython_shell()
     if shell is not None:
         for name in ("__vsc_ipynb_file__", "__session__"):
             value = shell.user_ns.get(name)
