@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,7 +131,9 @@ class StageRunner:
         parameter_names = params_mod.parameter_names(self.ns, self._notebook())
         params = {n: self.ns[n] for n in inputs if n in parameter_names}
         params.update({n: self.ns[n] for n in options.params})
-        key = stage_key(analysis.normalised, fps, {n: fingerprint(v) for n, v in params.items()}, options.outputs)
+        # Parameters read by the cell are inputs too: their fingerprints are already known.
+        param_fps = {n: fps[n] if n in fps else fingerprint(v) for n, v in params.items()}
+        key = stage_key(analysis.normalised, fps, param_fps, options.outputs)
         cacheable = options.cache and all(fp is not None for fp in fps.values())
 
         record = StageRecord(name)
@@ -163,7 +166,7 @@ class StageRunner:
                 else [
                     n
                     for n in analysis.outputs
-                    if n in self.ns and not _IPYTHON_NAMES.match(n) and type(self.ns[n]).__name__ != "module"
+                    if n in self.ns and not _IPYTHON_NAMES.match(n) and not isinstance(self.ns[n], types.ModuleType)
                 ]
             )
             out_fps = {n: fingerprint(self.ns[n]) for n in outputs if n in self.ns}
