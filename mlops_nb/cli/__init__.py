@@ -1,0 +1,58 @@
+"""The ``mlops-nb`` command line (also ``python -m mlops_nb``): thin glue over jobs/, registry/, serving/.
+
+Each command lives in a module of this package and is imported only when it runs, so ``mlops-nb --help``
+and every command start without loading MLflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+# command name -> "module:attribute" of its click command
+COMMANDS = {
+    "run": "mlops_nb.cli.jobs:run",
+    "sweep": "mlops_nb.cli.jobs:sweep",
+    "reproduce": "mlops_nb.cli.jobs:reproduce",
+    "ci": "mlops_nb.cli.jobs:ci",
+    "promote": "mlops_nb.cli.ship:promote",
+    "export": "mlops_nb.cli.ship:export",
+}
+HELP = {
+    "run": "Execute a notebook with papermill as one tracked job.",
+    "sweep": "Run a notebook over a grid of parameters (process pool or Dask).",
+    "reproduce": "Re-run a recorded job and compare its metrics.",
+    "ci": "Run the project's notebook jobs as CI checks (JUnit XML).",
+    "promote": "Register a run's model in the MLflow registry behind gates.",
+    "export": "Generate a standalone FastAPI serving package for a model.",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, HELP[name]) for name in COMMANDS]  # without importing the commands
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="mlops-nb", prog_name="mlops-nb")
+def main(**_: Any) -> None:
+    """mlops-nb: notebook-first MLOps on MLflow.
+
+    Records go to MLFLOW_TRACKING_URI (or tracking_uri in [tool.mlops_nb]); without one, to the embedded
+    SQLite store under .mlops_nb/ in the project root.
+    """
