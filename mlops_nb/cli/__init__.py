@@ -17,8 +17,8 @@ COMMANDS = {
     "sweep": "mlops_nb.cli.jobs:sweep",
     "reproduce": "mlops_nb.cli.jobs:reproduce",
     "ci": "mlops_nb.cli.jobs:ci",
-    "promote": "mlops_nb.cli.ship:promote",
-    "export": "mlops_nb.cli.ship:export",
+    "promote": "mlops_nb.cli.registry:promote",
+    "export": "mlops_nb.cli.serving:export",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",

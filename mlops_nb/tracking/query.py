@@ -70,3 +70,22 @@ def download_artifacts(run_id: str, path: str, dst: Path, settings: Settings | N
         return Path(client(settings).download_artifacts(run_id, path, str(dst)))
     except (MlflowException, OSError) as e:
         raise StoreError(f"Cannot download artifact {path!r} of run {run_id}: {e}") from e
+
+
+def download_model(model_uri: str, dst: Path, settings: Settings | None = None) -> Path:
+    """Download a model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``) into ``dst``."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    s = settings or load_settings()
+    client(s)  # the store exists and is initialised
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst), tracking_uri=s.tracking_uri)
+        )
+    except (MlflowException, OSError) as e:
+        raise StoreError(
+            f"Cannot fetch model {model_uri!r} from MLflow at {s.tracking_uri}: {e}. Check the name, version or "
+            "alias (mlflow's registry UI lists them) and MLFLOW_TRACKING_URI."
+        ) from e
