@@ -49,6 +49,17 @@ def _megabytes(value: str) -> float:
     return number
 
 
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no"):
+        return False
+    raise ValueError("use on/off (or true/false, 1/0)")
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "tracking_uri",
@@ -74,6 +85,13 @@ SETTINGS: tuple[Setting, ...] = (
         ("MLOPS_NB_CACHE_DIR",),
         _text,
         "Where stage outputs are cached. Default: cache/ in the mlops-nb home.",
+    ),
+    Setting(
+        "cache",
+        ("MLOPS_NB_CACHE",),
+        _switch,
+        "Whether %%track stages are served from the cache (default on; off runs every stage, as "
+        "`mlops-nb run --no-cache` and `mlops-nb reproduce` do).",
     ),
     Setting(
         "cache_max_mb",
@@ -105,6 +123,7 @@ class Settings:
     project_root: Path
     home: Path
     cache_dir: Path
+    cache: bool
     cache_max_mb: float
     tracking_uri: str
     experiment: str | None
@@ -125,7 +144,7 @@ class Settings:
         return self.home / "artifacts"
 
 
-DEFAULTS: dict[str, Any] = {"flush_interval": 0.5, "flush_timeout": 60.0, "cache_max_mb": 10240.0}
+DEFAULTS: dict[str, Any] = {"flush_interval": 0.5, "flush_timeout": 60.0, "cache": True, "cache_max_mb": 10240.0}
 
 
 def embedded_tracking_uri(home: Path) -> str:
@@ -239,6 +258,7 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
         project_root=root,
         home=home,
         cache_dir=_path(values.get("cache_dir"), root, home / "cache"),
+        cache=values["cache"],
         cache_max_mb=values["cache_max_mb"],
         tracking_uri=tracking_uri,
         experiment=values.get("experiment"),

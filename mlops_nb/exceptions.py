@@ -4,6 +4,7 @@
 
     MlopsNbError
     ├── ConfigError            a setting is invalid (names the setting, where it came from, the fix)
+    ├── UsageError             bad input to a command: a notebook, a parameter, a requirement (also a ValueError)
     └── TrackingError          recording into MLflow went wrong
         ├── InvalidRecordError a param/metric/tag/artifact that MLflow would refuse (also a ValueError)
         ├── JournalError       the local journal cannot be written (nothing was recorded)
@@ -31,6 +32,10 @@ class ConfigError(MlopsNbError):
         super().__init__(message)
         self.setting = setting
         self.source = source
+
+
+class UsageError(MlopsNbError, ValueError):
+    """Bad input to a command or function: a missing notebook, an unknown parameter, a malformed requirement."""
 
 
 class TrackingError(MlopsNbError):

@@ -134,7 +134,8 @@ class StageRunner:
         # Parameters read by the cell are inputs too: their fingerprints are already known.
         param_fps = {n: fps[n] if n in fps else fingerprint(v) for n, v in params.items()}
         key = stage_key(analysis.normalised, fps, param_fps, options.outputs)
-        cacheable = options.cache and all(fp is not None for fp in fps.values())
+        cache_on = options.cache and get_recorder().settings.cache
+        cacheable = cache_on and all(fp is not None for fp in fps.values())
 
         record = StageRecord(name)
         self.records.append(record)
@@ -147,9 +148,10 @@ class StageRunner:
             run.set_tags({f"mlops_nb.input.{n}": fp or "unhashable" for n, fp in fps.items()})
             run.log_text(cell, "stage/code.py")
             if not cacheable:
-                run.set_tag(
-                    "mlops_nb.cache_skipped", "--no-cache" if not options.cache else "an input cannot be hashed"
+                why = (
+                    "--no-cache" if not options.cache else "cache off" if not cache_on else "an input cannot be hashed"
                 )
+                run.set_tag("mlops_nb.cache_skipped", why)
             elif self._restore(key, analysis.restore_code, run, record):
                 record.duration = time.perf_counter() - started
                 return None

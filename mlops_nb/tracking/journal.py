@@ -36,7 +36,9 @@ def _dumps(record: dict[str, Any]) -> bytes:
 class Journal:
     """This process's journal. Thread-safe; ``append`` is a single ``write(2)`` of one line."""
 
-    def __init__(self, folder: Path, tracking_uri: str) -> None:
+    def __init__(self, folder: Path, tracking_uri: str, *, job: str | None = None, deferred: bool = False) -> None:
+        """``job``: the job run a kernel records into; ``deferred``: another process sends this journal by design
+        (a job's kernel, a forked child), so its runs are new when replayed, not leftovers of a crash."""
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.path = folder / f"{name}{SUFFIX}"
         self.spool = folder / f"{name}.files"
@@ -60,6 +62,8 @@ class Journal:
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "t": int(time.time() * 1000),
+                **({"job": job} if job else {}),
+                **({"deferred": True} if deferred else {}),
             }
         )
 
@@ -138,6 +142,7 @@ class Replay:
     pending: list[dict[str, Any]] = field(default_factory=list)
     run_ids: dict[str, str] = field(default_factory=dict)
     open_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deferred: bool = False  # written to be sent by another process (see Journal)
 
     @property
     def spool(self) -> Path:
@@ -188,6 +193,7 @@ def read(path: Path) -> Replay:
         pending=[r for r in records if r["seq"] > acked],
         run_ids=run_ids,
         open_runs=open_runs,
+        deferred=bool(header.get("deferred")),
     )
 
 
@@ -225,11 +231,71 @@ def take(path: Path) -> Orphan | None:
     return Orphan(path, fd)
 
 
+class JobHold:
+    """Held by the process running a job: the journals of the job's kernel are left to it (it reads them for
+    the job's summary) until it releases the hold, or dies."""
+
+    def __init__(self, folder: Path, job: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{job}.job"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _held(folder: Path, job: str) -> bool:
+    try:
+        fd = os.open(folder / f"{job}.job", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def job_journals(folder: Path, job: str) -> list[Path]:
+    """The journals still in ``folder`` that the kernel of job run ``job`` (or its children) wrote."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"*{SUFFIX}"):
+        try:
+            if header(path).get("job") == job:
+                found.append(path)
+        except OSError:
+            continue  # replayed and deleted meanwhile
+    return found
+
+
 def orphans(folder: Path, exclude: Path | None = None) -> Iterator[Orphan]:
-    """Yield journals of dead processes, each locked so no other process replays it at the same time."""
+    """Yield journals of dead processes, each locked so no other process replays it at the same time.
+
+    Journals of job kernels come last (they record into a job run that another journal may create), and are
+    skipped while the process running the job holds it (``JobHold``).
+    """
     if not folder.is_dir():
         return
-    for path in sorted(folder.glob(f"*{SUFFIX}")):
+    paths = sorted(folder.glob(f"*{SUFFIX}"))
+    jobs = set()
+    for path in paths:
+        try:
+            job = header(path).get("job")
+        except OSError:
+            continue
+        if job:
+            jobs.add(path)
+            if _held(folder, job):
+                paths.remove(path)
+    for path in sorted(paths, key=lambda p: p in jobs):
         orphan = take(path) if path != exclude else None
         if orphan is not None:
             yield orphan

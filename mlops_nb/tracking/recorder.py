@@ -31,6 +31,10 @@ INLINE_TEXT = 64 * 1024  # characters of a text artifact kept inside its journal
 MAX_KEY = 250  # MLflow's limits, checked here so a bad record fails in the caller, not in the background
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
+# Set by the jobs engine for the kernel it starts: only journal; the engine sends the journal when the kernel
+# has exited (the kernel never loads MLflow, the engine's process has it loaded already).
+JOURNAL_ONLY_ENV = "MLOPS_NB_JOURNAL_ONLY"
+JOB_RUN_ENV = "MLOPS_NB_JOB_RUN"  # the mlops-nb key of the job run a kernel records into (see runs.py)
 
 
 def now_ms() -> int:
@@ -68,10 +72,12 @@ class Recorder:
 
     A process forked from one that was recording only journals (``send=False``): it inherits a sender thread
     that does not exist and may inherit half-imported modules and database connections, so it leaves the
-    sending to its parent, which replays the journals of exited children whenever it flushes.
+    sending to its parent, which replays the journals of exited children whenever it flushes. A kernel
+    started by the jobs engine only journals too (``JOURNAL_ONLY_ENV``); ``job`` names its job run in the
+    journal's header, so the engine can tell when the kernel's records have all been sent.
     """
 
-    def __init__(self, settings: Settings, *, send: bool = True) -> None:
+    def __init__(self, settings: Settings, *, send: bool = True, job: str | None = None) -> None:
         # Loaded here, not at import: ``import mlops_nb`` stays cheap.
         # MLflow's import registers a thread-pool exit hook, which Python refuses once shutdown has begun; a
         # script that exits before the sender finished importing MLflow must still be able to flush.
@@ -81,7 +87,7 @@ class Recorder:
         from mlops_nb.tracking.sender import Sender
 
         self.settings = settings
-        self.journal: Journal = Journal(settings.journal_dir, settings.tracking_uri)
+        self.journal: Journal = Journal(settings.journal_dir, settings.tracking_uri, job=job, deferred=not send)
         self._order = threading.Lock()
         self.sender: Sender | None = None
         if send:
@@ -183,12 +189,17 @@ class Recorder:
         """Wait until everything recorded is in MLflow; always False in a forked child (its parent sends)."""
         return self.sender.flush(timeout) if self.sender is not None else False
 
+    def known_run_id(self, key: str) -> str | None:
+        """The MLflow id of run ``key`` if this process's sender created or replayed it (never waits)."""
+        return self.sender.run_ids.get(key) if self.sender is not None else None
+
     def run_id(self, key: str) -> str:
         """The MLflow run id of local run ``key``, waiting up to ``flush_timeout`` for its creation."""
         if self.sender is None:
             raise TrackingError(
-                "This process was forked from a recording process: its runs reach MLflow when its parent "
-                "flushes (mnb.flush()) or exits, so their ids are not known here."
+                "This process only journals (a process forked from a recording one, or a kernel run by "
+                "mlops-nb run / the papermill engine): its runs reach MLflow when the process that started it "
+                "sends its journal, so their ids are not known here. Read them from MLflow afterwards."
             )
         run_id = self.sender.run_id(key, self.settings.flush_timeout)
         if run_id is None:
@@ -268,7 +279,9 @@ def get_recorder() -> Recorder:
     if _recorder is None:
         with _lock:
             if _recorder is None:
-                _recorder = Recorder(load_settings(**_overrides), send=not _forked)
+                journal_only = _forked or bool(os.environ.get(JOURNAL_ONLY_ENV))
+                job = os.environ.get(JOB_RUN_ENV) or None
+                _recorder = Recorder(load_settings(**_overrides), send=not journal_only, job=job)
     return _recorder
 
 

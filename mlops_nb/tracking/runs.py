@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from mlops_nb.exceptions import InvalidRecordError, TrackingError
-from mlops_nb.tracking.recorder import Recorder, get_recorder, param_value, unique_id
+from mlops_nb.tracking.recorder import JOB_RUN_ENV, Recorder, get_recorder, param_value, unique_id
 
 KIND_TAG = "mlops_nb.kind"
 STAGE_TAG = "mlops_nb.stage"
@@ -40,10 +40,15 @@ class Run:
         experiment: str,
         parent: Run | None = None,
         tags: dict[str, str] | None = None,
+        attach: str | None = None,
+        parent_key: str | None = None,
     ) -> None:
+        """``attach``: the key of a run another process started and will end (a job's run, in its kernel);
+        ``parent_key``: the key of a parent run another process records (a sweep's, for its jobs)."""
         from mlops_nb.tracking.provenance import process_tags
 
-        self.key = unique_id()
+        self.key = attach or unique_id()
+        self.attached = attach is not None
         self.kind = kind
         self.name = name
         self.experiment = experiment
@@ -54,9 +59,11 @@ class Run:
         self._params: dict[str, str] = {}
         self.metrics: dict[str, float] = {}  # latest value of each metric logged here
         self.models: list[str] = []  # artifact paths of the models logged here
+        if self.attached:
+            return
         all_tags = {**process_tags(), KIND_TAG: kind, **{k: str(v) for k, v in (tags or {}).items()}}
         recorder.start_run(
-            self.key, experiment=experiment, name=name, parent=parent.key if parent else None, tags=all_tags
+            self.key, experiment=experiment, name=name, parent=parent.key if parent else parent_key, tags=all_tags
         )
 
     def __repr__(self) -> str:
@@ -70,8 +77,7 @@ class Run:
     @property
     def known_run_id(self) -> str:
         """The MLflow run id if the sender has created the run already, else '' (never waits)."""
-        sender = self._recorder.sender
-        return sender.run_ids.get(self.key, "") if sender is not None else ""
+        return self._recorder.known_run_id(self.key) or ""
 
     # --- recording ----------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -144,13 +150,14 @@ class Run:
             inner = _stack[_stack.index(self) + 1 :] if self in _stack else []
         for run in reversed(inner):
             run.end(status, error)
-        if error is not None:
+        if error is not None and not self.attached:  # an attached run is its owner's to end
             import traceback
 
             self._recorder.set_tag(self.key, ERROR_TAG, f"{type(error).__name__}: {error}"[:1000])
             self._recorder.log_text(self.key, "".join(traceback.format_exception(error)), "traceback.txt")
         self.status = status
-        self._recorder.end_run(self.key, status)
+        if not self.attached:
+            self._recorder.end_run(self.key, status)
         with _stack_lock:
             if self in _stack:
                 _stack.remove(self)
@@ -229,10 +236,34 @@ def start_run(
     return run
 
 
+def open_run(
+    name: str | None,
+    *,
+    experiment: str,
+    kind: str,
+    tags: dict[str, Any] | None = None,
+    parent_key: str | None = None,
+) -> Run:
+    """A run that does not become the active one: a job's run, kept by the process that runs the job while
+    the job's kernel records into it (``parent_key``: its sweep's run). End it with ``run.end(status)``."""
+    if kind not in TOP_LEVEL_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(TOP_LEVEL_KINDS)}, got {kind!r}")
+    return Run(get_recorder(), kind=kind, name=name, experiment=experiment, tags=tags, parent_key=parent_key)
+
+
 def current_run() -> Run:
-    """The innermost open run; starts the process's own top-level run when none is open."""
+    """The innermost open run; starts the process's own top-level run when none is open (in a kernel that
+    the jobs engine started: attaches to the job's run instead, so stages nest under the job)."""
     with _stack_lock:
-        return _stack[-1] if _stack else start_run()
+        if _stack:
+            return _stack[-1]
+        job = os.environ.get(JOB_RUN_ENV)
+        if not job:
+            return start_run()
+        run = Run(get_recorder(), kind="job", name=None, experiment=default_experiment(), attach=job)
+        _stack.append(run)
+    _install_hooks()
+    return run
 
 
 def stage(name: str, *, tags: dict[str, Any] | None = None) -> Run:

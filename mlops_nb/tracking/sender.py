@@ -120,7 +120,7 @@ class Executor:
 
         if step.run in self.rejected:
             return
-        if step.kind != "create" and step.run not in self.run_ids:
+        if step.kind != "create" and self.resolve(step.run) is None:
             log.warning("mlops-nb: dropped a %s record of a run that was never started (%s)", step.kind, step.run)
             return
         try:
@@ -131,6 +131,18 @@ class Executor:
             if step.kind == "create":
                 self.rejected[step.run] = str(e)
             log.warning("mlops-nb: MLflow refused a record (%s %s): %s", step.kind, step.run, e)
+
+    def resolve(self, key: str) -> str | None:
+        """The MLflow id of the run with mlops-nb key ``key``: known here, or created by another process (a
+        job's run, which the job's kernel records into; a cache hit's source run)."""
+        run_id = self.run_ids.get(key)
+        if run_id is None:
+            client = self.store.client
+            experiments = [e.experiment_id for e in client.search_experiments()]
+            found = client.search_runs(experiments, f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
+            if found:
+                run_id = self.run_ids[key] = found[0].info.run_id
+        return run_id
 
     def _create(self, step: Step) -> None:
         rec = step.record
@@ -149,9 +161,10 @@ class Executor:
         else:
             tags = {**self._provenance.tags(rec), **rec.get("tags", {}), RUN_KEY_TAG: step.run}
             if rec.get("parent"):
-                if rec["parent"] not in self.run_ids:
+                parent = self.resolve(rec["parent"])
+                if parent is None:
                     raise StoreError(f"its parent run {rec['parent']} was never created")
-                tags["mlflow.parentRunId"] = self.run_ids[rec["parent"]]
+                tags["mlflow.parentRunId"] = parent
             run_id = client.create_run(exp_id, start_time=rec["t"], tags=tags, run_name=rec.get("name")).info.run_id
         self.run_ids[step.run] = run_id
         self._on_created(step.run, run_id)
@@ -191,15 +204,10 @@ class Executor:
     def _link(self, step: Step) -> None:
         """Tag a run with the MLflow id of another run known by its mlops-nb key (a cache hit's source)."""
         ref = step.record["ref"]
-        run_id = self.run_ids.get(ref)
+        run_id = self.resolve(ref)
         if run_id is None:
-            client = self.store.client
-            experiments = [e.experiment_id for e in client.search_experiments()]
-            found = client.search_runs(experiments, f"tags.`{RUN_KEY_TAG}` = '{ref}'", max_results=1)
-            if not found:
-                log.warning("mlops-nb: no run has the key %s; %s not set", ref, step.record["k"])
-                return
-            run_id = self.run_ids[ref] = found[0].info.run_id
+            log.warning("mlops-nb: no run has the key %s; %s not set", ref, step.record["k"])
+            return
         self.store.client.set_tag(self.run_ids[step.run], step.record["k"], run_id)
 
     def _end(self, step: Step) -> None:
@@ -309,28 +317,33 @@ class Sender(threading.Thread):
             with self._cond:
                 self._cond.wait_for(lambda: self._queue or self._stopping or self._scans_done < self._scans_asked)
                 scan = self._scans_asked
+                batch: list[dict[str, Any]] = []
+                if self._queue:
+                    deadline = time.monotonic() + self._interval
+                    while not self._hurry and not self._stopping and time.monotonic() < deadline:
+                        self._cond.wait(max(0.0, deadline - time.monotonic()))
+                    batch, self._queue = self._queue, []
+            if batch:
+                if not self.executor.run_all(plan(batch), self._should_stop, self._remember):
+                    return
+                self.journal.note({"op": "ack", "upto": batch[-1]["seq"]})
+                with self._cond:
+                    self._done = batch[-1]["seq"]
+                    self.last_error = None
+                    self._cond.notify_all()
+            # Dead processes' journals after our own records: a job's kernel records into the job's run,
+            # which this process creates.
             if self._scans_done < scan:
                 folder = self.journal.path.parent
-                replay_all(folder, store, self._provenance, self._should_stop, self._remember, self.journal.path)
+                replay_all(
+                    folder, store, self._provenance, self._should_stop, self._remember, self.journal.path, self.run_ids
+                )
                 with self._cond:
                     self._scans_done = scan
                     self._cond.notify_all()
             with self._cond:
-                if not self._queue:
-                    if self._stopping:
-                        return
-                    continue
-                deadline = time.monotonic() + self._interval
-                while not self._hurry and not self._stopping and time.monotonic() < deadline:
-                    self._cond.wait(max(0.0, deadline - time.monotonic()))
-                batch, self._queue = self._queue, []
-            if not self.executor.run_all(plan(batch), self._should_stop, self._remember):
-                return
-            self.journal.note({"op": "ack", "upto": batch[-1]["seq"]})
-            with self._cond:
-                self._done = batch[-1]["seq"]
-                self.last_error = None
-                self._cond.notify_all()
+                if self._stopping and not self._queue:
+                    return
 
     def _should_stop(self) -> bool:
         return self._stopping
@@ -372,10 +385,12 @@ def replay_all(
     give_up: Callable[[], bool],
     on_error: Callable[[BaseException], None],
     exclude: Path | None = None,
+    run_ids: dict[str, str] | None = None,
 ) -> None:
-    """Replay every journal in ``folder`` whose process is dead."""
+    """Replay every journal in ``folder`` whose process is dead. ``run_ids`` (key -> MLflow id) are the runs
+    the caller knows; the replays add theirs."""
     for orphan in journal_mod.orphans(folder, exclude=exclude):
-        replay_orphan(orphan, store, provenance, give_up, on_error)
+        replay_orphan(orphan, store, provenance, give_up, on_error, run_ids)
 
 
 def replay_orphan(
@@ -384,6 +399,7 @@ def replay_orphan(
     provenance: Provenance,
     give_up: Callable[[], bool],
     on_error: Callable[[BaseException], None],
+    run_ids: dict[str, str] | None = None,
 ) -> bool:
     """Send what a dead process journaled and end its unfinished runs KILLED, then release the journal
     (deleted when everything arrived). True when done."""
@@ -392,7 +408,9 @@ def replay_orphan(
         # A journal for another store is left for a process that uses that one.
         if journal_mod.header(orphan.path).get("tracking_uri") == store.tracking_uri:
             state = journal_mod.read(orphan.path)
-            records = [{**r, "replay": True} if r["op"] == "start" else r for r in state.pending]
+            records = state.pending
+            if not state.deferred:  # a crashed process's runs: they may exist already, and carry its provenance
+                records = [{**r, "replay": True} if r["op"] == "start" else r for r in records]
             now = int(time.time() * 1000)
             reason = (
                 f"process {state.pid} on {state.host} ended without ending this run "
@@ -402,7 +420,9 @@ def replay_orphan(
                 records.append({"op": "tag", "run": key, "k": "mlops_nb.end_reason", "v": reason})
                 records.append({"op": "end", "run": key, "status": "KILLED", "t": now})
             note = lambda key, run_id: orphan.note({"op": "created", "run": key, "run_id": run_id})  # noqa: E731
-            done = Executor(store, dict(state.run_ids), provenance, note).run_all(plan(records), give_up, on_error)
+            known = run_ids if run_ids is not None else {}
+            known.update(state.run_ids)
+            done = Executor(store, known, provenance, note).run_all(plan(records), give_up, on_error)
     except Exception as e:  # noqa: BLE001 - a damaged journal must not stop this process's records
         log.warning("mlops-nb: could not replay %s: %r; it is kept", orphan.path, e)
     orphan.finish(remove=done)

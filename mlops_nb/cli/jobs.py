@@ -1,0 +1,208 @@
+"""``mlops-nb run | sweep | reproduce | ci``: thin glue over ``mlops_nb.jobs``.
+
+Human-readable summaries go to stderr; stdout carries only what a script captures (the run id, or JSON with
+``--json``). Exit codes: 0 success, 1 a cell raised, 2 bad usage or input (nothing ran), 3 a requirement
+did not hold, 4 the kernel died or a cell timed out, 5 the records could not reach MLflow.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlops_nb.exceptions import MlopsNbError, StoreError, UsageError
+
+STORE_EXIT = 5
+
+
+class _Failed(click.ClickException):
+    """A usage or input error: message on stderr, exit 2 (click's convention for usage errors)."""
+
+    exit_code = 2
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn mlops-nb's errors into clear messages and exit codes; keep MLflow's INFO chatter off the console."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        try:
+            return func(*args, **kwargs)
+        except MlopsNbError as e:
+            if isinstance(e, StoreError):
+                click.echo(f"Error: {e}", err=True)
+                sys.exit(STORE_EXIT)
+            raise _Failed(str(e)) from e
+
+    return wrapper
+
+
+def _parameters(files: tuple[Path, ...], typed: tuple[tuple[str, str], ...], raw: tuple[tuple[str, str], ...]) -> dict:
+    """Files first, then -p, then -r (later wins), as papermill merges them."""
+    from mlops_nb.jobs.parameters import read_file
+    from mlops_nb.jobs.parameters import typed as typed_value
+
+    params: dict[str, Any] = {}
+    for path in files:
+        params.update(read_file(path))
+    params.update({name: typed_value(value) for name, value in typed})
+    params.update(dict(raw))
+    return params
+
+
+def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag {pair!r}: write it as KEY=VALUE.")
+        tags[key] = value
+    return tags
+
+
+def _job_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by run and sweep."""
+    options = [
+        click.option(
+            "-p",
+            "--parameter",
+            "typed",
+            nargs=2,
+            multiple=True,
+            metavar="NAME VALUE",
+            help="Parameter to inject, typed as papermill does (True/False/None, int, float, else text).",
+        ),
+        click.option(
+            "-r",
+            "--parameter-raw",
+            "raw",
+            nargs=2,
+            multiple=True,
+            metavar="NAME VALUE",
+            help="Parameter to inject as text, untyped.",
+        ),
+        click.option(
+            "-f",
+            "--parameters-file",
+            "files",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="YAML file of parameters (repeatable; -p and -r override it).",
+        ),
+        click.option(
+            "--experiment", help="MLflow experiment (default: MLOPS_NB_EXPERIMENT, else the notebook's stem)."
+        ),
+        click.option(
+            "--require",
+            "requires",
+            multiple=True,
+            metavar='"METRIC OP VALUE"',
+            help='Fail unless the job\'s metric holds, e.g. --require "accuracy >= 0.9" (repeatable).',
+        ),
+        click.option(
+            "--timeout", type=float, help="Seconds any one cell may run before the job fails (default: none)."
+        ),
+        click.option(
+            "--start-timeout",
+            type=float,
+            default=60,
+            show_default=True,
+            help="Seconds to wait for the kernel to start.",
+        ),
+        click.option("-k", "--kernel", help="Kernel name (default: the notebook's own)."),
+        click.option("--cwd", type=click.Path(path_type=Path), help="Working directory of the kernel."),
+        click.option("--allow-new", is_flag=True, help="Inject parameters that the 'parameters' cell does not set."),
+        click.option("--no-cache", is_flag=True, help="Run every %%track stage (no cache hits)."),
+        click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag on the job run(s)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("notebook", type=click.Path(path_type=Path))
+@_job_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where the executed notebook goes (default: NOTEBOOK's stem + .out.ipynb beside it).",
+)
+@click.option("--name", help="Run name (default: the notebook's stem).")
+@click.option("--log-output", is_flag=True, help="Stream the cells' output to the console, as papermill does.")
+@click.option("--progress-bar/--no-progress-bar", default=None, help="Cell progress bar (default: on a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout instead of the run id.")
+@_handle_errors
+def run(
+    notebook: Path,
+    output: Path | None,
+    name: str | None,
+    log_output: bool,
+    progress_bar: bool | None,
+    as_json: bool,
+    **job: Any,
+) -> None:
+    """Execute NOTEBOOK with papermill as one tracked MLflow job run.
+
+    Its %%track stages nest under the job run; the input and executed notebooks are logged as artifacts, the
+    injected parameters as params. Prints the run id (stdout) and a summary (stderr).
+
+    \b
+    mlops-nb run notebooks/train.ipynb -p alpha 0.5 --require "accuracy >= 0.9"
+    """
+    from mlops_nb.jobs.runner import run_job
+
+    options = _options(job, name)
+    result = run_job(
+        notebook,
+        output=output,
+        parameters=_parameters(job["files"], job["typed"], job["raw"]),
+        options=options,
+        kernel=job["kernel"],
+        cwd=job["cwd"],
+        timeout=job["timeout"],
+        start_timeout=job["start_timeout"],
+        allow_new=job["allow_new"],
+        progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
+        log_output=log_output,
+    )
+    click.echo(result.summary(), err=True)
+    click.echo(json.dumps(_result_json(result)) if as_json else result.run_id)
+    sys.exit(result.exit_code)
+
+
+def _options(job: dict[str, Any], name: str | None = None) -> Any:
+    from mlops_nb.gates import parse_requirement
+    from mlops_nb.jobs.job import JobOptions
+
+    return JobOptions(
+        experiment=job["experiment"],
+        run_name=name,
+        tags=_tags(job["tags"]),
+        requirements=[parse_requirement(r) for r in job["requires"]],
+        cache=not job["no_cache"],
+    )
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "experiment": result.experiment,
+        "outcome": result.outcome,
+        "exit_code": result.exit_code,
+        "message": result.message,
+        "metrics": result.metrics,
+        "stages": [vars(s) for s in result.stages],
+        "requirements": [{"requirement": str(g.requirement), "ok": g.ok, "actual": g.actual} for g in result.gates],
+        "duration_s": round(result.duration, 3),
+        "output": result.output,
+    }

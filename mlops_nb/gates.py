@@ -1,0 +1,79 @@
+"""Requirements on metrics, ``"accuracy >= 0.9"``: the gates of jobs (``--require``), CI and promotion."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from mlops_nb.exceptions import UsageError
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_PATTERN = re.compile(r"^\s*(?P<metric>[^<>=!\s]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of one requirement against a run's metrics; ``message`` says why, with the margin."""
+
+    requirement: Requirement
+    ok: bool
+    actual: float | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """``metric op value``, e.g. ``accuracy >= 0.9``."""
+
+    metric: str
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+    def check(self, metrics: Mapping[str, float]) -> GateResult:
+        actual = metrics.get(self.metric)
+        if actual is None:
+            close = difflib.get_close_matches(self.metric, list(metrics), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            logged = ", ".join(sorted(metrics)) or "none"
+            return GateResult(
+                self, False, None, f"{self}: metric {self.metric!r} was not logged.{hint} Logged: {logged}"
+            )
+        ok = not math.isnan(actual) and OPERATORS[self.op](actual, self.value)
+        if ok:
+            return GateResult(self, True, actual, f"{self}: {self.metric} = {actual:g}, holds")
+        gap = actual - self.value
+        how = f"{abs(gap):g} {'below' if gap < 0 else 'above'}" if gap else "equal to it"
+        return GateResult(self, False, actual, f"{self}: {self.metric} = {actual:g}, {how} the threshold")
+
+
+def parse_requirement(text: str) -> Requirement:
+    """Parse ``"METRIC OP VALUE"`` (OP one of >= <= == != > <); UsageError naming the fix otherwise."""
+    match = _PATTERN.match(text or "")
+    if match is None:
+        raise UsageError(
+            f'Cannot read the requirement {text!r}: write it as "METRIC OP VALUE", e.g. "accuracy >= 0.9" '
+            f"(OP is one of {' '.join(OPERATORS)})."
+        )
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise UsageError(f"The requirement {text!r} compares with {match['value']!r}, which is not a number.") from None
+    return Requirement(match["metric"], match["op"], value)
+
+
+def check_all(requirements: list[Requirement], metrics: Mapping[str, float]) -> list[GateResult]:
+    return [r.check(metrics) for r in requirements]

@@ -1,0 +1,65 @@
+"""The papermill engine ``mlops_nb``: papermill's nbclient engine, with the execution recorded as a job run.
+
+``papermill --engine mlops_nb in.ipynb out.ipynb -p alpha 0.5`` gives plain papermill users the same tracked
+job as ``mlops-nb run``, which uses this engine too and passes its options as ``mlops_nb_job``. papermill
+imports every registered engine when it loads: import papermill, never this module directly (that import
+would be circular), and keep this module free of anything heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine
+from papermill.log import logger
+from papermill.utils import merge_kwargs, remove_args
+
+
+class MlopsNbEngine(NBClientEngine):
+    """Executes like papermill's default engine; records the job (see ``mlops_nb.jobs.job``)."""
+
+    @classmethod
+    def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None, **kwargs: Any) -> Any:
+        from mlops_nb.jobs.job import OPTIONS_KWARG, Job, JobOptions
+
+        options: JobOptions = kwargs.pop(OPTIONS_KWARG, None) or JobOptions()
+        job = Job(kwargs.get("input_path"), nb, options)
+        try:
+            nb = super().execute_notebook(
+                nb, kernel_name, output_path=output_path, kernel_env=job.kernel_env(), **kwargs
+            )
+        except BaseException as e:
+            options.result = job.finish(nb, e, output_path)
+            raise
+        options.result = job.finish(nb, None, output_path)
+        nb.metadata["mlops_nb"] = {"run_id": options.result.run_id, "experiment": options.result.experiment}
+        return nb
+
+    @classmethod
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: float = 60,
+        execution_timeout: float | None = None,
+        kernel_env: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        # As NBClientEngine does, plus the kernel's environment.
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
+        return PapermillNotebookClient(nb_man, **final_kwargs).execute(env=kernel_env)

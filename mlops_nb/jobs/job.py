@@ -1,0 +1,291 @@
+"""One notebook job: a papermill execution recorded as one MLflow ``job`` run.
+
+The process that runs the job creates the run, and starts the kernel with the run's key in its
+environment: the kernel's ``%%track`` stages and ``mnb.log_*`` calls record into that run (stages nest under
+it, their metrics roll up onto it). The kernel only journals; when it has exited, this process sends its
+journal (MLflow is loaded here already, in the background while the notebook ran), logs the input and
+executed notebooks, checks the requirements against the run's metrics, and ends the run FINISHED or FAILED
+with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.exceptions import StoreError
+from mlops_nb.gates import GateResult, Requirement, check_all
+from mlops_nb.stages.stage import DURATION_TAG
+from mlops_nb.tracking.journal import JobHold, job_journals, read
+from mlops_nb.tracking.provenance import NOTEBOOK_ENV
+from mlops_nb.tracking.recorder import JOB_RUN_ENV, JOURNAL_ONLY_ENV, get_recorder
+from mlops_nb.tracking.runs import CACHE_HIT_TAG, ERROR_TAG, STAGE_TAG, open_run
+
+OPTIONS_KWARG = "mlops_nb_job"  # how run_job hands JobOptions to the papermill engine
+OUTCOME_TAG = "mlops_nb.job.outcome"
+REQUIREMENTS_TAG = "mlops_nb.job.requirements"
+INPUT_ARTIFACT = "notebook/input.ipynb"  # the notebook as it was before parameters were injected
+OUTPUT_ARTIFACT = "notebook/output.ipynb"
+PARAMETERS_ARTIFACT = "notebook/parameters.json"  # the injected parameters with their types
+
+# Outcomes and the exit codes of `mlops-nb run` (2 is a usage error: nothing ran).
+SUCCEEDED = "succeeded"
+NOTEBOOK_FAILED = "notebook_failed"
+REQUIREMENT_FAILED = "requirement_failed"
+KERNEL_DIED = "kernel_died"
+TIMED_OUT = "timed_out"
+EXIT_CODES = {SUCCEEDED: 0, NOTEBOOK_FAILED: 1, REQUIREMENT_FAILED: 3, KERNEL_DIED: 4, TIMED_OUT: 4}
+USAGE_EXIT = 2
+
+
+@dataclass
+class JobOptions:
+    """How to record a job (the engine's ``mlops_nb_job`` argument). ``result`` is filled in by the engine."""
+
+    experiment: str | None = None
+    run_name: str | None = None
+    parent_run_id: str | None = None  # a sweep's run, by MLflow id
+    parent_key: str | None = None  # or by mlops-nb key, when this process's records are sent by the sweep's
+    tags: dict[str, str] = field(default_factory=dict)
+    requirements: list[Requirement] = field(default_factory=list)
+    cache: bool = True
+    send: bool = True  # False: leave the records in the journals for the calling process (a sweep's) to send
+    result: JobResult | None = None
+
+
+@dataclass
+class StageSummary:
+    name: str
+    status: str
+    cache_hit: bool
+    duration: float | None
+
+
+@dataclass
+class JobResult:
+    """What a job did: the run, how it ended and why, its metrics and stages. ``run_id`` is '' until the
+    records are sent (a sweep worker's job: the sweep fills it in from ``key``)."""
+
+    run_id: str
+    key: str
+    experiment: str
+    outcome: str
+    message: str
+    metrics: dict[str, float]
+    stages: list[StageSummary]
+    gates: list[GateResult]
+    duration: float
+    output: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == SUCCEEDED
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+    def summary(self) -> str:
+        """A short human summary: outcome, metrics, stages and cache hits, requirements."""
+        hits = sum(s.cache_hit for s in self.stages)
+        lines = [
+            f"{'OK' if self.ok else 'FAILED'} ({self.outcome}) in {self.duration:.1f} s: run {self.run_id} "
+            f"in experiment {self.experiment!r}",
+        ]
+        if self.message:
+            lines.append(f"  {self.message}")
+        if self.metrics:
+            lines.append("  metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in sorted(self.metrics.items())))
+        if self.stages:
+            lines.append(f"  stages: {len(self.stages)} ({hits} from the cache)")
+            for s in self.stages:
+                took = f"{s.duration:.2f} s" if s.duration is not None else ""
+                lines.append(f"    {s.name:<20} {s.status:<9} {'cache hit' if s.cache_hit else took}")
+        lines.extend(f"  {'ok  ' if g.ok else 'FAIL'} {g.message}" for g in self.gates)
+        if self.output:
+            lines.append(f"  output notebook: {self.output}")
+        return "\n".join(lines)
+
+
+class Job:
+    """The MLflow side of one execution; the engine calls ``kernel_env()`` before and ``finish()`` after."""
+
+    def __init__(self, notebook: str | None, nb: Any, options: JobOptions) -> None:
+        self.options = options
+        self.started = time.monotonic()
+        self.notebook = str(Path(notebook).resolve()) if notebook and "://" not in notebook else notebook
+        recorder = get_recorder()
+        self.settings = recorder.settings
+        stem = Path(notebook).stem if notebook else "notebook"
+        self.experiment = options.experiment or self.settings.experiment or stem
+        tags: dict[str, str] = {**options.tags}
+        if self.notebook:
+            tags.update({"mlops_nb.notebook": self.notebook, "mlflow.source.name": self.notebook})
+            tags["mlflow.source.type"] = "NOTEBOOK"
+        if options.parent_run_id:
+            tags["mlflow.parentRunId"] = options.parent_run_id
+        self.run = open_run(
+            options.run_name or stem, experiment=self.experiment, kind="job", tags=tags, parent_key=options.parent_key
+        )
+        self._hold = JobHold(self.settings.journal_dir, self.run.key)  # the kernel's journals are ours to read
+        parameters = dict(nb.metadata.get("papermill", {}).get("parameters", {}))
+        self.run.log_params(parameters)
+        self.run.log_text(json.dumps(parameters, indent=2, default=str), PARAMETERS_ARTIFACT)
+        if notebook:
+            self._log_input(notebook)
+
+    def _log_input(self, notebook: str) -> None:
+        import nbformat
+        from papermill.iorw import load_notebook_node
+
+        self.run.log_text(nbformat.writes(load_notebook_node(notebook)), INPUT_ARTIFACT)
+
+    def kernel_env(self) -> dict[str, str]:
+        """Environment for the kernel: record into this job's run, journal only, same store and cache."""
+        import os
+
+        s = self.settings
+        env = {
+            **os.environ,
+            JOB_RUN_ENV: self.run.key,
+            JOURNAL_ONLY_ENV: "1",
+            "MLFLOW_TRACKING_URI": s.tracking_uri,
+            "MLOPS_NB_EXPERIMENT": self.experiment,
+            "MLOPS_NB_HOME": str(s.home),
+            "MLOPS_NB_CACHE_DIR": str(s.cache_dir),
+            "MLOPS_NB_CACHE": "on" if self.options.cache and s.cache else "off",
+        }
+        if self.notebook:
+            env[NOTEBOOK_ENV] = self.notebook
+        return env
+
+    def finish(self, nb: Any, error: BaseException | None, output: str | None) -> JobResult:
+        """Record the executed notebook, check the requirements, end the run, send it all (``options.send``)."""
+        run = self.run
+        try:
+            outcome, message, metrics, stages, gates = self._conclude(nb, error)
+        except BaseException as e:
+            run.end("FAILED", e)  # never leave the job RUNNING
+            raise
+        finally:
+            self._hold.release()
+        run.end("FINISHED" if outcome == SUCCEEDED else "FAILED")
+        run_id = ""
+        if self.options.send:
+            self._send()
+            run_id = run.run_id
+        return JobResult(
+            run_id=run_id,
+            key=run.key,
+            experiment=self.experiment,
+            outcome=outcome,
+            message=message,
+            metrics=metrics,
+            stages=stages,
+            gates=gates,
+            duration=time.monotonic() - self.started,
+            output=output,
+        )
+
+    def _conclude(
+        self, nb: Any, error: BaseException | None
+    ) -> tuple[str, str, dict[str, float], list[StageSummary], list[GateResult]]:
+        import nbformat
+
+        outcome, message = _classify(nb, error)
+        run = self.run
+        run.log_text(nbformat.writes(nb), OUTPUT_ARTIFACT)
+        records = [r for path in job_journals(self.settings.journal_dir, run.key) for r in read(path).pending]
+        metrics, stages = summarize(records, run.key)
+        gates: list[GateResult] = []
+        if outcome == SUCCEEDED and self.options.requirements:
+            gates = check_all(self.options.requirements, metrics)
+            failed = [g for g in gates if not g.ok]
+            if failed:
+                outcome = REQUIREMENT_FAILED
+                message = "requirement not met: " + ", ".join(str(g.requirement) for g in failed)
+            run.set_tag(REQUIREMENTS_TAG, "; ".join(("ok: " if g.ok else "FAILED: ") + g.message for g in gates))
+        run.set_tag(OUTCOME_TAG, outcome)
+        if message:
+            run.set_tag(ERROR_TAG, message[:1000])
+        return outcome, message, metrics, stages, gates
+
+    def _send(self) -> None:
+        """Flush into MLflow, kernel journals included (another process may be sending one: wait for it)."""
+        recorder = get_recorder()
+        deadline = time.monotonic() + self.settings.flush_timeout
+        while True:
+            sent = recorder.flush(max(0.0, deadline - time.monotonic()))
+            if sent and not job_journals(self.settings.journal_dir, self.run.key):
+                return
+            if time.monotonic() >= deadline:
+                sender = recorder.sender
+                raise StoreError(
+                    f"The job's records did not reach MLflow at {self.settings.tracking_uri} within "
+                    f"{self.settings.flush_timeout:g} s (last error: {sender.last_error if sender else None}). They "
+                    f"are kept in {self.settings.journal_dir} and sent by the next mlops-nb process."
+                )
+            time.sleep(0.05)
+
+
+def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:
+    """The outcome of an execution and a message naming the cell and exception, or the kernel's fate."""
+    if error is not None:
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+        where = _last_started(nb)
+        if isinstance(error, CellTimeoutError):
+            return TIMED_OUT, f"{where} ran longer than the timeout; the kernel was stopped ({error})"
+        if isinstance(error, DeadKernelError):
+            return KERNEL_DIED, f"the kernel died while running {where} (killed, out of memory, or os._exit)"
+        return KERNEL_DIED, f"the execution stopped at {where}: {type(error).__name__}: {error}"
+    failed = _failed_cell(nb)
+    return (NOTEBOOK_FAILED, failed) if failed else (SUCCEEDED, "")
+
+
+def _failed_cell(nb: Any) -> str:
+    """'cell 4 (In [3]): ZeroDivisionError: division by zero' for the first failing cell, or ''."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", ()):
+            if output.get("output_type") == "error" and not (
+                output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0")
+            ):
+                return f"cell {index} (In [{cell.get('execution_count')}]): {output['ename']}: {output['evalue']}"
+        if cell.get("metadata", {}).get("papermill", {}).get("exception") is True:
+            return f"cell {index} (In [{cell.get('execution_count')}]) was executing when the kernel stopped"
+    return ""
+
+
+def _last_started(nb: Any) -> str:
+    started = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return "kernel start-up"
+    cell = nb.cells[started[-1]]
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return f"cell {started[-1]} ({first[:60]!r})"
+
+
+def summarize(records: list[dict[str, Any]], job: str) -> tuple[dict[str, float], list[StageSummary]]:
+    """The job's metrics (latest value per key, as MLflow shows them) and its stages, from the kernel's
+    journal records: known before anything is sent."""
+    latest: dict[str, tuple[int, int, float]] = {}
+    stages: dict[str, StageSummary] = {}
+    for rec in records:
+        op, run = rec["op"], rec["run"]
+        if op == "metric" and job in (run, rec.get("rollup")):
+            seen = latest.get(rec["k"])
+            if seen is None or (rec["step"], rec["t"]) >= seen[:2]:
+                latest[rec["k"]] = (rec["step"], rec["t"], rec["v"])
+        elif op == "start" and rec.get("parent") == job and STAGE_TAG in rec.get("tags", {}):
+            stages[run] = StageSummary(rec["tags"][STAGE_TAG], "KILLED", False, None)
+        elif run in stages:
+            if op == "end":
+                stages[run].status = rec["status"]
+            elif op == "tag" and rec["k"] == CACHE_HIT_TAG:
+                stages[run].cache_hit = rec["v"] == "true"
+            elif op == "tag" and rec["k"] == DURATION_TAG:
+                stages[run].duration = float(rec["v"])
+    return {k: v for k, (_, _, v) in latest.items()}, list(stages.values())

@@ -1,0 +1,114 @@
+"""``run_job``: check the inputs, execute the notebook with the ``mlops_nb`` engine, return what happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.exceptions import UsageError
+from mlops_nb.jobs import parameters as params_mod
+from mlops_nb.jobs.job import OPTIONS_KWARG, JobOptions, JobResult
+from mlops_nb.tracking.recorder import get_recorder
+
+
+def default_output(notebook: Path) -> Path:
+    """``train.ipynb`` -> ``train.out.ipynb`` beside it (papermill needs an output; git-ignore ``*.out.ipynb``)."""
+    return notebook.with_name(f"{notebook.stem}.out.ipynb")
+
+
+def load_notebook(notebook: Path) -> Any:
+    """The notebook, or a UsageError naming the problem (missing, not a notebook, invalid JSON)."""
+    import nbformat
+
+    if not notebook.is_file():
+        raise UsageError(f"Notebook {notebook} does not exist. Check the path (relative to {Path.cwd()}).")
+    if notebook.suffix != ".ipynb":
+        raise UsageError(f"{notebook} is not a notebook (.ipynb). mlops-nb runs Jupyter notebooks.")
+    try:
+        return nbformat.read(notebook, as_version=4)
+    except Exception as e:  # nbformat raises several kinds for a damaged file
+        raise UsageError(f"Cannot read {notebook} as a notebook: {e}. Open it in Jupyter to repair it.") from e
+
+
+def check_kernel(name: str) -> None:
+    """UsageError listing the installed kernels when ``name`` is not one of them."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(name)
+    except NoSuchKernel:
+        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise UsageError(
+            f"No Jupyter kernel named {name!r} is installed (installed: {known}). Pass --kernel NAME, or install "
+            f"it (python -m ipykernel install --user --name {name})."
+        ) from None
+
+
+def run_job(
+    notebook: Path,
+    *,
+    output: Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    options: JobOptions | None = None,
+    kernel: str | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    start_timeout: float = 60,
+    allow_new: bool = False,
+    progress_bar: bool = False,
+    log_output: bool = False,
+) -> JobResult:
+    """Execute ``notebook`` as one tracked job.
+
+    Args:
+        notebook: the .ipynb to run (it is recorded as the job's input notebook).
+        output: where the executed notebook goes (default ``<stem>.out.ipynb`` beside the input).
+        parameters: injected into the notebook after its ``parameters`` cell, as papermill does.
+        options: experiment, run name, parent run, tags, requirements, cache.
+        kernel: kernel name (default: the notebook's own).
+        cwd: working directory of the kernel (default: the current one).
+        timeout: seconds any one cell may run (papermill's execution timeout); None waits.
+        start_timeout: seconds to wait for the kernel to start.
+        allow_new: inject parameters the notebook's ``parameters`` cell does not set.
+
+    Raises:
+        UsageError: a missing or damaged notebook, unknown parameters, an unknown kernel, a bad cwd; nothing
+            was run or recorded.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    parameters = parameters or {}
+    options = options or JobOptions()
+    nb = load_notebook(notebook)
+    params_mod.check_names(str(notebook), nb, parameters, allow_new)
+    kernel_name = kernel or nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    check_kernel(kernel_name)
+    if cwd is not None and not cwd.is_dir():
+        raise UsageError(f"--cwd {cwd} is not a folder.")
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"The timeout must be a positive number of seconds, got {timeout:g}.")
+    output = output or default_output(notebook)
+    get_recorder()  # settings are resolved here, before papermill moves into cwd
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            engine_name="mlops_nb",
+            kernel_name=kernel_name,
+            cwd=str(cwd) if cwd else None,
+            execution_timeout=timeout,
+            start_timeout=start_timeout,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            **{OPTIONS_KWARG: options},
+        )
+    except PapermillExecutionError:
+        pass  # recorded in the result
+    except Exception:
+        if options.result is None:  # failed before the job started
+            raise
+    assert options.result is not None
+    return options.result
