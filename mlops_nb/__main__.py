@@ -2,4 +2,5 @@
 
 from mlops_nb.cli import main
 
-main(prog_name="mlops-nb")
+if __name__ == "__main__":  # not when a worker process imports it
+    main(prog_name="mlops-nb")

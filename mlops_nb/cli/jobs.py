@@ -206,3 +206,101 @@ def _result_json(result: Any) -> dict[str, Any]:
         "duration_s": round(result.duration, 3),
         "output": result.output,
     }
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    metavar="NAME=V1,V2",
+    help="Values of one parameter (repeatable; the sweep runs every combination). "
+    'NAME=[1, "a,b"] is read as a YAML list.',
+)
+@click.option("--random", "sample", type=int, metavar="N", help="Run N combinations drawn at random instead of all.")
+@click.option("--seed", type=int, help="Seed for --random (default: a different draw each time).")
+@click.option("--parallel", type=int, default=1, show_default=True, help="Jobs at a time.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: a process pool on this machine; dask: tasks on a Dask cluster.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler (tcp://host:8786); without it --executor dask starts a local cluster.",
+)
+@click.option("--metric", help="Pick the best job by this metric.")
+@click.option("--higher-is-better/--lower-is-better", default=True, help="Direction of --metric (default: higher).")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    help="Where the executed notebooks go (default: .mlops_nb/sweeps/<notebook>-<time>/).",
+)
+@click.option("--progress-bar/--no-progress-bar", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout instead of the run id.")
+@_job_options
+@_handle_errors
+def sweep(
+    notebook: Path,
+    grids: tuple[str, ...],
+    sample: int | None,
+    seed: int | None,
+    parallel: int,
+    executor: str,
+    scheduler: str | None,
+    metric: str | None,
+    higher_is_better: bool,
+    output_dir: Path | None,
+    progress_bar: bool | None,
+    as_json: bool,
+    **job: Any,
+) -> None:
+    """Run NOTEBOOK once per combination of the --grid values: a `sweep` run with one `job` run each.
+
+    A failed job does not stop the others. Prints the sweep's run id (stdout) and a table of its jobs with
+    the best by --metric (stderr). Exit 0 when every job succeeded, 1 when some failed.
+
+    \b
+    mlops-nb sweep train.ipynb --grid alpha=0.1,1,10 --grid penalty=l1,l2 --parallel 2 --metric accuracy
+    """
+    from mlops_nb.jobs.sweep import combinations, parse_grid, run_sweep
+
+    if scheduler and executor != "dask":
+        raise UsageError("--scheduler needs --executor dask.")
+    grid = parse_grid(grids)
+    result = run_sweep(
+        notebook,
+        grid,
+        points=combinations(grid, sample, seed),
+        fixed=_parameters(job["files"], job["typed"], job["raw"]),
+        options=_options(job),
+        run={k: job[k] for k in ("kernel", "cwd", "timeout", "start_timeout", "allow_new")},
+        parallel=parallel,
+        executor=executor,
+        scheduler=scheduler,
+        metric=metric,
+        higher_is_better=higher_is_better,
+        output_dir=output_dir,
+        progress=sys.stderr.isatty() if progress_bar is None else progress_bar,
+    )
+    click.echo(result.summary(), err=True)
+    if as_json:
+        children = [
+            {
+                "index": c.index,
+                "parameters": c.parameters,
+                "ok": c.ok,
+                "why": "" if c.ok else c.why,
+                **(_result_json(c.result) if c.result else {}),
+            }
+            for c in result.children
+        ]
+        best = result.best.result.run_id if result.best and result.best.result else None
+        click.echo(json.dumps({"run_id": result.run_id, "best_run_id": best, "jobs": children}, default=str))
+    else:
+        click.echo(result.run_id)
+    sys.exit(result.exit_code)

@@ -121,10 +121,11 @@ class Job:
         self.settings = recorder.settings
         stem = Path(notebook).stem if notebook else "notebook"
         self.experiment = options.experiment or self.settings.experiment or stem
-        tags: dict[str, str] = {**options.tags}
+        tags: dict[str, str] = {}
         if self.notebook:
             tags.update({"mlops_nb.notebook": self.notebook, "mlflow.source.name": self.notebook})
             tags["mlflow.source.type"] = "NOTEBOOK"
+        tags.update(options.tags)
         if options.parent_run_id:
             tags["mlflow.parentRunId"] = options.parent_run_id
         self.run = open_run(

@@ -53,20 +53,13 @@ def read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def declared(notebook: str, nb: Any) -> dict[str, Any] | None:
-    """The names the notebook's ``parameters`` cell assigns (with their defaults' text); None without one."""
-    import papermill
-
-    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
-        return None
-    return {name: p["default"] for name, p in papermill.inspect_notebook(notebook).items()}
-
-
-def check_names(notebook: str, nb: Any, parameters: dict[str, Any], allow_new: bool) -> None:
+def check_names(notebook: str, nb: dict[str, Any], parameters: dict[str, Any], allow_new: bool) -> None:
     """UsageError when a parameter is not one the notebook declares (and new ones are not allowed)."""
+    from mlops_nb.stages.params import declared
+
     if allow_new or not parameters:
         return
-    names = declared(notebook, nb)
+    names = declared(nb)
     if names is None:
         raise UsageError(
             f"{notebook} has no cell tagged 'parameters', so {', '.join(sorted(parameters))} would be injected "

@@ -23,13 +23,20 @@ def _from_file(path: str, mtime: float) -> frozenset[str]:
         nb = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return frozenset()
-    names: set[str] = set()
+    return frozenset(declared(nb, injected=True) or ())
+
+
+def declared(nb: dict[str, Any], *, injected: bool = False) -> set[str] | None:
+    """The names a notebook's ``parameters`` cell assigns (and papermill's injected cell's, with
+    ``injected``); None when no cell is tagged ``parameters``. ``nb`` is the notebook's JSON."""
+    wanted = {"parameters", "injected-parameters"} if injected else {"parameters"}
+    names: set[str] | None = None
     for cell in nb.get("cells", []):
         tags = cell.get("metadata", {}).get("tags", [])
-        if cell.get("cell_type") == "code" and ("parameters" in tags or "injected-parameters" in tags):
+        if cell.get("cell_type") == "code" and wanted.intersection(tags):
             source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-            names.update(_assigned(source))
-    return frozenset(names)
+            names = (names or set()) | set(_assigned(source))
+    return names
 
 
 def _assigned(source: str) -> tuple[str, ...]:

@@ -1,0 +1,76 @@
+"""``mlops-nb promote``: parses the options, calls ``mlops_nb.registry.promote``, reports and sets the exit code."""
+
+from __future__ import annotations
+
+import click
+
+from mlops_nb.exceptions import MlopsNbError
+
+BAD_INPUT = 2  # click's code for bad usage
+REFUSED = 3
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--name", required=True, metavar="MODEL", help="Registered model to add the version to (created if missing)."
+)
+@click.option(
+    "--alias", default="champion", show_default=True, help="Alias to move to the version if every gate holds."
+)
+@click.option(
+    "--require",
+    "requires",
+    multiple=True,
+    metavar='"METRIC OP VALUE"',
+    help='A requirement on the run\'s metrics, e.g. "accuracy >= 0.9" (OP: >= > <= < == !=). Repeatable.',
+)
+@click.option("--must-beat", metavar="ALIAS", help="The run must beat the version that has this alias, on --metric.")
+@click.option("--metric", metavar="M", help="The metric --must-beat compares.")
+@click.option("--higher-is-better/--lower-is-better", default=True, show_default=True, help="Direction of --metric.")
+@click.option("--model", metavar="NAME", help="The model to promote when the run logged several (NAME or STAGE/NAME).")
+def promote(
+    run_id: str,
+    name: str,
+    alias: str,
+    requires: tuple[str, ...],
+    must_beat: str | None,
+    metric: str | None,
+    higher_is_better: bool,
+    model: str | None,
+) -> None:
+    """Register RUN_ID's model as a new version of MODEL; move the alias to it only if every gate holds.
+
+    RUN_ID is the job or notebook run (the one `mlops-nb run` prints): the model logged in one of its stages
+    is found. Exit status: 0 promoted; 3 a gate refused it (the version is registered, tagged refused, and
+    the alias did not move); 2 bad input (nothing registered).
+    """
+    from mlops_nb.registry.promote import promote as promote_run
+
+    try:
+        result = promote_run(
+            run_id,
+            name,
+            alias=alias,
+            require=requires,
+            must_beat=must_beat,
+            metric=metric,
+            higher_is_better=higher_is_better,
+            model=model,
+        )
+    except MlopsNbError as e:
+        click.echo(f"Error: {e}", err=True)
+        raise click.exceptions.Exit(BAD_INPUT) from e
+    click.echo(f"Registered {name} version {result.version} from {result.model.uri} ({result.model.label}).")
+    for gate in result.gates:
+        click.echo(f"  {'✓' if gate.ok else '✗'} {gate.message}")
+    if result.promoted:
+        was = f"version {result.previous_version}" if result.previous_version else "no version"
+        click.echo(f"Promoted: {name}@{alias} -> version {result.version} (was {was}).")
+        return
+    state = f"version {result.alias_version}" if result.alias_version else "no version"
+    click.echo(
+        f"Refused by {', '.join(g.name for g in result.failed)}: {name}@{alias} did not move (it points to {state}); "
+        f"version {result.version} is registered, tagged mlops_nb.promotion.status=refused."
+    )
+    raise click.exceptions.Exit(REFUSED)

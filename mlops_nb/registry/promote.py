@@ -1,0 +1,448 @@
+"""Promotion: register a run's model as a new version of a registered model, and move an alias behind gates.
+
+``promote`` finds the model the run (or one of its stages) logged, following a stage served from the cache
+to the run that produced it; checks the requirements on the run's metrics and the must-beat gate against
+the metric recorded on the current champion's source run; registers the version with the evidence as
+``mlops_nb.*`` tags (a refused version is registered too, tagged ``refused``); and moves the alias only when
+every gate holds.
+
+Compare-and-set: the alias moves under a per-model lock, and only if it (and the must-beat alias) still point
+where they pointed when the gates were evaluated, so of overlapping promotions of one model only one wins.
+The lock is a registered model named ``<MODEL>.mlops-nb-lock``: creating a registered model is atomic in
+every MLflow store (a unique key in its database, also through ``mlflow server``), so one lock serves SQLite,
+PostgreSQL and a server shared by many machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import json
+import math
+import os
+import random
+import re
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from mlops_nb.config import Settings, load_settings
+from mlops_nb.exceptions import StoreError, UsageError
+from mlops_nb.gates import Requirement, parse_requirement
+from mlops_nb.stages.stage import CACHE_SOURCE_TAG
+from mlops_nb.tracking import query
+from mlops_nb.tracking.runs import CACHE_HIT_TAG, MODELS_TAG, STAGE_TAG
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run as MlflowRun
+
+SOURCE_RUN_TAG = "mlops_nb.source_run"  # on a version: the run the metrics were read from
+MODEL_RUN_TAG = "mlops_nb.model_run"  # on a version: the run whose artifact the model is
+TAG = "mlops_nb.promotion."  # prefix of the promotion's own evidence on a version
+LOCK_SUFFIX = ".mlops-nb-lock"
+LOCK_TIMEOUT = 300.0
+STALE_LOCK = 120.0  # seconds one holder may keep the lock before a waiter breaks it (a promotion holds it ms)
+_LOCK_TOKEN_TAG = "mlops_nb.lock.token"
+_LOCK_TAKEN = ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")
+_ALIAS = re.compile(r"^[\w-]+$")  # MLflow's rule for alias names
+_RUN_TAGS = ("mlops_nb.git.commit", "mlops_nb.git.dirty")  # copied from the source run onto the version
+_INPUT_PREFIX = "mlops_nb.input."
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """One check of a promotion: its name (``accuracy >= 0.9``), whether it held, and a message that starts
+    with the name and says why, with the margin."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundModel:
+    """A model found in a run: the stage run of the given run that logged it, and the run holding the artifact."""
+
+    stage: MlflowRun
+    run_id: str  # the stage's own id, or for a stage served from the cache the run that produced it
+    path: str
+
+    @property
+    def label(self) -> str:
+        """``STAGE/NAME``, as ``--model`` accepts it."""
+        return f"{self.stage.data.tags.get(STAGE_TAG) or self.stage.info.run_name}/{self.path}"
+
+    @property
+    def uri(self) -> str:
+        return f"runs:/{self.run_id}/{self.path}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Promotion:
+    """What ``promote`` did. ``promoted`` is False when a gate refused it: the alias did not move."""
+
+    name: str
+    version: str
+    alias: str
+    model: FoundModel
+    gates: list[Gate]
+    promoted: bool
+    previous_version: str | None  # where the alias pointed when the gates were evaluated
+    alias_version: str | None  # where it points now
+
+    @property
+    def failed(self) -> list[Gate]:
+        return [g for g in self.gates if not g.ok]
+
+
+def promote(
+    run_id: str,
+    name: str,
+    *,
+    alias: str = "champion",
+    require: Sequence[str] = (),
+    must_beat: str | None = None,
+    metric: str | None = None,
+    higher_is_better: bool = True,
+    model: str | None = None,
+    settings: Settings | None = None,
+) -> Promotion:
+    """Register the model of run ``run_id`` as a new version of ``name``; move ``alias`` to it if every gate holds.
+
+    Args:
+        run_id: a job or notebook run (its stages are searched for the model), or the stage run itself.
+        name: the registered model (created when missing).
+        alias: the alias to move.
+        require: requirements ``"METRIC OP VALUE"`` on the run's metrics.
+        must_beat: an alias whose version the run must beat on ``metric`` (nothing to beat when it is unset).
+        metric: the metric of the must-beat gate.
+        higher_is_better: the direction of ``metric``; a tie does not beat.
+        model: ``NAME`` or ``STAGE/NAME`` when the run has more than one model.
+        settings: where MLflow is (default: the settings in force).
+
+    Returns:
+        The promotion. When a gate refused it the version is registered all the same (tagged
+        ``mlops_nb.promotion.status=refused``, for inspection) and the alias stays where it was.
+
+    Raises:
+        UsageError: bad input; nothing was registered.
+        StoreError: no run ``run_id`` in the store, or the promotion lock stayed taken.
+    """
+    requirements = [parse_requirement(text) for text in require]
+    _check_alias(alias, "--alias")
+    if (must_beat is None) != (metric is None):
+        raise UsageError(
+            "--must-beat ALIAS and --metric M go together: the gate compares the run's M with the M of the "
+            "version @ALIAS, e.g. --must-beat champion --metric accuracy."
+        )
+    if must_beat is not None:
+        _check_alias(must_beat, "--must-beat")
+    s = settings or load_settings()
+    client = query.client(s)
+    run = query.get_run(run_id, s)
+    if run.info.status in ("FAILED", "KILLED"):
+        raise UsageError(
+            f"Run {run_id} ended {run.info.status}; its model is not promoted. Fix the notebook, run it again "
+            "and promote the new run."
+        )
+    found = find_model(run, model, s)
+    metrics = run.data.metrics
+    gates = [_requirement_gate(r, metrics, run_id) for r in requirements]
+    before = _aliases(client, name)
+    evidence = _evidence(run, found, alias, before.get(alias))
+    if must_beat is not None and metric is not None:
+        gate, compared = _must_beat_gate(
+            client, s, name, must_beat, before.get(must_beat), metric, higher_is_better, run
+        )
+        gates.append(gate)
+        evidence.update(compared)
+
+    version = _register(client, name, found, evidence, run_id)
+    promoted, current = all(g.ok for g in gates), before
+    if promoted:
+        with model_lock(client, name):
+            current = _aliases(client, name)
+            moved = [a for a in dict.fromkeys((alias, must_beat)) if a and current.get(a) != before.get(a)]
+            if moved:
+                promoted = False
+                gate = "no concurrent promotion"
+                gates.append(Gate(gate, False, f"{gate}: {_moved_message(moved, before, current)}"))
+            else:
+                client.set_registered_model_alias(name, alias, version)
+                current = {**current, alias: version}
+    outcome = {
+        TAG + "status": "promoted" if promoted else "refused",
+        TAG + "gates": json.dumps([dataclasses.asdict(g) for g in gates]),
+    }
+    if not promoted:
+        outcome[TAG + "reason"] = "; ".join(g.message for g in gates if not g.ok)
+    for key, value in outcome.items():
+        client.set_model_version_tag(name, version, key, value)
+    return Promotion(name, version, alias, found, gates, promoted, before.get(alias), current.get(alias))
+
+
+def find_model(run: MlflowRun, model: str | None = None, settings: Settings | None = None) -> FoundModel:
+    """The model logged by ``run`` or one of its finished stages (through the cache source of a cache hit).
+
+    Raises:
+        UsageError: no model, several without ``model`` naming one, or a model whose artifact is missing.
+    """
+    run_id = run.info.run_id
+    stages = [run, *(r for r in query.child_runs(run_id, settings) if r.info.status == "FINISHED")]
+    found = [
+        FoundModel(stage, producer.info.run_id, path)
+        for stage in stages
+        for producer in [_producer(stage, settings)]
+        for path in producer.data.tags.get(MODELS_TAG, "").split(",")
+        if path
+    ]
+    labels = ", ".join(f.label for f in found)
+    if not found:
+        raise UsageError(
+            f"Run {run_id} and its {len(stages) - 1} finished stage(s) logged no model. Log one inside a stage "
+            "(mnb.log_model(model, 'model', input_example=X)) and promote that job or notebook run; a sweep's "
+            "models are in its job runs."
+        )
+    if model is not None:
+        found = [f for f in found if model in (f.path, f.label)]
+        if not found:
+            raise UsageError(f"Run {run_id} has no model {model!r}; it has {labels}. Pass one of these to --model.")
+    if len(found) > 1:
+        raise UsageError(
+            f"Run {run_id} has {len(found)} models: {labels}. Say which with --model NAME (or STAGE/NAME)."
+        )
+    chosen = found[0]
+    files = {a.path for a in query.client(settings).list_artifacts(chosen.run_id, chosen.path)}
+    if f"{chosen.path}/MLmodel" not in files:
+        raise UsageError(
+            f"Model {chosen.label} of run {run_id} is not in MLflow ({chosen.uri} has no MLmodel). The process "
+            "that recorded it may still be sending (wait for it to exit, or call mnb.flush() in it); if it died, "
+            "the next mlops-nb process with this tracking URI sends what it left in .mlops_nb/journal/."
+        )
+    return chosen
+
+
+@contextlib.contextmanager
+def model_lock(
+    client: MlflowClient, name: str, *, timeout: float = LOCK_TIMEOUT, stale_after: float = STALE_LOCK
+) -> Iterator[None]:
+    """Hold the promotion lock of registered model ``name``: the registered model ``<name>.mlops-nb-lock``.
+
+    A lock whose holder has not changed for ``stale_after`` seconds (its process died) is broken.
+
+    Raises:
+        StoreError: the lock stayed taken for ``timeout`` seconds.
+    """
+    from mlops_nb.tracking.provenance import process_tags
+    from mlops_nb.tracking.store import is_transient
+
+    lock, token = name + LOCK_SUFFIX, uuid.uuid4().hex
+    me = process_tags()
+    holder = f"{me['mlops_nb.user']}@{me['mlops_nb.host']} (pid {os.getpid()})"
+    started = time.monotonic()
+    seen: tuple[str, float] | None = None  # the holder's token and since when this process has seen it
+    while True:
+        try:
+            client.create_registered_model(
+                lock,
+                tags={_LOCK_TOKEN_TAG: token},
+                description=f"Promotion lock of {name!r}, held by {holder}. mlops-nb deletes it within a second; "
+                f"delete it by hand only when no mlops-nb promote is running.",
+            )
+            break
+        except Exception as e:
+            # Taken (or released between our create and its read-back), or a busy database: try again.
+            if getattr(e, "error_code", None) not in _LOCK_TAKEN and not is_transient(e):
+                raise
+        now, current = time.monotonic(), _lock_token(client, lock)
+        if current is not None:
+            if seen is None or seen[0] != current:
+                seen = (current, now)
+            elif now - seen[1] > stale_after:
+                _release(client, lock, current)
+                continue
+        if now - started > timeout:
+            raise StoreError(
+                f"Waited {timeout:.0f} s for the promotion lock of {name!r} (registered model {lock!r}). Another "
+                "promotion holds it; if none is running, delete that registered model and promote again."
+            )
+        time.sleep(random.uniform(0.05, 0.2))
+    try:
+        yield
+    finally:
+        _release(client, lock, token)
+
+
+def _lock_token(client: MlflowClient, lock: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(lock).tags.get(_LOCK_TOKEN_TAG, "")
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
+def _release(client: MlflowClient, lock: str, token: str) -> None:
+    """Delete the lock if ``token`` still holds it."""
+    from mlflow.exceptions import MlflowException
+
+    if _lock_token(client, lock) == token:
+        with contextlib.suppress(MlflowException):  # deleted by a waiter that found it stale
+            client.delete_registered_model(lock)
+
+
+def _register(client: MlflowClient, name: str, found: FoundModel, evidence: dict[str, str], run_id: str) -> str:
+    """Create version N+1 of ``name`` (and ``name`` itself when missing) with the evidence as tags; returns N+1."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    created = client.create_model_version(
+        name,
+        found.uri,
+        run_id=found.run_id,
+        tags=evidence,
+        description=f"Registered by mlops-nb promote from run {run_id} ({found.label}); the evidence is in the "
+        "mlops_nb.* tags.",
+    )
+    return str(created.version)
+
+
+def _check_alias(alias: str, option: str) -> None:
+    if not _ALIAS.match(alias or "") or alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        raise UsageError(
+            f"{option} {alias!r} is not a valid MLflow alias: use letters, digits, '_' and '-' (not 'latest' nor "
+            "a version like 'v3'), e.g. champion."
+        )
+
+
+def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    """The aliases of registered model ``name`` (alias -> version); {} when the model does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {alias: str(v) for alias, v in client.get_registered_model(name).aliases.items()}
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        if e.error_code == "INVALID_PARAMETER_VALUE":
+            raise UsageError(f"{e.message} Choose another --name.") from e
+        raise
+
+
+def _producer(stage: MlflowRun, settings: Settings | None) -> MlflowRun:
+    """The run that produced ``stage``'s outputs: the stage, or for a cache hit the run it came from."""
+    source = stage.data.tags.get(CACHE_SOURCE_TAG)
+    if stage.data.tags.get(CACHE_HIT_TAG) != "true" or not source:
+        return stage
+    try:
+        return query.get_run(source, settings)
+    except StoreError as e:
+        raise UsageError(
+            f"Stage run {stage.info.run_id} was served from the cache of run {source}, which is not in MLflow any "
+            "more. Run the stage again without the cache (%%track STAGE --no-cache) and promote the new run."
+        ) from e
+
+
+def _missing_metric(metric: str, metrics: Mapping[str, float], run_id: str, option: str) -> UsageError:
+    close = difflib.get_close_matches(metric, list(metrics), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return UsageError(
+        f"Run {run_id} has no metric {metric!r} for {option} (it has: {', '.join(sorted(metrics)) or 'none'}).{hint} "
+        f"Fix the name, or log the metric in the notebook (mnb.log_metric({metric!r}, value))."
+    )
+
+
+def _requirement_gate(requirement: Requirement, metrics: Mapping[str, float], run_id: str) -> Gate:
+    if requirement.metric not in metrics:
+        raise _missing_metric(requirement.metric, metrics, run_id, "--require")
+    result = requirement.check(metrics)
+    return Gate(str(requirement), result.ok, result.message)
+
+
+def _must_beat_gate(
+    client: MlflowClient,
+    settings: Settings,
+    name: str,
+    alias: str,
+    version: str | None,
+    metric: str,
+    higher_is_better: bool,
+    run: MlflowRun,
+) -> tuple[Gate, dict[str, str]]:
+    """The gate "the run's ``metric`` beats the champion's", and the evidence of what it was compared with."""
+    gate = f"beats @{alias} on {metric}"
+    metrics = run.data.metrics
+    if metric not in metrics:
+        raise _missing_metric(metric, metrics, run.info.run_id, "--metric")
+    value = metrics[metric]
+    compared = {TAG + "metric": metric, TAG + "value": repr(value)}
+    if version is None:
+        return Gate(gate, True, f"{gate}: no version of {name!r} has alias {alias!r} yet, nothing to beat"), compared
+    champion = client.get_model_version(name, version)
+    source = champion.tags.get(SOURCE_RUN_TAG) or champion.run_id
+    if not source:
+        raise UsageError(
+            f"{name} version {version} (@{alias}) was registered without a run, so it has no {metric!r} to beat. "
+            f"Promote without --must-beat, or point @{alias} at a version registered from a run."
+        )
+    champion_metrics = query.get_run(source, settings).data.metrics
+    if metric not in champion_metrics:
+        raise UsageError(
+            f"Run {source} of {name} version {version} (@{alias}) has no metric {metric!r} (it has: "
+            f"{', '.join(sorted(champion_metrics)) or 'none'}). Compare on a metric both runs recorded (--metric)."
+        )
+    best = champion_metrics[metric]
+    ok = value > best if higher_is_better else value < best
+    direction = "higher is better" if higher_is_better else "lower is better"
+    against = f"{best:g} of version {version} (run {source}; {direction})"
+    if ok:
+        message = f"{metric} = {value:g} beats {against}"
+    elif math.isnan(value) or math.isnan(best):
+        message = f"{metric} = {value:g} cannot be compared with {against}"
+    elif value == best:
+        message = f"{metric} = {value:g} only ties {against}"
+    else:
+        message = f"{metric} = {value:g} is {abs(value - best):g} short of {against}"
+    compared.update(
+        {TAG + "champion_version": version, TAG + "champion_run": source, TAG + "champion_value": repr(best)}
+    )
+    return Gate(gate, ok, f"{gate}: {message}"), compared
+
+
+def _evidence(run: MlflowRun, found: FoundModel, alias: str, previous: str | None) -> dict[str, str]:
+    """Tags of the new version: where the model came from, and who promoted it when."""
+    from mlops_nb.tracking.provenance import process_tags
+
+    tags, me = run.data.tags, process_tags()
+    evidence = {
+        SOURCE_RUN_TAG: run.info.run_id,
+        MODEL_RUN_TAG: found.run_id,
+        STAGE_TAG: found.stage.data.tags.get(STAGE_TAG, ""),
+        "mlops_nb.notebook": tags.get("mlops_nb.notebook") or tags.get("mlflow.source.name", ""),
+        **{key: tags[key] for key in _RUN_TAGS if key in tags},
+        **{key: value for key, value in found.stage.data.tags.items() if key.startswith(_INPUT_PREFIX)},
+        TAG + "alias": alias,
+        TAG + "previous_version": previous or "",
+        TAG + "user": me["mlops_nb.user"],
+        TAG + "host": me["mlops_nb.host"],
+        TAG + "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {key: value for key, value in evidence.items() if value}
+
+
+def _moved_message(moved: list[str], before: Mapping[str, str], now: Mapping[str, str]) -> str:
+    changes = ", ".join(f"@{a} from {before.get(a) or 'no version'} to {now.get(a) or 'no version'}" for a in moved)
+    return (
+        f"a concurrent promotion moved {changes} while the gates were checked; run mlops-nb promote again to "
+        "compare against it"
+    )
