@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         try:
             return func(*args, **kwargs)
         except MlopsNbError as e:
@@ -304,3 +306,104 @@ def sweep(
     else:
         click.echo(result.run_id)
     sys.exit(result.exit_code)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_id")
+@click.option("--rtol", type=float, default=1e-9, show_default=True, help="Relative tolerance for metrics.")
+@click.option("--atol", type=float, default=0.0, show_default=True, help="Absolute tolerance for metrics.")
+@click.option("--strict", is_flag=True, help="Refuse to run when installed packages differ from the recorded ones.")
+@click.option(
+    "--cwd",
+    type=click.Path(path_type=Path),
+    help="Working directory of the kernel (default: the job's recorded one, when it exists here).",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the executed notebook here.")
+@click.option("-k", "--kernel", help="Kernel name (default: the notebook's own).")
+@click.option("--timeout", type=float, help="Seconds any one cell may run.")
+@click.option("--progress-bar/--no-progress-bar", default=None, help="Cell progress bar (default: on a terminal).")
+@_handle_errors
+def reproduce(
+    run_id: str,
+    rtol: float,
+    atol: float,
+    strict: bool,
+    cwd: Path | None,
+    output: Path | None,
+    kernel: str | None,
+    timeout: float | None,
+    progress_bar: bool | None,
+) -> None:
+    """Re-run the recorded job RUN_ID and compare every metric and stage input.
+
+    Uses the notebook and parameters recorded with the job (not today's file), runs every stage (no cache),
+    and links the new run to RUN_ID (tag mlops_nb.reproduces). Exit 0 when every metric agrees within the
+    tolerances and no stage input changed, 3 when they differ; the new run's id goes to stdout.
+    """
+    from mlops_nb.jobs.reproduce import reproduce as reproduce_job
+
+    reproduction = reproduce_job(
+        run_id,
+        rtol=rtol,
+        atol=atol,
+        strict=strict,
+        cwd=cwd,
+        output=output,
+        kernel=kernel,
+        timeout=timeout,
+        progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
+        warn=lambda text: click.echo(text, err=True),
+    )
+    click.echo(reproduction.summary(), err=True)
+    click.echo(reproduction.result.run_id)
+    sys.exit(reproduction.exit_code)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config", required=False, type=click.Path(path_type=Path))
+@click.option("--junit", type=click.Path(path_type=Path), help="Write a JUnit XML report here.")
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports/notebooks"),
+    show_default=True,
+    help="Where the executed notebooks go.",
+)
+@click.option(
+    "--init",
+    "init",
+    type=click.Choice(["github"]),
+    help="Write a CI workflow that runs `mlops-nb ci` (GitHub Actions) instead of running the jobs.",
+)
+@click.option("--force", is_flag=True, help="With --init: overwrite an existing workflow.")
+@_handle_errors
+def ci(config: Path | None, junit: Path | None, output_dir: Path, init: str | None, force: bool) -> None:
+    """Run the notebook jobs listed in CONFIG ([tool.mlops_nb.ci] of pyproject.toml by default, or a YAML
+    file) with their requirements; exit non-zero when any fails.
+
+    \b
+    [[tool.mlops_nb.ci.jobs]]
+    notebook = "notebooks/train.ipynb"
+    parameters = { n_estimators = 50 }
+    require = ["accuracy >= 0.9"]
+    """
+    from mlops_nb.config import find_project_root
+    from mlops_nb.jobs.ci import junit_xml, load_config, run_ci, write_workflow
+
+    root = find_project_root()
+    if init:
+        path = write_workflow(root, force)
+        click.echo(f"Wrote {path}: it runs `mlops-nb ci --junit reports/notebooks.xml` on every push.", err=True)
+        return
+    jobs, _ = load_config(config, root)
+    outcomes = run_ci(jobs, output_dir, echo=lambda text: click.echo(text, err=True))
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(junit_xml(outcomes), encoding="utf-8")
+    failed = [o for o in outcomes if not o.ok]
+    click.echo(
+        f"{len(outcomes) - len(failed)} of {len(outcomes)} notebook jobs passed"
+        + (f"; failed: {', '.join(o.job.name for o in failed)}" if failed else ""),
+        err=True,
+    )
+    sys.exit(1 if failed else 0)

@@ -27,6 +27,7 @@ from mlops_nb.tracking.runs import CACHE_HIT_TAG, ERROR_TAG, STAGE_TAG, open_run
 OPTIONS_KWARG = "mlops_nb_job"  # how run_job hands JobOptions to the papermill engine
 OUTCOME_TAG = "mlops_nb.job.outcome"
 REQUIREMENTS_TAG = "mlops_nb.job.requirements"
+CWD_TAG = "mlops_nb.job.cwd"
 INPUT_ARTIFACT = "notebook/input.ipynb"  # the notebook as it was before parameters were injected
 OUTPUT_ARTIFACT = "notebook/output.ipynb"
 PARAMETERS_ARTIFACT = "notebook/parameters.json"  # the injected parameters with their types
@@ -35,9 +36,10 @@ PARAMETERS_ARTIFACT = "notebook/parameters.json"  # the injected parameters with
 SUCCEEDED = "succeeded"
 NOTEBOOK_FAILED = "notebook_failed"
 REQUIREMENT_FAILED = "requirement_failed"
+EXECUTION_ERROR = "execution_error"  # papermill or nbclient failed around the notebook
 KERNEL_DIED = "kernel_died"
 TIMED_OUT = "timed_out"
-EXIT_CODES = {SUCCEEDED: 0, NOTEBOOK_FAILED: 1, REQUIREMENT_FAILED: 3, KERNEL_DIED: 4, TIMED_OUT: 4}
+EXIT_CODES = {SUCCEEDED: 0, NOTEBOOK_FAILED: 1, EXECUTION_ERROR: 1, REQUIREMENT_FAILED: 3, KERNEL_DIED: 4, TIMED_OUT: 4}
 USAGE_EXIT = 2
 
 
@@ -125,6 +127,7 @@ class Job:
         if self.notebook:
             tags.update({"mlops_nb.notebook": self.notebook, "mlflow.source.name": self.notebook})
             tags["mlflow.source.type"] = "NOTEBOOK"
+        tags[CWD_TAG] = str(Path.cwd())  # the kernel's working directory (papermill has moved into --cwd)
         tags.update(options.tags)
         if options.parent_run_id:
             tags["mlflow.parentRunId"] = options.parent_run_id
@@ -242,7 +245,9 @@ def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:
             return TIMED_OUT, f"{where} ran longer than the timeout; the kernel was stopped ({error})"
         if isinstance(error, DeadKernelError):
             return KERNEL_DIED, f"the kernel died while running {where} (killed, out of memory, or os._exit)"
-        return KERNEL_DIED, f"the execution stopped at {where}: {type(error).__name__}: {error}"
+        if isinstance(error, RuntimeError) and "didn't respond" in str(error):  # nbclient's start-up timeout
+            return KERNEL_DIED, f"the kernel did not start: {error}"
+        return EXECUTION_ERROR, f"the execution stopped at {where}: {type(error).__name__}: {error}"
     failed = _failed_cell(nb)
     return (NOTEBOOK_FAILED, failed) if failed else (SUCCEEDED, "")
 

@@ -99,6 +99,7 @@ def run_job(
     if timeout is not None and timeout <= 0:
         raise UsageError(f"The timeout must be a positive number of seconds, got {timeout:g}.")
     output = output or default_output(notebook)
+    output.parent.mkdir(parents=True, exist_ok=True)
     get_recorder()  # settings are resolved here, before papermill moves into cwd
     try:
         papermill.execute_notebook(

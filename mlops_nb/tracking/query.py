@@ -1,4 +1,4 @@
-"""Reading what was recorded: runs, their stages, metrics and artifacts.
+"""Reading what was recorded (runs, their stages, metrics and artifacts), and annotating ended runs.
 
 The jobs, registry and serving layers read MLflow through these functions (recording goes through the
 recorder). One client per tracking URI per process, created with the same safe store initialisation as the
@@ -89,3 +89,10 @@ def download_model(model_uri: str, dst: Path, settings: Settings | None = None) 
             f"Cannot fetch model {model_uri!r} from MLflow at {s.tracking_uri}: {e}. Check the name, version or "
             "alias (mlflow's registry UI lists them) and MLFLOW_TRACKING_URI."
         ) from e
+
+
+def set_tags(run_id: str, tags: dict[str, str], settings: Settings | None = None) -> None:
+    """Annotate a run that has ended (a reproduction's verdict): MLflow keeps tags writable."""
+    c = client(settings)
+    for key, value in tags.items():
+        c.set_tag(run_id, key, value)
