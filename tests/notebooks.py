@@ -28,3 +28,32 @@ PIPELINE = (
     "mnb.log_metric('accuracy', 0.5 + scale / 10)",
 )
 PIPELINE_PARAMETERS = "n = 10\nscale = 1.0\nlabel = 'a'"
+
+
+def mlops_nb(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):
+    """Run the real ``mlops-nb`` command (the console script of this environment) in ``cwd``."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import SETTING_VARS
+
+    full_env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "mlops-nb"), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def runs(project: Path, experiment: str) -> list:
+    """Every run of ``experiment`` in the project's embedded store."""
+    from tests.conftest import embedded_client
+
+    client = embedded_client(project)
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)

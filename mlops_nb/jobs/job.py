@@ -253,15 +253,16 @@ def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:
 
 
 def _failed_cell(nb: Any) -> str:
-    """'cell 4 (In [3]): ZeroDivisionError: division by zero' for the first failing cell, or ''."""
+    """'cell 4 (In [3]): ZeroDivisionError: division by zero' (cells counted from 1, as a reader counts them)
+    for the first failing cell, or ''."""
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", ()):
             if output.get("output_type") == "error" and not (
                 output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0")
             ):
-                return f"cell {index} (In [{cell.get('execution_count')}]): {output['ename']}: {output['evalue']}"
+                return f"cell {index + 1} (In [{cell.get('execution_count')}]): {output['ename']}: {output['evalue']}"
         if cell.get("metadata", {}).get("papermill", {}).get("exception") is True:
-            return f"cell {index} (In [{cell.get('execution_count')}]) was executing when the kernel stopped"
+            return f"cell {index + 1} (In [{cell.get('execution_count')}]) was executing when the kernel stopped"
     return ""
 
 
@@ -271,7 +272,7 @@ def _last_started(nb: Any) -> str:
         return "kernel start-up"
     cell = nb.cells[started[-1]]
     first = next((line for line in cell.source.splitlines() if line.strip()), "")
-    return f"cell {started[-1]} ({first[:60]!r})"
+    return f"cell {started[-1] + 1} ({first[:60]!r})"
 
 
 def summarize(records: list[dict[str, Any]], job: str) -> tuple[dict[str, float], list[StageSummary]]:

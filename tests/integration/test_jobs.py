@@ -1,0 +1,200 @@
+"""mlops-nb run and the papermill engine: real kernels, real subprocesses, the embedded MLflow store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import embedded_client
+from tests.notebooks import PIPELINE, PIPELINE_PARAMETERS, mlops_nb, runs, write_notebook
+
+
+def _by_kind(all_runs: list, kind: str) -> list:
+    return [r for r in all_runs if r.data.tags.get("mlops_nb.kind") == kind]
+
+
+def test_run_records_one_job_with_nested_stages_and_reruns_from_the_cache(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb(
+        "run", "pipe.ipynb", "-p", "scale", "2", "-p", "label", "b", "--require", "accuracy >= 0.6", cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip()
+    assert "OK (succeeded)" in done.stderr and "accuracy=0.7" in done.stderr
+
+    client = embedded_client(project)
+    job = client.get_run(run_id)
+    assert job.info.status == "FINISHED"
+    assert job.data.tags["mlops_nb.kind"] == "job"
+    assert job.data.tags["mlops_nb.notebook"] == str((project / "pipe.ipynb").resolve())
+    assert job.data.params == {"scale": "2", "label": "b"}  # the injected parameters only
+    assert job.data.metrics == {"total": 90.0, "accuracy": 0.7}  # rolled up from the stages
+    artifacts = {a.path for a in client.list_artifacts(run_id, "notebook")}
+    assert artifacts == {"notebook/input.ipynb", "notebook/output.ipynb", "notebook/parameters.json"}
+    output = json.loads(Path(client.download_artifacts(run_id, "notebook/output.ipynb", str(project))).read_text())
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in output["cells"])
+    assert (project / "pipe.out.ipynb").is_file()
+
+    stages = [r for r in runs(project, "pipe") if r.data.tags.get("mlflow.parentRunId") == run_id]
+    assert sorted(r.data.tags["mlops_nb.stage"] for r in stages) == ["load", "score"]
+    assert all(r.data.tags["mlops_nb.cache_hit"] == "false" and r.info.status == "FINISHED" for r in stages)
+
+    again = mlops_nb("run", "pipe.ipynb", "-p", "scale", "2", "-p", "label", "b", cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert "2 (2 from the cache)" in again.stderr
+    rerun = again.stdout.strip()
+    hits = [r for r in runs(project, "pipe") if r.data.tags.get("mlflow.parentRunId") == rerun]
+    assert {r.data.tags["mlops_nb.cache_hit"] for r in hits} == {"true"}
+    assert {r.data.tags["mlops_nb.cache_source_run"] for r in hits} == {r.info.run_id for r in stages}
+    assert client.get_run(rerun).data.metrics == {"total": 90.0, "accuracy": 0.7}
+
+
+def test_parameters_file_types_and_json_output(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    (project / "params.yaml").write_text("scale: 3\nn: 4\n")
+    done = mlops_nb(
+        "run", "pipe.ipynb", "-f", "params.yaml", "-p", "n", "5", "--json", "-o", "out/x.ipynb", cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "succeeded" and result["exit_code"] == 0
+    assert result["metrics"]["total"] == 30.0  # arange(5) * 3: -p overrides the file, both typed as numbers
+    assert [s["name"] for s in result["stages"]] == ["load", "score"]
+    assert (project / "out" / "x.ipynb").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("pipe.ipynb", "-p", "scael", "2"), "Unknown parameter 'scael' (did you mean 'scale'?)"),
+        (("pipe.ipynb", "-f", "bad.yaml"), "is not valid YAML at line 2"),
+        (("pipe.ipynb", "-f", "list.yaml"), "must map parameter names to values"),
+        (("missing.ipynb",), "Notebook missing.ipynb does not exist"),
+        (("broken.ipynb",), "Cannot read broken.ipynb as a notebook"),
+        (("pipe.ipynb", "--require", "accuracy is high"), 'write it as "METRIC OP VALUE"'),
+        (("pipe.ipynb", "--kernel", "nosuchkernel"), "No Jupyter kernel named 'nosuchkernel'"),
+        (("noparams.ipynb", "-p", "x", "1"), "has no cell tagged 'parameters'"),
+    ],
+)
+def test_bad_input_exits_2_with_the_fix_and_records_nothing(project: Path, args: tuple, message: str) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    write_notebook(project / "noparams.ipynb", "x = 1")
+    (project / "bad.yaml").write_text("scale: 2\n  n: [1\n")
+    (project / "list.yaml").write_text("- 1\n- 2\n")
+    (project / "broken.ipynb").write_text("{not json")
+    done = mlops_nb("run", *args, cwd=project)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+    assert done.stdout == ""
+    assert not (project / ".mlops_nb" / "mlflow.db").exists() or runs(project, "pipe") == []
+
+
+def _assert_nothing_running(project: Path) -> None:
+    client = embedded_client(project)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    running = client.search_runs(experiments, "attributes.status = 'RUNNING'")
+    assert running == [], [(r.info.run_name, r.data.tags.get("mlops_nb.kind")) for r in running]
+
+
+def test_a_failing_cell_exits_1_naming_the_cell_and_keeps_what_ran(project: Path) -> None:
+    write_notebook(
+        project / "fail.ipynb",
+        "%load_ext mlops_nb",
+        "%%track prepare\nimport mlops_nb as mnb\nmnb.log_metric('rows', 10)\nrows = 10",
+        "%%track divide\nratio = rows / 0",
+        "print('never')",
+        parameters="n = 1",
+    )
+    done = mlops_nb("run", "fail.ipynb", cwd=project)
+    assert done.returncode == 1, done.stderr
+    assert "notebook_failed" in done.stderr and "ZeroDivisionError: division by zero" in done.stderr
+    assert "cell 4 (In [4])" in done.stderr  # counted from 1 in the output notebook
+    job = embedded_client(project).get_run(done.stdout.strip())
+    assert job.info.status == "FAILED"
+    assert "ZeroDivisionError" in job.data.tags["mlops_nb.error"]
+    assert job.data.metrics == {"rows": 10.0}
+    stages = {
+        r.data.tags["mlops_nb.stage"]: r.info.status for r in runs(project, "fail") if "mlops_nb.stage" in r.data.tags
+    }
+    assert stages == {"prepare": "FINISHED", "divide": "FAILED"}
+    _assert_nothing_running(project)
+
+
+def test_a_failed_requirement_exits_3_and_says_by_how_much(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb("run", "pipe.ipynb", "--require", "accuracy >= 0.9", "--require", "total > 1", cwd=project)
+    assert done.returncode == 3, done.stderr
+    assert "accuracy >= 0.9: accuracy = 0.6, 0.3 below the threshold" in done.stderr
+    assert "ok   total > 1" in done.stderr
+    job = embedded_client(project).get_run(done.stdout.strip())
+    assert job.info.status == "FAILED"
+    assert job.data.tags["mlops_nb.job.outcome"] == "requirement_failed"
+    assert "FAILED: accuracy >= 0.9" in job.data.tags["mlops_nb.job.requirements"]
+
+
+def test_a_metric_the_notebook_never_logs_fails_the_requirement(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb("run", "pipe.ipynb", "--require", "acuracy >= 0.5", cwd=project)
+    assert done.returncode == 3
+    assert "metric 'acuracy' was not logged. Did you mean 'accuracy'?" in done.stderr
+
+
+def test_a_dying_kernel_exits_4_and_leaves_nothing_running(project: Path) -> None:
+    write_notebook(
+        project / "die.ipynb",
+        "%load_ext mlops_nb",
+        "%%track before\nimport mlops_nb as mnb\nmnb.log_metric('step', 1)\nx = 1",
+        "%%track crash\nimport os\nos._exit(3)",
+        parameters="n = 1",
+    )
+    started = time.monotonic()
+    done = mlops_nb("run", "die.ipynb", "--timeout", "60", cwd=project)
+    assert time.monotonic() - started < 60  # papermill#125 hung here
+    assert done.returncode == 4, done.stderr
+    assert "the kernel died while running cell 4 ('%%track crash')" in done.stderr
+    job = embedded_client(project).get_run(done.stdout.strip())
+    assert job.info.status == "FAILED" and job.data.tags["mlops_nb.job.outcome"] == "kernel_died"
+    assert job.data.metrics == {"step": 1.0}  # what the kernel journaled before it died is kept
+    crash = [r for r in runs(project, "die") if r.data.tags.get("mlops_nb.stage") == "crash"]
+    assert [r.info.status for r in crash] == ["KILLED"]
+    assert "ended without ending this run" in crash[0].data.tags["mlops_nb.end_reason"]
+    _assert_nothing_running(project)
+
+
+def test_a_cell_past_the_timeout_exits_4_within_the_timeout(project: Path) -> None:
+    write_notebook(project / "slow.ipynb", "import time\ntime.sleep(120)", parameters="n = 1")
+    started = time.monotonic()
+    done = mlops_nb("run", "slow.ipynb", "--timeout", "3", cwd=project)
+    assert time.monotonic() - started < 40
+    assert done.returncode == 4, done.stderr
+    assert "timed_out" in done.stderr and "ran longer than the timeout" in done.stderr
+    assert embedded_client(project).get_run(done.stdout.strip()).info.status == "FAILED"
+    _assert_nothing_running(project)
+
+
+def test_plain_papermill_cli_with_the_mlops_nb_engine_records_the_job(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    papermill = Path(sys.executable).parent / "papermill"
+    done = subprocess.run(
+        [str(papermill), "--engine", "mlops_nb", "pipe.ipynb", "out.ipynb", "-p", "scale", "4"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    jobs = _by_kind(runs(project, "pipe"), "job")
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job.info.status == "FINISHED"
+    assert job.data.params == {"scale": "4"}
+    assert job.data.metrics["accuracy"] == pytest.approx(0.9)
+    stages = [r for r in runs(project, "pipe") if r.data.tags.get("mlflow.parentRunId") == job.info.run_id]
+    assert len(stages) == 2
+    output = json.loads((project / "out.ipynb").read_text())
+    assert output["metadata"]["mlops_nb"]["run_id"] == job.info.run_id
