@@ -130,7 +130,7 @@ def promote(
 
     Raises:
         UsageError: bad input; nothing was registered.
-        StoreError: no run ``run_id`` in the store, or the promotion lock stayed taken.
+        StoreError: no run ``run_id`` in the store.
     """
     requirements = [parse_requirement(text) for text in require]
     _check_alias(alias, "--alias")
@@ -164,16 +164,20 @@ def promote(
     version = _register(client, name, found, evidence, run_id)
     promoted, current = all(g.ok for g in gates), before
     if promoted:
-        with model_lock(client, name):
-            current = _aliases(client, name)
-            moved = [a for a in dict.fromkeys((alias, must_beat)) if a and current.get(a) != before.get(a)]
-            if moved:
-                promoted = False
-                gate = "no concurrent promotion"
-                gates.append(Gate(gate, False, f"{gate}: {_moved_message(moved, before, current)}"))
-            else:
-                client.set_registered_model_alias(name, alias, version)
-                current = {**current, alias: version}
+        concurrency = "no concurrent promotion"
+        try:
+            with model_lock(client, name):
+                current = _aliases(client, name)
+                moved = [a for a in dict.fromkeys((alias, must_beat)) if a and current.get(a) != before.get(a)]
+                if moved:
+                    promoted = False
+                    gates.append(Gate(concurrency, False, f"{concurrency}: {_moved_message(moved, before, current)}"))
+                else:
+                    client.set_registered_model_alias(name, alias, version)
+                    current = {**current, alias: version}
+        except StoreError as e:  # the lock stayed taken: the alias was not touched
+            promoted = False
+            gates.append(Gate(concurrency, False, f"{concurrency}: {e}"))
     outcome = {
         TAG + "status": "promoted" if promoted else "refused",
         TAG + "gates": json.dumps([dataclasses.asdict(g) for g in gates]),
@@ -251,7 +255,7 @@ def model_lock(
                 lock,
                 tags={_LOCK_TOKEN_TAG: token},
                 description=f"Promotion lock of {name!r}, held by {holder}. mlops-nb deletes it within a second; "
-                f"delete it by hand only when no mlops-nb promote is running.",
+                "delete it by hand only when no mlops-nb promote is running.",
             )
             break
         except Exception as e:
