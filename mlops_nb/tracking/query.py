@@ -73,16 +73,29 @@ def download_artifacts(run_id: str, path: str, dst: Path, settings: Settings | N
 
 
 def download_model(model_uri: str, dst: Path, settings: Settings | None = None) -> Path:
-    """Download a model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``) into ``dst``."""
+    """Download a model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``) into ``dst``.
+
+    A ``models:/`` URI is resolved here, against the registry of the tracking URI in force: MLflow's own
+    resolution reads the process-wide registry URI, which is not ours.
+    """
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
     s = settings or load_settings()
-    client(s)  # the store exists and is initialised
+    c = client(s)
     dst.mkdir(parents=True, exist_ok=True)
     try:
+        source = model_uri
+        if model_uri.startswith("models:/"):
+            name, sep, alias = model_uri[len("models:/") :].partition("@")
+            if sep:
+                version = c.get_model_version_by_alias(name, alias)
+            else:
+                name, _, number = name.rstrip("/").rpartition("/")
+                version = c.get_model_version(name, number)
+            source = c.get_model_version_download_uri(version.name, version.version)
         return Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst), tracking_uri=s.tracking_uri)
+            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=s.tracking_uri)
         )
     except (MlflowException, OSError) as e:
         raise StoreError(

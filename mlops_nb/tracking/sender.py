@@ -393,6 +393,14 @@ def replay_all(
         replay_orphan(orphan, store, provenance, give_up, on_error, run_ids)
 
 
+def _foreign_runs(records: list[dict[str, Any]]) -> set[str]:
+    """Runs that records refer to (as their run or their parent) but that they do not start themselves."""
+    started = {r["run"] for r in records if r["op"] == "start"}
+    referred = {r["run"] for r in records} | {r["parent"] for r in records if r["op"] == "start" and r.get("parent")}
+    referred |= {r["rollup"] for r in records if r.get("rollup")}
+    return referred - started
+
+
 def replay_orphan(
     orphan: journal_mod.Orphan,
     store: Store,
@@ -422,7 +430,14 @@ def replay_orphan(
             note = lambda key, run_id: orphan.note({"op": "created", "run": key, "run_id": run_id})  # noqa: E731
             known = run_ids if run_ids is not None else {}
             known.update(state.run_ids)
-            done = Executor(store, known, provenance, note).run_all(plan(records), give_up, on_error)
+            executor = Executor(store, known, provenance, note)
+            waiting = [key for key in _foreign_runs(records) if executor.resolve(key) is None]
+            if waiting:
+                # It records into a run that another journal, not sent yet, creates (a job's kernel whose job
+                # is still running elsewhere): keep it for a later pass rather than drop its records.
+                log.debug("mlops-nb: %s waits for runs %s", orphan.path.name, waiting)
+            else:
+                done = executor.run_all(plan(records), give_up, on_error)
     except Exception as e:  # noqa: BLE001 - a damaged journal must not stop this process's records
         log.warning("mlops-nb: could not replay %s: %r; it is kept", orphan.path, e)
     orphan.finish(remove=done)

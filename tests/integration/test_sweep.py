@@ -1,0 +1,219 @@
+"""Sweeps on a real process pool and a real Dask LocalCluster (processes), reproduce, and mlops-nb ci."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import embedded_client
+from tests.notebooks import PIPELINE, PIPELINE_PARAMETERS, mlops_nb, runs, write_notebook
+
+GRID = ("--grid", "scale=1,2,3", "--grid", "label=a,b")  # 6 combinations
+
+
+def _check_sweep(project: Path, sweep_id: str) -> list:
+    client = embedded_client(project)
+    sweep = client.get_run(sweep_id)
+    assert sweep.data.tags["mlops_nb.kind"] == "sweep" and sweep.info.status == "FINISHED"
+    all_runs = runs(project, "pipe")
+    jobs = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == sweep_id]
+    assert len(jobs) == 6
+    assert {r.data.tags["mlops_nb.kind"] for r in jobs} == {"job"}
+    assert {r.info.status for r in jobs} == {"FINISHED"}
+    assert sorted((r.data.params["scale"], r.data.params["label"]) for r in jobs) == [
+        (s, l)
+        for s in ("1", "2", "3")
+        for l in ("a", "b")  # noqa: E741
+    ]
+    for job in jobs:  # each job's stages nest under it, its metrics roll up onto it
+        stages = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == job.info.run_id]
+        assert sorted(r.data.tags["mlops_nb.stage"] for r in stages) == ["load", "score"]
+        assert job.data.metrics["accuracy"] == pytest.approx(0.5 + float(job.data.params["scale"]) / 10)
+    best = client.get_run(sweep.data.tags["mlops_nb.sweep.best_run"])
+    assert best.data.params["scale"] == "3"
+    assert sweep.data.metrics["best_accuracy"] == pytest.approx(0.8)
+    assert sweep.data.tags["mlops_nb.sweep.failed"] == "0"
+    results = json.loads(Path(client.download_artifacts(sweep_id, "sweep/results.json", str(project))).read_text())
+    assert len(results) == 6 and {r["outcome"] for r in results} == {"succeeded"}
+    return jobs
+
+
+@pytest.mark.slow
+def test_sweep_on_a_local_process_pool(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb("sweep", "pipe.ipynb", *GRID, "--parallel", "2", "--metric", "accuracy", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "6 of 6 jobs succeeded" in done.stderr and "best by accuracy" in done.stderr
+    _check_sweep(project, done.stdout.strip())
+    assert len(list((project / ".mlops_nb" / "sweeps").glob("pipe-*/*.ipynb"))) == 6
+    assert list((project / ".mlops_nb" / "journal").glob("*.jsonl")) == []  # every journal was sent
+
+
+@pytest.mark.slow
+def test_sweep_on_a_dask_cluster_gives_the_same_records(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb(
+        "sweep", "pipe.ipynb", *GRID, "--parallel", "2", "--executor", "dask", "--metric", "accuracy", cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    _check_sweep(project, done.stdout.strip())
+
+
+@pytest.mark.slow
+def test_a_failed_job_does_not_stop_the_sweep(project: Path) -> None:
+    write_notebook(
+        project / "pipe.ipynb",
+        "%load_ext mlops_nb",
+        "import mlops_nb as mnb\nmnb.log_metric('inv', 1 / scale)",
+        parameters="scale = 1",
+    )
+    done = mlops_nb(
+        "sweep",
+        "pipe.ipynb",
+        "--grid",
+        "scale=1,0,2",
+        "--parallel",
+        "2",
+        "--metric",
+        "inv",
+        "--lower-is-better",
+        cwd=project,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "2 of 3 jobs succeeded" in done.stderr and "ZeroDivisionError" in done.stderr
+    client = embedded_client(project)
+    sweep = client.get_run(done.stdout.strip())
+    assert sweep.info.status == "FINISHED"
+    assert sweep.data.tags["mlops_nb.sweep.failed"] == "1"
+    assert "[1] cell" in sweep.data.tags["mlops_nb.sweep.failures"]
+    assert client.get_run(sweep.data.tags["mlops_nb.sweep.best_run"]).data.params == {"scale": "2"}
+    statuses = sorted(r.info.status for r in runs(project, "pipe") if r.data.tags.get("mlops_nb.kind") == "job")
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--grid", "scale"), "write it as NAME=v1,v2"),
+        (("--grid", "scael=1,2"), "Unknown parameter 'scael'"),
+        (("--grid", "scale=1", "--scheduler", "tcp://127.0.0.1:1"), "--scheduler needs --executor dask"),
+        (("--grid", "scale=1", "--parallel", "0"), "run at least 1 job at a time"),
+    ],
+)
+def test_sweep_usage_errors_exit_2(project: Path, args: tuple, message: str) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb("sweep", "pipe.ipynb", *args, cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+
+
+DATA_PIPELINE = (
+    "%load_ext mlops_nb",
+    "%%track load\nimport pandas as pd\nframe = pd.read_csv(path)",
+    "%%track score\nimport mlops_nb as mnb\nmnb.log_metric('mean', float(frame['x'].mean()))",
+)
+
+
+def test_reproduce_a_deterministic_job_then_a_changed_data_file(project: Path) -> None:
+    (project / "data.csv").write_text("x\n1\n2\n3\n")
+    write_notebook(project / "nb.ipynb", *DATA_PIPELINE, parameters="path = 'data.csv'")
+    first = mlops_nb("run", "nb.ipynb", cwd=project)
+    assert first.returncode == 0, first.stderr
+    original = first.stdout.strip()
+    (project / "nb.ipynb").write_text("{}")  # today's file is gone: the recorded notebook is used
+
+    same = mlops_nb("reproduce", original, cwd=project)
+    assert same.returncode == 0, same.stderr
+    assert f"REPRODUCED: run {same.stdout.strip()} against the original {original}" in same.stderr
+    client = embedded_client(project)
+    new = client.get_run(same.stdout.strip())
+    assert new.data.tags["mlops_nb.reproduces"] == original
+    assert new.data.tags["mlops_nb.reproduce.result"] == "reproduced"
+    assert new.data.metrics == {"mean": 2.0}
+    stages = [r for r in runs(project, "nb") if r.data.tags.get("mlflow.parentRunId") == new.info.run_id]
+    assert {r.data.tags["mlops_nb.cache_hit"] for r in stages} == {"false"}  # every stage ran again
+
+    (project / "data.csv").write_text("x\n1\n2\n6\n")
+    changed = mlops_nb("reproduce", original, "--rtol", "0.01", cwd=project)
+    assert changed.returncode == 3, changed.stderr
+    assert "DIFFERS" in changed.stderr
+    assert "metric mean: 2 -> 3 (relative difference 0.5)" in changed.stderr
+    assert "stage 'score' input 'frame' fingerprint" in changed.stderr
+    verdict = client.get_run(changed.stdout.strip()).data.tags["mlops_nb.reproduce.result"]
+    assert verdict.startswith("differs: metric mean")
+
+
+def test_reproduce_refuses_what_is_not_a_job(project: Path) -> None:
+    import mlops_nb as mnb
+
+    with mnb.start_run("script") as run:
+        mnb.log_metric("m", 1)
+    mnb.flush()
+    done = mlops_nb("reproduce", run.run_id, cwd=project)
+    assert done.returncode == 2
+    assert "reproduce takes a job run" in done.stderr
+    unknown = mlops_nb("reproduce", "0" * 32, cwd=project)
+    assert unknown.returncode == 5 and f"No run {'0' * 32!r}" in unknown.stderr
+
+
+def test_ci_runs_the_configured_jobs_and_writes_junit(project: Path) -> None:
+    write_notebook(project / "notebooks" / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    write_notebook(project / "notebooks" / "boom.ipynb", "raise ValueError('bad data')", parameters="n = 1")
+    (project / "pyproject.toml").write_text(
+        """
+[project]
+name = "demo"
+
+[tool.mlops_nb.ci]
+timeout = 120
+
+[[tool.mlops_nb.ci.jobs]]
+name = "good"
+notebook = "notebooks/pipe.ipynb"
+parameters = { scale = 5 }
+require = ["accuracy >= 0.9"]
+
+[[tool.mlops_nb.ci.jobs]]
+name = "weak"
+notebook = "notebooks/pipe.ipynb"
+require = ["accuracy >= 0.9"]
+
+[[tool.mlops_nb.ci.jobs]]
+name = "boom"
+notebook = "notebooks/boom.ipynb"
+"""
+    )
+    done = mlops_nb("ci", "--junit", "reports/junit.xml", cwd=project)
+    assert done.returncode == 1, done.stderr
+    assert "1 of 3 notebook jobs passed; failed: weak, boom" in done.stderr
+    root = ET.parse(project / "reports" / "junit.xml").getroot()
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert set(cases) == {"good", "weak", "boom"}
+    assert all(float(c.get("time")) > 0 and c.get("classname").startswith("notebooks.") for c in cases.values())
+    assert cases["good"].find("failure") is None and cases["good"].find("error") is None
+    assert "accuracy = 0.6, 0.3 below" in cases["weak"].find("failure").text
+    assert "ValueError: bad data" in cases["boom"].find("error").get("message")
+    run_ids = {c.get("name"): c.find("properties/property[@name='mlflow_run_id']").get("value") for c in cases.values()}
+    assert embedded_client(project).get_run(run_ids["good"]).info.status == "FINISHED"
+
+
+def test_ci_init_github_writes_a_workflow_once(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    done = mlops_nb("ci", "--init", "github", cwd=project)
+    assert done.returncode == 0, done.stderr
+    workflow = (project / ".github" / "workflows" / "notebooks.yml").read_text()
+    assert "mlops-nb ci --junit reports/notebooks.xml" in workflow
+    again = mlops_nb("ci", "--init", "github", cwd=project)
+    assert again.returncode == 2 and "pass --force" in again.stderr
+
+
+def test_ci_without_jobs_says_how_to_list_them(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    done = mlops_nb("ci", cwd=project)
+    assert done.returncode == 2 and "[[tool.mlops_nb.ci.jobs]]" in done.stderr
