@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -30,11 +29,12 @@ class _Failed(click.ClickException):
 
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn mlops-nb's errors into clear messages and exit codes; keep MLflow's INFO chatter off the console."""
+    """Turn mlops-nb's errors into clear messages and exit codes; keep MLflow's INFO lines and download bars
+    off the console (the user's own MLFLOW_* settings win)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads, in the background
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         try:
             return func(*args, **kwargs)
