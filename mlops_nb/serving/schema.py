@@ -81,7 +81,7 @@ class Column:
         """The arguments of ``Field(...)`` for this column (alias, default, limits), or "" when none apply."""
         args = []
         if self.field != self.name:
-            args.append(f"alias={self.name!r}")
+            args.append(f"alias={json.dumps(self.name, ensure_ascii=False)}")
         if not self.required:
             args.append("default=None")
         if self.type in ("double", "float"):
@@ -109,7 +109,7 @@ class InputSchema:
 
 def field_name(name: str, taken: set[str]) -> str:
     """A Python identifier for column ``name``, unique among ``taken`` (which it is added to)."""
-    candidate = re.sub(r"\W", "_", name).strip("_") or "column"
+    candidate = re.sub(r"\W+", "_", name).strip("_") or "column"
     if candidate[0].isdigit():
         candidate = f"c{candidate}"
     if keyword.iskeyword(candidate) or candidate in _RESERVED or candidate.startswith("model_"):

@@ -1,0 +1,58 @@
+"""``mlops-nb export``: thin glue over ``mlops_nb.serving.export``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from mlops_nb.exceptions import MlopsNbError
+
+
+@click.command("export")
+@click.argument("model_uri")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the serving package (created; must be missing or empty).",
+)
+@click.option("--force", is_flag=True, help="Replace --out when it exists and is not empty.")
+@click.option(
+    "--trust",
+    multiple=True,
+    metavar="TYPE",
+    help="A type to trust when loading the skops model file, beyond skops' defaults and the model's own list.",
+)
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Convert a pickle/cloudpickle model to skops (loads the pickle here: only for a model you trust).",
+)
+def export(model_uri: str, out: Path, force: bool, trust: tuple[str, ...], allow_pickle: bool) -> None:
+    """Generate a standalone FastAPI serving package for MODEL_URI.
+
+    MODEL_URI is models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH. Start the package with
+    `python -m app --port 8080` in --out; it needs neither mlops-nb nor MLflow.
+    """
+    from mlops_nb.serving import ExportError
+    from mlops_nb.serving import export as export_package
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the output to our summary
+
+    try:
+        result = export_package(model_uri, out, force=force, trust=trust, allow_pickle=allow_pickle)
+    except (ExportError, MlopsNbError) as e:
+        click.echo(f"Error: {e}", err=True)
+        raise SystemExit(2) from None
+    ref = result.ref
+    what = f"{ref.name} version {ref.version}" if ref.name else ref.uri
+    click.echo(f"Exported {what} (run {ref.run_id}) to {result.out}")
+    click.echo(f"  model file: skops, sha256 {result.sha256}")
+    if result.converted_from:
+        click.echo(f"  converted from {result.converted_from} to skops at export")
+    if result.trusted_types:
+        click.echo(f"  trusted types beyond skops' defaults: {', '.join(result.trusted_types)}")
+    click.echo(f"Start it: cd {result.out} && pip install -r requirements.txt && python -m app --port 8080")

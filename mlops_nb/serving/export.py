@@ -1,0 +1,335 @@
+"""``mlops-nb export``: fetch a model from MLflow and write a standalone serving package for it.
+
+The package needs neither mlops-nb nor MLflow at run time. The model file keeps MLflow's skops format and
+is loaded with ``skops.io.load`` and an explicit list of trusted types: the types skops trusts by default,
+those the model's author declared when logging it (``skops_trusted_types`` in MLmodel), and those given with
+``--trust``. A model saved with pickle or cloudpickle is converted to skops here, only when asked
+(``--allow-pickle``: loading a pickle runs code). The sha256 of the model file is recorded, and the server
+refuses to start when the file no longer matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.config import Settings, load_settings
+from mlops_nb.exceptions import MlopsNbError
+from mlops_nb.serving.schema import InputSchema, SchemaError, input_schema
+
+MODEL_DIR = "model"
+METADATA_FILE = "serving.json"
+PROFILE_FILE = "reference_profile.json"
+EXAMPLE_FILE = "input_example.json"
+SKOPS_FILE = "model.skops"
+_URI = re.compile(
+    r"^(?:models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))"
+    r"|runs:/(?P<run>[0-9A-Za-z_-]+)/(?P<path>.+))$"
+)
+
+
+class ExportError(MlopsNbError):
+    """The model cannot be exported: bad URI, no such model, unsupported model, or ``--out`` in the way."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """Which model an URI names, resolved against the registry."""
+
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    run_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What ``export`` wrote.
+
+    Attributes:
+        out: the package folder.
+        ref: the model (name, version, run id).
+        sha256: of the model file in ``out/model``.
+        trusted_types: types beyond skops' defaults that the server trusts when loading the model.
+        converted_from: "pickle"/"cloudpickle" when the model was converted to skops, else None.
+    """
+
+    out: Path
+    ref: ModelRef
+    sha256: str
+    trusted_types: tuple[str, ...]
+    converted_from: str | None
+
+
+def parse_uri(uri: str) -> ModelRef:
+    """Split a model URI; ExportError naming the accepted forms when it is none of them."""
+    match = _URI.match(uri.strip())
+    if match is None:
+        raise ExportError(
+            f"Bad model URI {uri!r}. Use models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH "
+            "(for a model logged with mnb.log_model: runs:/<stage run id>/model)."
+        )
+    groups = match.groupdict()
+    return ModelRef(uri.strip(), groups["name"], groups["version"], groups["alias"], groups["run"])
+
+
+def resolve(ref: ModelRef, settings: Settings) -> ModelRef:
+    """Fill in version and run id of a registry URI from the MLflow registry."""
+    if ref.name is None:
+        return ref
+    from mlops_nb.tracking import query
+
+    client = query.client(settings)
+    try:
+        if ref.alias is not None:
+            mv = client.get_model_version_by_alias(ref.name, ref.alias)
+        else:
+            mv = client.get_model_version(ref.name, ref.version)
+    except Exception as e:  # MLflow's exception: mlflow is not imported here
+        raise ExportError(
+            f"No model {ref.uri} in the registry at {settings.tracking_uri}: {e}. Check the name and the "
+            "alias or version (mlops-nb promote registers models; the MLflow UI lists them)."
+        ) from e
+    return dataclasses.replace(ref, version=str(mv.version), run_id=mv.run_id)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_mlmodel(folder: Path) -> dict[str, Any]:
+    """The MLmodel file of a downloaded model folder, as a mapping."""
+    import yaml
+
+    path = folder / "MLmodel"
+    if not path.is_file():
+        raise ExportError(f"{folder} has no MLmodel file: the URI does not point at an MLflow model folder.")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ExportError(f"{path} is not a valid MLmodel file.")
+    return data
+
+
+def sklearn_flavor(mlmodel: dict[str, Any]) -> dict[str, Any]:
+    flavor = (mlmodel.get("flavors") or {}).get("sklearn")
+    if not flavor:
+        flavors = ", ".join(mlmodel.get("flavors") or {}) or "none"
+        raise ExportError(
+            f"The model has no sklearn flavor (flavors: {flavors}); export serves scikit-learn models logged "
+            "with mnb.log_model or mlflow.sklearn."
+        )
+    return flavor
+
+
+def _untrusted(path: Path) -> list[str]:
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(file=str(path)))
+
+
+def skops_trust(path: Path, declared: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
+    """The types the server passes to ``skops.io.load(trusted=...)``; ExportError for types nobody trusted."""
+    untrusted = _untrusted(path)
+    allowed = set(declared) | set(extra)
+    refused = [t for t in untrusted if t not in allowed]
+    if refused:
+        flags = " ".join(f"--trust {t}" for t in refused)
+        raise ExportError(
+            f"The model file holds types that skops does not trust by default and nobody declared trusted: "
+            f"{', '.join(refused)}. Check them, then pass {flags} (or log the model with skops_trusted_types)."
+        )
+    return tuple(untrusted)
+
+
+def _convert_pickle(folder: Path, flavor: dict[str, Any], allow_pickle: bool) -> tuple[Path, str]:
+    fmt = flavor.get("serialization_format", "cloudpickle")
+    if not allow_pickle:
+        raise ExportError(
+            f"The model is saved with {fmt}, which runs code when loaded. Pass --allow-pickle to load it once "
+            "here and convert it to skops for the serving package (only for a model you trust), or log it "
+            "again in skops format (MLflow 3's default)."
+        )
+    import pickle
+
+    import skops.io
+
+    with (folder / flavor["pickled_model"]).open("rb") as f:
+        model = pickle.load(f)  # the user allowed it (--allow-pickle); cloudpickle files load with pickle
+    target = folder / SKOPS_FILE
+    skops.io.dump(model, str(target))
+    return target, fmt
+
+
+def example_frame(folder: Path, mlmodel: dict[str, Any], schema: InputSchema) -> tuple[list[str], list[list[Any]]]:
+    """The input example saved with the model, as column names and rows in signature order."""
+    info = mlmodel.get("saved_input_example_info") or {}
+    path = folder / info.get("artifact_path", EXAMPLE_FILE)
+    if not path.is_file():
+        raise ExportError(
+            "The model has no input example, which the package's own tests score. Log it with "
+            "mnb.log_model(model, 'model', input_example=X[:5])."
+        )
+    data = json.loads(path.read_text())
+    names = [c.name for c in schema.columns]
+    if isinstance(data, dict) and "columns" in data:
+        position = {str(name): i for i, name in enumerate(data["columns"])}
+        rows = [[row[position[name]] for name in names] for row in data["data"]]
+    elif isinstance(data, dict) and "inputs" in data:
+        rows = data["inputs"]
+    else:
+        rows = data
+    return names, [list(row) for row in rows]
+
+
+def model_input(schema: InputSchema, rows: list[list[Any]]) -> Any:
+    """What the model was trained on: a DataFrame with the signature's dtypes, or one numpy array."""
+    import numpy as np
+    import pandas as pd
+
+    if schema.tensor:
+        return np.array(rows, dtype=schema.columns[0].dtype)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.columns]
+    return pd.DataFrame({c.name: np.array(v, dtype=c.dtype) for c, v in zip(schema.columns, columns, strict=True)})
+
+
+def _jsonable(values: Any) -> Any:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def expected_outputs(model: Any, schema: InputSchema, rows: list[list[Any]]) -> dict[str, Any]:
+    """The model's own predictions (and probabilities) on the example rows, for the package's tests."""
+    x = model_input(schema, rows)
+    out: dict[str, Any] = {"predictions": _jsonable(model.predict(x))}
+    if callable(getattr(model, "predict_proba", None)):
+        out["probabilities"] = _jsonable(model.predict_proba(x))
+        out["classes"] = _jsonable(model.classes_)
+    return out
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file. Choose a folder path.")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ExportError(
+                f"--out {out} exists and is not empty. Choose a new folder, or pass --force to replace it."
+            )
+        here = Path.cwd().resolve()
+        if out.resolve() == here or out.resolve() in here.parents:
+            raise ExportError(f"--out {out} contains the working directory; --force will not replace it.")
+
+
+def export(
+    model_uri: str,
+    out: Path,
+    *,
+    force: bool = False,
+    trust: Sequence[str] = (),
+    allow_pickle: bool = False,
+    settings: Settings | None = None,
+) -> ExportResult:
+    """Write the serving package of ``model_uri`` into ``out``.
+
+    Args:
+        model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``.
+        out: the package folder (created; must be missing or empty unless ``force``).
+        force: replace ``out`` when it exists.
+        trust: extra types to trust when loading the skops file.
+        allow_pickle: convert a pickle/cloudpickle model to skops (loads the pickle once, here).
+        settings: mlops-nb settings (default: the project's).
+
+    Raises:
+        ExportError: bad URI, unsupported model, untrusted types, ``out`` in the way.
+        StoreError: the model cannot be fetched from MLflow.
+    """
+    from mlops_nb.serving.render import render_package
+    from mlops_nb.tracking import query
+
+    ref = parse_uri(model_uri)
+    out = Path(out)
+    _prepare_out(out, force)
+    s = settings or load_settings()
+    ref = resolve(ref, s)
+    with tempfile.TemporaryDirectory(prefix="mlops-nb-export-") as tmp:
+        folder = query.download_model(ref.uri, Path(tmp) / "download")
+        mlmodel = read_mlmodel(folder)
+        flavor = sklearn_flavor(mlmodel)
+        profile_path = folder / PROFILE_FILE
+        profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None
+        try:
+            schema = input_schema(mlmodel.get("signature"), profile)
+        except SchemaError as e:
+            raise ExportError(str(e)) from e
+
+        converted_from = None
+        if flavor.get("serialization_format", "cloudpickle") == "skops":
+            model_file = folder / flavor["pickled_model"]
+            declared = flavor.get("skops_trusted_types") or []
+        else:
+            model_file, converted_from = _convert_pickle(folder, flavor, allow_pickle)
+            declared = []
+        trusted = skops_trust(model_file, declared, trust)
+
+        import skops.io
+
+        model = skops.io.load(str(model_file), trusted=list(trusted))
+        names, rows = example_frame(folder, mlmodel, schema)
+        expected = expected_outputs(model, schema, rows)
+        metadata = {
+            "model_uri": ref.uri,
+            "name": ref.name,
+            "version": ref.version,
+            "alias": ref.alias,
+            "run_id": ref.run_id,
+            "file": SKOPS_FILE,
+            "sha256": sha256(model_file),
+            "format": "skops",
+            "converted_from": converted_from,
+            "trusted_types": list(trusted),
+            "flavor": "sklearn",
+            "sklearn_version": flavor.get("sklearn_version"),
+            "python_version": (mlmodel.get("flavors", {}).get("python_function") or {}).get("python_version"),
+            "mlflow_version": mlmodel.get("mlflow_version"),
+            "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        staging = Path(tmp) / "package"
+        render_package(
+            staging,
+            schema=schema,
+            metadata=metadata,
+            example={"columns": names, "data": rows, **expected},
+            model_requirements=_model_requirements(folder),
+        )
+        model_dir = staging / MODEL_DIR
+        model_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(model_file, model_dir / SKOPS_FILE)
+        shutil.copy2(folder / "MLmodel", model_dir / "MLmodel")
+        if profile is not None:
+            shutil.copy2(profile_path, model_dir / PROFILE_FILE)
+        (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging), str(out))
+    return ExportResult(out, ref, metadata["sha256"], trusted, converted_from)
+
+
+def _model_requirements(folder: Path) -> list[str]:
+    path = folder / "requirements.txt"
+    if not path.is_file():
+        return []
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("-")]

@@ -1,0 +1,138 @@
+"""Rendering the serving package from the jinja2 templates under ``templates/``.
+
+Every file under ``templates/`` becomes the file of the same relative path in the package, without its
+``.j2`` suffix (``dockerignore.j2`` becomes ``.dockerignore``). The templates see the model's input schema,
+its metadata (name, version, run id, sha256), the input example with the model's own outputs on it, and the
+pinned requirements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.serving.schema import InputSchema
+
+TEMPLATES = Path(__file__).parent / "templates"
+_RENAMES = {"dockerignore": ".dockerignore", "gitignore": ".gitignore"}
+# Libraries of the generated app, pinned to the versions installed here; the fallback when one is not.
+SERVING_REQUIREMENTS = {
+    "fastapi": ">=0.110",
+    "starlette": ">=0.37",
+    "uvicorn": ">=0.29",
+    "pydantic": ">=2.6,<3",
+    "prometheus-client": ">=0.20",
+    "orjson": ">=3.9",
+    "skops": ">=0.10",
+}
+# uvicorn's fast event loop and HTTP parser (what uvicorn[standard] adds), not on every platform
+SPEEDUPS = {"uvloop": "sys_platform != 'win32' and platform_python_implementation == 'CPython'", "httptools": ""}
+TEST_REQUIREMENTS = {"pytest": ">=8", "httpx": ">=0.27", "httpx2": ">=2"}
+_NOT_AT_RUN_TIME = {"mlflow", "mlflow-skinny", "mlflow-tracing", "mlops-nb", "cloudpickle"}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pin(name: str, fallback: str) -> str:
+    try:
+        return f"{name}=={metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return f"{name}{fallback}"
+
+
+def requirements(model_requirements: list[str]) -> list[str]:
+    """The package's pinned requirements: the model's own (minus MLflow), then the serving libraries."""
+    pins: dict[str, str] = {}
+    for line in model_requirements:
+        name = re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0]
+        if _normalise(name) not in _NOT_AT_RUN_TIME:
+            pins[_normalise(name)] = line
+    for name, fallback in SERVING_REQUIREMENTS.items():
+        pins.setdefault(_normalise(name), _pin(name, fallback))
+    for name, marker in SPEEDUPS.items():
+        pin = _pin(name, "")
+        pins.setdefault(name, f"{pin}; {marker}" if marker else pin)
+    return list(pins.values())
+
+
+def _python_literal(value: Any) -> str:
+    """A Python literal for a str/int/bool/None, double-quoted as ruff formats it."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+
+
+def _dns_name(name: str) -> str:
+    """A Kubernetes/Docker-safe name: lower-case letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "model"
+
+
+def test_requirements() -> list[str]:
+    """pytest, and the HTTP client of FastAPI's TestClient (httpx2 where installed, which Starlette 1 prefers)."""
+    client = "httpx2" if _installed("httpx2") else "httpx"
+    return [_pin("pytest", ">=8"), _pin(client, TEST_REQUIREMENTS.get(client, ""))]
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Python, YAML and Markdown, not HTML
+    )
+    env.filters["pyrepr"] = _python_literal
+    return env
+
+
+def render_package(
+    out: Path,
+    *,
+    schema: InputSchema,
+    metadata: dict[str, Any],
+    example: dict[str, Any],
+    model_requirements: list[str],
+) -> list[Path]:
+    """Render every template into ``out``; returns the files written."""
+    env = _environment()
+    python = str(metadata.get("python_version") or "3.11")
+    context = {
+        "schema": schema,
+        "columns": schema.columns,
+        "meta": metadata,
+        "example": example,
+        "example_json": json.dumps({"columns": example["columns"], "data": example["data"][:1]}),
+        "first_record": dict(zip(example["columns"], example["data"][0], strict=True)),
+        "requirements": requirements(model_requirements),
+        "test_requirements": test_requirements(),
+        "python_minor": ".".join(python.split(".")[:2]),
+        "title": metadata.get("name") or f"run {metadata.get('run_id')}",
+        "app_name": _dns_name(str(metadata.get("name") or "model")),
+    }
+    written = []
+    for template in sorted(TEMPLATES.rglob("*.j2")):
+        relative = template.relative_to(TEMPLATES)
+        name = relative.name[: -len(".j2")]
+        target = out / relative.parent / _RENAMES.get(name, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(env.get_template(relative.as_posix()).render(**context))
+        written.append(target)
+    (out / "tests" / "example.json").write_text(json.dumps(example, indent=1) + "\n")
+    (out / "model").mkdir(exist_ok=True)
+    example_input = {"columns": example["columns"], "data": example["data"]}
+    (out / "model" / "input_example.json").write_text(json.dumps(example_input) + "\n")
+    return written

@@ -1,0 +1,370 @@
+"""``mlops-nb export``: the generated serving package against the model, against ``mlops-nb models serve``'s
+answers, with its own tests, in a fresh virtual environment, and with a tampered model file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mlops_nb.cli import main
+from mlops_nb.serving.schema import SchemaError, input_schema
+from tests.conftest import SETTING_VARS, embedded_client, free_port, python
+
+TRAIN_FRAME = """
+import mlops_nb as mnb
+import numpy as np, pandas as pd
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+rng = np.random.default_rng(0)
+X = pd.DataFrame(rng.normal(size=(400, 3)), columns=["sepal length", "b", "class"])
+X["color"] = rng.choice(["red", "green", "blue"], size=400)
+X["n"] = rng.integers(0, 10, size=400)
+y = np.where(X["sepal length"] + (X["color"] == "red") > 0.5, "yes", "no")
+model = make_pipeline(
+    make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["color"]), remainder=StandardScaler()),
+    LogisticRegression(),
+).fit(X, y)
+with mnb.start_run("nb", kind="job"), mnb.stage("train"):
+    mnb.log_model(model, "model", input_example=X[:6], reference=X)
+assert mnb.flush(120)
+"""
+TRAIN_ARRAY = """
+import mlops_nb as mnb
+import numpy as np
+from sklearn.linear_model import Ridge
+
+rng = np.random.default_rng(1)
+X = rng.normal(size=(300, 4))
+model = Ridge().fit(X, X @ [1.0, 2.0, 3.0, 4.0])
+with mnb.start_run("nb", kind="job"), mnb.stage("train"):
+    mnb.log_model(model, "model", input_example=X[:5], reference=X)
+assert mnb.flush(120)
+"""
+TRAINERS = {"frame": TRAIN_FRAME, "array": TRAIN_ARRAY}
+
+
+def train(project: Path, kind: str = "frame", name: str = "demo") -> str:
+    """Train and log a model in a fresh interpreter; register it as NAME version 1, alias champion."""
+    out = python(TRAINERS[kind], cwd=project)
+    assert out.returncode == 0, out.stderr[-3000:]
+    client = embedded_client(project)
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`mlops_nb.stage` = 'train'"
+    )
+    client.create_registered_model(name)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias(name, "champion", version.version)
+    return run.info.run_id
+
+
+def export(*args: str) -> Any:
+    return CliRunner().invoke(main, ["export", *args])
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+class Server:
+    """A real server process on 127.0.0.1, ready when ``ready_path`` answers 200."""
+
+    def __init__(self, args: list[str], cwd: Path, ready_path: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (cwd.parent / f"server-{self.port}.log").open("w+")
+        full = [a.replace("{port}", str(self.port)) for a in args]
+        self.proc = subprocess.Popen(full, cwd=cwd, env=env or child_env(), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 180
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.output()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + ready_path, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server not ready in 180 s: {self.output()[-3000:]}")
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def post(self, path: str, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            text = e.read()
+            try:
+                return e.code, json.loads(text)
+            except ValueError:
+                return e.code, text.decode()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def scoring_bodies(columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    return {
+        "dataframe_split": {"dataframe_split": {"columns": columns, "data": rows}},
+        "dataframe_records": {"dataframe_records": records},
+        "instances": {"instances": records},
+        "inputs": {"inputs": {c: [row[i] for row in rows] for i, c in enumerate(columns)}},
+    }
+
+
+# -- the schema from a signature (no MLflow needed) ---------------------------------------------------------
+
+
+def test_input_schema_names_types_and_nullability() -> None:
+    inputs = [
+        {"type": "double", "name": "sepal length (cm)", "required": True},
+        {"type": "long", "name": "class", "required": True},
+        {"type": "string", "name": "colour", "required": False},
+        {"type": "double", "name": "model_x", "required": True},
+    ]
+    profile = {"columns": {"class": {"missing_rate": 0.1}}}
+    schema = input_schema({"inputs": json.dumps(inputs)}, profile)
+    fields = [(c.name, c.field, c.annotation, c.required, c.dtype) for c in schema.columns]
+    assert fields == [
+        ("sepal length (cm)", "sepal_length_cm", "float", True, "float64"),
+        ("class", "class_", "int | None", True, "float64"),  # missing values in training: nullable
+        ("colour", "colour", "str | None", False, "object"),
+        ("model_x", "model_x_", "float", True, "float64"),  # pydantic reserves model_*
+    ]
+    tensor = input_schema({"inputs": '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3]}}]'})
+    assert tensor.tensor and [c.name for c in tensor.columns] == ["0", "1", "2"]
+    for bad in (None, {"inputs": '[{"type": "binary", "name": "x"}]'}):
+        with pytest.raises(SchemaError, match="input"):
+            input_schema(bad)
+
+
+# -- the command -----------------------------------------------------------------------------------------------
+
+
+def test_export_refuses_bad_uri_missing_model_and_non_empty_out(project: Path) -> None:
+    result = export("demo", "--out", "pkg")
+    assert result.exit_code == 2 and "models:/NAME@ALIAS" in result.output
+    result = export("models:/nothing@champion", "--out", "pkg")
+    assert result.exit_code == 2 and "No model models:/nothing@champion" in result.output
+    (project / "full").mkdir()
+    (project / "full" / "keep.txt").write_text("mine")
+    result = export("models:/nothing/1", "--out", "full")
+    assert result.exit_code == 2 and "--force" in result.output
+    assert (project / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_export_writes_a_complete_package(project: Path) -> None:
+    run_id = train(project)
+    result = export("models:/demo@champion", "--out", "pkg")
+    assert result.exit_code == 0, result.output
+    pkg = project / "pkg"
+    meta = json.loads((pkg / "model" / "serving.json").read_text())
+    assert (meta["name"], meta["version"], meta["alias"], meta["run_id"]) == ("demo", "1", "champion", run_id)
+    import hashlib
+
+    assert meta["sha256"] == hashlib.sha256((pkg / "model" / "model.skops").read_bytes()).hexdigest()
+    assert meta["format"] == "skops" and meta["trusted_types"] == []
+    assert (pkg / "model" / "reference_profile.json").is_file()
+
+    requirements = (pkg / "requirements.txt").read_text()
+    pins = [line for line in requirements.splitlines() if line and not line.startswith("#")]
+    assert not [line for line in pins if "mlflow" in line or "mlops" in line]
+    from importlib import metadata
+
+    for name in ("scikit-learn", "numpy", "pandas", "skops", "fastapi", "uvicorn", "pydantic", "prometheus-client"):
+        assert f"{name}=={metadata.version(name)}" in requirements
+
+    schema = (pkg / "app" / "schema.py").read_text()
+    assert 'sepal_length: float = Field(alias="sepal length", allow_inf_nan=False)' in schema
+    assert 'class_: float = Field(alias="class", allow_inf_nan=False)' in schema
+
+    docs = list(yaml.safe_load_all((pkg / "k8s.yaml").read_text()))
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    container = docs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    dockerfile = (pkg / "Dockerfile").read_text()
+    assert "-slim" in dockerfile and "USER serving" in dockerfile and "HEALTHCHECK" in dockerfile
+    readme = (pkg / "README.md").read_text()
+    assert "curl" in readme and "dataframe_split" in readme
+
+    # generated code that a user would keep: lint-clean and formatted
+    if shutil.which("ruff"):
+        for command in (["ruff", "check", "--no-cache", "."], ["ruff", "format", "--check", "--no-cache", "."]):
+            out = subprocess.run(command, cwd=pkg, capture_output=True, text=True)
+            assert out.returncode == 0, out.stdout + out.stderr
+
+    again = export("models:/demo/1", "--out", "pkg")
+    assert again.exit_code == 2 and "--force" in again.output
+    assert export("models:/demo/1", "--out", "pkg", "--force").exit_code == 0
+
+
+# -- the package, running ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["frame", "array"])
+def test_the_generated_tests_pass(project: Path, kind: str) -> None:
+    train(project, kind)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project / "pkg",
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "failed" not in out.stdout
+
+
+@pytest.mark.slow
+def test_predictions_match_the_model_and_mlflow_models_serve(project: Path) -> None:
+    import mlflow.sklearn
+    import pandas as pd
+
+    train(project)
+    client = embedded_client(project)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    example = json.loads((project / "pkg" / "tests" / "example.json").read_text())
+    columns, rows = example["columns"], example["data"]
+    rows = [*rows, [0.3, -1.2, 2.5, "purple", 3]]  # an unknown category: flagged, still scored
+
+    tracking = f"sqlite:///{project / '.mlops_nb' / 'mlflow.db'}"
+    model = mlflow.sklearn.load_model(client.get_model_version_download_uri("demo", "1"))
+    frame = pd.DataFrame(rows, columns=columns).astype({"n": "int64"})
+    expected = model.predict(frame).tolist()
+
+    mlflow_cmd = ["mlflow", "models", "serve", "-m", "models:/demo@champion", "--env-manager", "local"]
+    with (
+        Server([sys.executable, "-m", "app", "--port", "{port}", "--workers", "2"], project / "pkg", "/ready") as ours,
+        Server(
+            [*mlflow_cmd, "-h", "127.0.0.1", "-p", "{port}"],
+            project,
+            "/ping",
+            env=child_env(MLFLOW_TRACKING_URI=tracking),
+        ) as theirs,
+    ):
+        for fmt, body in scoring_bodies(columns, rows).items():
+            status, answer = ours.post("/invocations", body)
+            assert status == 200, (fmt, answer)
+            assert answer == {"predictions": expected}, fmt
+            status, reference = theirs.post("/invocations", body)
+            assert status == 200, (fmt, reference)
+            assert reference == answer, fmt
+        status, answer = ours.post("/predict", {"records": scoring_bodies(columns, rows)["instances"]["instances"]})
+        assert status == 200 and answer["predictions"] == expected
+        assert any("purple" in w for w in answer["warnings"])
+        # bad requests: MLflow's error shape, a 4xx, the problem named
+        first = dict(zip(columns, rows[0], strict=True))
+        without = {k: v for k, v in first.items() if k != "sepal length"}
+        for body, words in (
+            (b'{"dataframe_split": {', "not valid JSON"),
+            ({"dataframe_records": [{**first, "n": "three"}]}, "'n'"),
+            ({"dataframe_records": [without]}, "missing column 'sepal length'"),
+        ):
+            status, answer = ours.post("/invocations", body)
+            assert 400 <= status < 500 and words in answer["message"], answer
+            assert set(answer) == {"error_code", "message"}
+        with urllib.request.urlopen(ours.url + "/version") as r:
+            version = json.loads(r.read())
+        assert version["model_name"] == "demo" and version["model_version"] == "1"
+        with urllib.request.urlopen(ours.url + "/metrics") as r:
+            metrics = r.read().decode()
+        # two workers, one document: prometheus' multiprocess mode adds them up
+        assert 'serving_requests_total{endpoint="/invocations",status="200"} 4.0' in metrics
+        assert 'serving_input_flags_total{column="color",flag="unknown_category"}' in metrics
+        assert 'serving_predictions_total{label="yes"}' in metrics or 'serving_predictions_total{label="no"}' in metrics
+
+
+@pytest.mark.slow
+def test_a_tampered_model_file_stops_the_server(project: Path) -> None:
+    train(project)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    model_file = pkg / "model" / "model.skops"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    for command in (
+        [sys.executable, "-m", "app", "--port", str(free_port())],
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(free_port())],
+    ):
+        out = subprocess.run(command, cwd=pkg, env=child_env(), capture_output=True, text=True, timeout=120)
+        assert out.returncode != 0, command
+        assert "sha256" in out.stderr and "refuses to start" in out.stderr, out.stderr[-2000:]
+        assert "export the model again" in out.stderr
+
+
+@pytest.mark.slow
+def test_a_fresh_virtual_environment_with_only_the_requirements_runs_the_package(project: Path) -> None:
+    train(project)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    venv = project / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    env = child_env(PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    env.pop("PYTHONPATH", None)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "-r", "requirements-dev.txt"],
+        cwd=pkg,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if install.returncode != 0 and "No matching distribution" not in install.stderr:
+        pytest.skip(f"cannot install from the package index here: {install.stderr[-500:]}")
+    assert install.returncode == 0, install.stderr[-3000:]
+    check = subprocess.run([str(py), "-c", "import mlflow"], capture_output=True, text=True, env=env)
+    assert check.returncode != 0  # not there: the package runs without it
+    out = subprocess.run(
+        [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=pkg,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
