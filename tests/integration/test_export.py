@@ -354,8 +354,9 @@ def test_a_fresh_virtual_environment_with_only_the_requirements_runs_the_package
         text=True,
         timeout=900,
     )
-    if install.returncode != 0 and "No matching distribution" not in install.stderr:
-        pytest.skip(f"cannot install from the package index here: {install.stderr[-500:]}")
+    offline = ("Max retries exceeded", "Could not fetch URL", "Temporary failure in name resolution")
+    if install.returncode != 0 and any(text in install.stderr for text in offline):
+        pytest.skip(f"the package index cannot be reached: {install.stderr[-500:]}")
     assert install.returncode == 0, install.stderr[-3000:]
     check = subprocess.run([str(py), "-c", "import mlflow"], capture_output=True, text=True, env=env)
     assert check.returncode != 0  # not there: the package runs without it
