@@ -25,9 +25,10 @@ class MlopsNbEngine(NBClientEngine):
 
         options: JobOptions = kwargs.pop(OPTIONS_KWARG, None) or JobOptions()
         job = Job(kwargs.get("input_path"), nb, options)
+        env = job.kernel_env()
         try:
             nb = super().execute_notebook(
-                nb, kernel_name, output_path=output_path, kernel_env=job.kernel_env(), **kwargs
+                nb, kernel_name, output_path=output_path, kernel_env=env, warm_kernels=options.warm_kernels, **kwargs
             )
         except BaseException as e:
             options.result = job.finish(nb, e, output_path)
@@ -47,9 +48,10 @@ class MlopsNbEngine(NBClientEngine):
         start_timeout: float = 60,
         execution_timeout: float | None = None,
         kernel_env: dict[str, str] | None = None,
+        warm_kernels: bool = False,
         **kwargs: Any,
     ) -> Any:
-        # As NBClientEngine does, plus the kernel's environment.
+        # As NBClientEngine does, plus the kernel's environment, and (warm_kernels) a kernel started ahead.
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(
@@ -62,4 +64,34 @@ class MlopsNbEngine(NBClientEngine):
             stdout_file=stdout_file,
             stderr_file=stderr_file,
         )
-        return PapermillNotebookClient(nb_man, **final_kwargs).execute(env=kernel_env)
+        if not warm_kernels:
+            return PapermillNotebookClient(nb_man, **final_kwargs).execute(env=kernel_env)
+        from pathlib import Path
+
+        from mlops_nb.jobs import kernels
+
+        km = kernels.take(kernel_name)
+        kernels.prestart(kernel_name)  # the next job's kernel boots while this one runs
+        if km is None:
+            return PapermillNotebookClient(nb_man, **final_kwargs).execute(env=kernel_env)
+        client = _WarmClient(nb_man, km=km, **final_kwargs)
+        client.setup = kernels.setup_code(kernel_env or {}, km.started_env, str(Path.cwd()))
+        try:
+            return client.execute()
+        finally:
+            if client.kc is not None:
+                client.kc.stop_channels()
+            kernels.stop_later(km)
+
+
+class _WarmClient(PapermillNotebookClient):
+    """Runs ``setup`` silently in an already started kernel before the notebook's cells."""
+
+    setup = ""
+
+    def papermill_execute_cells(self) -> None:
+        msg_id = self.kc.execute(self.setup, silent=True, store_history=False)
+        reply = self.wait_for_reply(msg_id)
+        if reply is None or reply["content"]["status"] != "ok":
+            raise RuntimeError(f"mlops-nb could not prepare the kernel for the job: {reply and reply['content']}")
+        super().papermill_execute_cells()

@@ -55,6 +55,7 @@ class JobOptions:
     requirements: list[Requirement] = field(default_factory=list)
     cache: bool = True
     send: bool = True  # False: leave the records in the journals for the calling process (a sweep's) to send
+    warm_kernels: bool = False  # start the next job's kernel while this one runs (a sweep's worker)
     result: JobResult | None = None
 
 

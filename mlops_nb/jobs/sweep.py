@@ -175,6 +175,19 @@ def run_task(task: Task) -> JobResult:
                 recorder.shutdown()  # releases this job's journal: the sweep's process sends it
 
 
+def _worker_exit() -> None:
+    from mlops_nb.jobs import kernels
+
+    kernels.close()
+
+
+def _worker_init() -> None:
+    """In each worker process: shut its kernels down when it exits (workers leave through os._exit)."""
+    from multiprocessing.util import Finalize
+
+    Finalize(None, _worker_exit, exitpriority=50)
+
+
 def _local_pool(parallel: int) -> Any:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -183,7 +196,7 @@ def _local_pool(parallel: int) -> Any:
     # and no threads of this process (the sender's) inherited.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["papermill", "nbclient", "mlops_nb.jobs.runner", "mlops_nb.jobs.sweep"])
-    return ProcessPoolExecutor(max_workers=parallel, mp_context=context)
+    return ProcessPoolExecutor(max_workers=parallel, mp_context=context, initializer=_worker_init)
 
 
 def _dask_client(scheduler: str | None, parallel: int) -> Any:
@@ -274,6 +287,7 @@ def run_sweep(
                 experiment=experiment,
                 run_name=f"{notebook.stem}[{_slug(child.parameters, sep=', ')}]",
                 tags={**options.tags, INDEX_TAG: str(child.index)},
+                warm_kernels=True,
             ),
             run=run,
         )

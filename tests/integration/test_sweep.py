@@ -217,3 +217,36 @@ def test_ci_without_jobs_says_how_to_list_them(project: Path) -> None:
     (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
     done = mlops_nb("ci", cwd=project)
     assert done.returncode == 2 and "[[tool.mlops_nb.ci.jobs]]" in done.stderr
+
+
+@pytest.mark.slow
+def test_sweep_kernels_started_ahead_get_each_job_s_settings(project: Path) -> None:
+    """The local pool starts the next job's kernel early; it must still run in --cwd, record into its own
+    job, and leave no trace of that set-up in the notebook (execution counts start at 1)."""
+    (project / "work").mkdir()
+    write_notebook(
+        project / "pipe.ipynb",
+        "%load_ext mlops_nb",
+        "import os\nimport mlops_nb as mnb\nmnb.set_tag('cwd', os.getcwd())\nmnb.log_metric('k', k)",
+        parameters="k = 0",
+    )
+    done = mlops_nb(
+        "sweep",
+        "pipe.ipynb",
+        "--grid",
+        "k=1,2,3,4,5",
+        "--parallel",
+        "2",
+        "--cwd",
+        "work",
+        "--output-dir",
+        "out",
+        cwd=project,
+    )
+    assert done.returncode == 0, done.stderr
+    jobs = [r for r in runs(project, "pipe") if r.data.tags.get("mlops_nb.kind") == "job"]
+    assert sorted((r.data.params["k"], r.data.metrics["k"]) for r in jobs) == [(str(k), float(k)) for k in range(1, 6)]
+    assert {r.data.tags["cwd"] for r in jobs} == {str((project / "work").resolve())}
+    for path in (project / "out").glob("*.ipynb"):
+        counts = [c["execution_count"] for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert counts == list(range(1, len(counts) + 1)), path

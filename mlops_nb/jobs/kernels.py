@@ -1,0 +1,81 @@
+"""Kernels started ahead of time for the jobs of one worker process (a sweep's): the next job's kernel boots
+while the current job runs, and a finished job's kernel shuts down in the background.
+
+Most of a small job's time is a kernel booting (a Python process importing ipykernel) and shutting down,
+not its cells. A spare kernel is started with the worker's environment; the job's own settings (its run
+key, notebook path, cache switch...) and working directory reach it just before the notebook runs, by a
+silent execution that leaves no trace in the notebook (no execution count, no history, no new names).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+_lock = threading.Lock()
+_spare: Any = None  # an AsyncKernelManager whose kernel is booting or idle
+_stopping: list[threading.Thread] = []
+
+
+def _start(kernel_name: str) -> Any:
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    km.started_env = dict(os.environ)
+    run_sync(km.start_kernel)(env=km.started_env, cwd=str(Path.cwd()))
+    return km
+
+
+def prestart(kernel_name: str) -> None:
+    """Start a spare kernel for the next job, unless one is there already."""
+    global _spare
+    with _lock:
+        if _spare is None:
+            _spare = _start(kernel_name)
+
+
+def take(kernel_name: str) -> Any | None:
+    """The spare kernel if it runs ``kernel_name`` and is alive (it is no longer spare), else None."""
+    global _spare
+    from jupyter_core.utils import run_sync
+
+    with _lock:
+        km, _spare = _spare, None
+    if km is None:
+        return None
+    if km.kernel_name != kernel_name or not run_sync(km.is_alive)():
+        stop_later(km)
+        return None
+    return km
+
+
+def setup_code(env: dict[str, str], started_env: dict[str, str], cwd: str) -> str:
+    """Code that gives a spare kernel (started with ``started_env``) a job's environment and working
+    directory, defining no names."""
+    changed = {k: v for k, v in env.items() if started_env.get(k) != v}
+    return f"__import__('os').environ.update({json.dumps(changed)}); __import__('os').chdir({json.dumps(cwd)})"
+
+
+def stop_later(km: Any) -> None:
+    """Shut a kernel down in the background (its journal is sent once it has exited)."""
+    from jupyter_core.utils import run_sync
+
+    thread = threading.Thread(target=lambda: run_sync(km.shutdown_kernel)(now=False), daemon=True)
+    thread.start()
+    _stopping.append(thread)
+
+
+def close(timeout: float = 30.0) -> None:
+    """Stop the spare kernel and wait for kernels being shut down (a worker's last act)."""
+    global _spare
+    with _lock:
+        km, _spare = _spare, None
+    if km is not None:
+        stop_later(km)
+    for thread in _stopping:
+        thread.join(timeout)
+    _stopping.clear()
