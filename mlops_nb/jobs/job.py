@@ -180,7 +180,7 @@ class Job:
         run.end("FINISHED" if outcome == SUCCEEDED else "FAILED")
         run_id = ""
         if self.options.send:
-            self._send()
+            send_jobs([run.key])
             run_id = run.run_id
         return JobResult(
             run_id=run_id,
@@ -218,22 +218,25 @@ class Job:
             run.set_tag(ERROR_TAG, message[:1000])
         return outcome, message, metrics, stages, gates
 
-    def _send(self) -> None:
-        """Flush into MLflow, kernel journals included (another process may be sending one: wait for it)."""
-        recorder = get_recorder()
-        deadline = time.monotonic() + self.settings.flush_timeout
-        while True:
-            sent = recorder.flush(max(0.0, deadline - time.monotonic()))
-            if sent and not job_journals(self.settings.journal_dir, self.run.key):
-                return
-            if time.monotonic() >= deadline:
-                sender = recorder.sender
-                raise StoreError(
-                    f"The job's records did not reach MLflow at {self.settings.tracking_uri} within "
-                    f"{self.settings.flush_timeout:g} s (last error: {sender.last_error if sender else None}). They "
-                    f"are kept in {self.settings.journal_dir} and sent by the next mlops-nb process."
-                )
-            time.sleep(0.05)
+
+def send_jobs(keys: list[str]) -> None:
+    """Flush this process's records into MLflow with every journal the kernels of jobs ``keys`` wrote (a
+    kernel still shutting down, or another process sending its journal: wait for them)."""
+    recorder = get_recorder()
+    settings = recorder.settings
+    deadline = time.monotonic() + settings.flush_timeout
+    while True:
+        sent = recorder.flush(max(0.0, deadline - time.monotonic()))
+        if sent and not any(job_journals(settings.journal_dir, key) for key in keys):
+            return
+        if time.monotonic() >= deadline:
+            sender = recorder.sender
+            raise StoreError(
+                f"The jobs' records did not reach MLflow at {settings.tracking_uri} within "
+                f"{settings.flush_timeout:g} s (last error: {sender.last_error if sender else None}). They are kept "
+                f"in {settings.journal_dir} and sent by the next mlops-nb process."
+            )
+        time.sleep(0.05)
 
 
 def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:

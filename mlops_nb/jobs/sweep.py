@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import UsageError
-from mlops_nb.jobs.job import JobOptions, JobResult
+from mlops_nb.jobs.job import JobOptions, JobResult, send_jobs
 from mlops_nb.jobs.parameters import typed
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import open_run
@@ -313,7 +313,7 @@ def run_sweep(
     best = _best(children, metric, higher_is_better)
     _record(sweep, children, metric, best)
     sweep.end("FINISHED" if any(c.ok for c in children) else "FAILED")
-    get_recorder().flush()
+    send_jobs([c.result.key for c in children if c.result is not None])
     return SweepResult(sweep.run_id, experiment, children, metric, best, time.monotonic() - started)
 
 
