@@ -5,6 +5,7 @@
     MlopsNbError
     ├── ConfigError            a setting is invalid (names the setting, where it came from, the fix)
     ├── UsageError             bad input to a command: a notebook, a parameter, a requirement (also a ValueError)
+    │   └── ExportError        a model that cannot be exported: bad URI, unsupported model, --out in the way
     └── TrackingError          recording into MLflow went wrong
         ├── InvalidRecordError a param/metric/tag/artifact that MLflow would refuse (also a ValueError)
         ├── JournalError       the local journal cannot be written (nothing was recorded)
@@ -36,6 +37,10 @@ class ConfigError(MlopsNbError):
 
 class UsageError(MlopsNbError, ValueError):
     """Bad input to a command or function: a missing notebook, an unknown parameter, a malformed requirement."""
+
+
+class ExportError(UsageError):
+    """The model cannot be exported: bad URI, no such model, unsupported model, or ``--out`` in the way."""
 
 
 class TrackingError(MlopsNbError):

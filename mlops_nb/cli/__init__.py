@@ -6,10 +6,19 @@ and every command start without loading MLflow.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
+
+from mlops_nb.exceptions import MlopsNbError, StoreError
+
+USAGE_EXIT = 2  # click's code for bad usage: nothing was done
+STORE_EXIT = 5  # the records could not reach MLflow (they stay in the journal)
 
 # command name -> "module:attribute" of its click command
 COMMANDS = {
@@ -28,6 +37,23 @@ HELP = {
     "promote": "Register a run's model in the MLflow registry behind gates.",
     "export": "Generate a standalone FastAPI serving package for a model.",
 }
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Every command: mlops-nb's errors become one message and an exit code, no traceback; MLflow's INFO
+    lines and download bars stay off the console (the user's own MLFLOW_* settings win)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads, maybe in the background
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        try:
+            return func(*args, **kwargs)
+        except MlopsNbError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(STORE_EXIT if isinstance(e, StoreError) else USAGE_EXIT)
+
+    return wrapper
 
 
 class _LazyGroup(click.Group):

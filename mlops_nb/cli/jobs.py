@@ -7,9 +7,7 @@ did not hold, 4 the kernel died or a cell timed out, 5 the records could not rea
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,34 +15,8 @@ from typing import Any
 
 import click
 
-from mlops_nb.exceptions import MlopsNbError, StoreError, UsageError
-
-STORE_EXIT = 5
-
-
-class _Failed(click.ClickException):
-    """A usage or input error: message on stderr, exit 2 (click's convention for usage errors)."""
-
-    exit_code = 2
-
-
-def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn mlops-nb's errors into clear messages and exit codes; keep MLflow's INFO lines and download bars
-    off the console (the user's own MLFLOW_* settings win)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads, in the background
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        try:
-            return func(*args, **kwargs)
-        except MlopsNbError as e:
-            if isinstance(e, StoreError):
-                click.echo(f"Error: {e}", err=True)
-                sys.exit(STORE_EXIT)
-            raise _Failed(str(e)) from e
-
-    return wrapper
+from mlops_nb.cli import handle_errors
+from mlops_nb.exceptions import UsageError
 
 
 def _parameters(files: tuple[Path, ...], typed: tuple[tuple[str, str], ...], raw: tuple[tuple[str, str], ...]) -> dict:
@@ -143,7 +115,7 @@ def _job_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--log-output", is_flag=True, help="Stream the cells' output to the console, as papermill does.")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="Cell progress bar (default: on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout instead of the run id.")
-@_handle_errors
+@handle_errors
 def run(
     notebook: Path,
     output: Path | None,
@@ -245,7 +217,7 @@ def _result_json(result: Any) -> dict[str, Any]:
 @click.option("--progress-bar/--no-progress-bar", default=None, help="Progress bar (default: on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout instead of the run id.")
 @_job_options
-@_handle_errors
+@handle_errors
 def sweep(
     notebook: Path,
     grids: tuple[str, ...],
@@ -322,7 +294,7 @@ def sweep(
 @click.option("-k", "--kernel", help="Kernel name (default: the notebook's own).")
 @click.option("--timeout", type=float, help="Seconds any one cell may run.")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="Cell progress bar (default: on a terminal).")
-@_handle_errors
+@handle_errors
 def reproduce(
     run_id: str,
     rtol: float,
@@ -376,7 +348,7 @@ def reproduce(
     help="Write a CI workflow that runs `mlops-nb ci` (GitHub Actions) instead of running the jobs.",
 )
 @click.option("--force", is_flag=True, help="With --init: overwrite an existing workflow.")
-@_handle_errors
+@handle_errors
 def ci(config: Path | None, junit: Path | None, output_dir: Path, init: str | None, force: bool) -> None:
     """Run the notebook jobs listed in CONFIG ([tool.mlops_nb.ci] of pyproject.toml by default, or a YAML
     file) with their requirements; exit non-zero when any fails.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mlops_nb.exceptions import MlopsNbError
+from mlops_nb.cli import handle_errors
 
-BAD_INPUT = 2  # click's code for bad usage
 REFUSED = 3
 
 
@@ -29,6 +28,7 @@ REFUSED = 3
 @click.option("--metric", metavar="M", help="The metric --must-beat compares.")
 @click.option("--higher-is-better/--lower-is-better", default=True, show_default=True, help="Direction of --metric.")
 @click.option("--model", metavar="NAME", help="The model to promote when the run logged several (NAME or STAGE/NAME).")
+@handle_errors
 def promote(
     run_id: str,
     name: str,
@@ -47,20 +47,16 @@ def promote(
     """
     from mlops_nb.registry.promote import promote as promote_run
 
-    try:
-        result = promote_run(
-            run_id,
-            name,
-            alias=alias,
-            require=requires,
-            must_beat=must_beat,
-            metric=metric,
-            higher_is_better=higher_is_better,
-            model=model,
-        )
-    except MlopsNbError as e:
-        click.echo(f"Error: {e}", err=True)
-        raise click.exceptions.Exit(BAD_INPUT) from e
+    result = promote_run(
+        run_id,
+        name,
+        alias=alias,
+        require=requires,
+        must_beat=must_beat,
+        metric=metric,
+        higher_is_better=higher_is_better,
+        model=model,
+    )
     click.echo(f"Registered {name} version {result.version} from {result.model.uri} ({result.model.label}).")
     for gate in result.gates:
         click.echo(f"  {'✓' if gate.ok else '✗'} {gate.message}")

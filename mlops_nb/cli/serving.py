@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from mlops_nb.exceptions import MlopsNbError
+from mlops_nb.cli import handle_errors
 
 
 @click.command("export")
@@ -31,22 +30,16 @@ from mlops_nb.exceptions import MlopsNbError
     is_flag=True,
     help="Convert a pickle/cloudpickle model to skops (loads the pickle here: only for a model you trust).",
 )
+@handle_errors
 def export(model_uri: str, out: Path, force: bool, trust: tuple[str, ...], allow_pickle: bool) -> None:
     """Generate a standalone FastAPI serving package for MODEL_URI.
 
     MODEL_URI is models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH. Start the package with
     `python -m app --port 8080` in --out; it needs neither mlops-nb nor MLflow.
     """
-    from mlops_nb.serving import ExportError
     from mlops_nb.serving import export as export_package
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the output to our summary
-
-    try:
-        result = export_package(model_uri, out, force=force, trust=trust, allow_pickle=allow_pickle)
-    except (ExportError, MlopsNbError) as e:
-        click.echo(f"Error: {e}", err=True)
-        raise SystemExit(2) from None
+    result = export_package(model_uri, out, force=force, trust=trust, allow_pickle=allow_pickle)
     ref = result.ref
     what = f"{ref.name} version {ref.version}" if ref.name else ref.uri
     click.echo(f"Exported {what} (run {ref.run_id}) to {result.out}")

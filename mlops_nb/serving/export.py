@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.config import Settings, load_settings
-from mlops_nb.exceptions import MlopsNbError
+from mlops_nb.exceptions import ExportError
 from mlops_nb.serving.schema import InputSchema, SchemaError, input_schema
 
 MODEL_DIR = "model"
@@ -34,10 +34,6 @@ _URI = re.compile(
     r"^(?:models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))"
     r"|runs:/(?P<run>[0-9A-Za-z_-]+)/(?P<path>.+))$"
 )
-
-
-class ExportError(MlopsNbError):
-    """The model cannot be exported: bad URI, no such model, unsupported model, or ``--out`` in the way."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,15 +34,24 @@ def save_sklearn_model(client: Any, run_id: str, spooled: Path, name: str) -> No
     """Save the spooled model as an MLflow scikit-learn model under artifact path ``name`` of the run."""
     import joblib
     import mlflow.sklearn
+    import skops.io
     from mlflow.models import infer_signature
 
     model = joblib.load(spooled / MODEL_FILE)
     example = joblib.load(spooled / EXAMPLE_FILE) if (spooled / EXAMPLE_FILE).exists() else None
     signature = infer_signature(example, model.predict(example)) if example is not None else None
+    # skops refuses to save what it would not load by default (numpy.dtype inside a SimpleImputer, say): the
+    # types of the user's own model are declared trusted, and recorded in MLmodel for whoever loads it.
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     with tempfile.TemporaryDirectory(prefix="mlops-nb-model-") as tmp:
         target = Path(tmp) / name
         mlflow.sklearn.save_model(
-            model, str(target), signature=signature, input_example=example, pip_requirements=requirements()
+            model,
+            str(target),
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements(),
+            skops_trusted_types=untrusted or None,
         )
         if (spooled / PROFILE_FILE).exists():
             shutil.copy2(spooled / PROFILE_FILE, target / PROFILE_FILE)

@@ -199,7 +199,16 @@ class Executor:
     def _model(self, step: Step) -> None:
         from mlops_nb.tracking.models import save_sklearn_model
 
-        save_sklearn_model(self.store.client, self.run_ids[step.run], Path(step.record["path"]), step.record["name"])
+        run_id, name = self.run_ids[step.run], step.record["name"]
+        try:
+            save_sklearn_model(self.store.client, run_id, Path(step.record["path"]), name)
+        except Exception as e:
+            if is_transient(e):
+                raise
+            # The model itself cannot be saved (an estimator MLflow's format refuses): retrying cannot help,
+            # and must not hold back the records behind it.
+            log.warning("mlops-nb: model %r of run %s could not be saved: %r", name, run_id, e)
+            self.store.client.set_tag(run_id, "mlops_nb.model_error", f"{name}: {type(e).__name__}: {e}"[:5000])
 
     def _link(self, step: Step) -> None:
         """Tag a run with the MLflow id of another run known by its mlops-nb key (a cache hit's source)."""
