@@ -27,16 +27,6 @@ def _names(text: str | None) -> list[str] | None:
     return names
 
 
-def _tags(pairs: list[str]) -> dict[str, str]:
-    tags = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--tag takes KEY=VALUE, got {pair!r}")
-        tags[key] = value
-    return tags
-
-
 def where() -> str:
     """The line ``%load_ext`` and ``%mlops init`` print: where records go, which experiment, the cache."""
     settings = recorder.get_recorder().settings
@@ -67,12 +57,16 @@ class MlopsMagics(Magics):
         (its outputs restored from the cache) when its code, inputs and parameters are unchanged."""
         __tracebackhide__ = True
         args = parse_argstring(self.track, line)
+        try:
+            tags = runs.parse_tags(args.tag)
+        except MlopsNbError as e:
+            raise UsageError(str(e)) from e
         options = StageOptions(
             inputs=_names(args.inputs),
             outputs=_names(args.outputs),
             params=_names(args.params) or [],
             cache=not args.no_cache,
-            tags=_tags(args.tag),
+            tags=tags,
         )
         value = self.runner.run(args.stage, cell, options)
         record = self.runner.records[-1]

@@ -17,6 +17,7 @@ import click
 
 from mlops_nb.cli import handle_errors
 from mlops_nb.exceptions import UsageError
+from mlops_nb.tracking.runs import parse_tags
 
 
 def _parameters(files: tuple[Path, ...], typed: tuple[tuple[str, str], ...], raw: tuple[tuple[str, str], ...]) -> dict:
@@ -30,16 +31,6 @@ def _parameters(files: tuple[Path, ...], typed: tuple[tuple[str, str], ...], raw
     params.update({name: typed_value(value) for name, value in typed})
     params.update(dict(raw))
     return params
-
-
-def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
-    tags = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--tag {pair!r}: write it as KEY=VALUE.")
-        tags[key] = value
-    return tags
 
 
 def _job_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -161,7 +152,7 @@ def _options(job: dict[str, Any], name: str | None = None) -> Any:
     return JobOptions(
         experiment=job["experiment"],
         run_name=name,
-        tags=_tags(job["tags"]),
+        tags=parse_tags(job["tags"]),
         requirements=[parse_requirement(r) for r in job["requires"]],
         cache=not job["no_cache"],
     )

@@ -178,6 +178,19 @@ _stack_lock = threading.RLock()
 _stack: list[Run] = []
 
 
+def parse_tags(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["team=ml", "data=v2"]`` -> ``{"team": "ml", "data": "v2"}`` (``--tag`` of %%track and mlops-nb)."""
+    from mlops_nb.exceptions import UsageError
+
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag takes KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    return tags
+
+
 def active_run() -> Run | None:
     """The innermost open run, or None."""
     with _stack_lock:
