@@ -82,3 +82,26 @@ def main(**_: Any) -> None:
     Records go to MLFLOW_TRACKING_URI (or tracking_uri in [tool.mlops_nb]); without one, to the embedded
     SQLite store under .mlops_nb/ in the project root.
     """
+
+
+def run() -> None:
+    """The ``mlops-nb`` console script: the command, then a quick exit.
+
+    Once the command is done and this process's records are flushed into MLflow, the process leaves with
+    ``os._exit``: Python's own teardown of the thousands of modules MLflow loads takes about half a second
+    and has nothing left to do. An unexpected exception still goes through Python's normal exit.
+    """
+    try:
+        main(prog_name="mlops-nb")
+    except SystemExit as e:
+        code = e.code
+    if isinstance(code, str):  # sys.exit("message")
+        print(code, file=sys.stderr)
+        code = 1
+    from mlops_nb.tracking import recorder, runs
+
+    runs.end_all_runs()
+    recorder.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

@@ -28,7 +28,13 @@ class MlopsNbEngine(NBClientEngine):
         env = job.kernel_env()
         try:
             nb = super().execute_notebook(
-                nb, kernel_name, output_path=output_path, kernel_env=env, warm_kernels=options.warm_kernels, **kwargs
+                nb,
+                kernel_name,
+                output_path=output_path,
+                kernel_env=env,
+                warm_kernels=options.warm_kernels,
+                prestart=options.prestart,
+                **kwargs,
             )
         except BaseException as e:
             options.result = job.finish(nb, e, output_path)
@@ -49,6 +55,7 @@ class MlopsNbEngine(NBClientEngine):
         execution_timeout: float | None = None,
         kernel_env: dict[str, str] | None = None,
         warm_kernels: bool = False,
+        prestart: bool = False,
         **kwargs: Any,
     ) -> Any:
         # As NBClientEngine does, plus the kernel's environment, and (warm_kernels) a kernel started ahead.
@@ -70,28 +77,33 @@ class MlopsNbEngine(NBClientEngine):
 
         from mlops_nb.jobs import kernels
 
+        env, cwd = kernel_env or {}, str(Path.cwd())
         km = kernels.take(kernel_name)
-        kernels.prestart(kernel_name)  # the next job's kernel boots while this one runs
-        if km is None:
-            return PapermillNotebookClient(nb_man, **final_kwargs).execute(env=kernel_env)
-        client = _WarmClient(nb_man, km=km, **final_kwargs)
-        client.setup = kernels.setup_code(kernel_env or {}, km.started_env, str(Path.cwd()))
+        client = _WarmClient(nb_man, km=km or kernels.start(kernel_name, env, cwd), **final_kwargs)
+        client.setup = kernels.setup_code(env, km.started_env, cwd) if km is not None else ""
+        client.prestart = prestart
         try:
             return client.execute()
         finally:
             if client.kc is not None:
                 client.kc.stop_channels()
-            kernels.stop_later(km)
+            kernels.stop_later(client.km)  # in the background: the next job need not wait for it
 
 
 class _WarmClient(PapermillNotebookClient):
-    """Runs ``setup`` silently in an already started kernel before the notebook's cells."""
+    """Runs in a kernel the engine started (a spare one: ``setup`` gives it the job's settings, silently), and
+    starts the next job's spare kernel once this one is ready, so that they do not boot at the same time."""
 
     setup = ""
+    prestart = False
 
     def papermill_execute_cells(self) -> None:
-        msg_id = self.kc.execute(self.setup, silent=True, store_history=False)
-        reply = self.wait_for_reply(msg_id)
-        if reply is None or reply["content"]["status"] != "ok":
-            raise RuntimeError(f"mlops-nb could not prepare the kernel for the job: {reply and reply['content']}")
+        from mlops_nb.jobs import kernels
+
+        if self.setup:
+            reply = self.wait_for_reply(self.kc.execute(self.setup, silent=True, store_history=False))
+            if reply is None or reply["content"]["status"] != "ok":
+                raise RuntimeError(f"mlops-nb could not prepare the kernel for the job: {reply and reply['content']}")
+        if self.prestart:
+            kernels.prestart(self.km.kernel_name)
         super().papermill_execute_cells()

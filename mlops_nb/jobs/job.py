@@ -55,7 +55,8 @@ class JobOptions:
     requirements: list[Requirement] = field(default_factory=list)
     cache: bool = True
     send: bool = True  # False: leave the records in the journals for the calling process (a sweep's) to send
-    warm_kernels: bool = False  # start the next job's kernel while this one runs (a sweep's worker)
+    warm_kernels: bool = False  # run in a kernel started ahead, if there is one (a sweep's worker)
+    prestart: bool = False  # and start one for the next job while this one runs
     result: JobResult | None = None
 
 

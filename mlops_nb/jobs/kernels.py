@@ -20,13 +20,16 @@ _spare: Any = None  # an AsyncKernelManager whose kernel is booting or idle
 _stopping: list[threading.Thread] = []
 
 
-def _start(kernel_name: str) -> Any:
+def start(kernel_name: str, env: dict[str, str], cwd: str) -> Any:
+    """Start a kernel (not waiting for it to be ready); ``started_env`` remembers its environment."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name=kernel_name)
-    km.started_env = dict(os.environ)
-    run_sync(km.start_kernel)(env=km.started_env, cwd=str(Path.cwd()))
+    km.started_env = dict(env)
+    # As nbclient starts its kernels: IPython's history in memory, not in the user's profile database.
+    extra = ["--HistoryManager.hist_file=:memory:"] if km.ipykernel else []
+    run_sync(km.start_kernel)(env=km.started_env, cwd=cwd, extra_arguments=extra)
     return km
 
 
@@ -35,7 +38,7 @@ def prestart(kernel_name: str) -> None:
     global _spare
     with _lock:
         if _spare is None:
-            _spare = _start(kernel_name)
+            _spare = start(kernel_name, dict(os.environ), str(Path.cwd()))
 
 
 def take(kernel_name: str) -> Any | None:

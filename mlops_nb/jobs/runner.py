@@ -85,8 +85,7 @@ def run_job(
         UsageError: a missing or damaged notebook, unknown parameters, an unknown kernel, a bad cwd; nothing
             was run or recorded.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    from mlops_nb.jobs.preload import papermill  # loaded the fast way
 
     parameters = parameters or {}
     options = options or JobOptions()
@@ -115,7 +114,7 @@ def run_job(
             log_output=log_output,
             **{OPTIONS_KWARG: options},
         )
-    except PapermillExecutionError:
+    except papermill.PapermillExecutionError:
         pass  # recorded in the result
     except Exception:
         if options.result is None:  # failed before the job started

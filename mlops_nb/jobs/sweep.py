@@ -195,7 +195,7 @@ def _local_pool(parallel: int) -> Any:
     # Workers fork from a server that imported papermill once: no interpreter start-up or imports per job,
     # and no threads of this process (the sender's) inherited.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["papermill", "nbclient", "mlops_nb.jobs.runner", "mlops_nb.jobs.sweep"])
+    context.set_forkserver_preload(["mlops_nb.jobs.preload", "mlops_nb.jobs.runner", "mlops_nb.jobs.sweep"])
     return ProcessPoolExecutor(max_workers=parallel, mp_context=context, initializer=_worker_init)
 
 
@@ -288,6 +288,8 @@ def run_sweep(
                 run_name=f"{notebook.stem}[{_slug(child.parameters, sep=', ')}]",
                 tags={**options.tags, INDEX_TAG: str(child.index)},
                 warm_kernels=True,
+                # The last jobs of each worker would start kernels no job uses.
+                prestart=child.index < len(children) - parallel,
             ),
             run=run,
         )

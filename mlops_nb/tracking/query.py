@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.config import Settings, load_settings
-from mlops_nb.exceptions import StoreError
+from mlops_nb.exceptions import StoreError, UsageError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -35,17 +35,19 @@ def client(settings: Settings | None = None) -> MlflowClient:
 
 
 def get_run(run_id: str, settings: Settings | None = None) -> MlflowRun:
-    """The run ``run_id``; StoreError naming the tracking URI when there is no such run."""
+    """The run ``run_id``: UsageError when there is no such run, StoreError when MLflow cannot answer."""
     from mlflow.exceptions import MlflowException
 
     s = settings or load_settings()
     try:
         return client(s).get_run(run_id)
     except MlflowException as e:
-        raise StoreError(
-            f"No run {run_id!r} in MLflow at {s.tracking_uri} ({e.error_code}). Check the id (mlflow runs list, "
-            "or the MLflow UI) and that MLFLOW_TRACKING_URI points at the store that recorded it."
-        ) from e
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):  # a wrong id: bad input
+            raise UsageError(
+                f"No run {run_id!r} in MLflow at {s.tracking_uri}. Check the id (mlflow runs list, or the MLflow "
+                "UI) and that MLFLOW_TRACKING_URI points at the store that recorded it."
+            ) from e
+        raise StoreError(f"MLflow at {s.tracking_uri} could not read run {run_id!r}: {e}") from e
 
 
 def child_runs(run_id: str, settings: Settings | None = None) -> list[MlflowRun]:

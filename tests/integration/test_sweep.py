@@ -156,7 +156,7 @@ def test_reproduce_refuses_what_is_not_a_job(project: Path) -> None:
     assert done.returncode == 2
     assert "reproduce takes a job run" in done.stderr
     unknown = mlops_nb("reproduce", "0" * 32, cwd=project)
-    assert unknown.returncode == 5 and f"No run {'0' * 32!r}" in unknown.stderr
+    assert unknown.returncode == 2 and f"No run {'0' * 32!r}" in unknown.stderr
 
 
 def test_ci_runs_the_configured_jobs_and_writes_junit(project: Path) -> None:
