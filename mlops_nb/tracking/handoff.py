@@ -1,12 +1,12 @@
-"""Finishing the sending of a process that has to exit before MLflow even loaded.
+"""Finishing the sending of a kernel that has to exit before it could send everything.
 
 A Jupyter kernel gets about 2.5 s between the shutdown request and SIGTERM; loading MLflow and opening a
-store can take longer. When a kernel's sender is still loading MLflow (and has not failed) after a second of
-its exit flush, the kernel starts this detached helper (``python -m mlops_nb.tracking.handoff``), which loads
-MLflow at once, waits until the kernel releases its journal, and replays it like the journal of any dead
-process. If the kernel manages on its own, it deletes the journal and the helper has nothing to do. The
-helper covers slow loading, not outages: at the first error it stops and leaves the journal for the next
-process that records.
+store, or sending to a busy one, can take longer. When a kernel's sender has not finished (and has not
+failed) after a second of its exit flush, the kernel starts this detached helper
+(``python -m mlops_nb.tracking.handoff``), which loads MLflow at once, waits until the kernel releases its
+journal, and replays what is left in it like the journal of any dead process. If the kernel manages on its
+own, it deletes the journal and the helper has nothing to do. The helper covers slowness, not outages: at
+the first error it stops and leaves the journal for the next process that records.
 """
 
 from __future__ import annotations

@@ -221,10 +221,11 @@ class Recorder:
         helper = None
         from mlops_nb.tracking.provenance import in_kernel
 
-        loading = not self.sender.connected and self.sender.last_error is None
-        if not sent and loading and in_kernel() and timeout > HANDOFF_AFTER:
-            # MLflow is still loading, not failing, and Jupyter SIGTERMs a kernel ~2.5 s after asking it to
-            # shut down: a detached helper takes the journal over the moment this process releases it.
+        progressing = self.sender.last_error is None  # loading MLflow, or sending: not failing
+        if not sent and progressing and in_kernel() and timeout > HANDOFF_AFTER:
+            # Jupyter SIGTERMs a kernel a few seconds after asking it to shut down, whether MLflow is still
+            # loading or a busy store is slow: a detached helper takes the journal over the moment this process
+            # releases it (if anything is left in it then).
             from mlops_nb.tracking import handoff
 
             s = self.settings
