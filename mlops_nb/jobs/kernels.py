@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,11 @@ def start(kernel_name: str, env: dict[str, str], cwd: str) -> Any:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
+    from mlops_nb.jobs.zygote import ZygoteProvisioner
+
     km = AsyncKernelManager(kernel_name=kernel_name)
+    km.kernel_id = str(uuid.uuid4())
+    km.provisioner = ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
     km.started_env = dict(env)
     # As nbclient starts its kernels: IPython's history in memory, not in the user's profile database.
     extra = ["--HistoryManager.hist_file=:memory:"] if km.ipykernel else []
@@ -82,3 +87,6 @@ def close(timeout: float = 30.0) -> None:
     for thread in _stopping:
         thread.join(timeout)
     _stopping.clear()
+    from mlops_nb.jobs import zygote
+
+    zygote.stop()

@@ -250,3 +250,40 @@ def test_sweep_kernels_started_ahead_get_each_job_s_settings(project: Path) -> N
     for path in (project / "out").glob("*.ipynb"):
         counts = [c["execution_count"] for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
         assert counts == list(range(1, len(counts) + 1)), path
+
+
+@pytest.mark.slow
+def test_sweep_kernels_are_independent_and_die_alone(project: Path) -> None:
+    """Each job's kernel is a fresh interpreter: its own random state and process; one that dies or hangs
+    fails its job only."""
+    write_notebook(
+        project / "pipe.ipynb",
+        "%load_ext mlops_nb",
+        "import os, random, time\nimport numpy as np\nimport mlops_nb as mnb\n"
+        "mnb.log_metrics({'r': random.random(), 'np': float(np.random.rand()), 'pid': os.getpid()})",
+        "if k == 2:\n    os._exit(1)\nif k == 3:\n    time.sleep(120)",
+        parameters="k = 0",
+    )
+    done = mlops_nb("sweep", "pipe.ipynb", "--grid", "k=0,1,2,3,4,5", "--parallel", "2", "--timeout", "5", cwd=project)
+    assert done.returncode == 1, done.stderr
+    jobs = {int(r.data.params["k"]): r for r in runs(project, "pipe") if r.data.tags.get("mlops_nb.kind") == "job"}
+    assert sorted(jobs) == [0, 1, 2, 3, 4, 5]
+    outcomes = {k: r.data.tags["mlops_nb.job.outcome"] for k, r in jobs.items()}
+    assert outcomes == {
+        0: "succeeded",
+        1: "succeeded",
+        2: "kernel_died",
+        3: "timed_out",
+        4: "succeeded",
+        5: "succeeded",
+    }
+    for name in ("r", "np", "pid"):
+        values = [r.data.metrics[name] for r in jobs.values()]
+        assert len(set(values)) == len(values), (name, values)
+    _assert_nothing_running_here(project)
+
+
+def _assert_nothing_running_here(project: Path) -> None:
+    client = embedded_client(project)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert client.search_runs(experiments, "attributes.status = 'RUNNING'") == []
