@@ -71,11 +71,15 @@ class MlopsNbEngine(NBClientEngine):
             stdout_file=stdout_file,
             stderr_file=stderr_file,
         )
+        from mlops_nb.jobs import kernels
+
         if not warm_kernels:
+            if "config" not in final_kwargs:  # nbclient passes its config to the kernel manager it creates
+                from traitlets.config import Config
+
+                final_kwargs["config"] = Config({"KernelManager": kernels.encryption()})
             return PapermillNotebookClient(nb_man, **final_kwargs).execute(env=kernel_env)
         from pathlib import Path
-
-        from mlops_nb.jobs import kernels
 
         env, cwd = kernel_env or {}, str(Path.cwd())
         km = kernels.take(kernel_name)

@@ -21,6 +21,21 @@ _spare: Any = None  # an AsyncKernelManager whose kernel is booting or idle
 _stopping: list[threading.Thread] = []
 
 
+def encryption() -> dict[str, str]:
+    """Kernel manager settings that encrypt the kernel's sockets (CurveZMQ) when the kernelspec says it can.
+
+    A job's kernel listens on local TCP ports; with the keys provisioned by jupyter_client (8.10 and newer,
+    pyzmq built with Curve) nothing else on the machine can read or drive it, and ipykernel no longer warns
+    about plain-text TCP on every start. Kernels that do not declare support run as before.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return {}
+    return {"transport_encryption": "auto"}
+
+
 def start(kernel_name: str, env: dict[str, str], cwd: str) -> Any:
     """Start a kernel (not waiting for it to be ready); ``started_env`` remembers its environment."""
     from jupyter_client.manager import AsyncKernelManager
@@ -28,7 +43,7 @@ def start(kernel_name: str, env: dict[str, str], cwd: str) -> Any:
 
     from mlops_nb.jobs.zygote import ZygoteProvisioner
 
-    km = AsyncKernelManager(kernel_name=kernel_name)
+    km = AsyncKernelManager(kernel_name=kernel_name, **encryption())
     km.kernel_id = str(uuid.uuid4())
     km.provisioner = ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
     km.started_env = dict(env)

@@ -156,10 +156,13 @@ def _serve() -> None:  # pragma: no cover - runs in the zygote process
         random.seed()
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(2, 1)  # the zygote's stdout carries pids to the worker: the kernel writes to stderr
-        sys.argv = [kernelapp.__file__, *request["argv"]]
+        # As jupyter_client's launcher tells its kernels (by JPY_PARENT_PID, read when kernelapp was imported):
+        # exit when the parent, the zygote, is gone; and no console banner of a kernel started by hand.
+        argv = [*request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
+        sys.argv = [kernelapp.__file__, *argv]
         code = 0
         try:
-            kernelapp.launch_new_instance(argv=request["argv"])
+            kernelapp.launch_new_instance(argv=argv)
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
         except BaseException:  # noqa: BLE001 - a kernel that crashes says so and exits

@@ -26,6 +26,7 @@ def test_run_records_one_job_with_nested_stages_and_reruns_from_the_cache(projec
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
     assert "OK (succeeded)" in done.stderr and "accuracy=0.7" in done.stderr
+    assert "without encryption" not in done.stderr  # the kernel's sockets are Curve-encrypted
 
     client = embedded_client(project)
     job = client.get_run(run_id)

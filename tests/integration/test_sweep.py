@@ -47,6 +47,8 @@ def test_sweep_on_a_local_process_pool(project: Path) -> None:
     done = mlops_nb("sweep", "pipe.ipynb", *GRID, "--parallel", "2", "--metric", "accuracy", cwd=project)
     assert done.returncode == 0, done.stderr
     assert "6 of 6 jobs succeeded" in done.stderr and "best by accuracy" in done.stderr
+    # Kernels forked for the jobs are quiet, as launched ones are: no console banner, encrypted sockets.
+    assert "To connect another client" not in done.stderr and "without encryption" not in done.stderr
     _check_sweep(project, done.stdout.strip())
     assert len(list((project / ".mlops_nb" / "sweeps").glob("pipe-*/*.ipynb"))) == 6
     assert list((project / ".mlops_nb" / "journal").glob("*.jsonl")) == []  # every journal was sent
@@ -287,3 +289,29 @@ def _assert_nothing_running_here(project: Path) -> None:
     client = embedded_client(project)
     experiments = [e.experiment_id for e in client.search_experiments()]
     assert client.search_runs(experiments, "attributes.status = 'RUNNING'") == []
+
+
+@pytest.mark.slow
+def test_a_forked_kernel_exits_when_its_worker_s_zygote_dies(tmp_path: Path) -> None:
+    """A sweep worker that dies (killed, out of memory) must not leave its kernels running for ever: they
+    watch their parent, the zygote, which exits with the worker."""
+    import os
+    import signal
+
+    from jupyter_core.utils import run_sync
+
+    from mlops_nb.jobs import kernels, zygote
+
+    km = kernels.start("python3", dict(os.environ), str(tmp_path))
+    try:
+        client = km.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        client.stop_channels()
+        assert zygote._zygote is not None and km.provisioner.process.poll() is None
+        os.kill(zygote._zygote.pid, signal.SIGKILL)
+        km.provisioner.process.wait(timeout=15)  # it exits, though nobody shut it down (TimeoutExpired if not)
+    finally:
+        if run_sync(km.is_alive)():
+            run_sync(km.shutdown_kernel)(now=True)
+        zygote.stop()
