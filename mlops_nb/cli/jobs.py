@@ -20,16 +20,18 @@ from mlops_nb.exceptions import UsageError
 from mlops_nb.tracking.runs import parse_tags
 
 
-def _parameters(files: tuple[Path, ...], typed: tuple[tuple[str, str], ...], raw: tuple[tuple[str, str], ...]) -> dict:
-    """Files first, then -p, then -r (later wins), as papermill merges them."""
-    from mlops_nb.jobs.parameters import read_file
+def _parameters(job: dict[str, Any]) -> dict:
+    """Files first, then -y, -p, -r (later wins), as papermill merges them."""
+    from mlops_nb.jobs.parameters import read_file, read_yaml
     from mlops_nb.jobs.parameters import typed as typed_value
 
     params: dict[str, Any] = {}
-    for path in files:
+    for path in job["files"]:
         params.update(read_file(path))
-    params.update({name: typed_value(value) for name, value in typed})
-    params.update(dict(raw))
+    for text in job["yaml"]:
+        params.update(read_yaml(text))
+    params.update({name: typed_value(value) for name, value in job["typed"]})
+    params.update(dict(job["raw"]))
     return params
 
 
@@ -60,7 +62,15 @@ def _job_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "files",
             multiple=True,
             type=click.Path(path_type=Path),
-            help="YAML file of parameters (repeatable; -p and -r override it).",
+            help="YAML file of parameters (repeatable; -y, -p and -r override it).",
+        ),
+        click.option(
+            "-y",
+            "--parameters-yaml",
+            "yaml",
+            multiple=True,
+            metavar="YAML",
+            help="Parameters as YAML text, as papermill's -y: -y 'layers: [64, 32]' (repeatable).",
         ),
         click.option(
             "--experiment", help="MLflow experiment (default: MLOPS_NB_EXPERIMENT, else the notebook's stem)."
@@ -130,7 +140,7 @@ def run(
     result = run_job(
         notebook,
         output=output,
-        parameters=_parameters(job["files"], job["typed"], job["raw"]),
+        parameters=_parameters(job),
         options=options,
         kernel=job["kernel"],
         cwd=job["cwd"],
@@ -241,7 +251,7 @@ def sweep(
         notebook,
         grid,
         points=combinations(grid, sample, seed),
-        fixed=_parameters(job["files"], job["typed"], job["raw"]),
+        fixed=_parameters(job),
         options=_options(job),
         run={k: job[k] for k in ("kernel", "cwd", "timeout", "start_timeout", "allow_new")},
         parallel=parallel,

@@ -1,8 +1,9 @@
 """A job's parameters: typed like papermill's CLI, read from YAML files, checked against the notebook.
 
 ``-p NAME VALUE`` values are typed as papermill types them (``True``/``False``/``None``, int, float, else the
-text); ``-r NAME VALUE`` keeps the text. A name the notebook's ``parameters`` cell does not assign is an
-error before anything runs (papermill only warns, and the run then silently ignores it), unless allowed.
+text); ``-r NAME VALUE`` keeps the text; ``-f FILE`` and ``-y TEXT`` are YAML, for lists and mappings. A name
+the notebook's ``parameters`` cell does not assign is an error before anything runs (papermill only warns,
+and the run then silently ignores it), unless allowed.
 """
 
 from __future__ import annotations
@@ -30,25 +31,30 @@ def typed(text: str) -> Any:
 
 def read_file(path: Path) -> dict[str, Any]:
     """The parameters in a YAML (or JSON) file: a mapping of names to values."""
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"Cannot read the parameter file {path}: {e.strerror}.") from e
+    return read_yaml(text, f"The parameter file {path}", "Fix the file.")
+
+
+def read_yaml(text: str, source: str = "The --parameters-yaml text", fix: str = "Fix the YAML.") -> dict[str, Any]:
+    """The parameters in a YAML text (papermill's ``-y``): a mapping of names to values; ``source`` names it
+    in errors."""
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         problem = getattr(e, "problem", None) or e
-        raise UsageError(f"The parameter file {path} is not valid YAML{at}: {problem}. Fix the file.") from e
+        raise UsageError(f"{source} is not valid YAML{at}: {problem}. {fix}") from e
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise UsageError(
-            f"The parameter file {path} must map parameter names to values (e.g. 'alpha: 0.5'), "
-            f"not a {type(data).__name__}."
+            f"{source} must map parameter names to values (e.g. 'alpha: 0.5'), not a {type(data).__name__}."
         )
     return data
 

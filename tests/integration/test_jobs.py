@@ -59,12 +59,25 @@ def test_parameters_file_types_and_json_output(project: Path) -> None:
     write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
     (project / "params.yaml").write_text("scale: 3\nn: 4\n")
     done = mlops_nb(
-        "run", "pipe.ipynb", "-f", "params.yaml", "-p", "n", "5", "--json", "-o", "out/x.ipynb", cwd=project
+        "run",
+        "pipe.ipynb",
+        "-f",
+        "params.yaml",
+        "-y",
+        "{n: 6, scale: 2}",
+        "-p",
+        "n",
+        "5",
+        "--json",
+        "-o",
+        "out/x.ipynb",
+        cwd=project,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["outcome"] == "succeeded" and result["exit_code"] == 0
-    assert result["metrics"]["total"] == 30.0  # arange(5) * 3: -p overrides the file, both typed as numbers
+    # arange(5) * 2: -y overrides the file, -p overrides -y, all typed as numbers
+    assert result["metrics"]["total"] == 20.0
     assert [s["name"] for s in result["stages"]] == ["load", "score"]
     assert (project / "out" / "x.ipynb").is_file()
 
@@ -75,6 +88,9 @@ def test_parameters_file_types_and_json_output(project: Path) -> None:
         (("pipe.ipynb", "-p", "scael", "2"), "Unknown parameter 'scael' (did you mean 'scale'?)"),
         (("pipe.ipynb", "-f", "bad.yaml"), "is not valid YAML at line 2"),
         (("pipe.ipynb", "-f", "list.yaml"), "must map parameter names to values"),
+        (("pipe.ipynb", "-y", "scale: [2"), "The --parameters-yaml text is not valid YAML"),
+        (("pipe.ipynb", "-y", "- 2"), "The --parameters-yaml text must map parameter names to values"),
+        (("pipe.ipynb", "--require", "accuracy >= "), 'write it as "METRIC OP VALUE"'),
         (("missing.ipynb",), "Notebook missing.ipynb does not exist"),
         (("broken.ipynb",), "Cannot read broken.ipynb as a notebook"),
         (("pipe.ipynb", "--require", "accuracy is high"), 'write it as "METRIC OP VALUE"'),

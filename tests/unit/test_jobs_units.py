@@ -42,6 +42,12 @@ def test_malformed_requirements_name_the_fix(text: str) -> None:
         parse_requirement(text)
 
 
+@pytest.mark.parametrize("text", ["accuracy >= ", "accuracy >=", "loss <=  ", "a >== 1"])
+def test_a_requirement_without_its_value_shows_the_form(text: str) -> None:
+    with pytest.raises(UsageError, match="METRIC OP VALUE"):  # not "compares with '='"
+        parse_requirement(text)
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [
