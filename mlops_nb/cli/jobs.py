@@ -349,8 +349,11 @@ def reproduce(
     help="Write a CI workflow that runs `mlops-nb ci` (GitHub Actions) instead of running the jobs.",
 )
 @click.option("--force", is_flag=True, help="With --init: overwrite an existing workflow.")
+@click.option("--no-cache", is_flag=True, help="Run every %%track stage of every job (no cache hits).")
 @handle_errors
-def ci(config: Path | None, junit: Path | None, output_dir: Path, init: str | None, force: bool) -> None:
+def ci(
+    config: Path | None, junit: Path | None, output_dir: Path, init: str | None, force: bool, no_cache: bool
+) -> None:
     """Run the notebook jobs listed in CONFIG ([tool.mlops_nb.ci] of pyproject.toml by default, or a YAML
     file) with their requirements; exit non-zero when any fails.
 
@@ -369,7 +372,7 @@ def ci(config: Path | None, junit: Path | None, output_dir: Path, init: str | No
         click.echo(f"Wrote {path}: it runs `mlops-nb ci --junit reports/notebooks.xml` on every push.", err=True)
         return
     jobs, _ = load_config(config, root)
-    outcomes = run_ci(jobs, output_dir, echo=lambda text: click.echo(text, err=True))
+    outcomes = run_ci(jobs, output_dir, echo=lambda text: click.echo(text, err=True), cache=not no_cache)
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_text(junit_xml(outcomes), encoding="utf-8")

@@ -10,6 +10,7 @@ The jobs are listed under ``[tool.mlops_nb.ci]`` in pyproject.toml, or in a YAML
     notebook = "notebooks/train.ipynb"
     parameters = { n_estimators = 50 }
     require = ["accuracy >= 0.9"]
+    # also: timeout, kernel, cwd, experiment, allow_new, cache (false: no stage from the cache)
 """
 
 from __future__ import annotations
@@ -24,7 +25,19 @@ from mlops_nb.exceptions import UsageError
 from mlops_nb.gates import Requirement, parse_requirement
 from mlops_nb.jobs.job import REQUIREMENT_FAILED, JobOptions, JobResult
 
-_JOB_KEYS = {"name", "notebook", "parameters", "require", "timeout", "kernel", "cwd", "experiment", "allow_new"}
+_JOB_KEYS = {
+    "name",
+    "notebook",
+    "parameters",
+    "require",
+    "timeout",
+    "kernel",
+    "cwd",
+    "experiment",
+    "allow_new",
+    "cache",
+}
+_SHARED_KEYS = ("timeout", "kernel", "experiment", "cache")  # may be set for every job under [tool.mlops_nb.ci]
 WORKFLOW = """\
 # Runs the project's notebooks as CI checks (mlops-nb ci); written by `mlops-nb ci --init github`.
 name: notebooks
@@ -64,6 +77,7 @@ class CiJob:
     cwd: Path | None = None
     experiment: str | None = None
     allow_new: bool = False
+    cache: bool = True  # False: every %%track stage runs, none is served from the cache
 
 
 @dataclass
@@ -113,7 +127,7 @@ def load_config(path: Path | None, project_root: Path) -> tuple[list[CiJob], Pat
 def _job(entry: Any, defaults: dict[str, Any], base: Path, where: str) -> CiJob:
     if not isinstance(entry, dict) or "notebook" not in entry:
         raise UsageError(f"{where}: each job needs a 'notebook' (path relative to {base}).")
-    entry = {**{k: v for k, v in defaults.items() if k in ("timeout", "kernel", "experiment")}, **entry}
+    entry = {**{k: v for k, v in defaults.items() if k in _SHARED_KEYS}, **entry}
     unknown = set(entry) - _JOB_KEYS
     if unknown:
         raise UsageError(
@@ -136,18 +150,24 @@ def _job(entry: Any, defaults: dict[str, Any], base: Path, where: str) -> CiJob:
         cwd=base / entry["cwd"] if entry.get("cwd") else None,
         experiment=entry.get("experiment"),
         allow_new=bool(entry.get("allow_new", False)),
+        cache=bool(entry.get("cache", True)),
     )
 
 
-def run_ci(jobs: list[CiJob], output_dir: Path, echo: Any = None) -> list[CiOutcome]:
-    """Run every job (a failure does not stop the others); ``echo(text)`` hears each job's summary."""
+def run_ci(jobs: list[CiJob], output_dir: Path, echo: Any = None, cache: bool = True) -> list[CiOutcome]:
+    """Run every job (a failure does not stop the others); ``echo(text)`` hears each job's summary;
+    ``cache=False`` runs every stage of every job."""
     from mlops_nb.jobs.runner import run_job
 
     outcomes = []
     for job in jobs:
         started = time.monotonic()
         options = JobOptions(
-            experiment=job.experiment, run_name=job.name, tags={"mlops_nb.ci": "true"}, requirements=job.requirements
+            experiment=job.experiment,
+            run_name=job.name,
+            tags={"mlops_nb.ci": "true"},
+            requirements=job.requirements,
+            cache=cache and job.cache,
         )
         try:
             result = run_job(

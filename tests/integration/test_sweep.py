@@ -204,6 +204,13 @@ notebook = "notebooks/boom.ipynb"
     run_ids = {c.get("name"): c.find("properties/property[@name='mlflow_run_id']").get("value") for c in cases.values()}
     assert embedded_client(project).get_run(run_ids["good"]).info.status == "FINISHED"
 
+    # Again: the unchanged stages come from the cache, unless --no-cache.
+    again = mlops_nb("ci", cwd=project)
+    assert again.returncode == 1 and "2 (2 from the cache)" in again.stderr, again.stderr
+    fresh = mlops_nb("ci", "--no-cache", cwd=project)
+    assert fresh.returncode == 1 and "from the cache" in fresh.stderr and "(0 from the cache)" in fresh.stderr
+    assert "(1 from the cache)" not in fresh.stderr and "(2 from the cache)" not in fresh.stderr
+
 
 def test_ci_init_github_writes_a_workflow_once(project: Path) -> None:
     (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")

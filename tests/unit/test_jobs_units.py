@@ -179,3 +179,13 @@ def test_ci_config_errors(tmp_path: Path) -> None:
     (tmp_path / "ci.yaml").write_text("jobs:\n  - notebook: a.ipynb\n    require: x > 1\n    timeout: 5\n")
     (job,), _ = load_config(tmp_path / "ci.yaml", tmp_path)
     assert (job.name, job.timeout, [str(r) for r in job.requirements]) == ("a", 5.0, ["x > 1"])
+
+
+def test_ci_cache_switch_is_shared_or_per_job(tmp_path: Path) -> None:
+    (tmp_path / "ci.yaml").write_text(
+        "cache: false\njobs:\n  - notebook: a.ipynb\n  - notebook: b.ipynb\n    cache: true\n  - notebook: c.ipynb\n"
+    )
+    jobs, _ = load_config(tmp_path / "ci.yaml", tmp_path)
+    assert [(j.name, j.cache) for j in jobs] == [("a", False), ("b", True), ("c", False)]
+    (tmp_path / "ci.yaml").write_text("jobs:\n  - notebook: a.ipynb\n")
+    assert [j.cache for j in load_config(tmp_path / "ci.yaml", tmp_path)[0]] == [True]
