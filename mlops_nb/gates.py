@@ -52,8 +52,9 @@ class Requirement:
             return GateResult(
                 self, False, None, f"{self}: metric {self.metric!r} was not logged.{hint} Logged: {logged}"
             )
-        ok = not math.isnan(actual) and OPERATORS[self.op](actual, self.value)
-        if ok:
+        if math.isnan(actual):
+            return GateResult(self, False, actual, f"{self}: {self.metric} is NaN (not a number), so it cannot hold")
+        if OPERATORS[self.op](actual, self.value):
             return GateResult(self, True, actual, f"{self}: {self.metric} = {actual:g}, holds")
         gap = actual - self.value
         how = f"{abs(gap):g} {'below' if gap < 0 else 'above'}" if gap else "equal to it"
@@ -72,6 +73,8 @@ def parse_requirement(text: str) -> Requirement:
         value = float(match["value"])
     except ValueError:
         raise UsageError(f"The requirement {text!r} compares with {match['value']!r}, which is not a number.") from None
+    if math.isnan(value):
+        raise UsageError(f"The requirement {text!r} compares with NaN, which nothing equals. Give a number.")
     return Requirement(match["metric"], match["op"], value)
 
 

@@ -69,7 +69,8 @@ class FoundModel:
 
     stage: MlflowRun
     run_id: str  # the stage's own id, or for a stage served from the cache the run that produced it
-    path: str
+    path: str  # the model's name: its run artifact folder (mnb.log_model), or an MLflow 3 logged model's name
+    model_id: str | None = None  # an MLflow 3 logged model (mlflow.<flavor>.log_model, autolog)
 
     @property
     def label(self) -> str:
@@ -78,7 +79,7 @@ class FoundModel:
 
     @property
     def uri(self) -> str:
-        return f"runs:/{self.run_id}/{self.path}"
+        return f"models:/{self.model_id}" if self.model_id else f"runs:/{self.run_id}/{self.path}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +134,10 @@ def promote(
         StoreError: no run ``run_id`` in the store.
     """
     requirements = [parse_requirement(text) for text in require]
+    if name.endswith(LOCK_SUFFIX):
+        raise UsageError(
+            f"--name {name!r}: names ending in {LOCK_SUFFIX!r} are mlops-nb's promotion locks. Choose another name."
+        )
     _check_alias(alias, "--alias")
     if (must_beat is None) != (metric is None):
         raise UsageError(
@@ -153,6 +158,13 @@ def promote(
     metrics = run.data.metrics
     gates = [_requirement_gate(r, metrics, run_id) for r in requirements]
     before = _aliases(client, name)
+    if must_beat is not None and must_beat not in before:
+        close = difflib.get_close_matches(must_beat, list(before), n=1)
+        if close:  # a typo would otherwise pass as "nothing to beat" and move the alias
+            raise UsageError(
+                f"--must-beat {must_beat!r}: no version of {name!r} has that alias (it has "
+                f"{', '.join(sorted(before))}). Did you mean {close[0]!r}?"
+            )
     evidence = _evidence(run, found, alias, before.get(alias))
     if must_beat is not None and metric is not None:
         gate, compared = _must_beat_gate(
@@ -190,43 +202,51 @@ def promote(
 
 
 def find_model(run: MlflowRun, model: str | None = None, settings: Settings | None = None) -> FoundModel:
-    """The model logged by ``run`` or one of its finished stages (through the cache source of a cache hit).
+    """The model logged by ``run`` or one of its finished stages (through the cache source of a cache hit):
+    with ``mnb.log_model``, or with MLflow's own ``log_model``. A stage that ran more than once (a cell run
+    again) counts once: its latest run, as metrics roll up their latest values.
 
     Raises:
         UsageError: no model, several without ``model`` naming one, or a model whose artifact is missing.
     """
     run_id = run.info.run_id
     stages = [run, *(r for r in query.child_runs(run_id, settings) if r.info.status == "FINISHED")]
-    found = [
-        FoundModel(stage, producer.info.run_id, path)
-        for stage in stages
-        for producer in [_producer(stage, settings)]
-        for path in producer.data.tags.get(MODELS_TAG, "").split(",")
-        if path
-    ]
-    labels = ", ".join(f.label for f in found)
-    if not found:
+    producers = [(stage, _producer(stage, settings)) for stage in stages]
+    logged = query.logged_models([producer for _, producer in producers], settings)
+    latest: dict[str, FoundModel] = {}  # label -> the latest stage's model (stages come oldest first)
+    for stage, producer in producers:
+        for path in producer.data.tags.get(MODELS_TAG, "").split(","):
+            if path:
+                found = FoundModel(stage, producer.info.run_id, path)
+                latest[found.label] = found
+        for logged_model in logged.get(producer.info.run_id, []):
+            found = FoundModel(stage, producer.info.run_id, logged_model.name, logged_model.model_id)
+            latest[found.label] = found
+    candidates = list(latest.values())
+    labels = ", ".join(latest)
+    if not candidates:
         raise UsageError(
             f"Run {run_id} and its {len(stages) - 1} finished stage(s) logged no model. Log one inside a stage "
             "(mnb.log_model(model, 'model', input_example=X)) and promote that job or notebook run; a sweep's "
             "models are in its job runs."
         )
     if model is not None:
-        found = [f for f in found if model in (f.path, f.label)]
-        if not found:
+        candidates = [f for f in candidates if model in (f.path, f.label)]
+        if not candidates:
             raise UsageError(f"Run {run_id} has no model {model!r}; it has {labels}. Pass one of these to --model.")
-    if len(found) > 1:
+    if len(candidates) > 1:
         raise UsageError(
-            f"Run {run_id} has {len(found)} models: {labels}. Say which with --model NAME (or STAGE/NAME)."
+            f"Run {run_id} has {len(candidates)} models: {labels}. Say which with --model NAME (or STAGE/NAME)."
         )
-    chosen = found[0]
-    files = {a.path for a in query.client(settings).list_artifacts(chosen.run_id, chosen.path)}
-    if f"{chosen.path}/MLmodel" not in files:
-        raise UsageError(
-            f"Model {chosen.label} of run {run_id} is not in MLflow ({chosen.uri} has no MLmodel). The process "
-            "that recorded it may still be sending (wait for it to exit, or call mnb.flush() in it); if it died, "
-            "the next mlops-nb process with this tracking URI sends what it left in .mlops_nb/journal/."
-        )
+    chosen = candidates[0]
+    if chosen.model_id is None:
+        files = {a.path for a in query.client(settings).list_artifacts(chosen.run_id, chosen.path)}
+        if f"{chosen.path}/MLmodel" not in files:
+            raise UsageError(
+                f"Model {chosen.label} of run {run_id} is not in MLflow ({chosen.uri} has no MLmodel). The process "
+                "that recorded it may still be sending (wait for it to exit, or call mnb.flush() in it); if it "
+                "died, the next mlops-nb process with this tracking URI sends what it left in .mlops_nb/journal/."
+            )
     return chosen
 
 
@@ -263,6 +283,11 @@ def model_lock(
             if getattr(e, "error_code", None) not in _LOCK_TAKEN and not is_transient(e):
                 raise
         now, current = time.monotonic(), _lock_token(client, lock)
+        if current == "":
+            raise StoreError(
+                f"A registered model named {lock!r} exists that is not an mlops-nb promotion lock (it has no "
+                f"{_LOCK_TOKEN_TAG} tag), so promotions of {name!r} cannot take their lock. Rename or delete it."
+            )
         if current is not None:
             if seen is None or seen[0] != current:
                 seen = (current, now)
@@ -314,6 +339,7 @@ def _register(client: MlflowClient, name: str, found: FoundModel, evidence: dict
         name,
         found.uri,
         run_id=found.run_id,
+        model_id=found.model_id,
         tags=evidence,
         description=f"Registered by mlops-nb promote from run {run_id} ({found.label}); the evidence is in the "
         "mlops_nb.* tags.",
@@ -406,13 +432,14 @@ def _must_beat_gate(
             f"{', '.join(sorted(champion_metrics)) or 'none'}). Compare on a metric both runs recorded (--metric)."
         )
     best = champion_metrics[metric]
-    ok = value > best if higher_is_better else value < best
+    # A champion whose metric is NaN (a broken evaluation) is beaten by any number; a NaN beats nothing.
+    ok = not math.isnan(value) and (math.isnan(best) or (value > best if higher_is_better else value < best))
     direction = "higher is better" if higher_is_better else "lower is better"
     against = f"{best:g} of version {version} (run {source}; {direction})"
     if ok:
         message = f"{metric} = {value:g} beats {against}"
-    elif math.isnan(value) or math.isnan(best):
-        message = f"{metric} = {value:g} cannot be compared with {against}"
+    elif math.isnan(value):
+        message = f"{metric} is NaN (not a number), so it cannot beat {against}"
     elif value == best:
         message = f"{metric} = {value:g} only ties {against}"
     else:

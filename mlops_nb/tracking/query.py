@@ -16,6 +16,7 @@ from mlops_nb.exceptions import StoreError, UsageError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel
     from mlflow.entities import Run as MlflowRun
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -63,6 +64,32 @@ def child_runs(run_id: str, settings: Settings | None = None) -> list[MlflowRun]
     return list(runs)
 
 
+def logged_models(runs: list[MlflowRun], settings: Settings | None = None) -> dict[str, list[LoggedModel]]:
+    """The MLflow 3 logged models (``mlflow.<flavor>.log_model``, autolog) of ``runs`` that finished uploading,
+    by source run id, oldest first: one search per experiment."""
+    from mlflow.entities import LoggedModelStatus
+
+    c = client(settings)
+    found: dict[str, list[LoggedModel]] = {}
+    by_experiment: dict[str, list[str]] = {}
+    for run in runs:
+        by_experiment.setdefault(run.info.experiment_id, []).append(run.info.run_id)
+    for experiment, ids in by_experiment.items():
+        quoted = ", ".join(f"'{run_id}'" for run_id in dict.fromkeys(ids))
+        token = None
+        while True:
+            page = c.search_logged_models([experiment], filter_string=f"source_run_id IN ({quoted})", page_token=token)
+            for model in page:
+                if model.status == LoggedModelStatus.READY:
+                    found.setdefault(model.source_run_id, []).append(model)
+            token = page.token
+            if not token:
+                break
+    for models in found.values():
+        models.sort(key=lambda m: m.creation_timestamp)
+    return found
+
+
 def download_artifacts(run_id: str, path: str, dst: Path, settings: Settings | None = None) -> Path:
     """Download artifact ``path`` of run ``run_id`` into ``dst``; returns the local path."""
     from mlflow.exceptions import MlflowException
@@ -75,7 +102,9 @@ def download_artifacts(run_id: str, path: str, dst: Path, settings: Settings | N
 
 
 def download_model(model_uri: str, dst: Path, settings: Settings | None = None) -> Path:
-    """Download a model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``) into ``dst``.
+    """Download a model into ``dst``: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/PATH``
+    (a run artifact, or the model MLflow 3's ``log_model`` logged from that run under the name PATH), or
+    ``models:/m-<model id>`` (an MLflow 3 logged model).
 
     A ``models:/`` URI is resolved here, against the registry of the tracking URI in force: MLflow's own
     resolution reads the process-wide registry URI, which is not ours.
@@ -88,7 +117,9 @@ def download_model(model_uri: str, dst: Path, settings: Settings | None = None) 
     dst.mkdir(parents=True, exist_ok=True)
     try:
         source = model_uri
-        if model_uri.startswith("models:/"):
+        if model_uri.startswith("models:/m-") and "/" not in model_uri[len("models:/") :] and "@" not in model_uri:
+            source = c.get_logged_model(model_uri[len("models:/") :]).artifact_location
+        elif model_uri.startswith("models:/"):
             name, sep, alias = model_uri[len("models:/") :].partition("@")
             if sep:
                 version = c.get_model_version_by_alias(name, alias)
@@ -96,10 +127,27 @@ def download_model(model_uri: str, dst: Path, settings: Settings | None = None) 
                 name, _, number = name.rstrip("/").rpartition("/")
                 version = c.get_model_version(name, number)
             source = c.get_model_version_download_uri(version.name, version.version)
+        elif model_uri.startswith("runs:/"):
+            run_id, _, path = model_uri[len("runs:/") :].partition("/")
+            path = path.strip("/")
+            if f"{path}/MLmodel" not in {a.path for a in c.list_artifacts(run_id, path)}:
+                named = [m for m in logged_models([c.get_run(run_id)], s).get(run_id, []) if m.name == path]
+                if not named:
+                    raise UsageError(
+                        f"Run {run_id} has no model at {path!r}. A job or notebook run keeps its models in its "
+                        "stage runs: export runs:/<stage run id>/model, or mlops-nb promote the run and export "
+                        "models:/NAME@ALIAS."
+                    )
+                source = named[-1].artifact_location  # the latest, as MLflow's own resolution picks
         return Path(
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=s.tracking_uri)
         )
     except (MlflowException, OSError) as e:
+        if getattr(e, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise UsageError(
+                f"No model {model_uri!r} in MLflow at {s.tracking_uri}: {e.message}. Check the name, version or "  # type: ignore[attr-defined]
+                "alias (the MLflow UI lists them) and MLFLOW_TRACKING_URI."
+            ) from e
         raise StoreError(
             f"Cannot fetch model {model_uri!r} from MLflow at {s.tracking_uri}: {e}. Check the name, version or "
             "alias (mlflow's registry UI lists them) and MLFLOW_TRACKING_URI."

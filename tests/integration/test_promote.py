@@ -126,6 +126,15 @@ def test_must_beat_compares_with_the_metric_of_the_champions_source_run(project:
     assert lower.exit_code == 0, lower.output
     assert "loss = 0.1 beats 0.2 of version 4" in lower.output
     assert str(embedded_client(project).get_model_version_by_alias("churn", "champion").version) == "6"
+    # A misspelt alias is not "nothing to beat".
+    typo = cli(record(0.99), "--name", "churn", "--must-beat", "champoin", "--metric", "accuracy")
+    assert typo.exit_code == 2 and "Did you mean 'champion'?" in typo.stderr
+    # A champion whose metric is NaN is beaten by any number; a NaN beats nothing.
+    assert cli(record(float("nan")), "--name", "churn", "--alias", "broken").exit_code == 0
+    nan_beat = ("--name", "churn", "--alias", "broken", "--must-beat", "broken", "--metric", "accuracy")
+    assert cli(record(float("nan")), *nan_beat).exit_code == 3
+    fixed = cli(record(0.5), *nan_beat)
+    assert fixed.exit_code == 0, fixed.output
 
 
 def test_bad_input_exits_2_names_the_fix_and_registers_nothing(project: Path) -> None:
@@ -202,6 +211,80 @@ def test_the_model_of_a_stage_served_from_the_cache_is_found_on_the_run_that_pro
     assert fingerprints == {k: v for k, v in served.data.tags.items() if k.startswith("mlops_nb.input.")}
 
 
+RERUN = """
+import json
+from IPython.core.interactiveshell import InteractiveShell
+import mlops_nb as mnb
+
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "mlops_nb")
+run = mnb.start_run("train", kind="notebook")
+assert ip.run_cell(
+    "import numpy as np\\nfrom sklearn.linear_model import LogisticRegression\\nimport mlops_nb as mnb\\n"
+    "X_train = np.random.RandomState(0).rand(40, 3)\\ny_train = (X_train[:, 0] > 0.5).astype(int)"
+).success
+train = (
+    "%%track train\\nmodel = LogisticRegression(C=C).fit(X_train, y_train)\\n"
+    "mnb.log_metric('accuracy', model.score(X_train, y_train))\\n"
+    "mnb.log_model(model, 'model', input_example=X_train[:5])"
+)
+for C in (1.0, 1.0, 0.5):  # the cell run again: from the cache, then with another C
+    ip.user_ns["C"] = C
+    assert ip.run_cell(train).success
+run.end()
+assert mnb.flush(120)
+print(json.dumps(run.run_id))
+"""
+
+
+def test_a_stage_run_again_in_one_notebook_run_counts_once_its_latest_model(project: Path) -> None:
+    """Running the training cell again (a cache hit, then new code or parameters) is what notebooks are for:
+    the run still has one model, the one its latest run of the stage produced."""
+    out = python(RERUN, cwd=project)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_id = json.loads(out.stdout.strip().splitlines()[-1])
+    stages = query.child_runs(run_id)
+    assert [s.data.tags["mlops_nb.cache_hit"] for s in stages] == ["false", "true", "false"]
+
+    result = cli(run_id, "--name", "rerun")
+
+    assert result.exit_code == 0, result.output
+    assert f"from runs:/{stages[-1].info.run_id}/model (train/model)" in result.output
+    assert version_tags("rerun", "1")["mlops_nb.model_run"] == stages[-1].info.run_id
+
+
+def test_a_model_logged_with_plain_mlflow_is_found_registered_and_exported(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlflow.sklearn.log_model (MLflow 3 logged models) inside a stage: promote finds it, the version points
+    at the logged model, and export fetches it by runs:/, by models:/m-<id> and through the registry."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.serving import export
+
+    X = np.random.RandomState(0).rand(40, 3)
+    y = (X[:, 0] > 0.5).astype(int)
+    with mnb.start_run("plain", kind="job") as job, mnb.stage("train") as stage:
+        mnb.log_metric("accuracy", 0.9)
+    assert mnb.flush(60)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", query.client()._tracking_client.tracking_uri)  # for mlflow's fluent API
+    with mlflow.start_run(run_id=stage.run_id):
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:5])
+
+    result = cli(job.run_id, "--name", "plain", "--require", "accuracy >= 0.9")
+
+    assert result.exit_code == 0, result.output
+    assert f"from models:/{info.model_id} (train/model)" in result.output
+    version = query.client().get_model_version("plain", "1")
+    assert version.run_id == stage.run_id and version.source == f"models:/{info.model_id}"
+    for uri in ("models:/plain@champion", f"models:/{info.model_id}", f"runs:/{stage.run_id}/model"):
+        out = project / f"serving-{len(list(project.glob('serving-*')))}"
+        done = export(uri, out)
+        assert (done.out / "model" / "model.skops").is_file(), uri
+
+
 def test_a_stale_lock_is_broken_and_a_held_one_times_out(project: Path) -> None:
     client = query.client()
     lock = "churn" + LOCK_SUFFIX
@@ -213,6 +296,17 @@ def test_a_stale_lock_is_broken_and_a_held_one_times_out(project: Path) -> None:
         assert client.get_registered_model(lock).tags["mlops_nb.lock.token"] != "dead-process"
     assert time.monotonic() - started < 10
     assert [m.name for m in client.search_registered_models()] == []
+
+
+def test_a_registered_model_that_is_not_a_lock_is_never_deleted_as_one(project: Path) -> None:
+    run_id = record(0.9)
+    refused = cli(run_id, "--name", "churn" + LOCK_SUFFIX)
+    assert refused.exit_code == 2 and "promotion locks" in refused.stderr
+    client = query.client()
+    client.create_registered_model("churn" + LOCK_SUFFIX)  # someone's own model, without mlops-nb's token
+    with pytest.raises(StoreError, match="not an mlops-nb promotion lock"), model_lock(client, "churn", stale_after=0):
+        pass
+    assert client.get_registered_model("churn" + LOCK_SUFFIX).name == "churn" + LOCK_SUFFIX
 
 
 # The real command in separate processes, connected to MLflow and then started together, to race on the alias.

@@ -26,7 +26,8 @@ from mlops_nb.jobs.sweep import combinations, parse_grid
         ("rmse <= 1e-3", {"rmse": 0.001}, True, "holds"),
         ("f1 == 1", {"f1": 1.0}, True, "holds"),
         ("drift != 0", {"drift": 0.0}, False, "equal to it"),
-        ("auc > 0.5", {"auc": math.nan}, False, "auc = nan"),
+        ("auc > 0.5", {"auc": math.nan}, False, "auc is NaN (not a number), so it cannot hold"),
+        ("loss != 1", {"loss": math.nan}, False, "loss is NaN"),
         ("acuracy > 0.5", {"accuracy": 0.9}, False, "Did you mean 'accuracy'?"),
     ],
 )
@@ -36,9 +37,9 @@ def test_requirements(text: str, metrics: dict, ok: bool, message: str) -> None:
     assert message in result.message
 
 
-@pytest.mark.parametrize("text", ["accuracy", "accuracy >= high", ">= 0.9", "a => 1", ""])
+@pytest.mark.parametrize("text", ["accuracy", "accuracy >= high", ">= 0.9", "a => 1", "", "auc > nan"])
 def test_malformed_requirements_name_the_fix(text: str) -> None:
-    with pytest.raises(UsageError, match=r"METRIC OP VALUE|not a number"):
+    with pytest.raises(UsageError, match=r"METRIC OP VALUE|not a number|Give a number"):
         parse_requirement(text)
 
 
