@@ -8,6 +8,7 @@ ends); MLflow is imported and called only by the sender thread. At exit the reco
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import itertools
 import json
 import numbers
@@ -287,15 +288,20 @@ def get_recorder() -> Recorder:
 
 
 def configure(**settings: Any) -> Settings:
-    """Set settings for this process (highest priority); a changed tracking URI starts a new recorder.
+    """Set settings for this process (highest priority). The running recorder takes a new experiment as it is;
+    any other change starts a new recorder (its journal and sender are built from the settings).
 
     Returns the settings now in force. Raises ConfigError for a bad value (nothing changes then).
     """
     given = {k: v for k, v in settings.items() if v is not None}
     resolved = load_settings(**{**_overrides, **given})  # validates before anything changes
     _overrides.update(given)
-    if _recorder is not None and _recorder.settings.tracking_uri != resolved.tracking_uri:
-        shutdown()
+    current = _recorder
+    if current is not None and current.settings != resolved:
+        if dataclasses.replace(current.settings, experiment=resolved.experiment) == resolved:
+            current.settings = resolved  # read when the next run starts
+        else:
+            shutdown()
     return resolved
 
 

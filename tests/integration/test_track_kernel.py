@@ -159,3 +159,25 @@ def test_a_corrupted_cache_entry_is_run_again_not_restored(project: Path, notebo
     assert hits(project, run_id)["load"] and hits(project, run_id)["clean"]
     pd.testing.assert_frame_equal(outputs["X_train"], original["X_train"])
     assert outputs["accuracy"] == original["accuracy"]
+
+
+def test_mlops_init_in_a_kernel_switches_the_experiment(project: Path) -> None:
+    """%load_ext starts the recorder; a %mlops init after it must still move the notebook's runs."""
+    (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(code)
+        for code in (
+            "%load_ext mlops_nb",
+            "%mlops init --experiment churn-model",
+            "%%track s\nimport mlops_nb as mnb\nmnb.log_metric('m', 1.0)\nx = 1",
+            "assert mnb.flush(60)",
+        )
+    ]
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(project)}}).execute()
+    assert "experiment 'churn-model'" in nb.cells[1].outputs[0]["text"]
+    client = embedded_client(project)
+    experiment = client.get_experiment_by_name("churn-model")
+    assert experiment is not None
+    kinds = sorted(r.data.tags["mlops_nb.kind"] for r in client.search_runs([experiment.experiment_id]))
+    assert kinds == ["notebook", "stage"]
