@@ -46,6 +46,22 @@ def is_transient(error: BaseException) -> bool:
     return code in _TRANSIENT_CODES or any(t in text for t in _TRANSIENT_TEXT)
 
 
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Only warnings from these loggers: MLflow's "Creating initial MLflow database tables" INFO lines would
+    land in whatever notebook cell is running when the background sender creates a store."""
+    import logging
+
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
 class Store:
     """An MLflow client for one tracking URI, plus concurrency-safe initialisation and experiments."""
 
@@ -68,7 +84,7 @@ class Store:
             self._lock_path = home / "locks" / f"{digest}.lock"
         self._sql_store: Any = None
         if self._local:
-            with self.lock():
+            with self.lock(), _quiet("mlflow.store.db.utils", "alembic"):
                 from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
                 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 

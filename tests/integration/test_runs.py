@@ -23,6 +23,18 @@ def test_import_loads_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_a_script_into_a_fresh_store_prints_nothing_of_its_own(project: Path) -> None:
+    """Recording goes on in the background: nothing it does (creating the store) may land in the user's
+    output, which in a notebook is whatever cell is running."""
+    out = python(
+        "import mlops_nb as mnb\nwith mnb.start_run('quiet'):\n    mnb.log_metric('m', 1.0)\nassert mnb.flush(60)",
+        cwd=project,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (project / ".mlops_nb" / "mlflow.db").is_file()
+    assert out.stdout == "" and out.stderr == ""
+
+
 def test_stage_in_a_script_records_a_nested_run_with_rolled_up_metrics(project: Path) -> None:
     mnb.log_param("dataset", "iris")
     with mnb.stage("train") as stage:
