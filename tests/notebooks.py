@@ -57,3 +57,52 @@ def runs(project: Path, experiment: str) -> list:
     client = embedded_client(project)
     exp = client.get_experiment_by_name(experiment)
     return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+
+
+# A stage that says it started (a file named after the parameter k holding the kernel's pid), then waits.
+WAITING = (
+    "%load_ext mlops_nb",
+    "%%track wait\nimport os, time, pathlib\nimport mlops_nb as mnb\nmnb.log_metric('started', k)\n"
+    "pathlib.Path(f'started-{k}').write_text(str(os.getpid()))\ntime.sleep(120)\ndone = k",
+)
+
+
+def start_mlops_nb(*args: str, cwd: Path):
+    """Start the real ``mlops-nb`` command in its own session (a terminal's process group); stderr in a file."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import SETTING_VARS
+
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlops-nb"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(cwd / "stderr.txt").open("w"),
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(paths: list[Path], proc, timeout: float = 120) -> list[int]:
+    """The pids written into ``paths`` once they all exist (the process must not end meanwhile)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not all(p.is_file() and p.read_text() for p in paths):
+        assert proc.poll() is None, "the command ended before its jobs started"
+        assert time.monotonic() < deadline, "the jobs did not start"
+        time.sleep(0.1)
+    return [int(p.read_text()) for p in paths]
+
+
+def gone(pid: int) -> bool:
+    """True when process ``pid`` has exited (an unreaped zombie counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from mlops_nb.exceptions import MlopsNbError, StoreError
 
 USAGE_EXIT = 2  # click's code for bad usage: nothing was done
 STORE_EXIT = 5  # the records could not reach MLflow (they stay in the journal)
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report an interrupted command
 
 # command name -> "module:attribute" of its click command
 COMMANDS = {
@@ -52,6 +54,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except MlopsNbError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(STORE_EXIT if isinstance(e, StoreError) else USAGE_EXIT)
+        except KeyboardInterrupt:  # what was recorded so far is kept; open runs end KILLED
+            click.echo("Interrupted: the runs of this command ended KILLED.", err=True)
+            sys.exit(INTERRUPTED_EXIT)
 
     return wrapper
 
@@ -84,6 +89,10 @@ def main(**_: Any) -> None:
     """
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run() -> None:
     """The ``mlops-nb`` console script: the command, then a quick exit.
 
@@ -91,6 +100,8 @@ def run() -> None:
     ``os._exit``: Python's own teardown of the thousands of modules MLflow loads takes about half a second
     and has nothing left to do. An unexpected exception still goes through Python's normal exit.
     """
+    # SIGTERM (a CI job cancelled, kill) ends a command as Ctrl-C does: runs KILLED, records flushed.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main(prog_name="mlops-nb")
     except SystemExit as e:

@@ -2,7 +2,8 @@
 
 Human-readable summaries go to stderr; stdout carries only what a script captures (the run id, or JSON with
 ``--json``). Exit codes: 0 success, 1 a cell raised, 2 bad usage or input (nothing ran), 3 a requirement
-did not hold, 4 the kernel died or a cell timed out, 5 the records could not reach MLflow.
+did not hold, 4 the kernel died or a cell timed out, 5 the records could not reach MLflow, 130 interrupted
+(Ctrl-C or SIGTERM; the runs end KILLED).
 """
 
 from __future__ import annotations
@@ -137,19 +138,24 @@ def run(
     from mlops_nb.jobs.runner import run_job
 
     options = _options(job, name)
-    result = run_job(
-        notebook,
-        output=output,
-        parameters=_parameters(job),
-        options=options,
-        kernel=job["kernel"],
-        cwd=job["cwd"],
-        timeout=job["timeout"],
-        start_timeout=job["start_timeout"],
-        allow_new=job["allow_new"],
-        progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
-        log_output=log_output,
-    )
+    try:
+        result = run_job(
+            notebook,
+            output=output,
+            parameters=_parameters(job),
+            options=options,
+            kernel=job["kernel"],
+            cwd=job["cwd"],
+            timeout=job["timeout"],
+            start_timeout=job["start_timeout"],
+            allow_new=job["allow_new"],
+            progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
+            log_output=log_output,
+        )
+    except KeyboardInterrupt:
+        if options.result is None:  # before the job run existed
+            raise
+        result = options.result  # the job ended KILLED: say so as for any other outcome (exit 130)
     click.echo(result.summary(), err=True)
     click.echo(json.dumps(_result_json(result)) if as_json else result.run_id)
     sys.exit(result.exit_code)

@@ -39,7 +39,16 @@ REQUIREMENT_FAILED = "requirement_failed"
 EXECUTION_ERROR = "execution_error"  # papermill or nbclient failed around the notebook
 KERNEL_DIED = "kernel_died"
 TIMED_OUT = "timed_out"
-EXIT_CODES = {SUCCEEDED: 0, NOTEBOOK_FAILED: 1, EXECUTION_ERROR: 1, REQUIREMENT_FAILED: 3, KERNEL_DIED: 4, TIMED_OUT: 4}
+INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the run ends KILLED
+EXIT_CODES = {
+    SUCCEEDED: 0,
+    NOTEBOOK_FAILED: 1,
+    EXECUTION_ERROR: 1,
+    REQUIREMENT_FAILED: 3,
+    KERNEL_DIED: 4,
+    TIMED_OUT: 4,
+    INTERRUPTED: 130,  # 128 + SIGINT, as shells report an interrupted command
+}
 USAGE_EXIT = 2
 
 
@@ -178,7 +187,7 @@ class Job:
             raise
         finally:
             self._hold.release()
-        run.end("FINISHED" if outcome == SUCCEEDED else "FAILED")
+        run.end({SUCCEEDED: "FINISHED", INTERRUPTED: "KILLED"}.get(outcome, "FAILED"))
         run_id = ""
         if self.options.send:
             send_jobs([run.key])
@@ -246,6 +255,8 @@ def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
         where = _last_started(nb)
+        if isinstance(error, KeyboardInterrupt):
+            return INTERRUPTED, f"interrupted (Ctrl-C or SIGTERM) while running {where}; the kernel was stopped"
         if isinstance(error, CellTimeoutError):
             return TIMED_OUT, f"{where} ran longer than the timeout; the kernel was stopped ({error})"
         if isinstance(error, DeadKernelError):

@@ -149,12 +149,19 @@ class SweepResult:
         return "\n".join(lines)
 
 
+_running = False  # in a local worker: a job is running
+_stopping = False  # in a local worker: the sweep was interrupted, start no more jobs
+
+
 def run_task(task: Task) -> JobResult:
     """Run one job of a sweep (in a worker process)."""
     import os
 
     from mlops_nb.tracking import recorder
 
+    global _running
+    if _stopping:  # queued in this worker before the sweep was interrupted
+        raise KeyboardInterrupt("the sweep was interrupted before this job started")
     if not task.options.send:  # the sweep's process sends this worker's journals
         os.environ[recorder.JOURNAL_ONLY_ENV] = "1"
     if task.tracking_uri:
@@ -168,9 +175,11 @@ def run_task(task: Task) -> JobResult:
         output.parent.mkdir(parents=True, exist_ok=True)
         from mlops_nb.jobs.runner import run_job
 
+        _running = True
         try:
             return run_job(notebook, output=output, parameters=task.parameters, options=task.options, **task.run)
         finally:
+            _running = False
             if not task.options.send:
                 recorder.shutdown()  # releases this job's journal: the sweep's process sends it
 
@@ -181,11 +190,26 @@ def _worker_exit() -> None:
     kernels.close()
 
 
+def _worker_stop(signum: int, frame: Any) -> None:
+    # The sweep's process asks a worker to stop: a running job is interrupted (it ends KILLED, its kernel
+    # is stopped); an idle worker just leaves. Either way the worker's exit hooks stop its kernels.
+    global _stopping
+    _stopping = True
+    if _running:
+        raise KeyboardInterrupt("the sweep was interrupted")
+    raise SystemExit(130)
+
+
 def _worker_init() -> None:
-    """In each worker process: shut its kernels down when it exits (workers leave through os._exit)."""
+    """In each worker process: shut its kernels down when it exits (workers leave through os._exit); stop
+    on the sweep process's SIGTERM only, so that a Ctrl-C in the terminal, which reaches the whole process
+    group, interrupts each job once, in order."""
+    import signal
     from multiprocessing.util import Finalize
 
     Finalize(None, _worker_exit, exitpriority=50)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_stop)
 
 
 def _local_pool(parallel: int) -> Any:
@@ -329,9 +353,29 @@ def _run_local(children: list[Child], tasks: list[Task], parallel: int, progress
     try:
         _collect(children, [(pool.submit(run_task, task), task) for task in tasks], progress, sent_here=True)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _stop(pool: Any, grace: float = 30.0) -> None:
+    """Stop an interrupted sweep's pool: no new jobs, the running ones interrupted (they end KILLED and stop
+    their kernels), and workers still alive after ``grace`` seconds killed; no process is left behind."""
+    import os
+    import signal
+
+    workers = list(getattr(pool, "_processes", {}).values())  # concurrent.futures' record of its processes
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        try:
+            os.kill(worker.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():  # its zygote and kernels follow it: they watch their parents
+            worker.kill()
 
 
 def _run_dask(children: list[Child], tasks: list[Task], scheduler: str | None, parallel: int, progress: bool) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import embedded_client
-from tests.notebooks import PIPELINE, PIPELINE_PARAMETERS, mlops_nb, runs, write_notebook
+from tests.notebooks import (
+    PIPELINE,
+    PIPELINE_PARAMETERS,
+    WAITING,
+    gone,
+    mlops_nb,
+    runs,
+    start_mlops_nb,
+    wait_for,
+    write_notebook,
+)
 
 
 def _by_kind(all_runs: list, kind: str) -> list:
@@ -180,6 +192,26 @@ def test_a_dying_kernel_exits_4_and_leaves_nothing_running(project: Path) -> Non
     crash = [r for r in runs(project, "die") if r.data.tags.get("mlops_nb.stage") == "crash"]
     assert [r.info.status for r in crash] == ["KILLED"]
     assert "ended without ending this run" in crash[0].data.tags["mlops_nb.end_reason"]
+    _assert_nothing_running(project)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_job_exits_130_ends_killed_and_stops_its_kernel(project: Path, signum: int) -> None:
+    write_notebook(project / "wait.ipynb", *WAITING, parameters="k = 1")
+    proc = start_mlops_nb("run", "wait.ipynb", cwd=project)
+    (kernel,) = wait_for([project / "started-1"], proc)
+    os.killpg(proc.pid, signum) if signum == signal.SIGINT else proc.send_signal(signum)  # a terminal's Ctrl-C
+    out, _ = proc.communicate(timeout=60)
+    stderr = (project / "stderr.txt").read_text()
+    assert proc.returncode == 130, stderr
+    assert "FAILED (interrupted)" in stderr and "interrupted (Ctrl-C or SIGTERM) while running cell 3" in stderr
+    job = embedded_client(project).get_run(out.strip())
+    assert job.info.status == "KILLED" and job.data.tags["mlops_nb.job.outcome"] == "interrupted"
+    assert job.data.metrics == {"started": 1.0}  # what ran before the interrupt is kept
+    deadline = time.monotonic() + 30
+    while not gone(kernel):
+        assert time.monotonic() < deadline, "the kernel outlived its job"
+        time.sleep(0.2)
     _assert_nothing_running(project)
 
 

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import embedded_client
-from tests.notebooks import PIPELINE, PIPELINE_PARAMETERS, mlops_nb, runs, write_notebook
+from tests.notebooks import (
+    PIPELINE,
+    PIPELINE_PARAMETERS,
+    WAITING,
+    gone,
+    mlops_nb,
+    runs,
+    start_mlops_nb,
+    wait_for,
+    write_notebook,
+)
 
 GRID = ("--grid", "scale=1,2,3", "--grid", "label=a,b")  # 6 combinations
 
@@ -322,3 +336,33 @@ def test_a_forked_kernel_exits_when_its_worker_s_zygote_dies(tmp_path: Path) -> 
         if run_sync(km.is_alive)():
             run_sync(km.shutdown_kernel)(now=True)
         zygote.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_stops_every_job_and_leaves_no_process(project: Path, signum: int) -> None:
+    """Ctrl-C in the terminal (the whole process group) or SIGTERM to the sweep's process alone (a CI job
+    cancelled): the running jobs end KILLED with their kernels, queued ones never start, nothing is left."""
+    write_notebook(project / "wait.ipynb", *WAITING, parameters="k = 0")
+    proc = start_mlops_nb("sweep", "wait.ipynb", "--grid", "k=1,2,3,4", "--parallel", "2", cwd=project)
+    kernels = wait_for([project / "started-1", project / "started-2"], proc)
+    os.killpg(proc.pid, signum) if signum == signal.SIGINT else proc.send_signal(signum)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130, (project / "stderr.txt").read_text()
+    assert "Interrupted" in (project / "stderr.txt").read_text()
+    all_runs = runs(project, "wait")
+    sweep = [r for r in all_runs if r.data.tags["mlops_nb.kind"] == "sweep"]
+    assert [r.info.status for r in sweep] == ["KILLED"]
+    jobs = {r.data.params["k"]: r for r in all_runs if r.data.tags["mlops_nb.kind"] == "job"}
+    assert sorted(jobs) == ["1", "2"]  # 3 and 4 never started
+    assert {r.info.status for r in jobs.values()} == {"KILLED"}
+    assert {r.data.tags["mlops_nb.job.outcome"] for r in jobs.values()} == {"interrupted"}
+    deadline = time.monotonic() + 30
+    while True:  # no worker, zygote or kernel (the jobs' or a spare one) left in the sweep's session
+        session = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        alive = [int(pid) for pid in session if not gone(int(pid))]
+        if not alive and all(gone(pid) for pid in kernels):
+            break
+        assert time.monotonic() < deadline, f"processes outlived the sweep: {alive}"
+        time.sleep(0.2)
+    _assert_nothing_running_here(project)
