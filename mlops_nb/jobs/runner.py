@@ -16,6 +16,21 @@ def default_output(notebook: Path) -> Path:
     return notebook.with_name(f"{notebook.stem}.out.ipynb")
 
 
+def output_path(notebook: Path, output: Path | None) -> Path:
+    """Where the executed notebook goes: ``output``, inside it when it is a folder, else the default; never
+    over the input notebook (papermill would overwrite it)."""
+    if output is None:
+        output = default_output(notebook)
+    elif output.is_dir():
+        output = output / default_output(notebook).name
+    if output.resolve() == notebook.resolve():
+        raise UsageError(
+            f"--output {output} is the notebook itself: the executed copy would overwrite it. Give another path "
+            f"(default: {default_output(notebook).name})."
+        )
+    return output
+
+
 def load_notebook(notebook: Path) -> dict[str, Any]:
     """The notebook's JSON, or a UsageError naming the problem (missing, not a notebook, damaged).
 
@@ -97,7 +112,7 @@ def run_job(
         raise UsageError(f"--cwd {cwd} is not a folder.")
     if timeout is not None and timeout <= 0:
         raise UsageError(f"The timeout must be a positive number of seconds, got {timeout:g}.")
-    output = output or default_output(notebook)
+    output = output_path(notebook, output)
     output.parent.mkdir(parents=True, exist_ok=True)
     get_recorder()  # settings are resolved here, before papermill moves into cwd
     try:

@@ -275,8 +275,8 @@ def run_sweep(
     options = options or JobOptions()
     run = dict(run or {})
     points = points if points is not None else combinations(grid)
-    if not points:
-        raise UsageError("The sweep has no points: give at least one --grid NAME=v1,v2.")
+    if not grid or not points:
+        raise UsageError("The sweep has no grid: give at least one --grid NAME=v1,v2 (mlops-nb run runs one job).")
     if parallel < 1:
         raise UsageError(f"--parallel {parallel}: run at least 1 job at a time.")
     if executor not in ("local", "dask"):

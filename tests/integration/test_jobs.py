@@ -92,6 +92,9 @@ def test_parameters_file_types_and_json_output(project: Path) -> None:
     assert result["metrics"]["total"] == 20.0
     assert [s["name"] for s in result["stages"]] == ["load", "score"]
     assert (project / "out" / "x.ipynb").is_file()
+    into = mlops_nb("run", "pipe.ipynb", "-o", "out", cwd=project)  # a folder: the notebook goes inside
+    assert into.returncode == 0, into.stderr
+    assert (project / "out" / "pipe.out.ipynb").is_file()
 
 
 @pytest.mark.parametrize(
@@ -108,6 +111,7 @@ def test_parameters_file_types_and_json_output(project: Path) -> None:
         (("pipe.ipynb", "--require", "accuracy is high"), 'write it as "METRIC OP VALUE"'),
         (("pipe.ipynb", "--kernel", "nosuchkernel"), "No Jupyter kernel named 'nosuchkernel'"),
         (("noparams.ipynb", "-p", "x", "1"), "has no cell tagged 'parameters'"),
+        (("pipe.ipynb", "-o", "pipe.ipynb"), "the executed copy would overwrite it"),
     ],
 )
 def test_bad_input_exits_2_with_the_fix_and_records_nothing(project: Path, args: tuple, message: str) -> None:

@@ -117,6 +117,7 @@ def test_a_failed_job_does_not_stop_the_sweep(project: Path) -> None:
         (("--grid", "scael=1,2"), "Unknown parameter 'scael'"),
         (("--grid", "scale=1", "--scheduler", "tcp://127.0.0.1:1"), "--scheduler needs --executor dask"),
         (("--grid", "scale=1", "--parallel", "0"), "run at least 1 job at a time"),
+        ((), "give at least one --grid NAME=v1,v2"),
     ],
 )
 def test_sweep_usage_errors_exit_2(project: Path, args: tuple, message: str) -> None:
