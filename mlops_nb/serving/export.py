@@ -32,6 +32,7 @@ EXAMPLE_FILE = "input_example.json"
 SKOPS_FILE = "model.skops"
 _URI = re.compile(
     r"^(?:models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))"
+    r"|models:/(?P<model_id>m-[0-9a-fA-F]+)"  # an MLflow 3 logged model, by its id
     r"|runs:/(?P<run>[0-9A-Za-z_-]+)/(?P<path>.+))$"
 )
 
@@ -45,6 +46,7 @@ class ModelRef:
     version: str | None = None
     alias: str | None = None
     run_id: str | None = None
+    model_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +73,11 @@ def parse_uri(uri: str) -> ModelRef:
     match = _URI.match(uri.strip())
     if match is None:
         raise ExportError(
-            f"Bad model URI {uri!r}. Use models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH "
-            "(for a model logged with mnb.log_model: runs:/<stage run id>/model)."
+            f"Bad model URI {uri!r}. Use models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-<model id> or "
+            "runs:/RUN_ID/PATH (for a model logged with mnb.log_model: runs:/<stage run id>/model)."
         )
-    groups = match.groupdict()
-    return ModelRef(uri.strip(), groups["name"], groups["version"], groups["alias"], groups["run"])
+    g = match.groupdict()
+    return ModelRef(uri.strip(), g["name"], g["version"], g["alias"], g["run"], g["model_id"])
 
 
 def resolve(ref: ModelRef, settings: Settings) -> ModelRef:
@@ -240,7 +242,8 @@ def export(
     """Write the serving package of ``model_uri`` into ``out``.
 
     Args:
-        model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``.
+        model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``models:/m-<model id>`` or
+            ``runs:/RUN_ID/PATH``.
         out: the package folder (created; must be missing or empty unless ``force``).
         force: replace ``out`` when it exists.
         trust: extra types to trust when loading the skops file.
@@ -262,6 +265,8 @@ def export(
     with tempfile.TemporaryDirectory(prefix="mlops-nb-export-") as tmp:
         folder = query.download_model(ref.uri, Path(tmp) / "download")
         mlmodel = read_mlmodel(folder)
+        if ref.run_id is None and mlmodel.get("run_id"):  # models:/m-<id>: MLmodel names the run that logged it
+            ref = dataclasses.replace(ref, run_id=str(mlmodel["run_id"]))
         flavor = sklearn_flavor(mlmodel)
         profile_path = folder / PROFILE_FILE
         profile = json.loads(profile_path.read_text()) if profile_path.is_file() else None

@@ -19,6 +19,8 @@ import yaml
 from click.testing import CliRunner
 
 from mlops_nb.cli import main
+from mlops_nb.exceptions import ExportError
+from mlops_nb.serving.export import parse_uri
 from mlops_nb.serving.schema import SchemaError, input_schema
 from tests.conftest import SETTING_VARS, embedded_client, free_port, python
 
@@ -176,6 +178,17 @@ def test_input_schema_names_types_and_nullability() -> None:
             input_schema(bad)
 
 
+def test_parse_uri_takes_registry_run_and_logged_model_uris() -> None:
+    ref = parse_uri("models:/m-0123abcd0123abcd0123abcd0123abcd")
+    assert (ref.model_id, ref.name, ref.run_id) == ("m-0123abcd0123abcd0123abcd0123abcd", None, None)
+    assert (parse_uri("models:/m-ab/3").name, parse_uri("models:/m-ab/3").version) == ("m-ab", "3")  # a registry name
+    assert parse_uri("models:/demo@champion").alias == "champion"
+    assert parse_uri("runs:/abc123/model").run_id == "abc123"
+    for bad in ("models:/m-", "models:/m-xyz", "models:/demo", "demo"):
+        with pytest.raises(ExportError, match="models:/m-<model id>"):
+            parse_uri(bad)
+
+
 # -- the command -----------------------------------------------------------------------------------------------
 
 
@@ -235,6 +248,29 @@ def test_export_writes_a_complete_package(project: Path) -> None:
     again = export("models:/demo/1", "--out", "pkg")
     assert again.exit_code == 2 and "--force" in again.output
     assert export("models:/demo/1", "--out", "pkg", "--force").exit_code == 0
+
+
+def test_export_takes_an_mlflow_3_logged_model_by_its_id(project: Path) -> None:
+    tracking = f"sqlite:///{project / '.mlops_nb' / 'mlflow.db'}"
+    out = python(
+        """
+        import sys, mlflow, numpy as np, pandas as pd
+        from sklearn.linear_model import LogisticRegression
+        mlflow.set_tracking_uri(sys.argv[1])
+        X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(LogisticRegression().fit(X, X.a > 9), name="model", input_example=X[:3])
+        print(info.model_id, run.info.run_id)
+        """,
+        cwd=project,
+        args=(tracking,),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    model_id, run_id = out.stdout.split()
+    result = export(f"models:/{model_id}", "--out", "pkg")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((project / "pkg" / "model" / "serving.json").read_text())
+    assert (meta["model_uri"], meta["run_id"], meta["name"]) == (f"models:/{model_id}", run_id, None)
 
 
 # -- the package, running ---------------------------------------------------------------------------------
