@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -189,7 +190,30 @@ def example_frame(folder: Path, mlmodel: dict[str, Any], schema: InputSchema) ->
         rows = data["inputs"]
     else:
         rows = data
-    return names, [list(row) for row in rows]
+    return names, [[_null_if_not_finite(value) for value in row] for row in rows]
+
+
+def _null_if_not_finite(value: Any) -> Any:
+    """None for NaN and infinities: MLflow writes them as bare NaN/Infinity, which is not JSON, and the
+    server takes null (not NaN) as a missing value; the README, the package's tests and its start-up
+    check all use the example."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def nullable_from_example(schema: InputSchema, rows: list[list[Any]]) -> InputSchema:
+    """``schema`` with every column that has a missing value in the example rows accepting null.
+
+    MLflow marks such columns optional when it infers the signature; an explicit signature may not, and
+    the package must still score its own example.
+    """
+    missing = {i for row in rows for i, value in enumerate(row) if value is None}
+    if not missing:
+        return schema
+    columns = tuple(
+        dataclasses.replace(c, nullable=True) if i in missing and not c.nullable else c
+        for i, c in enumerate(schema.columns)
+    )
+    return dataclasses.replace(schema, columns=columns)
 
 
 def model_input(schema: InputSchema, rows: list[list[Any]]) -> Any:
@@ -288,6 +312,7 @@ def export(
 
         model = skops.io.load(str(model_file), trusted=list(trusted))
         names, rows = example_frame(folder, mlmodel, schema)
+        schema = nullable_from_example(schema, rows)
         expected = expected_outputs(model, schema, rows)
         metadata = {
             "model_uri": ref.uri,

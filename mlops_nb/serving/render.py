@@ -65,6 +65,12 @@ def _python_literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
 
+def _shell_json(value: Any) -> str:
+    """JSON for inside a single-quoted shell argument (the README's curl -d '...'): strict JSON (no NaN,
+    which the example no longer holds), and no single quote, which would end the argument."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).replace("'", "\\u0027")
+
+
 def _dns_name(name: str) -> str:
     """A Kubernetes/Docker-safe name: lower-case letters, digits and dashes."""
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "model"
@@ -96,6 +102,7 @@ def _environment() -> Any:
         autoescape=False,  # Python, YAML and Markdown, not HTML
     )
     env.filters["pyrepr"] = _python_literal
+    env.filters["shell_json"] = _shell_json
     return env
 
 
@@ -115,8 +122,9 @@ def render_package(
         "columns": schema.columns,
         "meta": metadata,
         "example": example,
-        "example_json": json.dumps({"columns": example["columns"], "data": example["data"][:1]}),
+        "first_split": {"columns": example["columns"], "data": example["data"][:1]},
         "first_record": dict(zip(example["columns"], example["data"][0], strict=True)),
+        "has_probabilities": "probabilities" in example,
         "requirements": requirements(model_requirements),
         "test_requirements": test_requirements(),
         "python_minor": ".".join(python.split(".")[:2]),
@@ -134,5 +142,5 @@ def render_package(
     (out / "tests" / "example.json").write_text(json.dumps(example, indent=1) + "\n")
     (out / "model").mkdir(exist_ok=True)
     example_input = {"columns": example["columns"], "data": example["data"]}
-    (out / "model" / "input_example.json").write_text(json.dumps(example_input) + "\n")
+    (out / "model" / "input_example.json").write_text(json.dumps(example_input, allow_nan=False) + "\n")
     return written

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -57,7 +60,62 @@ with mnb.start_run("nb", kind="job"), mnb.stage("train"):
     mnb.log_model(model, "model", input_example=X[:5], reference=X)
 assert mnb.flush(120)
 """
-TRAINERS = {"frame": TRAIN_FRAME, "array": TRAIN_ARRAY}
+# missing values in the input example: NaN in an optional string column (the first column) and in a float
+# column; a datetime column the model drops
+TRAIN_MISSING = """
+import mlops_nb as mnb
+import numpy as np, pandas as pd
+from sklearn.compose import make_column_transformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+rng = np.random.default_rng(2)
+X = pd.DataFrame({
+    "colour": rng.choice(["red", "green", "blue"], size=300).astype(object),
+    "size": rng.normal(10, 2, size=300),
+    "seen at": pd.date_range("2024-01-01", periods=300, freq="h"),
+    "n": rng.integers(0, 10, size=300),
+})
+X.loc[::7, "colour"] = np.nan
+X.loc[::5, "size"] = np.nan
+y = ((X["colour"] == "red") | (X["size"] > 11)).astype(int)
+colour = make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), OneHotEncoder(handle_unknown="ignore"))
+model = make_pipeline(
+    make_column_transformer(
+        (colour, ["colour"]), (SimpleImputer(), ["size"]), ("drop", ["seen at"]), remainder="passthrough"
+    ),
+    LogisticRegression(),
+).fit(X, y)
+with mnb.start_run("nb", kind="job"), mnb.stage("train"):
+    mnb.log_model(model, "model", input_example=X[:5], reference=X)
+assert mnb.flush(120)
+"""
+# two outputs per row: a classifier (refused) and a regressor (served)
+TRAIN_MULTI_OUTPUT = """
+import mlops_nb as mnb
+import numpy as np, pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import Ridge
+
+rng = np.random.default_rng(4)
+X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+if CLASSIFIER:
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, np.c_[X.a > 0, X.b > 0].astype(int))
+else:
+    model = Ridge().fit(X, np.c_[X.a * 2, X.b * 3])
+with mnb.start_run("nb", kind="job"), mnb.stage("train"):
+    mnb.log_model(model, "model", input_example=X[:5], reference=X)
+assert mnb.flush(120)
+"""
+TRAINERS = {
+    "frame": TRAIN_FRAME,
+    "array": TRAIN_ARRAY,
+    "missing": TRAIN_MISSING,
+    "multi-output classifier": TRAIN_MULTI_OUTPUT.replace("CLASSIFIER", "True"),
+    "multi-output regressor": TRAIN_MULTI_OUTPUT.replace("CLASSIFIER", "False"),
+}
 
 
 def train(project: Path, kind: str = "frame", name: str = "demo") -> str:
@@ -65,8 +123,11 @@ def train(project: Path, kind: str = "frame", name: str = "demo") -> str:
     out = python(TRAINERS[kind], cwd=project)
     assert out.returncode == 0, out.stderr[-3000:]
     client = embedded_client(project)
-    (run,) = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()], "tags.`mlops_nb.stage` = 'train'"
+    (run, *_) = client.search_runs(  # the one just trained
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.`mlops_nb.stage` = 'train'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
     )
     client.create_registered_model(name)
     version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
@@ -88,8 +149,10 @@ def child_env(**extra: str) -> dict[str, str]:
 class Server:
     """A real server process on 127.0.0.1, ready when ``ready_path`` answers 200."""
 
-    def __init__(self, args: list[str], cwd: Path, ready_path: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, args: list[str], cwd: Path, ready_path: str, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (cwd.parent / f"server-{self.port}.log").open("w+")
         full = [a.replace("{port}", str(self.port)) for a in args]
@@ -140,6 +203,25 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def strict_json(text: str) -> Any:
+    """JSON as the standard has it: NaN and Infinity, which Python's json reads, are errors."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def readme_requests(readme: str) -> list[tuple[str, Any]]:
+    """(path, body) of every curl example in a README, its arguments split as a shell splits them."""
+    requests = []
+    for command in re.findall(r"^curl .*?\\\n.*$", readme, flags=re.MULTILINE):
+        args = shlex.split(command.replace("\\\n", " "))
+        path = urllib.parse.urlsplit(args[2]).path
+        requests.append((path, strict_json(args[args.index("-d") + 1])))
+    return requests
 
 
 def scoring_bodies(columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
@@ -238,6 +320,8 @@ def test_export_writes_a_complete_package(project: Path) -> None:
     assert "-slim" in dockerfile and "USER serving" in dockerfile and "HEALTHCHECK" in dockerfile
     readme = (pkg / "README.md").read_text()
     assert "curl" in readme and "dataframe_split" in readme
+    assert [path for path, _ in readme_requests(readme)] == ["/invocations"] * 3 + ["/predict"]
+    assert readme_requests(readme)[-1][1]["probabilities"] is True  # a classifier: it has them
 
     # generated code that a user would keep: lint-clean and formatted
     if shutil.which("ruff"):
@@ -277,7 +361,7 @@ def test_export_takes_an_mlflow_3_logged_model_by_its_id(project: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["frame", "array"])
+@pytest.mark.parametrize("kind", ["frame", "array", "missing"])
 def test_the_generated_tests_pass(project: Path, kind: str) -> None:
     train(project, kind)
     assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
@@ -291,6 +375,45 @@ def test_the_generated_tests_pass(project: Path, kind: str) -> None:
     )
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
     assert " passed" in out.stdout and "failed" not in out.stdout
+
+
+def health_check(dockerfile: str) -> str:
+    """The command of the Dockerfile's HEALTHCHECK, as the image's shell runs it."""
+    instruction = re.search(r"^HEALTHCHECK .*\\\n\s+CMD (.*)$", dockerfile, flags=re.MULTILINE)
+    assert instruction is not None, dockerfile
+    return instruction.group(1)
+
+
+@pytest.mark.slow
+def test_an_example_with_missing_values_gives_json_and_readme_examples_that_work(project: Path) -> None:
+    train(project, "missing")
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    example = strict_json((pkg / "tests" / "example.json").read_text())
+    assert example["data"][0][:2] == [None, None]  # NaN in the example: null (JSON's missing value)
+    assert strict_json((pkg / "model" / "input_example.json").read_text())["data"] == example["data"]
+    requests = readme_requests((pkg / "README.md").read_text())
+    assert [path for path, _ in requests] == ["/invocations"] * 3 + ["/predict"]
+    port = free_port()
+    # SERVING_PORT, not --port: the image's way, which its health check must follow
+    env = child_env(SERVING_PORT=str(port))
+    with Server([sys.executable, "-m", "app"], pkg, "/ready", env=env, port=port) as server:
+        for path, body in requests:  # as pasted from the README
+            status, answer = server.post(path, body)
+            assert status == 200, (path, answer)
+            assert answer["predictions"] == example["predictions"][:1], path
+        assert "probabilities" in answer
+        first = dict(zip(example["columns"], example["data"][0], strict=True))
+        status, answer = server.post("/invocations", {"dataframe_records": [{**first, "colour": float("nan")}]})
+        assert status == 400 and "column 'colour'" in answer["message"], answer
+        assert "send null for a missing value" in answer["message"]
+
+        command = health_check((pkg / "Dockerfile").read_text())  # python: the first on child_env's PATH
+        for serving_port, healthy in ((port, True), (free_port(), False)):
+            out = subprocess.run(
+                ["sh", "-c", command], env=child_env(SERVING_PORT=str(serving_port)), capture_output=True, timeout=60
+            )
+            assert (out.returncode == 0) is healthy, (serving_port, out.stderr[-2000:])
 
 
 @pytest.mark.slow
