@@ -232,9 +232,22 @@ def _jsonable(values: Any) -> Any:
 
 
 def expected_outputs(model: Any, schema: InputSchema, rows: list[list[Any]]) -> dict[str, Any]:
-    """The model's own predictions (and probabilities) on the example rows, for the package's tests."""
+    """The model's own predictions (and probabilities) on the example rows, for the package's tests.
+
+    Raises:
+        ExportError: a multi-output classifier, which the package cannot serve.
+    """
     x = model_input(schema, rows)
-    out: dict[str, Any] = {"predictions": _jsonable(model.predict(x))}
+    predictions = model.predict(x)
+    if getattr(predictions, "ndim", 1) > 1 and hasattr(model, "classes_"):
+        # one array of classes and of probabilities per output: the metrics per class, /predict's
+        # probabilities and the start-up code all take one set of classes
+        raise ExportError(
+            f"The model is a multi-output classifier (it predicts {predictions.shape[1]} labels per row), which "
+            "the serving package does not support. It serves classifiers with one output, regressors with one "
+            "or several outputs, clusterers and outlier detectors: export one classifier per output."
+        )
+    out: dict[str, Any] = {"predictions": _jsonable(predictions)}
     if callable(getattr(model, "predict_proba", None)):
         out["probabilities"] = _jsonable(model.predict_proba(x))
         out["classes"] = _jsonable(model.classes_)

@@ -417,6 +417,39 @@ def test_an_example_with_missing_values_gives_json_and_readme_examples_that_work
 
 
 @pytest.mark.slow
+def test_multi_output_classifiers_are_refused_and_multi_output_regressors_served(project: Path) -> None:
+    train(project, "multi-output classifier", name="labels")
+    result = export("models:/labels@champion", "--out", "pkg")
+    assert result.exit_code == 2, result.output
+    assert "multi-output classifier" in result.output and "regressors with one or several outputs" in result.output
+    assert "Traceback" not in result.output and not (project / "pkg").exists()
+
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+
+    train(project, "multi-output regressor", name="values")
+    assert export("models:/values@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    example = json.loads((pkg / "tests" / "example.json").read_text())
+    client = embedded_client(project)
+    model = mlflow.sklearn.load_model(client.get_model_version_download_uri("values", "1"))
+    expected = model.predict(pd.DataFrame(example["data"], columns=example["columns"])).tolist()
+    requests = readme_requests((pkg / "README.md").read_text())
+    assert requests[-1] == ("/predict", {"records": [dict(zip(example["columns"], example["data"][0], strict=True))]})
+    with Server([sys.executable, "-m", "app", "--port", "{port}"], pkg, "/ready") as server:
+        for fmt, body in scoring_bodies(example["columns"], example["data"]).items():
+            status, answer = server.post("/invocations", body)
+            assert status == 200 and set(answer) == {"predictions"}, (fmt, answer)
+            # rows x outputs; an array and a DataFrame may round the last bit differently
+            assert np.shape(answer["predictions"]) == np.shape(expected), (fmt, answer)
+            assert np.allclose(answer["predictions"], expected, rtol=1e-12, atol=0), (fmt, answer)
+        for path, body in requests:  # no "probabilities": true for a model without them
+            status, answer = server.post(path, body)
+            assert status == 200 and np.allclose(answer["predictions"], expected[:1], rtol=1e-12, atol=0), answer
+
+
+@pytest.mark.slow
 def test_predictions_match_the_model_and_mlflow_models_serve(project: Path) -> None:
     import mlflow.sklearn
     import pandas as pd
