@@ -30,13 +30,22 @@ class MlopsNbEngine(NBClientEngine):
             nb = super().execute_notebook(
                 nb,
                 kernel_name,
-                output_path=output_path,
+                # Without a path papermill's manager saves nothing while the cells run; papermill still writes
+                # the output at the end, or when a cell raised.
+                output_path=output_path if options.save_every_cell else None,
                 kernel_env=env,
                 warm_kernels=options.warm_kernels,
                 prestart=options.prestart,
                 **kwargs,
             )
         except BaseException as e:
+            if output_path and not options.save_every_cell:  # a dead kernel, a timeout: papermill writes nothing
+                from papermill.iorw import write_ipynb
+
+                try:
+                    write_ipynb(nb, output_path)
+                except Exception:  # noqa: BLE001 - the job's record (with the notebook) matters more than the file
+                    logger.warning("mlops-nb could not write the executed notebook to %s", output_path)
             options.result = job.finish(nb, e, output_path)
             raise
         options.result = job.finish(nb, None, output_path)

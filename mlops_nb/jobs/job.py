@@ -66,6 +66,7 @@ class JobOptions:
     send: bool = True  # False: leave the records in the journals for the calling process (a sweep's) to send
     warm_kernels: bool = False  # run in a kernel started ahead, if there is one (a sweep's worker)
     prestart: bool = False  # and start one for the next job while this one runs
+    save_every_cell: bool = True  # papermill's saves of the output notebook after each cell (False: at the end)
     result: JobResult | None = None
 
 

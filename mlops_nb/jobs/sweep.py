@@ -312,6 +312,7 @@ def run_sweep(
                 run_name=f"{notebook.stem}[{_slug(child.parameters, sep=', ')}]",
                 tags={**options.tags, INDEX_TAG: str(child.index)},
                 warm_kernels=True,
+                save_every_cell=False,  # a sweep's notebooks are read when it is done: one write each
                 # The last jobs of each worker would start kernels no job uses.
                 prestart=child.index < len(children) - parallel,
             ),

@@ -1,7 +1,7 @@
 """Kernels forked from a warm template, for the jobs of a sweep's worker.
 
 Starting a Python kernel costs about 0.2 s of CPU before it runs anything: the interpreter starts and
-imports ipykernel, IPython and pyzmq. A sweep starts one kernel per job, on a machine whose cores the
+imports ipykernel, IPython, pyzmq and debugpy (for the kernel's debugger). A sweep starts one kernel per job, on a machine whose cores the
 kernels share. The zygote is a small process that imports those modules once and then forks a fresh kernel
 for each request: the child gets the job's environment, working directory, arguments and a new random seed,
 and runs ``IPKernelApp`` exactly as ``python -m ipykernel_launcher`` would. No user code has run in the
@@ -128,6 +128,7 @@ def _serve() -> None:  # pragma: no cover - runs in the zygote process
     import random
 
     from ipykernel import kernelapp
+    from ipykernel.debugger import Debugger  # noqa: F401  # debugpy: every kernel imports it as it starts
     from ipykernel.ipkernel import IPythonKernel  # noqa: F401
 
     def reap(*_: Any) -> None:

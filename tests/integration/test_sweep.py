@@ -304,6 +304,9 @@ def test_sweep_kernels_are_independent_and_die_alone(project: Path) -> None:
     for name in ("r", "np", "pid"):
         values = [r.data.metrics[name] for r in jobs.values()]
         assert len(set(values)) == len(values), (name, values)
+    # Every job's executed notebook is written, those of the dead and the timed-out kernel included.
+    outputs = list((project / ".mlops_nb" / "sweeps").glob("pipe-*/*.ipynb"))
+    assert len(outputs) == 6 and all(json.loads(p.read_text())["cells"] for p in outputs)
     _assert_nothing_running_here(project)
 
 
