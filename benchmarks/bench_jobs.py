@@ -6,7 +6,7 @@ Same machine, same run, each contender a fresh process timed from start to exit 
 - 8 papermill CLI runs one after another; 2 plain-papermill processes of 4 jobs each in parallel;
 - ``mlops-nb sweep --parallel 2`` (every job an MLflow run with params, input and output notebooks);
 - per-job overhead: in one warm process, ``run_job`` (our engine, tracked) against ``execute_notebook``,
-  8 jobs each (the MLflow load is paid once per process, like papermill's own imports); and one
+  8 jobs each, in turn, medians (the MLflow load is paid once per process, like papermill's own imports); and one
   ``mlops-nb run`` against one ``papermill`` CLI run, fixed costs included.
 
 Run: python benchmarks/bench_jobs.py [--repeat 3]
@@ -69,22 +69,23 @@ HALF = """
         papermill.execute_notebook("nb.ipynb", f"out/half-{{alpha}}.ipynb", parameters={{"alpha": float(alpha)}},
                                    progress_bar=False)
 """
+# One plain execution and one tracked job in turn (so that the machine's drift hits both alike), medians.
 PER_JOB = """
-    import time, sys
+    import statistics, time
     from pathlib import Path
     import papermill
     from mlops_nb.jobs.runner import run_job
     run_job(Path("nb.ipynb"), output=Path("out/warm.ipynb"), parameters={{"alpha": 0.5}})  # load MLflow once
     papermill.execute_notebook("nb.ipynb", "out/warm-pm.ipynb", parameters={{"alpha": 0.5}}, progress_bar=False)
-    t = time.perf_counter()
+    plain, ours = [], []
     for i, alpha in enumerate({alphas}):
+        t = time.perf_counter()
         papermill.execute_notebook("nb.ipynb", f"out/p{{i}}.ipynb", parameters={{"alpha": alpha}}, progress_bar=False)
-    plain = time.perf_counter() - t
-    t = time.perf_counter()
-    for i, alpha in enumerate({alphas}):
+        plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
         run_job(Path("nb.ipynb"), output=Path(f"out/m{{i}}.ipynb"), parameters={{"alpha": alpha}})
-    ours = time.perf_counter() - t
-    print(plain / {jobs}, ours / {jobs})
+        ours.append(time.perf_counter() - t)
+    print(statistics.median(plain), statistics.median(ours))
 """
 
 
@@ -147,7 +148,7 @@ def main() -> None:
                 )
             )
             out = subprocess.run(
-                python(PER_JOB.format(alphas=ALPHAS, jobs=JOBS)),
+                python(PER_JOB.format(alphas=ALPHAS)),
                 cwd=root,
                 env=env,
                 capture_output=True,
