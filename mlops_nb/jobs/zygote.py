@@ -1,11 +1,12 @@
 """Kernels forked from a warm template, for the jobs of a sweep's worker.
 
 Starting a Python kernel costs about 0.2 s of CPU before it runs anything: the interpreter starts and
-imports ipykernel, IPython, pyzmq and debugpy (for the kernel's debugger). A sweep starts one kernel per job, on a machine whose cores the
-kernels share. The zygote is a small process that imports those modules once and then forks a fresh kernel
-for each request: the child gets the job's environment, working directory, arguments and a new random seed,
-and runs ``IPKernelApp`` exactly as ``python -m ipykernel_launcher`` would. No user code has run in the
-zygote; its children start from the same state as a new interpreter with those modules imported.
+imports ipykernel, IPython, pyzmq and debugpy (for the kernel's debugger). A sweep starts one kernel per job,
+on a machine whose cores the kernels share. The zygote is a small process that imports those modules once
+and then forks a fresh kernel for each request: the child gets the job's environment, working directory,
+arguments and a new random seed, and runs ``IPKernelApp`` as ``python -m ipykernel_launcher`` would (told,
+as jupyter_client tells its kernels, to exit when its parent does). No user code has run in the zygote; its
+children start from the same state as a new interpreter with those modules imported.
 
 ``ZygoteProvisioner`` is the jupyter_client side: it launches through the zygote, and watches and signals
 the kernel through a pidfd, as the kernel is the zygote's child, not ours. Only kernels whose kernelspec runs
