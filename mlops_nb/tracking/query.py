@@ -144,8 +144,9 @@ def download_model(model_uri: str, dst: Path, settings: Settings | None = None) 
         )
     except (MlflowException, OSError) as e:
         if getattr(e, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            detail = getattr(e, "message", e)
             raise UsageError(
-                f"No model {model_uri!r} in MLflow at {s.tracking_uri}: {e.message}. Check the name, version or "  # type: ignore[attr-defined]
+                f"No model {model_uri!r} in MLflow at {s.tracking_uri}: {detail}. Check the name, version or "
                 "alias (the MLflow UI lists them) and MLFLOW_TRACKING_URI."
             ) from e
         raise StoreError(
