@@ -21,6 +21,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+import mlops_nb as mnb
 from mlops_nb.cli import main
 from mlops_nb.exceptions import ExportError
 from mlops_nb.serving.export import parse_uri
@@ -279,6 +280,13 @@ def test_export_refuses_bad_uri_missing_model_and_non_empty_out(project: Path) -
     assert result.exit_code == 2 and "models:/NAME@ALIAS" in result.output
     result = export("models:/nothing@champion", "--out", "pkg")
     assert result.exit_code == 2 and "No model models:/nothing@champion" in result.output
+    result = export(f"runs:/{'0' * 32}/model", "--out", "pkg")
+    assert result.exit_code == 2 and f"No model 'runs:/{'0' * 32}/model'" in result.output
+    with mnb.start_run("job", kind="job") as job:  # a job run: its models are in its stages
+        mnb.log_metric("accuracy", 1.0)
+    assert mnb.flush(60)
+    result = export(f"runs:/{job.run_id}/model", "--out", "pkg")
+    assert result.exit_code == 2 and "keeps its models in its stage runs" in result.output
     (project / "full").mkdir()
     (project / "full" / "keep.txt").write_text("mine")
     result = export("models:/nothing/1", "--out", "full")
