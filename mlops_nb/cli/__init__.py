@@ -55,7 +55,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"Error: {e}", err=True)
             sys.exit(STORE_EXIT if isinstance(e, StoreError) else USAGE_EXIT)
         except KeyboardInterrupt:  # what was recorded so far is kept; open runs end KILLED
-            click.echo("Interrupted: the runs of this command ended KILLED.", err=True)
+            click.echo("Interrupted: what was recorded is kept, and any run still open ended KILLED.", err=True)
             sys.exit(INTERRUPTED_EXIT)
 
     return wrapper
