@@ -17,13 +17,15 @@ from mlops_nb.stages.stage import StageOptions, StageRunner
 from mlops_nb.tracking import provenance, recorder, runs
 
 
-def _names(text: str | None) -> list[str] | None:
+def _names(text: str | None, *, paths: bool = False) -> list[str] | None:
+    """Comma-separated Python names (and, with ``paths``, file paths: anything with a '/' or a '.')."""
     if text is None:
         return None
     names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if not n.isidentifier()]
+    bad = [n for n in names if not n.isidentifier() and not (paths and ("/" in n or "." in n))]
     if bad:
-        raise UsageError(f"not a Python name: {', '.join(bad)} (give names separated by commas: --in df,model)")
+        what = "a Python name or a file path" if paths else "a Python name"
+        raise UsageError(f"not {what}: {', '.join(bad)} (separate them by commas: --in df,data/raw.csv)")
     return names
 
 
@@ -46,8 +48,8 @@ class MlopsMagics(Magics):
 
     @magic_arguments()
     @argument("stage", help="the stage name, e.g. train")
-    @argument("--in", dest="inputs", help="inputs, comma-separated (default: inferred from the code)")
-    @argument("--out", dest="outputs", help="outputs, comma-separated (default: inferred from the code)")
+    @argument("--in", dest="inputs", help="inputs: names and file paths, comma-separated (default: inferred)")
+    @argument("--out", dest="outputs", help="outputs: names and file paths, comma-separated (default: inferred)")
     @argument("--params", help="names to record as this stage's parameters, comma-separated")
     @argument("--no-cache", action="store_true", help="always run the cell; do not restore from the cache")
     @argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag on the stage run (repeatable)")
@@ -62,8 +64,8 @@ class MlopsMagics(Magics):
         except MlopsNbError as e:
             raise UsageError(str(e)) from e
         options = StageOptions(
-            inputs=_names(args.inputs),
-            outputs=_names(args.outputs),
+            inputs=_names(args.inputs, paths=True),
+            outputs=_names(args.outputs, paths=True),
             params=_names(args.params) or [],
             cache=not args.no_cache,
             tags=tags,

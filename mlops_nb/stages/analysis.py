@@ -9,19 +9,99 @@
 - **definitions**: functions and classes, restored by re-running their (cheap) definitions;
 - **normalised code**: the AST dump, so comments, blank lines and formatting do not change a stage's key.
 
+- **paths**: string constants (``pd.read_csv('data.csv')``, ``df.to_csv('out.csv')``), which the stage
+  takes as files it reads or writes when they name files; **path names**: inputs passed as the path of a
+  file-reading or -writing call (``pd.read_csv(data_path)``), whose values are looked at when the stage runs;
+- **opaque**: why the cell's inputs cannot all be seen (a shell escape, ``%run``, ``exec``/``eval``, a
+  subprocess, a file path computed at run time): such a cell is never served from the cache.
+
 IPython syntax inside the cell (``%time``, ``!ls``) is first turned into Python by IPython's transformer.
 What this cannot see: mutation through another function (``np.random.shuffle(a)``), names reached through
-``globals()``/``exec``, attributes of modules. ``%%track --in/--out`` override the inference.
+``globals()``, attributes of modules. ``%%track --in/--out`` override the inference.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
 import functools
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
-_BUILTINS = frozenset(dir(builtins)) | {"get_ipython", "display", "In", "Out", "exit", "quit"}
+# Read before assigned, these are not inputs unless the namespace has a value of that name (``max = 99``
+# shadows the builtin, and is then an input like any other): the stage checks the namespace.
+_IPYTHON_GLOBALS = frozenset({"get_ipython", "display", "In", "Out", "exit", "quit"})
+
+# Calls that read or write files, by the name called (``pd.read_csv``, ``open``, ``df.to_parquet``) and
+# the position of their path argument; ``to_*`` / ``read_*`` cover pandas, pyarrow and friends.
+_FILE_CALLS = {
+    "open": 0,
+    "load": 0,
+    "loadtxt": 0,
+    "genfromtxt": 0,
+    "fromfile": 0,
+    "imread": 0,
+    "open_dataset": 0,
+    "save": 0,
+    "savez": 0,
+    "savez_compressed": 0,
+    "savetxt": 0,
+    "savefig": 0,
+    "imwrite": 0,
+    "dump": 1,
+    "Path": 0,
+    "PurePath": 0,
+    "copy": 0,
+    "copyfile": 0,
+    "copytree": 0,
+    "move": 0,
+    "rename": 0,
+    "remove": 0,
+    "unlink": 0,
+    "rmtree": 0,
+    "makedirs": 0,
+    "mkdir": 0,
+    "listdir": 0,
+    "scandir": 0,
+    "glob": 0,
+    "iglob": 0,
+    "File": 0,
+    "connect": 0,
+}
+_PATH_KEYWORDS = frozenset({"path", "filepath_or_buffer", "path_or_buf", "fname", "file", "filename", "io", "where"})
+_URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://", "az://", "abfs://", "ftp://", "hdfs://")
+# Calls whose effect on inputs and outputs no analysis can see.
+_OPAQUE_CALLS = {
+    "exec": "runs code from a string (exec)",
+    "eval": "runs code from a string (eval)",
+    "compile": "compiles code from a string",
+    "__import__": "imports a module by a computed name",
+    "import_module": "imports a module by a computed name",
+    "globals": "reaches names through globals()",
+    "system": "runs a shell command",
+    "popen": "runs a shell command",
+    "getoutput": "runs a shell command",
+    "getstatusoutput": "runs a shell command",
+    "run": "runs a process",
+    "call": "runs a process",
+    "check_call": "runs a process",
+    "check_output": "runs a process",
+    "Popen": "runs a process",
+}
+_OPAQUE_MODULES = {
+    "run": "subprocess",
+    "call": "subprocess",
+    "check_call": "subprocess",
+    "check_output": "subprocess",
+    "Popen": "subprocess",
+    "system": "os",
+    "popen": "os",
+    "getoutput": "subprocess",
+    "getstatusoutput": "subprocess",
+    "import_module": "importlib",
+}
+# Line magics that only time, profile or set display options: their code (if any) is analysed.
+_CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture", "debug"})
+_HARMLESS_MAGICS = frozenset({"matplotlib", "precision", "pprint", "config", "load_ext", "who", "whos", "pwd"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +115,12 @@ class CellAnalysis:
     restore_code: str  # the cell's import statements and top-level def/class, re-run on a cache hit
     normalised: str
     python: str = field(repr=False)  # the cell as plain Python
+    paths: tuple[str, ...] = ()  # string constants: the files it may read or write, if they exist
+    call_paths: tuple[str, ...] = ()  # the constants given as paths to file calls (folders count there)
+    write_only: tuple[str, ...] = ()  # paths only given to calls that write them: outputs, not inputs
+    path_names: tuple[str, ...] = ()  # inputs used as paths of file calls
+    opaque: tuple[str, ...] = ()  # why its inputs cannot all be seen (then it is never served from the cache)
+    modules: tuple[str, ...] = ()  # the modules its import statements import
 
 
 def to_python(cell: str) -> str:
@@ -53,9 +139,18 @@ class _Visitor(ast.NodeVisitor):
         self.outputs: dict[str, None] = {}
         self.imports: dict[str, None] = {}
         self.definitions: dict[str, None] = {}
+        self.paths: dict[str, None] = {}  # string constants: files the cell may read or write
+        self.call_paths: dict[str, None] = {}  # string constants given as the path of a file call
+        self.written: dict[str, None] = {}  # ... of a call that writes it
+        self.read: dict[str, None] = {}  # ... of a call that reads it (or may)
+        self.path_names: dict[str, None] = {}  # inputs used as the path of a file call
+        self.opaque: dict[str, None] = {}  # why the cell's inputs cannot all be seen
+        self.constants: dict[str, str] = {}  # names assigned a string constant in the cell
+        self.handles: set[str] = set()  # names bound by ``with ... as`` (file objects)
+        self.modules: dict[str, None] = {}  # modules imported by import statements
 
     def _read(self, name: str) -> None:
-        if name not in self.assigned and name not in _BUILTINS:
+        if name not in self.assigned and name not in _IPYTHON_GLOBALS:
             self.inputs.setdefault(name)
 
     def _write(self, name: str) -> None:
@@ -82,6 +177,18 @@ class _Visitor(ast.NodeVisitor):
         self.visit(node.value)  # the value is read before the targets are bound
         for target in node.targets:
             self._target(target)
+            if isinstance(target, ast.Name):
+                if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                    self.constants[target.id] = node.value.value
+                else:
+                    self.constants.pop(target.id, None)
+                    if isinstance(node.value, ast.Call) and _called_name(node.value) == "open":
+                        self.handles.add(target.id)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if isinstance(value, str) and 0 < len(value) < 1024 and "\n" not in value and "\x00" not in value:
+            self.paths.setdefault(value)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -125,6 +232,8 @@ class _Visitor(ast.NodeVisitor):
             self.visit(item.context_expr)
             if item.optional_vars is not None:
                 self._target(item.optional_vars)
+                if isinstance(item.optional_vars, ast.Name):
+                    self.handles.add(item.optional_vars.id)
         for stmt in node.body:
             self.visit(stmt)
 
@@ -146,11 +255,91 @@ class _Visitor(ast.NodeVisitor):
             for stmt in ast.parse(node.args[-1].value).body:
                 self.visit(stmt)
             return
+        self._opaque_call(node)
+        self._file_call(node)
         if isinstance(node.func, ast.Attribute) and any(
             k.arg == "inplace" and not (isinstance(k.value, ast.Constant) and not k.value.value) for k in node.keywords
         ):
             self._mutate(node.func.value)  # df.dropna(inplace=True)
         self.generic_visit(node)
+
+    def _opaque_call(self, node: ast.Call) -> None:
+        func, name = node.func, _called_name(node)
+        line = getattr(node, "lineno", 0)
+        if isinstance(func, ast.Attribute) and func.attr in ("system", "getoutput", "run_line_magic", "run_cell_magic"):
+            owner = func.value
+            if isinstance(owner, ast.Call) and _called_name(owner) == "get_ipython":
+                if func.attr in ("system", "getoutput"):
+                    self.opaque.setdefault(f"runs a shell command (line {line})")
+                    return
+                magic = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+                if magic not in _CODE_MAGICS and magic not in _HARMLESS_MAGICS:
+                    self.opaque.setdefault(f"runs the magic %{magic} (line {line})")
+                return
+        if name in _OPAQUE_CALLS:
+            module = _OPAQUE_MODULES.get(name)
+            owner = func.value if isinstance(func, ast.Attribute) else None
+            # exec(...), check_output(...), subprocess.run(...), os.system(...); not run(), df.run(), model.call()
+            bare = isinstance(func, ast.Name) and name not in ("run", "call")
+            qualified = isinstance(owner, ast.Name) and module is not None and owner.id in (module, "sp")
+            if bare or qualified:
+                self.opaque.setdefault(f"{_OPAQUE_CALLS[name]} (line {line})")
+
+    def _file_call(self, node: ast.Call) -> None:
+        name = _called_name(node)
+        if not (name in _FILE_CALLS or name.startswith(("read_", "to_", "write_"))):
+            return
+        if name in ("Path", "PurePath", "join"):
+            if not self._static_path(node):
+                self.opaque.setdefault(
+                    f"uses a file path computed at run time: {ast.unparse(node)[:120]} (line {node.lineno})"
+                )
+            return
+        position = _FILE_CALLS.get(name, 0)
+        arg = next((k.value for k in node.keywords if k.arg in _PATH_KEYWORDS), None)
+        if arg is None and len(node.args) > position:
+            arg = node.args[position]
+        if arg is None:
+            return
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            (self.written if _writes(name, node) else self.read).setdefault(arg.value)
+        if self._static_path(arg):
+            return
+        where = f"{ast.unparse(node.func)}({ast.unparse(arg)})"[:120]
+        self.opaque.setdefault(f"reads or writes a file by a path computed at run time: {where} (line {node.lineno})")
+
+    def _static_path(self, arg: ast.AST) -> bool:
+        """True when the path argument is known before the cell runs (or is not a path at all)."""
+        if isinstance(arg, ast.Constant):
+            value = arg.value
+            if isinstance(value, str) and value.startswith(_URL_SCHEMES):
+                self.opaque.setdefault(f"reads a remote URL ({value[:80]})")
+            elif isinstance(value, str):
+                self.call_paths.setdefault(value)
+            return True
+        if isinstance(arg, ast.Name):
+            if arg.id in self.handles:
+                return True  # a file object opened by a call the analysis checks itself
+            if arg.id in self.constants:
+                self.call_paths.setdefault(self.constants[arg.id])
+                return True  # the constant is among the paths already
+            if arg.id not in self.assigned:
+                self.path_names.setdefault(arg.id)  # an input: its value is looked at when the stage runs
+                return True
+            return False
+        if isinstance(arg, ast.Call):
+            # Path('a', 'b') / os.path.join('a', 'b') with constant parts: a known path; StringIO(...),
+            # open(...) and other calls: a buffer or a file object, not a path.
+            if _called_name(arg) in ("Path", "PurePath", "join"):
+                parts = [a for a in arg.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                if len(parts) == len(arg.args) and not arg.keywords:
+                    joined = str(PurePath(*(p.value for p in parts))) if parts else "."
+                    self.paths.setdefault(joined)
+                    self.call_paths.setdefault(joined)
+                    return True
+                return False
+            return True
+        return isinstance(arg, (ast.Starred, ast.Lambda))
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         if node.type is not None:
@@ -163,16 +352,20 @@ class _Visitor(ast.NodeVisitor):
     # --- imports and definitions --------------------------------------------------------------------
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self._import(alias.asname or alias.name.split(".")[0])
+            self._import(alias.asname or alias.name.split(".")[0], alias.name)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
             if alias.name != "*":
-                self._import(alias.asname or alias.name)
+                self._import(alias.asname or alias.name, node.module if node.level == 0 else None)
+            elif node.module and node.level == 0:
+                self.modules.setdefault(node.module)
 
-    def _import(self, name: str) -> None:
+    def _import(self, name: str, module: str | None) -> None:
         self.assigned.setdefault(name)
         self.imports.setdefault(name)
+        if module:
+            self.modules.setdefault(module)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
         if not isinstance(node, ast.Lambda):
@@ -205,7 +398,29 @@ class _Visitor(ast.NodeVisitor):
     visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
 
 
-_CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture", "debug"})
+_WRITERS = frozenset(
+    {"save", "savez", "savez_compressed", "savetxt", "savefig", "imwrite", "dump", "mkdir", "makedirs"}
+)
+
+
+def _writes(name: str, node: ast.Call) -> bool:
+    """True for a call that only writes its path: ``df.to_csv(p)``, ``np.save(p, a)``, ``open(p, 'w')``."""
+    if name.startswith(("to_", "write_")) or name in _WRITERS:
+        return True
+    if name == "open":
+        mode = next((k.value for k in node.keywords if k.arg == "mode"), node.args[1] if len(node.args) > 1 else None)
+        return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and not {"r", "a", "+"} & set(mode.value)
+    return False
+
+
+def _called_name(node: ast.Call) -> str:
+    """The name a call calls: ``open``, ``read_csv`` for ``pd.read_csv``, ``''`` for anything else."""
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
 
 
 def _is_magic_running_code(node: ast.Call) -> bool:
@@ -272,4 +487,10 @@ def analyse(cell: str) -> CellAnalysis:
         restore_code=ast.unparse(ast.Module(body=restore, type_ignores=[])),
         normalised=ast.dump(tree, annotate_fields=False, include_attributes=False),
         python=python,
+        paths=tuple(visitor.paths),
+        call_paths=tuple(visitor.call_paths),
+        write_only=tuple(p for p in visitor.written if p not in visitor.read),
+        path_names=tuple(visitor.path_names),
+        opaque=tuple(visitor.opaque),
+        modules=tuple(visitor.modules),
     )

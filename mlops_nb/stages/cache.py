@@ -1,8 +1,9 @@
 """The stage cache: content-addressed entries of a stage's outputs, checked on every restore.
 
 An entry is a folder ``<cache_dir>/v1/<key[:2]>/<key>/`` with one file per output — parquet for data
-frames, ``.npy`` for numeric arrays, pickle for everything else — and ``manifest.json`` with each file's
-SHA-256, the outputs' fingerprints, the metrics the stage logged and the run that produced it. Entries are
+frames, ``.npy`` for numeric arrays, pickle for everything else — a copy of each file (or folder) the stage
+wrote under ``files/``, and ``manifest.json`` with each file's SHA-256, the outputs' fingerprints, the
+metrics the stage logged and the run that produced it. Entries are
 written to a temporary folder and renamed into place, so a reader never sees half an entry. Restoring
 checks every file's digest first: a corrupt, missing or unreadable entry is a miss (and is deleted),
 never a wrong value. The least recently used entries are evicted beyond the size bound.
@@ -79,6 +80,42 @@ def _read(path: Path, fmt: str) -> Any:
         return pickle.load(f)
 
 
+def _copy_in(entry: Path, name: str, path: str, folder: bool) -> dict[str, Any]:
+    """Copy a file or folder the stage wrote into the entry; its manifest part."""
+    source = Path(path)
+    target = entry / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if folder and source.is_dir():
+        shutil.copytree(source, target)
+        members = {str(p.relative_to(entry)): _sha256(p) for p in sorted(target.rglob("*")) if p.is_file()}
+        return {"kind": "folder", "copy": name, "members": members}
+    if source.is_file():
+        shutil.copyfile(source, target)
+        return {"kind": "file", "copy": name, "members": {name: _sha256(target)}}
+    return {"kind": "deleted"}
+
+
+def _write_back(entry: Path, path: str, meta: dict[str, Any]) -> None:
+    """Put a file or folder the stage wrote back where it wrote it (atomically: a copy renamed into place)."""
+    dest = Path(path)
+    if meta["kind"] == "deleted":
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest, ignore_errors=True)
+        else:
+            dest.unlink(missing_ok=True)
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.mlops-nb-{unique_id()}")
+    if meta["kind"] == "folder":
+        shutil.copytree(entry / meta["copy"], tmp)
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    else:
+        shutil.copyfile(entry / meta["copy"], tmp)
+        tmp.replace(dest)
+
+
 class Cache:
     """The cache under ``folder``, kept under ``max_bytes`` by evicting least recently used entries."""
 
@@ -100,7 +137,8 @@ class Cache:
         return Entry(key, folder, manifest)
 
     def restore(self, entry: Entry) -> dict[str, Any]:
-        """The entry's output values, every file verified first. Raises CacheMiss (and drops the entry)."""
+        """The entry's output values, every file verified first, and the files the stage wrote written back.
+        Raises CacheMiss (and drops the entry)."""
         values = {}
         try:
             for name, meta in entry.manifest["outputs"].items():
@@ -108,35 +146,64 @@ class Cache:
                 if _sha256(path) != meta["sha256"]:
                     raise CacheMiss(f"{path.name} does not match its recorded SHA-256")
                 values[name] = _read(path, meta["format"])
+            written = entry.manifest.get("files", {})
+            for meta in written.values():
+                for file, digest in meta.get("members", {}).items():
+                    if _sha256(entry.folder / file) != digest:
+                        raise CacheMiss(f"{file} does not match its recorded SHA-256")
         except CacheMiss:
             self.drop(entry.key)
             raise
         except Exception as e:
             self.drop(entry.key)
             raise CacheMiss(f"cannot read the cached outputs: {e!r}") from e
-        os.utime(entry.folder / "manifest.json")  # recently used, for eviction
+        for path, meta in written.items():
+            _write_back(entry.folder, path, meta)
+        try:
+            os.utime(entry.folder / "manifest.json")  # recently used, for eviction
+        except OSError:
+            pass  # a read-only cache is still a cache; eviction then goes by creation time
         return values
 
     def store(
-        self, key: str, outputs: dict[str, Any], fingerprints: dict[str, str | None], meta: dict[str, Any]
+        self,
+        key: str,
+        outputs: dict[str, Any],
+        fingerprints: dict[str, str | None],
+        meta: dict[str, Any],
+        files: dict[str, bool] | None = None,
     ) -> Entry:
-        """Write an entry atomically. Raises whatever serialising an output raises (nothing is left behind)."""
+        """Write an entry atomically. ``files``: paths the stage wrote (True: may be a folder), copied in as
+        they are now (a path that is gone is deleted again on a restore). Raises whatever serialising an
+        output raises (nothing is left behind)."""
         if self._total is None:
             self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{unique_id()}"
         tmp.mkdir()
         try:
-            files = {}
+            outputs_meta = {}
             for name, value in outputs.items():
                 file, fmt = _write(value, tmp, name)
-                files[name] = {
+                outputs_meta[name] = {
                     "file": file,
                     "format": fmt,
                     "sha256": _sha256(tmp / file),
                     "fingerprint": fingerprints.get(name),
                 }
-            size = sum(p.stat().st_size for p in tmp.iterdir())
-            manifest = {"format": FORMAT, "key": key, "created": time.time(), "size": size, "outputs": files, **meta}
+            written = {
+                path: _copy_in(tmp, f"files/{i}", path, folder)
+                for i, (path, folder) in enumerate((files or {}).items())
+            }
+            size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+            manifest = {
+                "format": FORMAT,
+                "key": key,
+                "created": time.time(),
+                "size": size,
+                "outputs": outputs_meta,
+                "files": written,
+                **meta,
+            }
             (tmp / "manifest.json").write_text(json.dumps(manifest, default=str))
             target = self._folder(key)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,20 +1,39 @@
 """Content fingerprints of Python values: equal values, equal fingerprints; any change, another one.
 
 pandas objects hash their contents with pandas' vectorised ``hash_pandas_object`` plus dtypes, column
-names and index (a 1M x 20 frame in ~0.1 s); numpy arrays hash their buffer with BLAKE2; functions and
-classes defined in the notebook hash their code (not their cell's file name, which changes per kernel);
-modules are their name and version; everything else goes through ``joblib.hash``. A value that cannot be
-hashed gets ``None``: the stage that reads it cannot be served from the cache.
+names and index (a 1M x 20 frame in ~0.1 s); numpy arrays hash their buffer with BLAKE2; everything else
+goes through ``joblib.hash`` with one change: code that is *the user's* — defined in the notebook
+(``__main__``) or in a local module (a ``.py`` file of the project, not an installed package) — is hashed by
+what it does, not by its name:
+
+- a function: its code, defaults, keyword-only defaults, closure cells and the globals it reads, recursively;
+- a class: its bases and members (methods as functions); so an instance of a notebook class hashes its
+  class too, wherever it sits (in a list, inside a scikit-learn pipeline);
+- a local module: its members.
+
+Installed code is its module, qualified name and package version. A value that cannot be hashed gets
+``None``: the stage that reads it cannot be served from the cache.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import sys
+import sysconfig
 import types
 from typing import Any
 
 UNHASHABLE = None
+_EXCLUDED_MEMBERS = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__dataclass_fields__"}
+    | {"__dataclass_params__", "__match_args__", "__slotnames__", "__firstlineno__", "__static_attributes__"}
+)
+
+
+class Unhashable(Exception):
+    """A part of a value cannot be fingerprinted."""
 
 
 def _blake(*parts: bytes | str) -> str:
@@ -25,6 +44,59 @@ def _blake(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
+# --- whose code is it ---------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(name)
+        if path:
+            paths.add(path)
+    import site
+
+    paths.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    paths.add(site.getusersitepackages())
+    return tuple(sorted(os.path.realpath(p) + os.sep for p in paths if p))
+
+
+@functools.lru_cache(maxsize=4096)
+def is_local_file(filename: str) -> bool:
+    """True for a file of the project's own code (not under the interpreter's or an environment's folders)."""
+    real = os.path.realpath(filename)
+    return not any(real.startswith(root) for root in _installed_roots())
+
+
+def is_local_module(name: str | None) -> bool:
+    """True for the notebook (``__main__``) and modules loaded from the project's own ``.py`` files."""
+    if not name:
+        return False
+    if name == "__main__":
+        return True
+    top = name.partition(".")[0]
+    if top == "mlops_nb" or top in sys.stdlib_module_names:
+        return False
+    module = sys.modules.get(name)
+    filename = getattr(module, "__file__", None)
+    return isinstance(filename, str) and is_local_file(filename)
+
+
+@functools.lru_cache(maxsize=1024)
+def package_version(module_name: str) -> str:
+    """The version of the installed package that ``module_name`` belongs to ('' when unknown)."""
+    top = module_name.partition(".")[0]
+    module = sys.modules.get(top)
+    version = getattr(module, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib import metadata
+
+    try:
+        return metadata.version(top)
+    except (metadata.PackageNotFoundError, ValueError):
+        return ""
+
+
+# --- values -----------------------------------------------------------------------------------------
 def _pandas(value: Any) -> str:
     import pandas as pd
 
@@ -39,46 +111,161 @@ def _pandas(value: Any) -> str:
     return _blake(type(value).__name__, meta, repr(value.index.names), str(value.index.dtype), rows.tobytes())
 
 
-def _numpy(value: Any) -> str | None:
+def _numpy(value: Any, seen: _Seen) -> str:
     import numpy as np
 
     if value.dtype.hasobject:
-        return _joblib(value)
+        return _joblib(value, seen)
     return _blake("ndarray", str(value.dtype), repr(value.shape), np.ascontiguousarray(value).data)
 
 
-def _code(code: types.CodeType) -> str:
-    parts: list[bytes | str] = [code.co_code, repr(code.co_names), repr(code.co_varnames)]
+class _Seen:
+    """Fingerprints of user code computed during one ``fingerprint`` call, and the code being hashed (cycles)."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, str] = {}
+        self.active: set[int] = set()
+        self.keep: list[Any] = []  # keeps the objects alive, so their ids stay theirs during the call
+
+
+def _user_code(value: Any, seen: _Seen) -> str:
+    """The fingerprint of a function, class or module of the user's, by content (memoised, cycle-safe)."""
+    key = id(value)
+    if key in seen.done:
+        return seen.done[key]
+    if key in seen.active:  # recursion (a function calling itself, a class method naming its class)
+        return _blake("cycle", getattr(value, "__qualname__", getattr(value, "__name__", "?")))
+    seen.active.add(key)
+    try:
+        if isinstance(value, types.ModuleType):
+            result = _module(value, seen)
+        elif isinstance(value, type):
+            result = _class(value, seen)
+        else:
+            result = _function(value, seen)
+    finally:
+        seen.active.discard(key)
+    seen.done[key] = result
+    seen.keep.append(value)
+    return result
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
     for const in code.co_consts:
-        parts.append(_code(const) if isinstance(const, types.CodeType) else repr(const))
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _code(code: types.CodeType) -> str:
+    parts: list[bytes | str] = [
+        code.co_code,
+        repr(code.co_names),
+        repr(code.co_varnames),
+        repr(code.co_freevars),
+        repr(code.co_cellvars),
+        repr((code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)),
+    ]
+    for const in code.co_consts:
+        parts.append(_code(const) if isinstance(const, types.CodeType) else f"{type(const).__name__}:{const!r}")
     return _blake(*parts)
 
 
-def _function(value: types.FunctionType) -> str:
-    defaults = fingerprint(value.__defaults__) if value.__defaults__ else ""
-    return _blake("function", value.__qualname__, _code(value.__code__), defaults or "?")
+def _function(func: types.FunctionType, seen: _Seen) -> str:
+    parts = ["function", func.__qualname__, _code(func.__code__)]
+    parts.append(_value(func.__defaults__, seen) if func.__defaults__ else "-")
+    parts.append(_value(func.__kwdefaults__, seen) if func.__kwdefaults__ else "-")
+    for cell in func.__closure__ or ():
+        try:
+            parts.append(_value(cell.cell_contents, seen))
+        except ValueError:  # a cell not yet filled
+            parts.append("empty cell")
+    # The globals it reads (names of its code and nested code), as they are now: a constant, a helper...
+    globals_ = func.__globals__
+    for name in sorted(_code_names(func.__code__)):
+        if name in globals_:
+            parts.extend((name, _value(globals_[name], seen)))
+    return _blake(*parts)
 
 
-def _class(value: type) -> str:
-    members = [
-        f"{k}:{_function(v) if isinstance(v, types.FunctionType) else repr(v)[:200]}"
-        for k, v in sorted(vars(value).items())
-        if not k.startswith("__") or k == "__init__"
-    ]
-    return _blake("class", value.__qualname__, *members)
+def _member(value: Any, seen: _Seen) -> str:
+    if isinstance(value, (staticmethod, classmethod)):
+        return "method:" + _member(value.__func__, seen)
+    if isinstance(value, property):
+        return "property:" + ",".join(_member(f, seen) if f is not None else "-" for f in (value.fget, value.fset))
+    if isinstance(value, functools.cached_property):
+        return "cached_property:" + _member(value.func, seen)
+    return _value(value, seen)
 
 
-def _joblib(value: Any) -> str | None:
-    import joblib
+def _class(cls: type, seen: _Seen) -> str:
+    parts = ["class", cls.__qualname__, repr(getattr(cls, "__annotations__", {}))]
+    parts.extend(_value(base, seen) for base in cls.__bases__)
+    for name, member in sorted(vars(cls).items()):
+        if name not in _EXCLUDED_MEMBERS:
+            parts.extend((name, _member(member, seen)))
+    return _blake(*parts)
 
+
+def _module(module: types.ModuleType, seen: _Seen) -> str:
+    if not is_local_module(module.__name__):
+        return _blake("module", module.__name__, package_version(module.__name__))
+    parts = ["local module", module.__name__]
+    for name, member in sorted(vars(module).items()):
+        if not name.startswith("__"):
+            parts.extend((name, _value(member, seen)))
+    return _blake(*parts)
+
+
+def _is_user_code(value: Any) -> bool:
+    if isinstance(value, types.ModuleType):
+        return is_local_module(value.__name__)
+    if isinstance(value, (types.FunctionType, type)):
+        return is_local_module(getattr(value, "__module__", None))
+    return False
+
+
+@functools.lru_cache(maxsize=2)
+def _hasher_class(numpy: bool) -> type:
+    """joblib's hasher, except that user code is hashed by content and installed code carries its version."""
+    from joblib.hashing import Hasher, NumpyHasher
+
+    base = NumpyHasher if numpy else Hasher
+
+    class UserCodeHasher(base):  # type: ignore[misc, valid-type]
+        seen: _Seen
+
+        def save_global(self, obj: Any, name: str | None = None) -> None:
+            if _is_user_code(obj):
+                self.save(f"mlops-nb user code {_user_code(obj, self.seen)}")
+                return
+            super().save_global(obj, name)
+            self.save(f"version {package_version(getattr(obj, '__module__', None) or '')}")
+
+        def save(self, obj: Any) -> None:
+            if isinstance(obj, types.ModuleType):  # modules do not pickle: name and version, or content
+                self.save(f"mlops-nb module {_module(obj, self.seen)}")
+                return
+            super().save(obj)
+
+        dispatch = base.dispatch.copy()
+        for _t in (type(len), type, types.FunctionType):
+            dispatch[_t] = save_global
+
+    return UserCodeHasher
+
+
+def _joblib(value: Any, seen: _Seen) -> str:
     try:
-        return "j" + joblib.hash(value)
-    except Exception:  # noqa: BLE001 - unpicklable (a lock, a generator, a connection): not cacheable
-        return UNHASHABLE
+        hasher = _hasher_class("numpy" in sys.modules)(hash_name="md5")
+        hasher.seen = seen
+        return "j" + hasher.hash(value)
+    except Exception as e:  # unpicklable (a lock, a generator, a connection): not cacheable
+        raise Unhashable(f"{type(value).__name__}: {e}"[:300]) from e
 
 
-def fingerprint(value: Any) -> str | None:
-    """A hex fingerprint of ``value``'s content, or None when it cannot be fingerprinted."""
+def _value(value: Any, seen: _Seen) -> str:
     module = type(value).__module__.split(".")[0]
     if module == "pandas":
         import pandas as pd
@@ -87,16 +274,19 @@ def fingerprint(value: Any) -> str | None:
             try:
                 return _pandas(value)
             except TypeError:  # unhashable cells (lists in an object column): fall back to pickling
-                return _joblib(value)
+                return _joblib(value, seen)
     if module == "numpy" and type(value).__name__ == "ndarray":
-        return _numpy(value)
+        return _numpy(value, seen)
     if isinstance(value, types.ModuleType):
-        version = getattr(value, "__version__", None) or getattr(
-            sys.modules.get(value.__name__.split(".")[0]), "__version__", ""
-        )
-        return _blake("module", value.__name__, str(version))
-    if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
-        return _function(value)
-    if isinstance(value, type) and value.__module__ == "__main__":
-        return _class(value)
-    return _joblib(value)
+        return _module(value, seen)
+    if _is_user_code(value):
+        return _user_code(value, seen)
+    return _joblib(value, seen)
+
+
+def fingerprint(value: Any) -> str | None:
+    """A hex fingerprint of ``value``'s content, or None when it cannot be fingerprinted."""
+    try:
+        return _value(value, _Seen())
+    except (Unhashable, RecursionError):
+        return UNHASHABLE

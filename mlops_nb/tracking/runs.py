@@ -26,6 +26,7 @@ CACHE_HIT_TAG = "mlops_nb.cache_hit"
 ERROR_TAG = "mlops_nb.error"
 MODELS_TAG = "mlops_nb.models"  # comma-separated artifact paths of the models a run logged
 TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script")
+_MAX_HISTORY = 100_000
 
 
 class Run:
@@ -58,6 +59,7 @@ class Run:
         self._recorder = recorder
         self._params: dict[str, str] = {}
         self.metrics: dict[str, float] = {}  # latest value of each metric logged here
+        self.metric_history: list[tuple[str, float, int]] = []  # (key, value, step) of every value logged here
         self.models: list[str] = []  # artifact paths of the models logged here
         if self.attached:
             return
@@ -104,8 +106,11 @@ class Run:
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
         self._check_open()
         rollup = self.root.key if self.root is not self and self.root.status == "RUNNING" else None
-        self._recorder.log_metric(self.key, key, value, 0 if step is None else step, timestamp, rollup)
+        step = 0 if step is None else step
+        self._recorder.log_metric(self.key, key, value, step, timestamp, rollup)
         self.metrics[key] = float(value)
+        if len(self.metric_history) <= _MAX_HISTORY:  # what a cache hit logs again; one past the bound says so
+            self.metric_history.append((key, float(value), int(step)))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
         for key, value in metrics.items():

@@ -117,7 +117,8 @@ def test_declared_inputs_outputs_params_tags_and_no_cache(ip, project: Path) -> 
     run = runs[0]
     assert run.data.params == {"lr": "0.1"}
     assert run.data.tags["owner"] == "me" and run.data.tags["mlops_nb.cache_skipped"] == "--no-cache"
-    assert set(k for k in run.data.tags if k.startswith("mlops_nb.input.")) == {"mlops_nb.input.a"}
+    # declared params are part of the key, so they are inputs too
+    assert set(k for k in run.data.tags if k.startswith("mlops_nb.input.")) == {"mlops_nb.input.a", "mlops_nb.input.lr"}
     assert set(k for k in run.data.tags if k.startswith("mlops_nb.output.")) == {"mlops_nb.output.c"}
 
 

@@ -18,9 +18,9 @@ from mlops_nb.stages.stage import stage_key
         ("y = df.head()", ("df",), ("y",)),  # a call whose result is used is not a mutation
         ("df.dropna(inplace=True)", ("df",), ("df",)),
         ("total += x", ("x", "total"), ("total",)),
-        ("for i in range(n):\n    acc.append(i)", ("n", "acc"), ("i", "acc")),
+        ("for i in range(n):\n    acc.append(i)", ("range", "n", "acc"), ("i", "acc")),  # builtins: if shadowed
         ("a, (b, *c) = t", ("t",), ("a", "b", "c")),
-        ("with open(p) as f:\n    text = f.read()", ("p",), ("f", "text")),
+        ("with open(p) as f:\n    text = f.read()", ("open", "p"), ("f", "text")),
         ("vals = [v * k for v in data]", ("k", "data"), ("vals",)),
         ("def f(a):\n    return a + offset\nres = f(3)", ("offset",), ("res",)),
         ("x = 1\ny = x + z", ("z",), ("x", "y")),  # x is assigned before it is read
@@ -62,16 +62,19 @@ noise = st.sampled_from(["", "\n", "# a comment\n", "\n\n# another\n\n"])
 def test_stage_key_ignores_formatting(t: str, a: str, n: int, layout: str, other: str, before: str, after: str) -> None:
     first = layout.format(t=t, a=a, n=n)
     second = before + other.format(t=t, a=a, n=n) + "\n" + after
-    key = lambda code: stage_key(analyse(code).normalised, {a: "fp"}, {}, None)  # noqa: E731
+    key = lambda code: stage_key(analyse(code).normalised, {a: "fp"})  # noqa: E731
     assert key(first) == key(second)
 
 
 @given(t=names, a=names, n=numbers, m=numbers, layout=layouts)
 def test_stage_key_changes_with_semantics(t: str, a: str, n: int, m: int, layout: str) -> None:
-    key = lambda code, fp="fp": stage_key(analyse(code).normalised, {a: fp}, {}, None)  # noqa: E731
+    key = lambda code, fp="fp": stage_key(analyse(code).normalised, {a: fp})  # noqa: E731
     code = layout.format(t=t, a=a, n=n)
     if n != m:
         assert key(code) != key(layout.format(t=t, a=a, n=m))  # another constant
     assert key(code) != key(code.replace("+", "-"))  # another operator
     assert key(code) != key(code, fp="changed")  # an input's value changed
-    assert stage_key("c", {}, {"C": "1"}, None) != stage_key("c", {}, {"C": "2"}, None)  # a parameter
+    assert stage_key("c", {"C": "1"}) != stage_key("c", {"C": "2"})  # a parameter is an input like any other
+    assert stage_key("c", {}, files={"d.csv": "1"}) != stage_key("c", {}, files={"d.csv": "2"})  # a file read
+    assert stage_key("c", {}, modules={"helpers": "1"}) != stage_key("c", {}, modules={"helpers": "2"})
+    assert stage_key("c", {}, context={"store": "a"}) != stage_key("c", {}, context={"store": "b"})
