@@ -59,3 +59,40 @@ def test_least_recently_used_entries_are_evicted_beyond_the_bound(tmp_path: Path
     cache.store("3" * 64, {"b": blob}, {"b": "fp"}, {})
     assert cache.lookup("2" * 64) is None
     assert cache.lookup("1" * 64) is not None and cache.lookup("3" * 64) is not None
+
+
+def test_a_read_only_entry_is_still_a_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = Cache(tmp_path, max_bytes=10**9)
+    entry = cache.store("d" * 64, {"x": np.arange(5)}, {"x": "fp"}, {})
+    for path in entry.folder.iterdir():
+        path.chmod(0o444)
+
+    def refuse(*args, **kwargs):  # what a read-only file gives a non-root user (root may write anyway)
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "utime", refuse)
+    np.testing.assert_array_equal(cache.restore(cache.lookup("d" * 64))["x"], np.arange(5))
+
+
+def test_files_a_stage_wrote_are_verified_and_written_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("out.csv").write_text("a\n1\n")
+    Path("plots").mkdir()
+    Path("plots/p.txt").write_text("plot")
+    cache = Cache(tmp_path / "cache", max_bytes=10**9)
+    cache.store("e" * 64, {}, {}, {}, files={"out.csv": False, "plots": True, "gone.txt": False})
+    Path("out.csv").write_text("changed")
+    Path("gone.txt").write_text("should be deleted again")
+    import shutil
+
+    shutil.rmtree("plots")
+    cache.restore(cache.lookup("e" * 64))
+    assert Path("out.csv").read_text() == "a\n1\n"
+    assert Path("plots/p.txt").read_text() == "plot"
+    assert not Path("gone.txt").exists()
+    entry = cache.lookup("e" * 64)
+    (entry.folder / "files" / "0").write_text("tampered")
+    Path("out.csv").write_text("mine")
+    with pytest.raises(CacheMiss, match="SHA-256"):
+        cache.restore(entry)
+    assert Path("out.csv").read_text() == "mine"  # nothing written from a corrupt entry
