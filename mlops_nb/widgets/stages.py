@@ -11,13 +11,22 @@ from mlops_nb.tracking.recorder import get_recorder
 COLUMNS = ["stage", "status", "duration_s", "cache_hit", "run_id", "note"]
 
 
+# A kernel run by ``mlops-nb run`` only journals: the job's process creates the MLflow runs, so the kernel
+# never learns their ids (they are the job run's child runs in MLflow).
+IN_JOB = "in the job's run"
+
+
+def _run_id(record: StageRecord) -> str:
+    return record.run_id or (IN_JOB if get_recorder().sender is None else "")
+
+
 def _row(record: StageRecord) -> dict[str, Any]:
     return {
         "stage": record.name,
         "status": record.status,
         "duration_s": round(record.duration, 3),
         "cache_hit": record.cache_hit,
-        "run_id": record.run_id,
+        "run_id": _run_id(record),
         "note": record.note,
     }
 
@@ -32,6 +41,8 @@ def stage_table(records: list[StageRecord]) -> Any:
 def _run_link(run_id: str) -> str:
     if not run_id:
         return "<i>sending…</i>"
+    if run_id == IN_JOB:
+        return f"<i>{IN_JOB}</i>"
     uri = get_recorder().settings.tracking_uri
     if uri.startswith(("http://", "https://")):
         return f'<a href="{html.escape(uri.rstrip("/"))}/#/runs/{run_id}" target="_blank"><code>{run_id}</code></a>'
@@ -60,7 +71,7 @@ class StagePanel:
             rows.append(
                 f"<tr><td><b>{html.escape(r.name)}</b></td>"
                 f'<td style="color:{colour}">{r.status}</td><td>{r.duration:.2f} s</td><td>{hit}</td>'
-                f"<td>{_run_link(r.run_id)}</td><td>{html.escape(r.note)}</td></tr>"
+                f"<td>{_run_link(_run_id(r))}</td><td>{html.escape(r.note)}</td></tr>"
             )
         body = "".join(rows) or '<tr><td colspan="6"><i>no stage has run in this session yet</i></td></tr>'
         self.widget.value = (

@@ -251,3 +251,11 @@ def test_plain_papermill_cli_with_the_mlops_nb_engine_records_the_job(project: P
     assert len(stages) == 2
     output = json.loads((project / "out.ipynb").read_text())
     assert output["metadata"]["mlops_nb"]["run_id"] == job.info.run_id
+
+
+def test_the_stage_table_of_a_job_says_where_the_run_ids_are(project: Path) -> None:
+    write_notebook(project / "nb.ipynb", *PIPELINE, "%mlops stages", parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb("run", "nb.ipynb", "--output", "out.ipynb", cwd=project)
+    assert done.returncode == 0, done.stderr
+    table = json.loads((project / "out.ipynb").read_text())["cells"][-1]["outputs"][0]["data"]["text/plain"]
+    assert "".join(table).count("in the job's run") == 2  # not an empty column: the kernel cannot know the ids
