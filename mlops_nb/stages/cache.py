@@ -194,7 +194,7 @@ class Cache:
                 path: _copy_in(tmp, f"files/{i}", path, folder)
                 for i, (path, folder) in enumerate((files or {}).items())
             }
-            size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+            size = sum(p.stat().st_size for p in (tmp.rglob("*") if written else tmp.iterdir()) if p.is_file())
             manifest = {
                 "format": FORMAT,
                 "key": key,

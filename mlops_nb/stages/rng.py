@@ -24,35 +24,58 @@ def _numpy_random() -> Any:
 
 
 def states(*, python: bool = True) -> dict[str, Any]:
-    """The current global states, as JSON-able values (only of the generators that are loaded). ``python``:
+    """The current global states (of the generators that are loaded), to compare and fingerprint. ``python``:
     include Python's ``random`` (only for cells that name it: importing some libraries draws from it)."""
     found: dict[str, Any] = {}
     random = sys.modules.get("random")
     if python and random is not None:
-        version, internal, gauss = random.getstate()
-        found["random"] = [version, list(internal), gauss]
+        found["random"] = random.getstate()
     np_random = _numpy_random()
     if np_random is not None and hasattr(np_random, "get_state"):
-        name, keys, pos, has_gauss, cached = np_random.get_state()
-        found["numpy"] = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+        found["numpy"] = np_random.get_state()
     return found
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple) and len(a) == 5 and hasattr(a[1], "tobytes"):  # numpy's (name, keys, pos, ...)
+        return a[0] == b[0] and a[2:] == b[2:] and a[1].tobytes() == b[1].tobytes()
+    return a == b
+
+
+def drawn(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The generators whose state changed in between (a generator loaded only in between does not count)."""
+    return [g for g in after if g in before and not _same(before[g], after[g])]
+
+
+def _jsonable(state: Any) -> list[Any]:
+    if hasattr(state[1], "tolist"):  # numpy
+        name, keys, pos, has_gauss, cached = state
+        return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
 
 
 def fingerprints(current: dict[str, Any]) -> dict[str, str]:
     """A short fingerprint of each state."""
     return {
-        name: hashlib.blake2b(json.dumps(state).encode(), digest_size=16).hexdigest() for name, state in current.items()
+        name: hashlib.blake2b(json.dumps(_jsonable(state)).encode(), digest_size=16).hexdigest()
+        for name, state in current.items()
     }
 
 
-def set_states(saved: dict[str, Any]) -> None:
-    """Put the generators into the saved states (those that are loaded now)."""
-    if "random" in saved and "random" in sys.modules:
-        version, internal, gauss = saved["random"]
+def saved(current: dict[str, Any]) -> dict[str, Any]:
+    """The states as JSON-able values, for a cache entry."""
+    return {name: _jsonable(state) for name, state in current.items()}
+
+
+def set_states(states_: dict[str, Any]) -> None:
+    """Put the generators into states saved by ``saved`` (those that are loaded now)."""
+    if "random" in states_ and "random" in sys.modules:
+        version, internal, gauss = states_["random"]
         sys.modules["random"].setstate((version, tuple(internal), gauss))
     np_random = _numpy_random()
-    if "numpy" in saved and np_random is not None:
+    if "numpy" in states_ and np_random is not None:
         import numpy as np
 
-        name, keys, pos, has_gauss, cached = saved["numpy"]
+        name, keys, pos, has_gauss, cached = states_["numpy"]
         np_random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))

@@ -395,7 +395,7 @@ class StageRunner:
     ) -> None:
         values = {n: self.ns[n] for n in fps}
         rng_after = rng.states(python="random" in rng_before)
-        drawn = [g for g, state in rng_after.items() if g in rng_before and rng_before[g] != state]
+        drawn = rng.drawn(rng_before, rng_after)
         meta = {
             "stage": record.name,
             "run_key": run.key,
@@ -403,8 +403,8 @@ class StageRunner:
             "duration": record.duration,
             "stdout": stdout,
             "restore_code": restore_code,
-            "rng_before": {g: fp for g, fp in rng.fingerprints(rng_before).items() if g in drawn},
-            "rng_after": {g: rng_after[g] for g in drawn},
+            "rng_before": rng.fingerprints({g: rng_before[g] for g in drawn}),
+            "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
         }
         if written:
             run.set_tag("mlops_nb.output_files", ",".join(written)[:5000])
