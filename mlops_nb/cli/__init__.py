@@ -30,6 +30,10 @@ COMMANDS = {
     "ci": "mlops_nb.cli.jobs:ci",
     "promote": "mlops_nb.cli.registry:promote",
     "export": "mlops_nb.cli.serving:export",
+    "runs": "mlops_nb.cli.read:runs",
+    "show": "mlops_nb.cli.read:show",
+    "diff": "mlops_nb.cli.read:diff",
+    "lineage": "mlops_nb.cli.read:lineage",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
@@ -38,6 +42,10 @@ HELP = {
     "ci": "Run the project's notebook jobs as CI checks (JUnit XML).",
     "promote": "Register a run's model in the MLflow registry behind gates.",
     "export": "Generate a standalone FastAPI serving package for a model.",
+    "runs": "List the runs of a notebook (or all), newest first.",
+    "show": "One run with its stages: status, duration, cache hits, metrics.",
+    "diff": "Why two runs differ: params, metrics, and the stages whose code or inputs changed.",
+    "lineage": "A model version back to its run, stages, notebook, commit and evidence.",
 }
 
 

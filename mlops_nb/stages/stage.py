@@ -26,6 +26,7 @@ from mlops_nb.stages import params as params_mod
 from mlops_nb.stages.analysis import CellAnalysis, analyse
 from mlops_nb.stages.cache import Cache
 from mlops_nb.stages.fingerprint import fingerprint, is_local_file, package_version
+from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import CACHE_HIT_TAG, Run, stage
@@ -122,6 +123,11 @@ class _Plan:
     uncacheable: str = ""  # why the stage cannot be served from or stored in the cache
 
 
+def _tag_key(prefix: str, name: str) -> str:
+    """A tag key MLflow accepts for a path or module name (letters, digits, ``_-./`` and spaces)."""
+    return prefix + re.sub(r"[^\w./\- ]", "_", name)
+
+
 def _split(declared: list[str] | None) -> tuple[list[str] | None, list[str]]:
     """Names and file paths of a ``--in``/``--out`` list."""
     if declared is None:
@@ -193,7 +199,10 @@ class StageRunner:
         self._changed(record)
         with run:
             run.log_params(plan.params)
-            run.set_tags({f"mlops_nb.input.{n}": fp or "unhashable" for n, fp in plan.fps.items()})
+            run.set_tags({f"{tags.INPUT_PREFIX}{n}": fp or "unhashable" for n, fp in plan.fps.items()})
+            run.set_tags({_tag_key(tags.FILE_PREFIX, p): fp for p, fp in plan.files.items() if len(p) < 200})
+            run.set_tags({_tag_key(tags.MODULE_PREFIX, m): fp for m, fp in plan.modules.items() if len(m) < 200})
+            run.set_tag(tags.CODE_HASH, hashlib.sha256(analysis.normalised.encode()).hexdigest()[:32])
             run.log_text(cell, "stage/code.py")
             if plan.files:
                 run.log_text(json.dumps(plan.files, indent=1), "stage/input_files.json")
