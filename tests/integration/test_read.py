@@ -125,3 +125,62 @@ def test_lineage_goes_from_the_version_to_its_run_stages_and_evidence(project: P
     assert found["monitors"] == []
     code, text = cli("lineage", "models:/churn/1")
     assert code == 0 and "churn version 1 @champion" in text and "stage train" in text
+
+
+def test_the_fast_page_of_an_embedded_store_is_what_mlflow_search_answers(project: Path) -> None:
+    """The SQLite fast path reads MLflow's tables itself: it must agree with MLflow's own search."""
+    from mlops_nb.config import load_settings
+    from mlops_nb.tracking import fastread
+
+    for i, (kind, notebook, experiment) in enumerate(
+        [("job", "nb/a.ipynb", "e1"), ("notebook", "nb/b.ipynb", "e1"), ("job", "nb/a.ipynb", "e2")] * 3
+    ):
+        with mnb.start_run(f"r{i}", kind=kind, experiment=experiment, tags={"mlops_nb.notebook": notebook}):
+            mnb.log_params({"i": i, "k": kind})
+            mnb.log_metric("m", i / 3)
+            with mnb.stage("s"):
+                mnb.log_metric("inner", float(i))
+    with mnb.start_run("weird", kind="job", experiment="e1", tags={"mlops_nb.notebook": "nb/a_b%.ipynb"}):
+        mnb.log_metric("m", float("nan"))
+    assert mnb.flush(120)
+    settings = load_settings()
+    db = fastread.sqlite_path(settings.tracking_uri)
+    assert db is not None and db.is_file()
+    for query in (
+        {},
+        {"kind": "job"},
+        {"experiment": "e1"},
+        {"notebook": "a.ipynb"},
+        {"notebook": "a_b%.ipynb"},
+        {"experiment": "e2", "kind": "job"},
+    ):
+        fast, slow, token, slow_token = [], [], None, None
+        while True:  # every page, 4 runs at a time
+            page = fastread.list_runs(
+                db,
+                experiment=query.get("experiment"),
+                kind=query.get("kind"),
+                notebook=query.get("notebook"),
+                max_results=4,
+                page_token=token,
+            )
+            fast += page["runs"]
+            token = page["next_page_token"]
+            if not token:
+                break
+        while True:
+            filters = [
+                f"tags.`mlops_nb.kind` = '{query['kind']}'" if "kind" in query else "tags.`mlops_nb.kind` != 'stage'"
+            ]
+            if "notebook" in query:
+                filters.append(f"tags.`mlops_nb.notebook` LIKE '%{query['notebook']}'")
+            page = reading._search(settings, filters, query.get("experiment"), 4, slow_token)
+            slow += page["runs"]
+            slow_token = page["next_page_token"]
+            if not slow_token or not page["runs"]:
+                break
+        if query.get("notebook") == "a.ipynb":  # MLflow's LIKE has no escape: '_' also matches 'a_b%'
+            slow = [r for r in slow if r["notebook"].endswith("/a.ipynb")]
+        key = lambda runs: [(r["run_id"], r["kind"], r["params"], repr(r["metrics"]), r["status"]) for r in runs]  # noqa: E731
+        assert key(fast) == key(slow), query
+        assert fast, query
