@@ -525,6 +525,14 @@ def test_a_tampered_model_file_stops_the_server(project: Path) -> None:
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model_file.write_bytes(bytes(data))
+    # serving.json beside the model agrees with the changed file: it is not what the server checks against
+    import hashlib
+
+    meta_file = pkg / "model" / "serving.json"
+    meta = json.loads(meta_file.read_text())
+    meta["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    meta["trusted_types"] = ["posix.system"]
+    meta_file.write_text(json.dumps(meta))
     for command in (
         [sys.executable, "-m", "app", "--port", str(free_port())],
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(free_port())],
@@ -569,3 +577,86 @@ def test_a_fresh_virtual_environment_with_only_the_requirements_runs_the_package
         timeout=600,
     )
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+
+
+# -- trust: only the person exporting decides what the model file may load ----------------------------------
+
+
+def log_hostile_model(project: Path, monkeypatch: pytest.MonkeyPatch, marker: Path) -> str:
+    """A real skops model file whose load runs ``touch MARKER`` through ``posix.system`` (a node skops
+    builds by calling its type with arguments from the file), its MLmodel declaring ``posix.system``
+    trusted, logged as a run's model; returns ``runs:/<run>/model``."""
+    import io
+    import tempfile
+    import zipfile
+
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.tracking import query
+
+    X = np.random.RandomState(0).rand(40, 2)
+    model = LogisticRegression().fit(X, (X[:, 0] > 0.5).astype(int))
+    with mnb.start_run("hostile", kind="job"), mnb.stage("train") as stage:
+        pass
+    assert mnb.flush(60)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", query.client()._tracking_client.tracking_uri)
+    folder = Path(tempfile.mkdtemp(dir=project)) / "model"
+    mlflow.sklearn.save_model(model, folder, serialization_format="skops", input_example=X[:3])
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    flavor = mlmodel["flavors"]["sklearn"]
+    skops_file = folder / flavor["pickled_model"]
+    original = zipfile.ZipFile(io.BytesIO(skops_file.read_bytes()))
+    schema = json.loads(original.read("schema.json"))
+    command = {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode", "is_json": True}
+    command["content"] = json.dumps(f"touch {shlex.quote(str(marker))}")
+    schema["content"]["content"]["calibration"] = {
+        "__class__": "system",
+        "__module__": "posix",
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode", "content": [command]},
+    }
+    hostile = io.BytesIO()
+    with zipfile.ZipFile(hostile, "w") as z:
+        for info in original.infolist():
+            z.writestr(info, json.dumps(schema) if info.filename == "schema.json" else original.read(info))
+    skops_file.write_bytes(hostile.getvalue())
+    flavor["skops_trusted_types"] = ["posix.system"]  # what the author of the file claims
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with mlflow.start_run(run_id=stage.run_id):
+        mlflow.log_artifacts(str(folder), "model")
+    return f"runs:/{stage.run_id}/model"
+
+
+def test_a_model_file_that_runs_a_command_when_loaded_is_refused_whatever_it_declares(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import skops.io
+
+    marker = project / "MARKER"
+    uri = log_hostile_model(project, monkeypatch, marker)
+    assert skops.io.get_untrusted_types(file=str(next(project.rglob("model.skops")))) == ["posix.system"]
+
+    declared = export(uri, "--out", "pkg")
+    assert declared.exit_code == 2, declared.output
+    assert "posix.system" in declared.stderr and "--allow-unsafe posix.system" in declared.stderr
+    trusted = export(uri, "--out", "pkg", "--trust", "posix.system")
+    assert trusted.exit_code == 2, trusted.output
+    assert "even with --trust" in trusted.stderr
+    assert not marker.exists() and not (project / "pkg").exists()
+
+    # a type that is not known to run code still needs the person exporting to name it
+    from mlops_nb.serving.trust import decide
+
+    with pytest.raises(ExportError, match=r"--trust mypkg\.Scaler") as refused:
+        decide(["mypkg.Scaler"], declared=["mypkg.Scaler"])
+    assert "not taken from the model's own files" in str(refused.value)
+    assert decide(["mypkg.Scaler"], trust=["mypkg.Scaler"]).types == ("mypkg.Scaler",)
+    # inert scikit-learn/numpy classes are trusted without a flag; functions and code runners are not
+    assert decide(["sklearn.preprocessing._data.StandardScaler", "numpy.float64"]).known_safe
+    for unsafe in ("builtins.eval", "builtins.__import__", "subprocess.Popen", "importlib.import_module", "numpy.load"):
+        with pytest.raises(ExportError, match="even with --trust"):
+            decide([unsafe], trust=[unsafe])
+    with pytest.raises(ExportError, match=r"--trust numpy\.log"):
+        decide(["numpy.log"])
