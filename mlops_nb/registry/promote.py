@@ -21,6 +21,7 @@ import difflib
 import json
 import math
 import os
+import posixpath
 import random
 import re
 import time
@@ -134,6 +135,7 @@ def promote(
         StoreError: no run ``run_id`` in the store.
     """
     requirements = [parse_requirement(text) for text in require]
+    check_model_name(name)
     if name.endswith(LOCK_SUFFIX):
         raise UsageError(
             f"--name {name!r}: names ending in {LOCK_SUFFIX!r} are mlops-nb's promotion locks. Choose another name."
@@ -345,6 +347,32 @@ def _register(client: MlflowClient, name: str, found: FoundModel, evidence: dict
         "mlops_nb.* tags.",
     )
     return str(created.version)
+
+
+def check_model_name(name: str) -> None:
+    """UsageError unless ``name`` is a registered model name MLflow accepts and that prints on one line.
+
+    MLflow's rules (``mlflow.utils.validation._validate_model_name``): not empty, no ``/`` or ``:``, and a path
+    that normalises to itself (no ``.``/``..`` segments, no leading ``/``). mlops-nb adds: printable
+    characters only. A newline or control character in a name would go into every file, log line and
+    generated serving package that shows it.
+    """
+    problem = None
+    if not name or not name.strip():
+        problem = "it is empty"
+    elif "/" in name or ":" in name:
+        problem = "MLflow's rule: a name cannot contain '/' or ':'"
+    elif not name.isprintable():
+        problem = "it holds a line break or another control character; a name is printable text on one line"
+    elif name != name.strip():
+        problem = "it starts or ends with a space"
+    elif posixpath.normpath(name) != name or name.startswith(".."):
+        problem = "MLflow's rule: a name cannot be a relative path such as '.' or '..'"
+    if problem:
+        raise UsageError(
+            f"--name {name!r} is not a valid registered model name: {problem}. Use letters, digits, spaces and "
+            "punctuation other than '/' and ':', e.g. churn-classifier."
+        )
 
 
 def _check_alias(alias: str, option: str) -> None:

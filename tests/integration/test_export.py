@@ -660,3 +660,30 @@ def test_a_model_file_that_runs_a_command_when_loaded_is_refused_whatever_it_dec
             decide([unsafe], trust=[unsafe])
     with pytest.raises(ExportError, match=r"--trust numpy\.log"):
         decide(["numpy.log"])
+
+
+HOSTILE_NAME = 'x"""\nopen("INJECTED", "w")\nRUN touch INJECTED\n  - injected\n"""'
+
+
+def test_a_hostile_model_name_registered_directly_is_rendered_as_data(project: Path) -> None:
+    """MLflow itself accepts this name (mlops-nb promote does not): every file shows it escaped or on one
+    line, so importing the package runs nothing and no line is injected into YAML, Dockerfile or README."""
+    train(project, name=HOSTILE_NAME)
+    result = export(f"models:/{HOSTILE_NAME}/1", "--out", "pkg")
+    assert result.exit_code == 0, result.output
+    pkg = project / "pkg"
+    import ast
+
+    for source in pkg.rglob("*.py"):
+        ast.parse(source.read_text(), str(source))
+    out = python("import app, app.integrity, app.schema, app.main; print(repr(app.integrity.EXPORT['name']))", cwd=pkg)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == repr(HOSTILE_NAME)
+    assert not (pkg / "INJECTED").exists() and not (project / "INJECTED").exists()
+    for path in [p for p in pkg.rglob("*") if p.is_file() and p.suffix not in (".py", ".json", ".skops")]:
+        for line in path.read_text().splitlines():
+            assert not line.lstrip().startswith(("open(", "RUN touch", "- injected", '"""')), (path, line)
+    docs = list(yaml.safe_load_all((pkg / "k8s.yaml").read_text()))
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    assert [sorted(d) for d in docs] == [["apiVersion", "kind", "metadata", "spec"]] * 2
+    assert sorted(docs[0]["metadata"]["labels"]) == ["app", "model-version"]

@@ -411,3 +411,17 @@ def test_a_promotion_that_finds_the_alias_moved_while_it_waited_is_refused(proje
     assert "churn@champion did not move (it points to no version)" in output
     assert "champion" not in client.get_registered_model("churn").aliases
     assert version_tags("churn", "2")["mlops_nb.promotion.status"] == "refused"
+
+
+def test_a_model_name_mlflow_or_a_generated_file_would_choke_on_is_refused(project: Path) -> None:
+    run_id = record(0.9)
+    for name, rule in (
+        ('x"""\nopen("INJECTED", "w")\n"""', "line break"),
+        ("team/churn", "'/' or ':'"),
+        ("..", "relative path"),
+        (" churn", "starts or ends with a space"),
+    ):
+        result = cli(run_id, "--name", name)
+        assert result.exit_code == 2, (name, result.output)
+        assert "not a valid registered model name" in result.stderr and rule in result.stderr, result.stderr
+    assert embedded_client(project).search_registered_models() == []
