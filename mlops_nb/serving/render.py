@@ -34,8 +34,12 @@ SERVING_REQUIREMENTS = {
     "orjson": ">=3.9",
     "skops": ">=0.10",
 }
-# uvicorn's fast event loop and HTTP parser (what uvicorn[standard] adds), not on every platform
-SPEEDUPS = {"uvloop": "sys_platform != 'win32' and platform_python_implementation == 'CPython'", "httptools": ""}
+# uvicorn's fast event loop and HTTP parser (what uvicorn[standard] adds): required wherever they install,
+# whatever the exporting environment holds (pinned to its versions when it has them). name: (fallback, marker)
+SPEEDUPS = {
+    "uvloop": (">=0.19", "sys_platform != 'win32' and platform_python_implementation == 'CPython'"),
+    "httptools": (">=0.6", "platform_python_implementation == 'CPython'"),
+}
 TEST_REQUIREMENTS = {"pytest": ">=8", "httpx": ">=0.27", "httpx2": ">=2"}
 _NOT_AT_RUN_TIME = {"mlflow", "mlflow-skinny", "mlflow-tracing", "mlops-nb", "cloudpickle"}
 
@@ -60,9 +64,8 @@ def requirements(model_requirements: list[str]) -> list[str]:
             pins[_normalise(name)] = line
     for name, fallback in SERVING_REQUIREMENTS.items():
         pins.setdefault(_normalise(name), _pin(name, fallback))
-    for name, marker in SPEEDUPS.items():
-        pin = _pin(name, "")
-        pins.setdefault(name, f"{pin}; {marker}" if marker else pin)
+    for name, (fallback, marker) in SPEEDUPS.items():
+        pins.setdefault(name, f"{_pin(name, fallback)}; {marker}")
     return list(pins.values())
 
 

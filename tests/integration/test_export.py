@@ -687,3 +687,98 @@ def test_a_hostile_model_name_registered_directly_is_rendered_as_data(project: P
     assert [d["kind"] for d in docs] == ["Deployment", "Service"]
     assert [sorted(d) for d in docs] == [["apiVersion", "kind", "metadata", "spec"]] * 2
     assert sorted(docs[0]["metadata"]["labels"]) == ["app", "model-version"]
+
+
+# -- the server under load and against slow clients ------------------------------------------------------------
+
+
+def _closed_within(sock: Any, seconds: float, drip: bytes) -> tuple[float, bytes]:
+    """Send ``drip`` every 0.25 s until the server closes the connection; (seconds it took, bytes read)."""
+
+    start, answer = time.monotonic(), b""
+    sock.settimeout(0.25)
+    while time.monotonic() - start < seconds:
+        try:
+            sock.sendall(drip)
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:  # reset or broken pipe: closed
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return time.monotonic() - start, answer
+
+
+@pytest.mark.slow
+def test_the_server_stays_responsive_under_big_batches_and_cuts_slow_clients_off(project: Path) -> None:
+    import http.client
+    import socket
+    import statistics
+    import threading
+
+    train(project)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    example = json.loads((pkg / "tests" / "example.json").read_text())
+    big = json.dumps(
+        {"dataframe_split": {"columns": example["columns"], "data": (example["data"] * 10_000)[:10_000]}}
+    ).encode()
+    blocked = project / "blocked"  # as in an environment without uvloop (where Nagle's delay showed)
+    blocked.mkdir()
+    (blocked / "uvloop.py").write_text("raise ImportError('no uvloop here')\n")
+    env = child_env(SERVING_HEADER_TIMEOUT="2", SERVING_BODY_TIMEOUT="2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(blocked), env.get("PYTHONPATH")]))
+    with Server([sys.executable, "-m", "app", "--port", "{port}", "--workers", "2"], pkg, "/ready", env) as server:
+        # Keep-alive requests one after the other are not held back by Nagle's algorithm (it added ~40 ms each).
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        small = json.dumps({"dataframe_split": {"columns": example["columns"], "data": example["data"][:1]}})
+        times = []
+        for _ in range(30):
+            start = time.perf_counter()
+            conn.request("POST", "/invocations", small, {"Content-Type": "application/json"})
+            assert conn.getresponse().read() and time.perf_counter() - start < 30
+            times.append(time.perf_counter() - start)
+        conn.close()
+        assert statistics.median(times) < 0.03, times
+
+        # /health answers within a liveness probe's timeout while two clients send 10,000-row batches.
+        stop, statuses = threading.Event(), []
+
+        def send_batches() -> None:
+            while not stop.is_set():
+                statuses.append(server.post("/invocations", big)[0])
+
+        clients = [threading.Thread(target=send_batches) for _ in range(2)]
+        for client in clients:
+            client.start()
+        try:
+            time.sleep(1.0)
+            health = []
+            for _ in range(15):
+                start = time.perf_counter()
+                with urllib.request.urlopen(server.url + "/health", timeout=10) as r:
+                    assert r.status == 200
+                health.append(time.perf_counter() - start)
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(120)
+        assert statuses and set(statuses) == {200}, statuses
+        assert max(health) < 1.0, health
+
+        # A client sending its headers a byte at a time is disconnected after SERVING_HEADER_TIMEOUT (2 s) ...
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+            took, _ = _closed_within(sock, 20, b"X")
+        assert took < 6, took
+        # ... and one sending its body slowly gets 408 after SERVING_BODY_TIMEOUT (2 s), then is disconnected.
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            headers = b"Host: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+            sock.sendall(b"POST /invocations HTTP/1.1\r\n" + headers + b"{")
+            took, answer = _closed_within(sock, 20, b" ")
+        assert took < 6, took
+        assert answer.startswith(b"HTTP/1.1 408") and b"REQUEST_TIMEOUT" in answer, answer[:500]
+        assert server.post("/invocations", small.encode())[0] == 200  # and the server serves on
