@@ -6,8 +6,9 @@ calls that type with arguments from the file: a file naming ``posix.system`` run
 beside it (``skops_trusted_types`` is written by whoever logged the model). It is:
 
 - the types skops trusts by default (not listed: ``skops.io.load`` adds them);
-- types mlops-nb knows to be inert: scikit-learn estimator classes (``BaseEstimator`` subclasses), numpy
-  scalar and dtype classes, and scipy sparse containers, among those skops reports untrusted;
+- types mlops-nb knows to be inert, among those skops reports untrusted: classes defined in scikit-learn
+  (estimators and their fitted state, such as ``sklearn.tree._tree.Tree``), numpy scalar and dtype
+  classes, and scipy sparse containers (classes only: functions such as ``numpy.log`` need ``--trust``);
 - the types the person exporting names with ``--trust TYPE``.
 
 Types that can run code, read or write files or reach the network when called (``os``, ``subprocess``,
@@ -38,7 +39,8 @@ UNSAFE_MODULES = frozenset(
         "platform", "sysconfig", "timeit", "trace", "cProfile", "profile", "operator",
         "logging", "atexit", "torch", "keras", "tensorflow", "numpy.ctypeslib", "numpy.f2py",
         "numpy.distutils", "numpy.testing", "numpy.lib.npyio", "numpy.lib.format", "numpy.lib._npyio_impl",
-        "numpy.lib._datasource", "pandas.io", "scipy.io", "sklearn.datasets", "sklearn.utils._testing",
+        "numpy.lib._datasource", "pandas.io", "scipy.io", "sklearn.datasets", "sklearn.externals",
+        "sklearn.utils._testing",
     }
 )  # fmt: skip
 # Single callables elsewhere that load pickles, read files or evaluate expressions.
@@ -86,7 +88,7 @@ def is_unsafe(type_name: str) -> bool:
 
 
 def is_known_safe(type_name: str) -> bool:
-    """The type is a scikit-learn estimator class, a numpy scalar/dtype class or a scipy sparse container.
+    """The type is a class defined in scikit-learn, a numpy scalar/dtype class or a scipy sparse container.
 
     Only modules of those three libraries are imported to find out (never a module the file names otherwise).
     """
@@ -99,12 +101,13 @@ def is_known_safe(type_name: str) -> bool:
         return False
     if not isinstance(obj, type):  # functions (numpy.log ...) are called at predict time: the user decides
         return False
+    defined_in = str(getattr(obj, "__module__", ""))
+    if defined_in.split(".")[0] == "sklearn":  # estimators and their fitted state (Tree, TreePredictor ...)
+        return not is_unsafe(f"{defined_in}.{obj.__name__}")
     import numpy as np
     import scipy.sparse
-    from sklearn.base import BaseEstimator
 
-    inert = (BaseEstimator, np.generic, np.dtype, scipy.sparse.spmatrix, scipy.sparse.sparray)
-    return issubclass(obj, inert) and not (obj is np.dtype or issubclass(obj, np.memmap))
+    return issubclass(obj, (np.generic, np.dtype, scipy.sparse.spmatrix, scipy.sparse.sparray))
 
 
 def untrusted_types(path: Path) -> list[str]:

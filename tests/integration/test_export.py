@@ -654,7 +654,8 @@ def test_a_model_file_that_runs_a_command_when_loaded_is_refused_whatever_it_dec
     assert "not taken from the model's own files" in str(refused.value)
     assert decide(["mypkg.Scaler"], trust=["mypkg.Scaler"]).types == ("mypkg.Scaler",)
     # inert scikit-learn/numpy classes are trusted without a flag; functions and code runners are not
-    assert decide(["sklearn.preprocessing._data.StandardScaler", "numpy.float64"]).known_safe
+    inert = ("numpy.dtype", "numpy.float64", "sklearn.preprocessing._data.StandardScaler", "sklearn.tree._tree.Tree")
+    assert decide(inert).known_safe == inert
     for unsafe in ("builtins.eval", "builtins.__import__", "subprocess.Popen", "importlib.import_module", "numpy.load"):
         with pytest.raises(ExportError, match="even with --trust"):
             decide([unsafe], trust=[unsafe])
