@@ -104,7 +104,11 @@ def _finalize_python(value: Any) -> Any:
 
 
 def _finalize_text(value: Any) -> Any:
-    return value if type(value).__name__ == "Markup" else one_line(value)
+    """What a ``{{ }}`` of any other template prints: escaped markup (tojson ...) as is, anything else on one
+    line, so no value adds a line to a Dockerfile, YAML or Markdown file."""
+    from markupsafe import Markup
+
+    return value if isinstance(value, Markup) else one_line(value)
 
 
 def _code(source: str) -> Any:
@@ -139,7 +143,7 @@ def _environment(python: bool) -> Any:
 def _python_minor(version: Any) -> str:
     """``3.11`` from the model's Python version (``3.11.4``), which MLmodel (written by the model's author)
     holds; 3.11 when it is not a version number, as it goes into the Dockerfile's FROM line."""
-    match = re.match(r"^(3\.\d{1,2})(?:\.\d+)?$", str(version or ""))
+    match = re.fullmatch(r"(3\.\d{1,2})(?:\.\d+)?", str(version or ""))
     return match.group(1) if match else "3.11"
 
 
