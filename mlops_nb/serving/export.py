@@ -1,11 +1,11 @@
 """``mlops-nb export``: fetch a model from MLflow and write a standalone serving package for it.
 
 The package needs neither mlops-nb nor MLflow at run time. The model file keeps MLflow's skops format and
-is loaded with ``skops.io.load`` and an explicit list of trusted types: the types skops trusts by default,
-those the model's author declared when logging it (``skops_trusted_types`` in MLmodel), and those given with
-``--trust``. A model saved with pickle or cloudpickle is converted to skops here, only when asked
-(``--allow-pickle``: loading a pickle runs code). The sha256 of the model file is recorded, and the server
-refuses to start when the file no longer matches.
+is loaded with ``skops.io.load`` and an explicit list of trusted types decided by the person exporting
+(``mlops_nb.serving.trust``: never the model's own ``skops_trusted_types``). A model saved with pickle or
+cloudpickle is converted to skops here, only when asked (``--allow-pickle``: loading a pickle runs code). The
+sha256 of the model file and the trusted types are written into the package's code (``app/integrity.py``),
+and the server refuses to start when the file no longer matches.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import ExportError
 from mlops_nb.serving.schema import InputSchema, SchemaError, input_schema
+from mlops_nb.serving.trust import decide, untrusted_types
 
 MODEL_DIR = "model"
 METADATA_FILE = "serving.json"
@@ -131,26 +132,6 @@ def sklearn_flavor(mlmodel: dict[str, Any]) -> dict[str, Any]:
             "with mnb.log_model or mlflow.sklearn."
         )
     return flavor
-
-
-def _untrusted(path: Path) -> list[str]:
-    import skops.io
-
-    return list(skops.io.get_untrusted_types(file=str(path)))
-
-
-def skops_trust(path: Path, declared: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
-    """The types the server passes to ``skops.io.load(trusted=...)``; ExportError for types nobody trusted."""
-    untrusted = _untrusted(path)
-    allowed = set(declared) | set(extra)
-    refused = [t for t in untrusted if t not in allowed]
-    if refused:
-        flags = " ".join(f"--trust {t}" for t in refused)
-        raise ExportError(
-            f"The model file holds types that skops does not trust by default and nobody declared trusted: "
-            f"{', '.join(refused)}. Check them, then pass {flags} (or log the model with skops_trusted_types)."
-        )
-    return tuple(untrusted)
 
 
 def _convert_pickle(folder: Path, flavor: dict[str, Any], allow_pickle: bool) -> tuple[Path, str]:
@@ -273,6 +254,7 @@ def export(
     *,
     force: bool = False,
     trust: Sequence[str] = (),
+    allow_unsafe: Sequence[str] = (),
     allow_pickle: bool = False,
     settings: Settings | None = None,
 ) -> ExportResult:
@@ -283,12 +265,14 @@ def export(
             ``runs:/RUN_ID/PATH``.
         out: the package folder (created; must be missing or empty unless ``force``).
         force: replace ``out`` when it exists.
-        trust: extra types to trust when loading the skops file.
+        trust: types to trust when loading the skops file, beyond skops' defaults and the inert
+            scikit-learn/numpy/scipy classes mlops-nb trusts (``mlops_nb.serving.trust``).
+        allow_unsafe: types that can run code when loaded, trusted all the same (named one by one).
         allow_pickle: convert a pickle/cloudpickle model to skops (loads the pickle once, here).
         settings: mlops-nb settings (default: the project's).
 
     Raises:
-        ExportError: bad URI, unsupported model, untrusted types, ``out`` in the way.
+        ExportError: bad URI, unsupported model, untrusted or unsafe types, ``out`` in the way.
         StoreError: the model cannot be fetched from MLflow.
     """
     from mlops_nb.serving.render import render_package
@@ -315,11 +299,12 @@ def export(
         converted_from = None
         if flavor.get("serialization_format", "cloudpickle") == "skops":
             model_file = folder / flavor["pickled_model"]
-            declared = flavor.get("skops_trusted_types") or []
+            declared = list(flavor.get("skops_trusted_types") or [])
         else:
             model_file, converted_from = _convert_pickle(folder, flavor, allow_pickle)
             declared = []
-        trusted = skops_trust(model_file, declared, trust)
+        # decided before anything of the file is loaded: the refusal must come before any of its code could run
+        trusted = decide(untrusted_types(model_file), trust, allow_unsafe, declared).types
 
         import skops.io
 

@@ -14,6 +14,8 @@ import keyword
 import re
 from typing import Any
 
+from mlops_nb.serving.literal import python_string
+
 # MLflow column type -> (Python annotation in the generated schema, numpy dtype of the model input)
 TYPES: dict[str, tuple[str, str]] = {
     "double": ("float", "float64"),
@@ -81,7 +83,7 @@ class Column:
         """The arguments of ``Field(...)`` for this column (alias, default, limits), or "" when none apply."""
         args = []
         if self.field != self.name:
-            args.append(f"alias={json.dumps(self.name, ensure_ascii=False)}")
+            args.append(f"alias={python_string(self.name)}")
         if not self.required:
             args.append("default=None")
         if self.type in ("double", "float"):
@@ -109,7 +111,8 @@ class InputSchema:
 
 def field_name(name: str, taken: set[str]) -> str:
     """A Python identifier for column ``name``, unique among ``taken`` (which it is added to)."""
-    candidate = re.sub(r"\W+", "_", name).strip("_") or "column"
+    # ASCII only: Python folds some Unicode letters in identifiers (NFKC), which would rename the field
+    candidate = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or "column"
     if candidate[0].isdigit():
         candidate = f"c{candidate}"
     if keyword.iskeyword(candidate) or candidate in _RESERVED or candidate.startswith("model_"):
