@@ -184,3 +184,15 @@ def test_the_fast_page_of_an_embedded_store_is_what_mlflow_search_answers(projec
         key = lambda runs: [(r["run_id"], r["kind"], r["params"], repr(r["metrics"]), r["status"]) for r in runs]  # noqa: E731
         assert key(fast) == key(slow), query
         assert fast, query
+
+
+def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
+    write_notebook(project / "nb.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    a = job(project)
+    b = job(project, "-p", "scale", "2.0", "-p", "label", "<b>x</b>")
+    view = mnb.diff(a, b)
+    assert view.record["params"] == {"label": [None, "<b>x</b>"], "scale": [None, "2.0"]}
+    page = view._repr_html_()
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # values are escaped
+    assert "params: scale" in page and "inputs: data, scale" in page
+    assert "score" in repr(view)
