@@ -23,7 +23,7 @@ from typing import Any
 
 from mlops_nb.stages import files, rng
 from mlops_nb.stages import params as params_mod
-from mlops_nb.stages.analysis import CellAnalysis, analyse
+from mlops_nb.stages.analysis import CellAnalysis, analyse, evaluate_path
 from mlops_nb.stages.cache import Cache
 from mlops_nb.stages.fingerprint import fingerprint, is_local_file, package_version
 from mlops_nb.tracking import tags
@@ -121,6 +121,7 @@ class _Plan:
     modules: dict[str, str]
     key: str
     uncacheable: str = ""  # why the stage cannot be served from or stored in the cache
+    seeds: tuple[str, ...] = ()  # global generators the cell seeds before it draws
 
 
 def _tag_key(prefix: str, name: str) -> str:
@@ -257,11 +258,20 @@ class StageRunner:
         # Files: paths in the code, inputs used as paths, declared paths. Folders count when a file call names
         # them (or they are declared); a string that happens to name a folder ('.', 'data') does not.
         candidates = dict.fromkeys(analysis.paths)
+        folders = {*declared_paths, *analysis.call_paths}
         for n in analysis.path_names:
             value = self.ns.get(n)
             if isinstance(value, (str, os.PathLike)):
                 candidates.setdefault(os.fspath(value))
-        folders = {*declared_paths, *analysis.call_paths, *(p for p in candidates if p not in analysis.paths)}
+                folders.add(os.fspath(value))
+        for expression in (*analysis.path_exprs, *analysis.file_exprs):
+            path = evaluate_path(expression, self.ns)
+            if path is None:
+                reasons.append(f"the path {expression} cannot be worked out before the cell runs")
+                continue
+            candidates.setdefault(path)
+            if expression in analysis.path_exprs:
+                folders.add(path)
         file_fps: dict[str, str] = {}
         for path in candidates:
             if path in analysis.write_only:
@@ -286,7 +296,7 @@ class StageRunner:
             "store": _store_identity(get_recorder().settings.tracking_uri),
         }
         key = stage_key(analysis.normalised, fps, options.outputs, files=file_fps, modules=modules, context=context)
-        return _Plan(inputs, fps, params, file_fps, watch, modules, key, "; ".join(reasons))
+        return _Plan(inputs, fps, params, file_fps, watch, modules, key, "; ".join(reasons), analysis.seeds)
 
     def _not_an_input(self, name: str) -> bool:
         return bool(_IPYTHON_NAMES.match(name)) or (
@@ -412,7 +422,8 @@ class StageRunner:
             "duration": record.duration,
             "stdout": stdout,
             "restore_code": restore_code,
-            "rng_before": rng.fingerprints({g: rng_before[g] for g in drawn}),
+            # a generator the cell seeds first thing does not depend on the state it started from
+            "rng_before": rng.fingerprints({g: rng_before[g] for g in drawn if g not in plan.seeds}),
             "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
         }
         if written:
