@@ -78,7 +78,9 @@ class Recorder:
     journal's header, so the engine can tell when the kernel's records have all been sent.
     """
 
-    def __init__(self, settings: Settings, *, send: bool = True, job: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, send: bool = True, job: str | None = None, connect_after: float = 0.0
+    ) -> None:
         # Loaded here, not at import: ``import mlops_nb`` stays cheap.
         # MLflow's import registers a thread-pool exit hook, which Python refuses once shutdown has begun; a
         # script that exits before the sender finished importing MLflow must still be able to flush.
@@ -98,6 +100,7 @@ class Recorder:
                 home=settings.home,
                 artifact_root=settings.artifact_root if settings.embedded else None,
                 flush_interval=settings.flush_interval,
+                connect_after=connect_after,
             )
             self.sender.start()
 
@@ -186,6 +189,11 @@ class Recorder:
         copy.write_text(text, encoding="utf-8")
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest or None})
 
+    def connect_now(self) -> None:
+        """Let a sender that waits before loading MLflow (``defer_connection``) start now."""
+        if self.sender is not None:
+            self.sender.connect_now()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything recorded is in MLflow; always False in a forked child (its parent sends)."""
         return self.sender.flush(timeout) if self.sender is not None else False
@@ -272,19 +280,31 @@ _recorder: Recorder | None = None
 
 
 _forked = False  # forked from a process that was recording
+_connect_after = 0.0  # how long the next recorder's sender may wait before loading MLflow (defer_connection)
 _overrides: dict[str, Any] = {}  # settings given in code (mnb.configure, %mlops init)
 
 
 def get_recorder() -> Recorder:
     """This process's recorder, created on first use from the settings in force then."""
-    global _recorder
+    global _recorder, _connect_after
     if _recorder is None:
         with _lock:
             if _recorder is None:
                 journal_only = _forked or bool(os.environ.get(JOURNAL_ONLY_ENV))
                 job = os.environ.get(JOB_RUN_ENV) or None
-                _recorder = Recorder(load_settings(**_overrides), send=not journal_only, job=job)
+                _recorder = Recorder(
+                    load_settings(**_overrides), send=not journal_only, job=job, connect_after=_connect_after
+                )
+                _connect_after = 0.0
     return _recorder
+
+
+def defer_connection(seconds: float) -> None:
+    """The recorder created next waits up to ``seconds`` before loading MLflow, unless told to start earlier
+    (``Recorder.connect_now``; a flush does too). Records meanwhile go to the journal as always. The magics
+    use it so that MLflow's import does not slow the notebook's first cells (it halves a first cache hit)."""
+    global _connect_after
+    _connect_after = seconds
 
 
 def configure(**settings: Any) -> Settings:

@@ -255,7 +255,10 @@ class Sender(threading.Thread):
         home: Path,
         artifact_root: Path | None,
         flush_interval: float,
+        connect_after: float = 0.0,
     ) -> None:
+        """``connect_after``: wait up to this long (or until ``connect_now``, a flush or a stop) before loading
+        MLflow, so its import (seconds of CPU) does not compete with a notebook's first cells."""
         super().__init__(name="mlops-nb-sender", daemon=True)
         self.journal = journal
         self.tracking_uri = tracking_uri
@@ -273,11 +276,19 @@ class Sender(threading.Thread):
         self._scans_asked = 1
         self._scans_done = 0
         self._stopping = False
+        self._go = threading.Event()
+        self._connect_after = connect_after
+        if connect_after <= 0:
+            self._go.set()
         self.run_ids: dict[str, str] = {}
         self.last_error: str | None = None
         self.executor: Executor | None = None
 
     # --- caller side -------------------------------------------------------------------------------
+    def connect_now(self) -> None:
+        """Load MLflow and start sending now, if it was waiting (``connect_after``)."""
+        self._go.set()
+
     def submit(self, record: dict[str, Any]) -> None:
         with self._cond:
             self._queue.append(record)
@@ -293,6 +304,7 @@ class Sender(threading.Thread):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record submitted so far, and every journal left by a process that has exited (a
         forked child's, say), is in MLflow. False when ``timeout`` ran out first."""
+        self._go.set()
         with self._cond:
             target = self._submitted
             self._scans_asked += 1
@@ -312,12 +324,14 @@ class Sender(threading.Thread):
         return self.run_ids.get(key)
 
     def stop(self) -> None:
+        self._go.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
 
     # --- sender thread ------------------------------------------------------------------------------
     def run(self) -> None:
+        self._go.wait(self._connect_after)
         store = self._connect()
         if store is None:
             return
