@@ -17,7 +17,6 @@ import platform
 import socket
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 NOTEBOOK_ENV = "MLOPS_NB_NOTEBOOK"  # set by mlops-nb's papermill engine for the kernel it starts
@@ -123,16 +122,11 @@ def environment_tags() -> dict[str, str]:
 class Provenance:
     """Provenance for the sender: per-run tags and, for top-level runs, the pip-freeze artifact."""
 
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
+    def __init__(self) -> None:
         self._env_tags: dict[str, str] | None = None
-        self._freeze_file: Path | None = None
 
     def _environment(self) -> dict[str, str]:
         if self._env_tags is None:
-            self._folder.mkdir(parents=True, exist_ok=True)
-            self._freeze_file = self._folder / "requirements.txt"
-            self._freeze_file.write_text(frozen_requirements())
             self._env_tags = environment_tags()
         return self._env_tags
 
@@ -140,10 +134,9 @@ class Provenance:
         """Tags for a run being created from its start record (a replayed run gets no tags of ours)."""
         return {} if start.get("replay") else self._environment()
 
-    def files(self, start: dict[str, Any]) -> list[tuple[Path, str]]:
-        """Artifacts to attach to a newly created top-level run: ``environment/requirements.txt``."""
+    def texts(self, start: dict[str, Any]) -> list[tuple[str, str]]:
+        """``(text, artifact_file)`` to attach to a newly created top-level run: the pip freeze, sent as text
+        so that no file has to be written (the journal folder may be read-only by then)."""
         if start.get("replay") or start.get("parent"):
             return []
-        self._environment()
-        assert self._freeze_file is not None
-        return [(self._freeze_file, "environment")]
+        return [(frozen_requirements(), "environment/requirements.txt")]
