@@ -17,6 +17,7 @@ import platform
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 NOTEBOOK_ENV = "MLOPS_NB_NOTEBOOK"  # set by mlops-nb's papermill engine for the kernel it starts
@@ -34,17 +35,82 @@ def in_kernel() -> bool:
 
 
 def notebook_path() -> str | None:
-    """The notebook this kernel runs, when the kernel can know it (papermill/our engine, JupyterLab, VS Code)."""
+    """The notebook this kernel runs, when the kernel can know it; the one place that decides it.
+
+    In order: ``MLOPS_NB_NOTEBOOK`` (set by mlops-nb's papermill engine), VS Code's ``__vsc_ipynb_file__``,
+    the Jupyter server's session (``__session__`` / ``JPY_SESSION_NAME``: JupyterLab, Notebook 7), then the
+    command line of the process that started the kernel (plain ``papermill in.ipynb out.ipynb``, ``jupyter
+    nbconvert --execute nb.ipynb``, ``jupyter execute nb.ipynb``; Linux). Absolute when the file is found.
+    """
     if os.environ.get(NOTEBOOK_ENV):
         return os.environ[NOTEBOOK_ENV]
+    if not in_kernel():
+        return None  # a script started from a notebook cell inherits JPY_SESSION_NAME: it is not the notebook
     shell = ipython_shell()
-    if shell is not None:
-        for name in ("__vsc_ipynb_file__", "__session__"):
-            value = shell.user_ns.get(name)
-            if isinstance(value, str) and value.endswith(".ipynb"):
-                return value
+    for name in ("__vsc_ipynb_file__", "__session__"):
+        value = shell.user_ns.get(name)
+        if isinstance(value, str) and value.endswith(".ipynb"):
+            return _absolute(value)
     session = os.environ.get("JPY_SESSION_NAME", "")
-    return session if session.endswith(".ipynb") else None
+    if session.endswith(".ipynb"):
+        return _absolute(session)
+    return _launcher_notebook()
+
+
+@functools.lru_cache(maxsize=8)
+def _absolute(path: str) -> str:
+    """A session path made absolute. A Jupyter server gives an absolute path when the client names the file
+    (JupyterLab does), else one relative to the server's root, while the kernel starts in the notebook's
+    folder: then the file is found by its name here. Cached: the notebook may change directory later."""
+    given = Path(path)
+    if given.is_absolute():
+        return path
+    for candidate in (given, Path(given.name)):
+        if candidate.is_file():
+            return str(candidate.absolute())
+    return path
+
+
+_VALUE_PAIRS = {"-p", "--parameters", "-r", "--parameters_raw"}  # papermill options followed by NAME VALUE
+
+
+def notebooks_in_command(argv: list[str], cwd: Path) -> list[str]:
+    """The notebooks a launcher's command line names, absolute (URLs as given): for papermill only its input
+    (the second notebook is its output)."""
+    papermill = any(Path(arg).name == "papermill" for arg in argv[:3])  # papermill, python -m papermill
+    found: list[str] = []
+    skip = 0
+    for arg in argv[1:]:
+        if skip:
+            skip -= 1
+        elif papermill and arg in _VALUE_PAIRS:
+            skip = 2
+        elif arg.endswith(".ipynb") and not arg.startswith("-"):
+            found.append(arg if "://" in arg else str(cwd / arg))
+    return found[:1] if papermill else found
+
+
+@functools.lru_cache(maxsize=1)
+def _launcher_notebook() -> str | None:
+    """The notebook named on the command line of the process that started this kernel, if exactly one fits.
+
+    nbconvert and ``jupyter execute`` start each notebook's kernel in that notebook's folder, which tells
+    several notebooks on one command line apart. Linux only (``/proc``); None elsewhere.
+    """
+    parent = os.getppid()
+    try:
+        raw = Path(f"/proc/{parent}/cmdline").read_bytes()
+        cwd = Path(f"/proc/{parent}/cwd").readlink()
+    except OSError:
+        return None
+    argv = [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+    found = notebooks_in_command(argv, cwd)
+    if len(found) > 1:
+        here = Path.cwd()
+        found = [nb for nb in found if Path(nb).parent == here]
+    if len(found) != 1:
+        return None
+    return found[0] if "://" in found[0] else os.path.normpath(found[0])
 
 
 @functools.lru_cache(maxsize=1)
