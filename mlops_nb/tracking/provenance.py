@@ -51,9 +51,9 @@ def notebook_path() -> str | None:
         value = shell.user_ns.get(name)
         if isinstance(value, str) and value.endswith(".ipynb"):
             return _absolute(value)
-    session = os.environ.get("JPY_SESSION_NAME", "")
-    if session.endswith(".ipynb"):
-        return _absolute(session)
+    session = os.environ.get("JPY_SESSION_NAME")
+    if session is not None:  # a Jupyter server's kernel (a console's session is not a notebook)
+        return _absolute(session) if session.endswith(".ipynb") else None
     return _launcher_notebook()
 
 
@@ -72,12 +72,17 @@ def _absolute(path: str) -> str:
 
 
 _VALUE_PAIRS = {"-p", "--parameters", "-r", "--parameters_raw"}  # papermill options followed by NAME VALUE
+# Programs that start a kernel for the notebooks they are given (``python -m X`` and ``jupyter X`` too).
+_LAUNCHERS = {"papermill", "nbconvert", "jupyter-nbconvert", "jupyter-execute", "nbclient"}
 
 
 def notebooks_in_command(argv: list[str], cwd: Path) -> list[str]:
     """The notebooks a launcher's command line names, absolute (URLs as given): for papermill only its input
-    (the second notebook is its output)."""
-    papermill = any(Path(arg).name == "papermill" for arg in argv[:3])  # papermill, python -m papermill
+    (the second notebook is its output). Empty when ``argv`` is not a known launcher's."""
+    names = [Path(arg).name for arg in argv[:3]]
+    if not _LAUNCHERS.intersection(names) and not ("jupyter" in names and {"nbconvert", "execute"} & set(argv)):
+        return []
+    papermill = "papermill" in names
     found: list[str] = []
     skip = 0
     for arg in argv[1:]:

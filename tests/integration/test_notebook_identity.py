@@ -185,7 +185,10 @@ def test_a_jupyter_server_session_records_under_its_notebook(project: Path, clie
             ["python", "/venv/bin/jupyter-nbconvert", "--execute", "a.ipynb", "/abs/b.ipynb"],
             ["/p/a.ipynb", "/abs/b.ipynb"],
         ),
+        (["python", "-m", "jupyter", "execute", "a.ipynb"], ["/p/a.ipynb"]),
         (["python", "-m", "pytest", "tests"], []),
+        (["python", "script.py", "data.ipynb"], []),  # not a launcher: its notebooks are its business
+        (["/venv/bin/jupyter-lab", "a.ipynb"], []),  # its kernels have a server session instead
     ],
 )
 def test_the_notebooks_a_launcher_names(argv: list[str], expected: list[str]) -> None:
