@@ -67,19 +67,18 @@ def test_plain_papermill_records_under_the_notebook(project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_nbconvert_execute_records_under_the_notebook(project: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["nbconvert", "--execute", "--to", "notebook", "--output-dir", "out", "analysis/churn model.ipynb"],
+        ["execute", "analysis/churn model.ipynb"],
+    ],
+    ids=["nbconvert", "execute"],
+)
+def test_jupyter_nbconvert_and_execute_record_under_the_notebook(project: Path, command: list[str]) -> None:
     notebook = _notebook(project)
     out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "jupyter"),
-            "nbconvert",
-            "--execute",
-            "--to",
-            "notebook",
-            "--output-dir",
-            str(project / "out"),
-            "analysis/churn model.ipynb",
-        ],
+        [str(Path(sys.executable).parent / "jupyter"), *command],
         cwd=project,
         env=_env(),
         capture_output=True,
