@@ -168,6 +168,7 @@ class Store:
 
 
 _SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+_BEHIND = "its schema version is behind this MLflow's"
 # Tables whose rows are a user's data: a store with any of them is never removed (experiment 0 is Default).
 _DATA_QUERIES = (
     "SELECT 1 FROM runs LIMIT 1",
@@ -184,8 +185,11 @@ def _prepare_sqlite(db: Path, artifact_root: str) -> None:
     Raises:
         StoreError: ``db`` is half-made and holds data: it is never replaced; the message says how to repair it.
     """
+    _remove_sqlite(_creating(db))  # left by a creator that was killed: we hold the lock, so it is nobody's now
     if db.exists():
         problem, has_data = _half_made(db)
+        if problem == _BEHIND and has_data:
+            return  # a store of an older MLflow: MLflow's own error says to run `mlflow db upgrade`
         if problem and has_data:
             raise StoreError(
                 f"The MLflow store {db} is incomplete ({problem}): a process died while it was being created or "
@@ -233,7 +237,7 @@ def _half_made(db: Path) -> tuple[str | None, bool]:
                     known = ScriptDirectory.from_config(_get_alembic_config(db_url="")).get_revision(version)
                 except Exception:  # noqa: BLE001 - alembic raises several types for an unknown revision
                     known = None
-                problem = f"schema version {version}, behind this MLflow's" if known is not None else None
+                problem = _BEHIND if known is not None else None
             if problem is None:
                 return None, True
             has_data = False
@@ -249,8 +253,7 @@ def _create_sqlite(db: Path, artifact_root: str) -> None:
     """Create the store's schema in a file beside ``db``, then rename it into place (atomic on POSIX)."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    new = db.with_name(db.name + ".creating")
-    _remove_sqlite(new)  # left by a creator that was killed: we hold the lock, so it is nobody's now
+    new = _creating(db)
     uri = f"sqlite:///{new}"
     store = SqlAlchemyStore(uri, artifact_root)
     store.engine.dispose()  # every connection closed: nothing of the new file stays in -wal/-journal
@@ -260,6 +263,10 @@ def _create_sqlite(db: Path, artifact_root: str) -> None:
     _fsync(new)
     new.replace(db)
     _fsync(db.parent)
+
+
+def _creating(db: Path) -> Path:
+    return db.with_name(db.name + ".creating")
 
 
 def _fsync(path: Path) -> None:
