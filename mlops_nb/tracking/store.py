@@ -257,7 +257,7 @@ def _create_sqlite(db: Path, artifact_root: str) -> None:
     uri = f"sqlite:///{new}"
     store = SqlAlchemyStore(uri, artifact_root)
     store.engine.dispose()  # every connection closed: nothing of the new file stays in -wal/-journal
-    SqlAlchemyStore._engine_map.pop(uri, None)
+    getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)  # MLflow caches engines by URI
     with contextlib.closing(sqlite3.connect(new, timeout=60)) as con:
         con.execute("PRAGMA journal_mode=WAL")  # kept in the file's header
     _fsync(new)
