@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         orphan = journal.take(args.journal)
         time.sleep(0.05)
     errors: list[BaseException] = []
-    done = replay_orphan(orphan, store, Provenance(args.home), lambda: bool(errors), errors.append)
+    done = replay_orphan(orphan, store, Provenance(), lambda: bool(errors), errors.append)
     if errors:
         print(f"mlops-nb handoff: stopped at {errors[0]!r}", flush=True)
     print(f"mlops-nb handoff (pid {os.getpid()}): {args.journal.name} {'sent' if done else 'kept'}", flush=True)

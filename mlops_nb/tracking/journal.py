@@ -10,6 +10,7 @@ copied into ``<journal>.files/`` so that they survive until they are sent.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -23,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.exceptions import JournalError
+from mlops_nb.exceptions import InvalidRecordError, JournalError
 
 FORMAT_VERSION = 1
 SUFFIX = ".jsonl"
+# Journals hold params, tags and texts (and the tracking URI): only their owner may read them.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
@@ -43,8 +47,8 @@ class Journal:
         self.path = folder / f"{name}{SUFFIX}"
         self.spool = folder / f"{name}.files"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:
             raise JournalError(
                 f"mlops-nb cannot write its journal in {folder}: {e.strerror}. Make that folder writable, "
@@ -97,19 +101,45 @@ class Journal:
             if self._fd >= 0:
                 self._write(record)
 
+    @contextlib.contextmanager
+    def spooling(self) -> Iterator[None]:
+        """Turn a failure to write into the spool into a JournalError that names the folder and the fix."""
+        try:
+            yield
+        except OSError as e:
+            raise JournalError(
+                f"mlops-nb cannot copy into its journal folder {self.path.parent}: {e.strerror or e}. Make that "
+                "folder writable, free disk space, or point MLOPS_NB_HOME at a writable folder. This call "
+                "recorded nothing; records before it are kept."
+            ) from e
+
     def spool_path(self, seq_hint: str, name: str) -> Path:
         """A fresh path inside the spool folder for a copy of an artifact."""
         folder = self.spool / seq_hint
-        folder.mkdir(parents=True, exist_ok=True)
+        with self.spooling():
+            self.spool.mkdir(mode=FOLDER_MODE, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         return folder / name
 
     def copy_into_spool(self, source: Path, key: str) -> Path:
-        """Copy a file or folder into the spool so the artifact survives until it is sent."""
+        """Copy a file or folder into the spool so the artifact survives until it is sent.
+
+        Raises:
+            JournalError: the spool cannot be written.
+            InvalidRecordError: ``source`` cannot be read.
+        """
         target = self.spool_path(key, source.name)
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copy2(source, target)
+        try:
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copy2(source, target)
+        except OSError as e:
+            shutil.rmtree(target.parent, ignore_errors=True)  # the half copy
+            if not os.access(source, os.R_OK) or e.filename == str(source):
+                raise InvalidRecordError(f"Cannot log artifact {source}: {e.strerror or e}.") from e
+            with self.spooling():
+                raise
         return target
 
     def abandon(self) -> None:
@@ -236,9 +266,9 @@ class JobHold:
     the job's summary) until it releases the hold, or dies."""
 
     def __init__(self, folder: Path, job: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         self.path = folder / f"{job}.job"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
@@ -284,18 +314,19 @@ def orphans(folder: Path, exclude: Path | None = None) -> Iterator[Orphan]:
     """
     if not folder.is_dir():
         return
-    paths = sorted(folder.glob(f"*{SUFFIX}"))
-    jobs = set()
-    for path in paths:
+    held: dict[str, bool] = {}
+    plain: list[Path] = []
+    of_jobs: list[Path] = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
             job = header(path).get("job")
         except OSError:
-            continue
-        if job:
-            jobs.add(path)
-            if _held(folder, job):
-                paths.remove(path)
-    for path in sorted(paths, key=lambda p: p in jobs):
+            continue  # replayed and deleted meanwhile
+        if not job:
+            plain.append(path)
+        elif not held.setdefault(job, _held(folder, job)):
+            of_jobs.append(path)
+    for path in plain + of_jobs:
         orphan = take(path) if path != exclude else None
         if orphan is not None:
             yield orphan

@@ -166,12 +166,13 @@ class Recorder:
 
         check_key("model", name)
         folder = self.journal.spool_path(unique_id(), name)
-        folder.mkdir()
-        joblib.dump(model, folder / MODEL_FILE)
-        if example is not None:
-            joblib.dump(example, folder / EXAMPLE_FILE)
-        if profile is not None:
-            (folder / PROFILE_FILE).write_text(json.dumps(profile))
+        with self.journal.spooling():
+            folder.mkdir()
+            joblib.dump(model, folder / MODEL_FILE)
+            if example is not None:
+                joblib.dump(example, folder / EXAMPLE_FILE)
+            if profile is not None:
+                (folder / PROFILE_FILE).write_text(json.dumps(profile))
         self._emit({"op": "model", "run": run, "path": str(folder), "name": name}, sync=True)
 
     def link(self, run: str, key: str, ref: str) -> None:
@@ -186,7 +187,8 @@ class Recorder:
             return
         dest, name = posixpath.split(artifact_file)
         copy = self.journal.spool_path(unique_id(), name)
-        copy.write_text(text, encoding="utf-8")
+        with self.journal.spooling():
+            copy.write_text(text, encoding="utf-8")
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest or None})
 
     def connect_now(self) -> None:

@@ -168,8 +168,8 @@ class Executor:
             run_id = client.create_run(exp_id, start_time=rec["t"], tags=tags, run_name=rec.get("name")).info.run_id
         self.run_ids[step.run] = run_id
         self._on_created(step.run, run_id)
-        for path, dest in self._provenance.files(rec):
-            client.log_artifact(run_id, str(path), dest)
+        for text, artifact_file in self._provenance.texts(rec):
+            client.log_text(run_id, text, artifact_file)
 
     def _batch(self, step: Step) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -265,7 +265,7 @@ class Sender(threading.Thread):
         self._home = home
         self._artifact_root = artifact_root
         self._interval = flush_interval
-        self._provenance = Provenance(journal.spool / "environment")
+        self._provenance = Provenance()
         self._cond = threading.Condition()
         self._queue: list[dict[str, Any]] = []
         self._submitted = 0  # highest seq handed to us
