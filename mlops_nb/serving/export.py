@@ -83,23 +83,21 @@ def parse_uri(uri: str) -> ModelRef:
 
 
 def resolve(ref: ModelRef, settings: Settings) -> ModelRef:
-    """Fill in version and run id of a registry URI from the MLflow registry."""
+    """Fill in version and run id of a registry URI, resolving an alias once: the package is then built from
+    that version, even if the alias moves while it is fetched."""
     if ref.name is None:
         return ref
-    from mlops_nb.tracking import query
+    from mlops_nb.exceptions import UsageError
+    from mlops_nb.tracking.reading import model_version
 
-    client = query.client(settings)
     try:
-        if ref.alias is not None:
-            mv = client.get_model_version_by_alias(ref.name, ref.alias)
-        else:
-            mv = client.get_model_version(ref.name, ref.version)
-    except Exception as e:  # MLflow's exception: mlflow is not imported here
+        version = model_version(ref.uri, settings)
+    except UsageError as e:
         raise ExportError(
-            f"No model {ref.uri} in the registry at {settings.tracking_uri}: {e}. Check the name and the "
-            "alias or version (mlops-nb promote registers models; the MLflow UI lists them)."
+            f"No model {ref.uri} in the registry at {settings.tracking_uri}: {e} (mlops-nb promote registers "
+            "models; the MLflow UI lists them)."
         ) from e
-    return dataclasses.replace(ref, version=str(mv.version), run_id=mv.run_id)
+    return dataclasses.replace(ref, version=version["version"], run_id=version["run_id"])
 
 
 def sha256(path: Path) -> str:
@@ -284,7 +282,8 @@ def export(
     s = settings or load_settings()
     ref = resolve(ref, s)
     with tempfile.TemporaryDirectory(prefix="mlops-nb-export-") as tmp:
-        folder = query.download_model(ref.uri, Path(tmp) / "download")
+        pinned = f"models:/{ref.name}/{ref.version}" if ref.name else ref.uri  # the version resolved above
+        folder = query.download_model(pinned, Path(tmp) / "download")
         mlmodel = read_mlmodel(folder)
         if ref.run_id is None and mlmodel.get("run_id"):  # models:/m-<id>: MLmodel names the run that logged it
             ref = dataclasses.replace(ref, run_id=str(mlmodel["run_id"]))

@@ -783,3 +783,30 @@ def test_the_server_stays_responsive_under_big_batches_and_cuts_slow_clients_off
         assert took < 6, took
         assert answer.startswith(b"HTTP/1.1 408") and b"REQUEST_TIMEOUT" in answer, answer[:500]
         assert server.post("/invocations", small.encode())[0] == 200  # and the server serves on
+
+
+def test_an_alias_that_moves_during_export_does_not_mix_versions(project: Path, monkeypatch) -> None:
+    """The alias is resolved once: serving.json names the version whose model file the package holds."""
+    import hashlib
+
+    from mlops_nb.tracking import query
+
+    train(project)
+    train(project, "array", name="other")  # another model, registered elsewhere
+    client = embedded_client(project)
+    other = client.get_model_version("other", "1")
+    client.create_model_version("demo", other.source, run_id=other.run_id)  # demo version 2: that other model
+    download = query.download_model
+
+    def move_then_download(uri: str, dst: Path, settings=None) -> Path:
+        client.set_registered_model_alias("demo", "champion", "2")  # another promotion, just now
+        return download(uri, dst, settings)
+
+    monkeypatch.setattr(query, "download_model", move_then_download)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    meta = json.loads((project / "pkg" / "model" / "serving.json").read_text())
+    assert meta["version"] == "1"  # what the alias named when export resolved it ...
+    assert str(client.get_model_version_by_alias("demo", "champion").version) == "2"  # ... though it moved since
+    version_1 = Path(download("models:/demo/1", project / "v1"))
+    packaged = (project / "pkg" / "model" / "model.skops").read_bytes()
+    assert hashlib.sha256(packaged).hexdigest() == hashlib.sha256((version_1 / "model.skops").read_bytes()).hexdigest()
