@@ -103,11 +103,6 @@ class InputSchema:
     columns: tuple[Column, ...]
     tensor: bool
 
-    @property
-    def numeric(self) -> bool:
-        """All columns are numbers: the input can be one float64 array."""
-        return all(c.type in NUMERIC for c in self.columns)
-
 
 def field_name(name: str, taken: set[str]) -> str:
     """A Python identifier for column ``name``, unique among ``taken`` (which it is added to)."""

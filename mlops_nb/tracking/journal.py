@@ -174,10 +174,6 @@ class Replay:
     open_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     deferred: bool = False  # written to be sent by another process (see Journal)
 
-    @property
-    def spool(self) -> Path:
-        return self.path.with_suffix(".files")
-
 
 def header(path: Path) -> dict[str, Any]:
     """The first line of a journal (which tracking URI it is for), without reading the rest."""

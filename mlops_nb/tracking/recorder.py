@@ -283,7 +283,7 @@ _recorder: Recorder | None = None
 
 _forked = False  # forked from a process that was recording
 _connect_after = 0.0  # how long the next recorder's sender may wait before loading MLflow (defer_connection)
-_overrides: dict[str, Any] = {}  # settings given in code (mnb.configure, %mlops init)
+_overrides: dict[str, Any] = {}  # settings given in code (configure(), which %mlops init calls)
 
 
 def get_recorder() -> Recorder:

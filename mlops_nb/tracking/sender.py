@@ -4,7 +4,7 @@ Records arrive in sequence order. The sender gathers them for up to ``flush_inte
 flush is asked for), plans the batch into steps (create run, ``log_batch`` per run within MLflow's limits,
 upload artifact, end run), executes the steps in order, retrying transient failures with backoff from the
 step that failed, and then acknowledges the batch in the journal. Replay of a dead process's journal goes
-through the same planner and executor. Only this module and ``store``/``provenance`` import MLflow.
+through the same planner and executor. Only ``tracking/`` imports MLflow.
 """
 
 from __future__ import annotations
@@ -394,11 +394,6 @@ class Sender(threading.Thread):
                 time.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
                 attempt += 1
         return None
-
-    @property
-    def connected(self) -> bool:
-        """True once MLflow is loaded and the store answered."""
-        return self.executor is not None
 
 
 def replay_all(
