@@ -34,7 +34,6 @@ TENSOR_TYPES = {
     "int32": "integer",
     "bool": "boolean",
 }
-NUMERIC = frozenset({"double", "float", "long", "integer"})
 _INT_BOUNDS = {"long": 63, "integer": 31}
 # names a pydantic field must not take (BaseModel's own attributes)
 _RESERVED = frozenset({"copy", "dict", "json", "schema", "construct", "validate", "fields", "from_orm"})
