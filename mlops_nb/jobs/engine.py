@@ -25,8 +25,8 @@ class MlopsNbEngine(NBClientEngine):
 
         options: JobOptions = kwargs.pop(OPTIONS_KWARG, None) or JobOptions()
         job = Job(kwargs.get("input_path"), nb, options)
-        env = job.kernel_env()
         try:
+            env = job.kernel_env()
             nb = super().execute_notebook(
                 nb,
                 kernel_name,
