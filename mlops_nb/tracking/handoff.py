@@ -31,7 +31,6 @@ def spawn(journal_path: Path, tracking_uri: str, home: Path, artifact_root: Path
         "-m",
         "mlops_nb.tracking.handoff",
         str(journal_path),
-        tracking_uri,
         str(home),
         "--deadline",
         str(deadline),
@@ -41,7 +40,14 @@ def spawn(journal_path: Path, tracking_uri: str, home: Path, artifact_root: Path
     log = (home / "handoff.log").open("ab")
     with log:
         proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            # Not on the command line, which every user of the machine can read (ps): it may hold credentials.
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
         )
     return proc.pid
 
@@ -49,13 +55,12 @@ def spawn(journal_path: Path, tracking_uri: str, home: Path, artifact_root: Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_nb.tracking.handoff", description=__doc__)
     parser.add_argument("journal", type=Path)
-    parser.add_argument("tracking_uri")
     parser.add_argument("home", type=Path)
     parser.add_argument("--artifact-root", type=Path)
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds to keep trying (default 600)")
     args = parser.parse_args(argv)
     give_up_at = time.monotonic() + args.deadline
-    store = Store(args.tracking_uri, args.home, args.artifact_root)
+    store = Store(os.environ["MLFLOW_TRACKING_URI"], args.home, args.artifact_root)
     orphan = None
     while orphan is None:  # until its process has exited (or flushed on its own and deleted the journal)
         if time.monotonic() > give_up_at or not args.journal.exists():

@@ -100,6 +100,12 @@ class Store:
         from mlflow import MlflowClient
 
         self.client: MlflowClient = MlflowClient(tracking_uri)
+        # Ending a run on an mlflow server, MLflow writes "View run ... at <the URI, credentials and all>" to
+        # stdout (TrackingServiceClient._log_url): stdout is our caller's (mlops-nb run's is the run id; a
+        # notebook keeps what a cell prints). This client never prints it; a user's own MLflow calls still do.
+        tracking = getattr(self.client, "_tracking_client", None)
+        if tracking is not None and hasattr(tracking, "_log_url"):
+            tracking._log_url = lambda run_id: None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
