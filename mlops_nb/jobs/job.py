@@ -176,8 +176,11 @@ class Job:
         """Environment for the kernel: record into this job's run, journal only, same store and cache."""
         import os
 
+        from mlops_nb.jobs.kernels import KERNEL_ENV
+
         s = self.settings
         env = {
+            **KERNEL_ENV,
             **os.environ,
             JOB_RUN_ENV: self.run.key,
             JOURNAL_ONLY_ENV: "1",

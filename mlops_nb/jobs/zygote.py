@@ -87,8 +87,13 @@ def _fork(argv: list[str], env: dict[str, str], cwd: str) -> int:
     global _zygote
     with _lock:
         if _zygote is None or _zygote.poll() is not None:
+            from mlops_nb.jobs.kernels import KERNEL_ENV
+
             _zygote = subprocess.Popen(
-                [sys.executable, "-m", "mlops_nb.jobs.zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                [sys.executable, "-m", "mlops_nb.jobs.zygote"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**KERNEL_ENV, **os.environ},  # the zygote imports debugpy for all its kernels
             )
         assert _zygote.stdin is not None and _zygote.stdout is not None
         _zygote.stdin.write(json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode() + b"\n")

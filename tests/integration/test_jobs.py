@@ -209,6 +209,7 @@ def test_an_interrupted_job_exits_130_ends_killed_and_stops_its_kernel(project: 
     stderr = (project / "stderr.txt").read_text()
     assert proc.returncode == 130, stderr
     assert "FAILED (interrupted)" in stderr and "interrupted (Ctrl-C or SIGTERM) while running cell 3" in stderr
+    assert "Traceback" not in stderr  # the kernel is interrupted, then shut down: no ZMQError of its sockets
     job = embedded_client(project).get_run(out.strip())
     assert job.info.status == "KILLED" and job.data.tags["mlops_nb.job.outcome"] == "interrupted"
     assert job.data.metrics == {"started": 1.0}  # what ran before the interrupt is kept
@@ -241,6 +242,7 @@ def test_plain_papermill_cli_with_the_mlops_nb_engine_records_the_job(project: P
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    assert "alembic" not in done.stderr and "INFO" not in done.stderr, done.stderr  # quiet, as mlops-nb run is
     jobs = _by_kind(runs(project, "pipe"), "job")
     assert len(jobs) == 1
     job = jobs[0]
@@ -365,3 +367,50 @@ def test_a_parameters_cell_with_a_syntax_error_exits_2_naming_the_line(project: 
     done = mlops_nb("run", "s.ipynb", "-p", "n", "2", cwd=project)
     assert done.returncode == 2, done.stderr
     assert "(cell 1) has a syntax error at line 2" in done.stderr
+
+
+def test_a_ctrl_c_while_the_kernel_starts_stops_it_at_once(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel that takes its time to start (a loaded machine): Ctrl-C then stops it, and the command
+    returns at once; the kernel, which holds the command's stdout, must not outlive it."""
+    spec = project / "jupyter" / "kernels" / "slow"
+    spec.mkdir(parents=True)
+    boot = (
+        "import os, sys, time; open('kernel-starting', 'w').write(str(os.getpid())); time.sleep(90); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'ipykernel_launcher', '-f', sys.argv[1]])"
+    )
+    kernel_json = {"argv": [sys.executable, "-c", boot, "{connection_file}"], "language": "python", "display_name": "s"}
+    (spec / "kernel.json").write_text(json.dumps(kernel_json))
+    monkeypatch.setenv("JUPYTER_PATH", str(project / "jupyter"))
+    write_notebook(project / "nb.ipynb", "x = 1", parameters="n = 1")
+    proc = start_mlops_nb("run", "nb.ipynb", "-k", "slow", cwd=project)
+    (kernel,) = wait_for([project / "kernel-starting"], proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)  # EOF on stdout: no kernel holds it
+    stderr = (project / "stderr.txt").read_text()
+    assert proc.returncode == 130, stderr
+    assert "interrupted (Ctrl-C or SIGTERM) while running kernel start-up" in stderr
+    assert embedded_client(project).get_run(out.strip()).info.status == "KILLED"
+    deadline = time.monotonic() + 10
+    while not gone(kernel):
+        assert time.monotonic() < deadline, "the starting kernel outlived its job"
+        time.sleep(0.2)
+    _assert_nothing_running(project)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warm", [True, False], ids=["sweep-worker", "run"])
+def test_jobs_in_one_process_leave_no_descriptors_behind(project: Path, warm: bool) -> None:
+    """A sweep's worker runs job after job in one process (kernels started ahead, shut down in the
+    background): its descriptors must not grow with the jobs (a sweep once hit 'Too many open files')."""
+    from mlops_nb.jobs import kernels
+    from mlops_nb.jobs.job import JobOptions
+    from mlops_nb.jobs.runner import run_job
+
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    counts = []
+    for i in range(5):
+        options = JobOptions(warm_kernels=warm, prestart=warm and i < 4, save_every_cell=not warm)
+        assert run_job(project / "pipe.ipynb", parameters={"scale": i}, options=options).ok
+        kernels.close() if i == 4 else None  # the worker's last act
+        counts.append(len(os.listdir("/proc/self/fd")))
+    assert counts[-1] <= counts[0] and max(counts[1:4]) <= counts[0], counts

@@ -63,6 +63,8 @@ def test_sweep_on_a_local_process_pool(project: Path) -> None:
     assert "6 of 6 jobs succeeded" in done.stderr and "best by accuracy" in done.stderr
     # Kernels forked for the jobs are quiet, as launched ones are: no console banner, encrypted sockets.
     assert "To connect another client" not in done.stderr and "without encryption" not in done.stderr
+    # No debugpy "frozen modules" warning per kernel, no interrupt logged by kernels shut down when idle.
+    assert "frozen modules" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
     _check_sweep(project, done.stdout.strip())
     assert len(list((project / ".mlops_nb" / "sweeps").glob("pipe-*/*.ipynb"))) == 6
     assert list((project / ".mlops_nb" / "journal").glob("*.jsonl")) == []  # every journal was sent
