@@ -333,7 +333,10 @@ def test_a_forked_kernel_exits_when_its_worker_s_zygote_dies(tmp_path: Path) -> 
     try:
         client = km.client()
         client.start_channels()
-        client.wait_for_ready(timeout=60)
+        # An async client: its wait_for_ready is a coroutine. Not awaited, the channels stopped at once, while
+        # the heartbeat thread was creating its socket in the context being destroyed: "ZMQError: Too many
+        # open files" (libzmq's EMFILE of a terminating context) in that thread.
+        run_sync(client.wait_for_ready)(timeout=60)
         client.stop_channels()
         assert zygote._zygote is not None and km.provisioner.process.poll() is None
         os.kill(zygote._zygote.pid, signal.SIGKILL)
