@@ -9,6 +9,7 @@ that ``exceptions`` can use it.
 
 from __future__ import annotations
 
+import logging
 import re
 
 # user:password@ (or a lone token@) after a scheme, up to the last @ of the authority
@@ -34,3 +35,15 @@ def redact_uri(text: str) -> str:
         return f"{match['scheme']}{user}:***@" if sep else f"{match['scheme']}***@"
 
     return _SECRET_QUERY.sub(r"\g<key>***", _USERINFO.sub(userinfo, text))
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record with ``redact_uri`` applied to its message (exceptions
+    quoted in log lines repeat the tracking URI as given)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_uri(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from mlops_nb.redaction import redact_uri
 from mlops_nb.tracking import journal
 from mlops_nb.tracking.provenance import Provenance
 from mlops_nb.tracking.sender import replay_orphan
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[BaseException] = []
     done = replay_orphan(orphan, store, Provenance(args.home), lambda: bool(errors), errors.append)
     if errors:
-        print(f"mlops-nb handoff: stopped at {errors[0]!r}", flush=True)
+        print(redact_uri(f"mlops-nb handoff: stopped at {errors[0]!r}"), flush=True)
     print(f"mlops-nb handoff (pid {os.getpid()}): {args.journal.name} {'sent' if done else 'kept'}", flush=True)
     return 0 if done else 1
 

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import StoreError
-from mlops_nb.redaction import redact_uri
+from mlops_nb.redaction import RedactingFilter, redact_uri
 from mlops_nb.tracking import journal as journal_mod
 from mlops_nb.tracking.provenance import Provenance
 from mlops_nb.tracking.store import Store, is_transient
 
 log = logging.getLogger("mlops_nb")
+log.addFilter(RedactingFilter())  # MLflow's errors quoted in our warnings repeat the URI, credentials and all
 
 MAX_METRICS = 1000  # MLflow's log_batch limits
 MAX_PARAMS_TAGS = 100
@@ -374,8 +375,8 @@ class Sender(threading.Thread):
                 if attempt == 0:
                     log.warning(
                         "mlops-nb: cannot reach MLflow at %s yet (%s); records wait in %s",
-                        redact_uri(self.tracking_uri),
-                        redact_uri(str(e)),
+                        self.tracking_uri,
+                        e,
                         self.journal.path,
                     )
                 time.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])

@@ -34,3 +34,12 @@ def test_credentials_in_uris_are_redacted(text: str, shown: str) -> None:
 def test_mlops_nb_errors_never_show_credentials() -> None:
     error = StoreError("MLflow at http://me:hunter2@host:5000 did not answer: for url http://me:hunter2@host/x")
     assert "hunter2" not in str(error) and "me:***@host:5000" in str(error)
+
+
+def test_mlops_nb_log_lines_never_show_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    from mlops_nb.tracking.sender import log
+
+    error = ConnectionError("HTTPConnectionPool: for url http://me:hunter2@host:5000/api/2.0/mlflow/runs/create")
+    with caplog.at_level("WARNING", logger="mlops_nb"):
+        log.warning("mlops-nb: cannot reach MLflow at %s yet (%r)", "http://me:hunter2@host:5000", error)
+    assert "hunter2" not in caplog.text and "me:***@host:5000" in caplog.text
