@@ -98,8 +98,8 @@ def load_yaml(text: str, source: str) -> Any:
             size = _expanded_size(node, {})
             if size > MAX_EXPANDED:
                 raise UsageError(
-                    f"{source} expands to more than {MAX_EXPANDED:,} YAML nodes and characters (its anchors and "
-                    f"aliases repeat {len(text):,} characters into about {size:,}); parameters are limited to "
+                    f"{source} expands to more than {MAX_EXPANDED:,} YAML nodes and characters once its anchors "
+                    f"and aliases are expanded ({len(text):,} characters as written); parameters are limited to "
                     f"{MAX_EXPANDED:,}. Write the values out, or pass a data file's path and read it in the notebook."
                 )
             return super().construct_document(node)
