@@ -37,7 +37,7 @@ def load_notebook(notebook: Path) -> dict[str, Any]:
 
     Papermill, nbclient and the parameters cell read the notebook before any validation of theirs would
     speak (and papermill's only warns): a cell given as text or without ``metadata`` ends in a traceback deep
-    inside them. nbformat's validator runs here first (nbformat is loaded with papermill anyway).
+    inside them. nbformat's validator runs here first (loaded the fast way, see ``mlops_nb.jobs.schema``).
     """
     import json
 
@@ -62,7 +62,7 @@ def _validate(notebook: Path, nb: dict[str, Any]) -> None:
     """UsageError naming the first place where ``nb`` breaks the notebook format (cells counted from 1)."""
     import copy
 
-    from nbformat import validator
+    from mlops_nb.jobs.schema import validator
 
     for index, cell in enumerate(nb["cells"]):
         if not isinstance(cell, dict):  # nbformat's validator itself raises TypeError on these

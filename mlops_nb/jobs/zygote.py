@@ -109,10 +109,15 @@ def stop() -> None:
     global _zygote
     with _lock:
         zygote, _zygote = _zygote, None
-    if zygote is not None and zygote.poll() is None:
+    if zygote is None:
+        return
+    if zygote.poll() is None:
         assert zygote.stdin is not None
         zygote.stdin.close()
         zygote.wait(10)
+    for pipe in (zygote.stdin, zygote.stdout):  # a worker may start another zygote: no descriptor left open
+        if pipe is not None:
+            pipe.close()
 
 
 class ZygoteProvisioner(LocalProvisioner):  # type: ignore[misc]
