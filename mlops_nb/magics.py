@@ -13,6 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from mlops_nb.exceptions import MlopsNbError
+from mlops_nb.redaction import redact_uri
 from mlops_nb.stages.stage import StageOptions, StageRunner
 from mlops_nb.tracking import provenance, recorder, runs
 
@@ -33,7 +34,7 @@ def where() -> str:
     """The line ``%load_ext`` and ``%mlops init`` print: where records go, which experiment, the cache."""
     settings = recorder.get_recorder().settings
     return (
-        f"mlops-nb: tracking to {settings.tracking_uri}, experiment {runs.default_experiment()!r} "
+        f"mlops-nb: tracking to {redact_uri(settings.tracking_uri)}, experiment {runs.default_experiment()!r} "
         f"(stage cache: {settings.cache_dir})"
     )
 

@@ -55,8 +55,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads, maybe in the background
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlops_nb.tracking.store import quiet_console
+
+        quiet_console()  # before MLflow loads, maybe in the background
         try:
             return func(*args, **kwargs)
         except MlopsNbError as e:

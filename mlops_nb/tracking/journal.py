@@ -1,8 +1,10 @@
 """The append-only journal: every record is written to the OS before the logging call returns.
 
 One journal file per process, ``<home>/journal/<host>-<pid>-<id>.jsonl``, JSON lines. The first line is a
-header naming the tracking URI. The caller's records carry a sequence number; the sender appends
-``created`` (local run key -> MLflow run id) and ``ack`` (everything up to seq N is in MLflow) lines.
+header naming the tracking URI, without its credentials: the process that replays a journal connects with
+the URI of its own settings, when it names the same store. The caller's records carry a sequence number; the
+sender appends ``created`` (local run key -> MLflow run id) and ``ack`` (everything up to seq N is in
+MLflow) lines.
 The owning process holds an exclusive ``flock`` on the file for its whole life, so a journal whose lock can
 be taken belongs to a dead process and is replayed by whoever takes it. Files logged as artifacts are
 copied into ``<journal>.files/`` so that they survive until they are sent.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import InvalidRecordError, JournalError
+from mlops_nb.redaction import redact_uri
 
 FORMAT_VERSION = 1
 SUFFIX = ".jsonl"
@@ -62,7 +65,8 @@ class Journal:
             {
                 "op": "open",
                 "v": FORMAT_VERSION,
-                "tracking_uri": tracking_uri,
+                # Without credentials: the replaying process connects with its own settings' URI (same store).
+                "tracking_uri": redact_uri(tracking_uri),
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "t": int(time.time() * 1000),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import InvalidRecordError, StoreError, TrackingError
+from mlops_nb.redaction import redact_uri
 
 if TYPE_CHECKING:
     from mlops_nb.tracking.journal import Journal
@@ -252,12 +253,12 @@ class Recorder:
                 if helper
                 else "they will be sent the next time mlops-nb starts with this tracking URI"
             )
-            print(
+            message = (
                 f"mlops-nb: {self.sender.pending} records did not reach MLflow at {self.settings.tracking_uri} "
                 f"within {timeout:g} s (last error: {self.sender.last_error or 'none yet, still trying'}). "
-                f"They are kept in {self.journal.path}; {then}.",
-                file=sys.stderr,
+                f"They are kept in {self.journal.path}; {then}."
             )
+            print(redact_uri(message), file=sys.stderr)
         return sent
 
 

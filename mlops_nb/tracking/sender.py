@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import StoreError
+from mlops_nb.redaction import RedactingFilter, redact_uri
 from mlops_nb.tracking import journal as journal_mod
 from mlops_nb.tracking.provenance import Provenance
 from mlops_nb.tracking.store import Store, is_transient
 
 log = logging.getLogger("mlops_nb")
+log.addFilter(RedactingFilter())  # MLflow's errors quoted in our warnings repeat the URI, credentials and all
 
 MAX_METRICS = 1000  # MLflow's log_batch limits
 MAX_PARAMS_TAGS = 100
@@ -372,7 +374,7 @@ class Sender(threading.Thread):
         return self._stopping
 
     def _remember(self, error: BaseException) -> None:
-        self.last_error = f"{type(error).__name__}: {error}"
+        self.last_error = redact_uri(f"{type(error).__name__}: {error}")
 
     def _note_created(self, key: str, run_id: str) -> None:
         self.journal.note({"op": "created", "run": key, "run_id": run_id})
@@ -432,7 +434,8 @@ def replay_orphan(
     done = False
     try:
         # A journal for another store is left for a process that uses that one.
-        if journal_mod.header(orphan.path).get("tracking_uri") == store.tracking_uri:
+        # (Headers keep the URI without its credentials: the store's own URI supplies them.)
+        if journal_mod.header(orphan.path).get("tracking_uri") == redact_uri(store.tracking_uri):
             state = journal_mod.read(orphan.path)
             records = state.pending
             if not state.deferred:  # a crashed process's runs: they may exist already, and carry its provenance

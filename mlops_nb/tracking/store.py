@@ -79,6 +79,16 @@ def _quiet(*loggers: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def quiet_console() -> None:
+    """In mlops-nb's own processes (the CLI's, the papermill engine's): MLflow's INFO lines (alembic's schema
+    checks among them) and download bars stay off the console. Read when MLflow loads; the user's own
+    MLFLOW_* settings win."""
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 class Store:
     """An MLflow client for one tracking URI, plus concurrency-safe initialisation and experiments."""
 
@@ -118,7 +128,17 @@ class Store:
                         db.execute("PRAGMA journal_mode=WAL")
         from mlflow import MlflowClient
 
-        self.client: MlflowClient = MlflowClient(tracking_uri)
+        # The client's own store checks the schema when it is created: alembic's INFO lines, shown on the
+        # console wherever the root logger takes INFO (papermill's CLI). Created here, inside the quiet block.
+        with _quiet("alembic"):
+            self.client: MlflowClient = MlflowClient(tracking_uri)
+            getattr(getattr(self.client, "_tracking_client", None), "store", None)
+        # Ending a run on an mlflow server, MLflow writes "View run ... at <the URI, credentials and all>" to
+        # stdout (TrackingServiceClient._log_url): stdout is our caller's (mlops-nb run's is the run id; a
+        # notebook keeps what a cell prints). This client never prints it; a user's own MLflow calls still do.
+        tracking = getattr(self.client, "_tracking_client", None)
+        if tracking is not None and hasattr(tracking, "_log_url"):
+            tracking._log_url = lambda run_id: None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
