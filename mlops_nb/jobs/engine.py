@@ -109,6 +109,14 @@ class MlopsNbEngine(NBClientEngine):
             kernels.stop_later(client.km)  # in the background: the next job need not wait for it
 
 
+def _kill(km: Any) -> None:
+    """Kill a kernel's process without the kernel manager's (async) shutdown."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)  # jupyter_client's LocalProvisioner
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait(10)
+
+
 class _JobClient(PapermillNotebookClient):
     """papermill's client; when the execution stops on Ctrl-C, SIGTERM or a timeout, the kernel is
     interrupted and waited for before it is shut down. jupyter_client interrupts a kernel and at once asks it
@@ -130,7 +138,11 @@ class _JobClient(PapermillNotebookClient):
         except BaseException:
             if self.owns_km and self.km is not None:
                 self.shutdown_kernel = "immediate"  # it has run nothing: no graceful shutdown to wait for
-                self._cleanup_kernel()
+                try:
+                    self._cleanup_kernel()
+                except Exception as e:  # noqa: BLE001 - the event loop the Ctrl-C broke into may be unusable
+                    logger.debug("mlops-nb: kernel clean-up after an interrupted start failed: %r", e)
+                    _kill(self.km)
             raise
         with super().setup_kernel(**kwargs):
             yield

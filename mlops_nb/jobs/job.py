@@ -164,7 +164,7 @@ class Job:
         """End the run before the notebook ran (FAILED, KILLED on Ctrl-C, with the reason); release the hold."""
         if self._hold is not None:
             self._hold.release()
-        self.run.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
+        self.run.end("KILLED" if _interrupted(error) else "FAILED", error)
 
     def _log_input(self, notebook: str) -> None:
         import nbformat
@@ -267,13 +267,26 @@ def send_jobs(keys: list[str]) -> None:
         time.sleep(0.05)
 
 
+def _interrupted(error: BaseException) -> bool:
+    """A Ctrl-C or SIGTERM, also when it broke into asyncio's machinery and surfaced as another error
+    (``InvalidStateError`` from a future it left half-done) with the KeyboardInterrupt in its chain."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:
     """The outcome of an execution and a message naming the cell and exception, or the kernel's fate."""
     if error is not None:
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
         where = _last_started(nb)
-        if isinstance(error, KeyboardInterrupt):
+        if _interrupted(error):
             return INTERRUPTED, f"interrupted (Ctrl-C or SIGTERM) while running {where}; the kernel was stopped"
         if isinstance(error, CellTimeoutError):
             return TIMED_OUT, f"{where} ran longer than the timeout; the kernel was stopped ({error})"

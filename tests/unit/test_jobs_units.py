@@ -247,3 +247,24 @@ def test_a_parameters_cell_with_a_syntax_error_says_so() -> None:
     nb = _nb("alpha = 0.1\nbeta = (", "x = 1")
     with pytest.raises(UsageError, match=r"'parameters' cell of nb.ipynb \(cell 1\) has a syntax error at line 2"):
         check_names("nb.ipynb", nb, {"alpha": 1}, allow_new=False)
+
+
+def test_a_ctrl_c_that_surfaced_as_another_error_is_still_an_interrupt() -> None:
+    """A Ctrl-C breaking into asyncio may surface as InvalidStateError with the KeyboardInterrupt in its chain
+    (seen once under load while a kernel started): the job is interrupted (exit 130), not a failed execution."""
+    import asyncio
+
+    from mlops_nb.jobs.job import INTERRUPTED, _classify
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise asyncio.InvalidStateError("invalid state")  # noqa: B904 - as asyncio raises it
+    except asyncio.InvalidStateError as e:
+        error = e
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    assert _classify(nb, error)[0] == INTERRUPTED
+    assert _classify(nb, asyncio.InvalidStateError("alone"))[0] != INTERRUPTED
