@@ -1,4 +1,4 @@
-"""The ``mlops-nb`` command line (also ``python -m mlops_nb``): thin glue over jobs/, registry/, serving/.
+"""The ``mlops-nb`` command line (also ``python -m mlops_nb``): thin glue over jobs/, registry/, serving/, monitoring/.
 
 Each command lives in a module of this package and is imported only when it runs, so ``mlops-nb --help``
 and every command start without loading MLflow.
@@ -30,6 +30,7 @@ COMMANDS = {
     "ci": "mlops_nb.cli.jobs:ci",
     "promote": "mlops_nb.cli.registry:promote",
     "export": "mlops_nb.cli.serving:export",
+    "monitor": "mlops_nb.cli.monitor:monitor",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
@@ -38,6 +39,7 @@ HELP = {
     "ci": "Run the project's notebook jobs as CI checks (JUnit XML).",
     "promote": "Register a run's model in the MLflow registry behind gates.",
     "export": "Generate a standalone FastAPI serving package for a model.",
+    "monitor": "Check new data against the training reference: data problems and drift.",
 }
 
 

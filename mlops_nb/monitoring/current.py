@@ -1,0 +1,141 @@
+"""The current data, summarised chunk by chunk against a reference: what drift and validation need, nothing more.
+
+Per reference column present in the data: missing values; for numeric columns the KS counts (current values
+<= and < each distinct reference value), the PSI bin counts, values below/above the training range, and a
+seeded sample (every value up to ``sample_rows``) for Wasserstein and SciPy's exact small-sample KS; for
+categorical columns the count of every category. All of it adds up over chunks, so the result does not
+depend on how the data was split, and memory is bounded by the chunk and the sample.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_nb.monitoring import columns as cols
+from mlops_nb.monitoring.profile import Reference
+from mlops_nb.monitoring.sample import RowSample
+
+SAMPLE_ROWS = 1_000_000
+
+
+@dataclass
+class ColumnState:
+    """What the current data holds of one column."""
+
+    kind: str  # the reference's kind
+    dtype: str  # the current Arrow type (the first chunk's)
+    current_kind: str
+    missing: int = 0
+    readable: bool = True  # False: a numeric reference column whose current values are not numbers
+    present: int = 0
+    below: int = 0  # values under the reference minimum
+    above: int = 0  # values over the reference maximum
+    low: float = float("inf")
+    high: float = float("-inf")
+    cur_le: Any = None
+    cur_lt: Any = None
+    psi_counts: Any = None
+    categories: Counter[str] = field(default_factory=Counter)
+
+
+class CurrentData:
+    """Summarises current data against ``reference``, one Arrow record batch or table at a time.
+
+    Args:
+        reference: the reference to compare with.
+        sample_rows: current rows kept for Wasserstein (all of them up to this many).
+    """
+
+    def __init__(self, reference: Reference, sample_rows: int = SAMPLE_ROWS) -> None:
+        self.reference = reference
+        self.sample_rows = sample_rows
+        self.rows = 0
+        self.columns: list[str] | None = None  # every column of the current data, in order
+        self.states: dict[str, ColumnState] = {}
+        self.sample: RowSample | None = None
+        self._unique: dict[str, tuple[Any, Any]] = {}  # reference distinct values and counts <= them
+
+    def _start(self, schema: Any) -> None:
+        import numpy as np
+
+        self.columns = list(schema.names)
+        ref_columns = self.reference.profile["columns"]
+        for name, arrow_field in zip(schema.names, schema, strict=True):
+            if name not in ref_columns:
+                continue
+            kind = ref_columns[name].get("kind", cols.OTHER)
+            self.states[name] = ColumnState(kind, str(arrow_field.type), cols.kind_of(arrow_field.type))
+            sample = self.reference.samples.get(name)
+            if kind == cols.NUMERIC and sample is not None and len(sample):
+                last = np.empty(len(sample), dtype=bool)  # the last of each run of equal sorted values
+                last[:-1] = sample[1:] != sample[:-1]
+                last[-1] = True
+                self._unique[name] = (sample[last], np.flatnonzero(last) + 1)
+        numeric = [n for n, s in self.states.items() if s.kind == cols.NUMERIC]
+        self.sample = RowSample(numeric, self.sample_rows)
+
+    def add(self, chunk: Any) -> None:
+        """Add a ``pyarrow.RecordBatch`` or ``pyarrow.Table``."""
+        import numpy as np
+
+        if self.columns is None:
+            self._start(chunk.schema)
+        rows = chunk.num_rows
+        self.rows += rows
+        names = set(chunk.schema.names)
+        values = {}
+        for name, state in self.states.items():
+            if name not in names:  # a partition without the column: all missing there
+                state.missing += rows
+                values[name] = np.full(rows, np.nan)
+                continue
+            column = chunk.column(name)
+            if state.kind == cols.NUMERIC:
+                values[name] = self._add_numbers(name, state, column, rows)
+            else:
+                state.missing += column.null_count
+                if state.kind == cols.CATEGORICAL:
+                    state.categories.update(dict(cols.category_counts(column)))
+        if self.sample is not None:
+            self.sample.add(values, rows)
+
+    def _add_numbers(self, name: str, state: ColumnState, column: Any, rows: int) -> Any:
+        import numpy as np
+
+        numbers = cols.try_numbers(column) if state.readable else None
+        if numbers is None:
+            state.readable = False
+            state.missing += column.null_count
+            return np.full(rows, np.nan)
+        present = np.sort(numbers[~np.isnan(numbers)])  # NaN sort last; one sort serves every count below
+        state.missing += rows - len(present)
+        state.present += len(present)
+        if not len(present):
+            return numbers
+        state.low = min(state.low, float(present[0]))
+        state.high = max(state.high, float(present[-1]))
+        spec = self.reference.profile["columns"][name]
+        if spec.get("min") is not None:
+            state.below += int(np.searchsorted(present, spec["min"], side="left"))
+            state.above += len(present) - int(np.searchsorted(present, spec["max"], side="right"))
+        if name in self._unique:
+            # Each value's place among the reference's distinct values, counted per place then summed up to
+            # each: O(n log k + k) per chunk, whatever the sizes of chunk and reference.
+            unique = self._unique[name][0]
+            size = len(unique) + 1
+            le = np.cumsum(np.bincount(np.searchsorted(unique, present, side="left"), minlength=size)[:-1])
+            lt = np.cumsum(np.bincount(np.searchsorted(unique, present, side="right"), minlength=size)[:-1])
+            state.cur_le = le if state.cur_le is None else state.cur_le + le
+            state.cur_lt = lt if state.cur_lt is None else state.cur_lt + lt
+        bins = spec.get("psi")
+        if bins:
+            from mlops_nb.monitoring.profile import bin_counts
+
+            counts = bin_counts(present, np.asarray(bins["edges"], dtype=float))
+            state.psi_counts = counts if state.psi_counts is None else state.psi_counts + counts
+        return numbers
+
+    def missing_rate(self, name: str) -> float:
+        return self.states[name].missing / self.rows if self.rows else 0.0

@@ -1,0 +1,69 @@
+"""A seeded uniform sample of the rows of a stream, the same however the stream is chunked.
+
+Every row gets a random key drawn from a seeded generator in row order; the sample is the ``cap`` rows with
+the smallest keys (bottom-k sampling). Up to ``cap`` rows every row is kept, so statistics on the sample are
+exact; beyond it the sample is uniform, and because NumPy's generator yields the same keys whether it is
+asked for 10 rows twice or 20 once, chunking never changes which rows are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEED = 0
+
+
+class RowSample:
+    """The numeric columns of a stream's sampled rows.
+
+    Args:
+        columns: the names of the columns to keep.
+        cap: the most rows kept.
+        seed: the seed of the row keys.
+    """
+
+    def __init__(self, columns: list[str], cap: int, seed: int = SEED) -> None:
+        import numpy as np
+
+        self.cap = cap
+        self.rows = 0
+        self._rng = np.random.default_rng(seed)
+        self._keys: list[Any] = []
+        self._values: dict[str, list[Any]] = {name: [] for name in columns}
+        self._held = 0
+
+    def add(self, values: dict[str, Any], rows: int) -> None:
+        """Offer one chunk: ``values`` maps each column to its float64 array of ``rows`` values."""
+        keys = self._rng.random(rows)  # drawn even when every row is kept: the keys must not depend on chunking
+        self.rows += rows
+        self._keys.append(keys)
+        for name, column in self._values.items():
+            column.append(values[name])
+        self._held += rows
+        if self._held > 2 * self.cap:  # compact now and then: memory stays within 2 x cap rows
+            self._compact()
+
+    def _compact(self) -> None:
+        import numpy as np
+
+        keys = np.concatenate(self._keys)
+        if len(keys) <= self.cap:
+            keep = None
+        else:
+            keep = np.argpartition(keys, self.cap - 1)[: self.cap]
+            keys = keys[keep]
+        self._keys = [keys]
+        for name, chunks in self._values.items():
+            column = np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
+            self._values[name] = [column if keep is None else column[keep]]
+        self._held = len(keys)
+
+    def sorted_values(self, name: str) -> Any:
+        """The sampled, present (not NaN) values of a column, sorted."""
+        import numpy as np
+
+        if self._held > self.cap or len(self._keys) > 1:
+            self._compact()
+        column = self._values[name][0] if self._values[name] else np.empty(0)
+        column = column[~np.isnan(column)]
+        return np.sort(column)
