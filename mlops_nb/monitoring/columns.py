@@ -42,7 +42,8 @@ def numbers(column: Any) -> Any:
 
         return np.full(len(column), np.nan)
     floats = pc.cast(column, pa.float64(), safe=False)
-    return floats.to_numpy(zero_copy_only=False) if floats.null_count else _plain(floats)
+    array = floats.to_numpy(zero_copy_only=False) if floats.null_count else _plain(floats)
+    return array + 0.0  # -0.0 becomes 0.0: equal values must look equal whatever order they came in
 
 
 def _plain(column: Any) -> Any:

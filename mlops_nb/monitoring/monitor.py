@@ -17,7 +17,7 @@ The result (:class:`Result`)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -90,7 +90,7 @@ def monitor(
 
     Args:
         reference: from :func:`load_reference` or :func:`mlops_nb.monitoring.profile.reference_of`.
-        current: Arrow record batches or tables (read one at a time), or one DataFrame/table.
+        current: Arrow record batches or tables (read one at a time), or one DataFrame, table or dict of columns.
         preset_name: which methods decide and at which thresholds (``mlops-nb``, ``evidently``).
         sample_rows: current rows kept for Wasserstein (all of them up to this many).
         tolerances: validation tolerances.
@@ -124,7 +124,8 @@ def monitor(
 
 
 def _is_frame(value: Any) -> bool:
-    return type(value).__name__ in ("DataFrame", "Table", "ndarray")
+    """One frame (DataFrame, Arrow table, array, dict of columns) rather than an iterable of chunks."""
+    return isinstance(value, Mapping) or type(value).__name__ in ("DataFrame", "Table", "RecordBatch", "ndarray")
 
 
 def _empty(frame: Any) -> Any:

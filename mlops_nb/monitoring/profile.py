@@ -236,7 +236,8 @@ def bin_counts(sorted_values: Any, edges: Any) -> Any:
 
 def _categorical(counts: Counter[str]) -> ColumnProfile:
     total = sum(counts.values())
-    top = dict(counts.most_common(MAX_CATEGORIES))
+    # most common first, ties by name: the same profile whatever order the rows came in
+    top = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES])
     listed = sum(top.values())
     return {
         "distinct": len(counts),

@@ -97,7 +97,7 @@ def _column(name: str, spec: dict, state: ColumnState, current: CurrentData, tol
             unseen = {c: n for c, n in state.categories.items() if c not in known}
             if unseen:
                 present = sum(state.categories.values())
-                names = sorted(unseen, key=lambda c: -unseen[c])
+                names = sorted(unseen, key=lambda c: (-unseen[c], c))  # most common first, ties by name
                 shown = ", ".join(repr(c) for c in names[:SHOWN]) + (" ..." if len(names) > SHOWN else "")
                 add(
                     "unseen_category",
