@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_nb.monitoring import columns as cols
+from mlops_nb.monitoring import sorted_arrays
 from mlops_nb.monitoring.profile import Reference
 from mlops_nb.monitoring.sample import RowSample
 
@@ -34,8 +35,8 @@ class ColumnState:
     above: int = 0  # values over the reference maximum
     low: float = float("inf")
     high: float = float("-inf")
-    cur_le: Any = None
-    cur_lt: Any = None
+    cur_le: Any = None  # current values <= each distinct reference value
+    cur_eq: Any = None  # current values == each distinct reference value (None: no tie seen)
     psi_counts: Any = None
     categories: Counter[str] = field(default_factory=Counter)
 
@@ -55,7 +56,10 @@ class CurrentData:
         self.columns: list[str] | None = None  # every column of the current data, in order
         self.states: dict[str, ColumnState] = {}
         self.sample: RowSample | None = None
-        self._unique: dict[str, tuple[Any, Any]] = {}  # reference distinct values and counts <= them
+        # Reference distinct values and how many sample values are <= each (None: all distinct, so 1, 2, 3 ...)
+        self._unique: dict[str, tuple[Any, Any]] = {}
+        self._chunks = 0
+        self._first_sorted: dict[str, Any] = {}  # the first chunk's sorted values: the sample when it is all
 
     def _start(self, schema: Any) -> None:
         import numpy as np
@@ -72,7 +76,7 @@ class CurrentData:
                 last = np.empty(len(sample), dtype=bool)  # the last of each run of equal sorted values
                 last[:-1] = sample[1:] != sample[:-1]
                 last[-1] = True
-                self._unique[name] = (sample[last], np.flatnonzero(last) + 1)
+                self._unique[name] = (sample, None) if last.all() else (sample[last], np.flatnonzero(last) + 1)
         numeric = [n for n, s in self.states.items() if s.kind == cols.NUMERIC]
         self.sample = RowSample(numeric, self.sample_rows)
 
@@ -84,6 +88,9 @@ class CurrentData:
             self._start(chunk.schema)
         rows = chunk.num_rows
         self.rows += rows
+        self._chunks += 1
+        if self._chunks == 2:
+            self._first_sorted.clear()
         names = set(chunk.schema.names)
         values = {}
         for name, state in self.states.items():
@@ -109,7 +116,9 @@ class CurrentData:
             state.readable = False
             state.missing += column.null_count
             return np.full(rows, np.nan)
-        present = np.sort(numbers[~np.isnan(numbers)])  # NaN sort last; one sort serves every count below
+        present = np.sort(numbers[~np.isnan(numbers)])  # one sort serves every count below
+        if self._chunks == 1:
+            self._first_sorted[name] = present
         state.missing += rows - len(present)
         state.present += len(present)
         if not len(present):
@@ -121,14 +130,13 @@ class CurrentData:
             state.below += int(np.searchsorted(present, spec["min"], side="left"))
             state.above += len(present) - int(np.searchsorted(present, spec["max"], side="right"))
         if name in self._unique:
-            # Each value's place among the reference's distinct values, counted per place then summed up to
-            # each: O(n log k + k) per chunk, whatever the sizes of chunk and reference.
             unique = self._unique[name][0]
-            size = len(unique) + 1
-            le = np.cumsum(np.bincount(np.searchsorted(unique, present, side="left"), minlength=size)[:-1])
-            lt = np.cumsum(np.bincount(np.searchsorted(unique, present, side="right"), minlength=size)[:-1])
+            le, (tied, equal) = ks_counts(present, unique)
             state.cur_le = le if state.cur_le is None else state.cur_le + le
-            state.cur_lt = lt if state.cur_lt is None else state.cur_lt + lt
+            if len(tied):  # kept sparse: with continuous data no current value equals a reference one
+                if state.cur_eq is None:
+                    state.cur_eq = np.zeros(len(unique), dtype=np.int64)
+                state.cur_eq[tied] += equal
         bins = spec.get("psi")
         if bins:
             from mlops_nb.monitoring.profile import bin_counts
@@ -137,5 +145,35 @@ class CurrentData:
             state.psi_counts = counts if state.psi_counts is None else state.psi_counts + counts
         return numbers
 
+    def sorted_sample(self, name: str) -> Any:
+        """The current sample of a numeric column's present values, sorted (all of them up to ``sample_rows``)."""
+        if self._chunks == 1 and self.rows <= self.sample_rows and name in self._first_sorted:
+            return self._first_sorted[name]  # one chunk, all kept: it was sorted already
+        return self.sample.sorted_values(name) if self.sample is not None else None
+
     def missing_rate(self, name: str) -> float:
         return self.states[name].missing / self.rows if self.rows else 0.0
+
+
+def ks_counts(present: Any, unique: Any) -> tuple[Any, tuple[Any, Any]]:
+    """How many of the sorted ``present`` values are <= each sorted distinct ``unique`` value, and the ties:
+    (indices of ``unique`` that some values equal, how many equal each).
+
+    One binary search gives "<="; ties are found by looking at the value just before, and counted by a
+    second search for those alone. When the chunk is smaller than the reference, the chunk's values are
+    placed among the reference's instead and counted per place: O(n log k + k) rather than O(k log n).
+    """
+    import numpy as np
+
+    if len(unique) > len(present):
+        size = len(unique) + 1
+        le = np.cumsum(np.bincount(np.searchsorted(unique, present, side="left"), minlength=size)[:-1])
+        lt = np.cumsum(np.bincount(np.searchsorted(unique, present, side="right"), minlength=size)[:-1])
+        tied = np.flatnonzero(le != lt)
+        return le, (tied, le[tied] - lt[tied])
+    le = sorted_arrays.searchsorted(present, unique, side="right")
+    tied = np.flatnonzero(le > 0)
+    tied = tied[present[le[tied] - 1] == unique[tied]]
+    if not len(tied):
+        return le, (tied, tied)
+    return le, (tied, le[tied] - sorted_arrays.searchsorted(present, unique[tied], side="left"))

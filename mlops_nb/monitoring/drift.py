@@ -88,6 +88,9 @@ def numeric_data(current: CurrentData, name: str, state: ColumnState) -> Numeric
 
     spec = current.reference.profile["columns"][name]
     unique = current._unique.get(name)
+    cur_le = state.cur_le
+    if cur_le is None and unique:  # no current value at all
+        cur_le = np.zeros(len(unique[0]), dtype=np.int64)
     bins = spec.get("psi")
     return NumericData(
         ref_sorted=current.reference.samples.get(name),
@@ -96,10 +99,10 @@ def numeric_data(current: CurrentData, name: str, state: ColumnState) -> Numeric
         ref_std=spec.get("std"),
         psi_edges=np.asarray(bins["edges"], dtype=float) if bins else None,
         psi_frequencies=np.asarray(bins["frequencies"], dtype=float) if bins else None,
-        cur_sorted=current.sample.sorted_values(name) if current.sample is not None else np.empty(0),
+        cur_sorted=current.sorted_sample(name),
         cur_n=state.present,
-        cur_le=state.cur_le if state.cur_le is not None else (np.zeros(len(unique[0]), int) if unique else None),
-        cur_lt=state.cur_lt if state.cur_lt is not None else (np.zeros(len(unique[0]), int) if unique else None),
+        cur_le=cur_le,
+        cur_lt=cur_le if state.cur_eq is None else cur_le - state.cur_eq,
         psi_counts=state.psi_counts,
     )
 

@@ -61,7 +61,8 @@ class NumericData:
 
     Attributes:
         ref_sorted: the reference's sorted sample of present values (None: only a profile is known).
-        ref_unique: its distinct values; ``ref_le[i]``: how many sample values are <= ``ref_unique[i]``.
+        ref_unique: its distinct values; ``ref_le[i]``: how many sample values are <= ``ref_unique[i]``
+            (None when every value is distinct: i + 1).
         ref_std: the reference standard deviation over all its rows.
         psi_edges, psi_frequencies: the reference's PSI bins (None: an old profile without them).
         cur_sorted: the current sorted sample of present values (every one up to the sample cap).
@@ -187,10 +188,14 @@ def ks_statistic(ref_le: Any, n_ref: int, cur_le: Any, cur_lt: Any, n_cur: int) 
     """
     import numpy as np
 
-    cdf_ref = ref_le / n_ref
-    at = np.abs(cdf_ref - cur_le / n_cur)
-    before = np.abs(np.concatenate(([0.0], cdf_ref[:-1])) - cur_lt / n_cur)
-    return float(max(at.max(initial=0.0), before.max(initial=0.0)))
+    cdf_ref = (np.arange(1, len(cur_le) + 1) if ref_le is None else ref_le) / n_ref
+    gap = cur_le / n_cur
+    np.subtract(cdf_ref, gap, out=gap)
+    at = float(np.abs(gap, out=gap).max(initial=0.0))
+    np.divide(cur_lt, n_cur, out=gap)
+    np.subtract(cdf_ref[:-1], gap[1:], out=gap[1:])  # just before value i, the reference ECDF is at value i-1
+    gap[0] = -gap[0]  # and 0 before the first
+    return max(at, float(np.abs(gap, out=gap).max(initial=0.0)))
 
 
 def ks_p_value(statistic: float, n_ref: int, n_cur: int) -> float:
@@ -219,26 +224,36 @@ def _ks(data: NumericData, options: dict[str, Any]) -> tuple[float, float | None
 
 
 def wasserstein(u_sorted: Any, v_sorted: Any) -> float:
-    """``scipy.stats.wasserstein_distance`` of two sorted samples, without sorting them again.
+    """``scipy.stats.wasserstein_distance`` of two sorted samples, without comparing values again.
 
-    The merged order comes from two binary searches (each value's rank among the other sample's), the
-    integral of |F_u - F_v| is summed over it in SciPy's order. Ties within a value cost nothing: the step
-    between equal values is zero.
+    In one dimension the distance is also the area between the quantile functions, which are steps at
+    i/n and j/m. In units of 1/(n*m) those breakpoints are the integers i*m and j*n, whose merged order
+    follows from integer division: no search, no sort. The sum runs over blocks of u's breakpoints (and
+    the v breakpoints between them), so temporaries stay in the cache. It differs from SciPy's sum over
+    the values only by rounding (a sum of positive terms: ~1e-15 relative).
     """
     import numpy as np
 
+    from mlops_nb.monitoring.sorted_arrays import BLOCK
+
     n, m = len(u_sorted), len(v_sorted)
-    rank_u = np.arange(n) + np.searchsorted(v_sorted, u_sorted, side="left")
-    rank_v = np.arange(m) + np.searchsorted(u_sorted, v_sorted, side="right")
-    merged = np.empty(n + m)
-    merged[rank_u] = u_sorted
-    merged[rank_v] = v_sorted
-    from_u = np.zeros(n + m, dtype=np.int64)
-    from_u[rank_u] = 1
-    u_count = np.cumsum(from_u)[:-1]
-    v_count = np.arange(1, n + m) - u_count
-    deltas = np.diff(merged)
-    return float(np.sum(np.multiply(np.abs(u_count / n - v_count / m), deltas)))
+    step = max(1, BLOCK * n // (n + m))  # u breakpoints per block: about BLOCK merged ones
+    total = 0.0
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        first_j, last_j = a * m // n + 1, b * m // n  # v breakpoints j*n in (a*m, b*m]
+        i = np.arange(a + 1, b + 1, dtype=np.int64) * m
+        j = np.arange(first_j, last_j + 1, dtype=np.int64) * n
+        merged = np.empty(len(i) + len(j), dtype=np.int64)
+        # a u breakpoint comes after the v ones strictly below it, a v breakpoint after the u ones at or below it
+        merged[np.arange(len(i)) + ((i - 1) // n - (first_j - 1))] = i
+        merged[np.arange(len(j)) + (j // m - a)] = j
+        # On (t[k-1], t[k]] each quantile function is constant: u's is u[ceil(t/m) - 1], v's v[ceil(t/n) - 1].
+        gaps = u_sorted[(merged + (m - 1)) // m - 1] - v_sorted[(merged + (n - 1)) // n - 1]
+        np.abs(gaps, out=gaps)
+        gaps *= np.diff(merged, prepend=a * m)  # the widths
+        total += float(gaps.sum())  # not np.dot: BLAS threads cost more than they save here
+    return total / (float(n) * float(m))
 
 
 def _wasserstein(data: NumericData, options: dict[str, Any]) -> tuple[float, float | None] | None:

@@ -27,6 +27,7 @@ from typing import Any, TypedDict
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import columns as cols
+from mlops_nb.monitoring import sorted_arrays
 from mlops_nb.monitoring.sample import RowSample
 
 SCHEMA_VERSION = 2
@@ -200,12 +201,11 @@ class ProfileBuilder:
 
 
 def _numeric(moments: _Moments, sample: Any) -> ColumnProfile:
-    import numpy as np
 
     if not moments.n:
         return {"min": None, "max": None, "mean": None, "std": None}
-    quantiles = np.quantile(sample, QUANTILES)
-    counts, edges = np.histogram(sample, bins=BINS, range=(moments.low, moments.high))
+    quantiles = sorted_arrays.quantiles(sample, QUANTILES)
+    counts, edges = sorted_arrays.histogram(sample, BINS, moments.low, moments.high)
     return {
         "min": moments.low,
         "max": moments.high,
@@ -221,7 +221,7 @@ def psi_bins(sorted_values: Any) -> PsiBins:
     """PSI bins of sorted values: inner edges at the deciles, duplicates merged, and the share in each bin."""
     import numpy as np
 
-    edges = np.unique(np.quantile(sorted_values, PSI_QUANTILES))
+    edges = np.unique(sorted_arrays.quantiles(sorted_values, PSI_QUANTILES))
     counts = bin_counts(sorted_values, edges)
     return {"edges": [float(e) for e in edges], "frequencies": [float(c) for c in counts / len(sorted_values)]}
 

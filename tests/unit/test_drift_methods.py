@@ -47,23 +47,27 @@ def numeric(ref: list[float], cur: list[float], chunks: int = 1):
 @FAST
 @given(values, values)
 def test_ks_statistic_from_counts_equals_scipy(ref, cur):
-    data = numeric(ref, cur, chunks=3)
     expected = st.ks_2samp(ref, cur)
-    ours = ks_statistic(data.ref_le, len(ref), data.cur_le, data.cur_lt, len(cur))
-    assert close(ours, expected.statistic)
+    for chunks in (1, 3):  # one big chunk (searched among the current) and small ones (placed among the reference)
+        data = numeric(ref, cur, chunks=chunks)
+        ours = ks_statistic(data.ref_le, len(ref), data.cur_le, data.cur_lt, len(cur))
+        assert close(ours, expected.statistic)
     asymp = st.ks_2samp(ref, cur, method="asymp")
     assert close(ks_p_value(ours, len(ref), len(cur)), asymp.pvalue)
     score = methods.get("numeric", "ks").score(data)
     assert close(score["statistic"], expected.statistic) and close(score["p_value"], expected.pvalue)
 
 
-@pytest.mark.parametrize(("n_ref", "n_cur", "shift", "decimals"), [(20_000, 15_000, 0.0, 2), (12_000, 30_000, 0.05, 6)])
-def test_ks_on_large_samples_equals_scipy(n_ref, n_cur, shift, decimals):
+@pytest.mark.parametrize(
+    ("n_ref", "n_cur", "shift", "decimals", "chunks"),
+    [(20_000, 15_000, 0.0, 2, 7), (12_000, 30_000, 0.05, 6, 1), (15_000, 40_000, 0.0, 1, 2)],
+)
+def test_ks_on_large_samples_equals_scipy(n_ref, n_cur, shift, decimals, chunks):
     """Beyond 10,000 values SciPy goes asymptotic and so do we, from counts added chunk by chunk."""
     rng = np.random.default_rng(n_ref)
     ref = rng.normal(size=n_ref).round(decimals)
     cur = (rng.normal(size=n_cur) + shift).round(decimals)
-    data = numeric(list(ref), list(cur), chunks=7)
+    data = numeric(list(ref), list(cur), chunks=chunks)
     expected = st.ks_2samp(ref, cur)
     score = methods.get("numeric", "ks").score(data)
     assert close(score["statistic"], expected.statistic)
