@@ -1,10 +1,14 @@
 """The current data, summarised chunk by chunk against a reference: what drift and validation need, nothing more.
 
 Per reference column present in the data: missing values; for numeric columns the KS counts (current values
-<= and < each distinct reference value), the PSI bin counts, values below/above the training range, and a
+<= and == each distinct reference value), the PSI bin counts, values below/above the training range, and a
 seeded sample (every value up to ``sample_rows``) for Wasserstein and SciPy's exact small-sample KS; for
-categorical columns the count of every category. All of it adds up over chunks, so the result does not
-depend on how the data was split, and memory is bounded by the chunk and the sample.
+categorical columns the count of every category.
+
+While every row fits in the sample, the numeric counts are taken once, at the end, from the sorted sample:
+one sort per column, whatever the chunking. When a chunk takes the data past ``sample_rows``, the rows held
+so far are counted and from then on each chunk is sorted and counted as it comes: counts add up, so KS and
+PSI stay exact over every row, and memory stays bounded by the chunk and the sample.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from mlops_nb.monitoring import columns as cols
 from mlops_nb.monitoring import sorted_arrays
-from mlops_nb.monitoring.profile import Reference
+from mlops_nb.monitoring.profile import Reference, bin_counts
 from mlops_nb.monitoring.sample import RowSample
 
 SAMPLE_ROWS = 1_000_000
@@ -58,8 +62,8 @@ class CurrentData:
         self.sample: RowSample | None = None
         # Reference distinct values and how many sample values are <= each (None: all distinct, so 1, 2, 3 ...)
         self._unique: dict[str, tuple[Any, Any]] = {}
-        self._chunks = 0
-        self._first_sorted: dict[str, Any] = {}  # the first chunk's sorted values: the sample when it is all
+        self.streaming = False  # past sample_rows: numeric counts are taken chunk by chunk
+        self._finished = False
 
     def _start(self, schema: Any) -> None:
         import numpy as np
@@ -84,31 +88,42 @@ class CurrentData:
         """Add a ``pyarrow.RecordBatch`` or ``pyarrow.Table``."""
         import numpy as np
 
+        if self._finished:
+            raise RuntimeError("CurrentData.add after finish()")
         if self.columns is None:
             self._start(chunk.schema)
         rows = chunk.num_rows
         self.rows += rows
-        self._chunks += 1
-        if self._chunks == 2:
-            self._first_sorted.clear()
         names = set(chunk.schema.names)
         values = {}
         for name, state in self.states.items():
             if name not in names:  # a partition without the column: all missing there
                 state.missing += rows
-                values[name] = np.full(rows, np.nan)
+                if state.kind == cols.NUMERIC:
+                    values[name] = np.full(rows, np.nan)
                 continue
             column = chunk.column(name)
             if state.kind == cols.NUMERIC:
-                values[name] = self._add_numbers(name, state, column, rows)
+                values[name] = self._numbers(state, column, rows)
             else:
                 state.missing += column.null_count
                 if state.kind == cols.CATEGORICAL:
                     state.categories.update(dict(cols.category_counts(column)))
-        if self.sample is not None:
-            self.sample.add(values, rows)
+        if self.sample is None:
+            return
+        if not self.streaming and self.rows > self.sample_rows:
+            # From now on the sample drops rows: count every row held so far (all of them, nothing dropped
+            # yet), then count each chunk as it comes.
+            self.streaming = True
+            for name in values:
+                held = self.sample.values(name)
+                self._count(name, np.sort(held[~np.isnan(held)]))
+        if self.streaming:
+            for name, numbers in values.items():
+                self._count(name, np.sort(numbers[~np.isnan(numbers)]))
+        self.sample.add(values, rows)
 
-    def _add_numbers(self, name: str, state: ColumnState, column: Any, rows: int) -> Any:
+    def _numbers(self, state: ColumnState, column: Any, rows: int) -> Any:
         import numpy as np
 
         numbers = cols.try_numbers(column) if state.readable else None
@@ -116,20 +131,25 @@ class CurrentData:
             state.readable = False
             state.missing += column.null_count
             return np.full(rows, np.nan)
-        present = np.sort(numbers[~np.isnan(numbers)])  # one sort serves every count below
-        if self._chunks == 1:
-            self._first_sorted[name] = present
-        state.missing += rows - len(present)
-        state.present += len(present)
-        if not len(present):
-            return numbers
+        present = rows - int(np.count_nonzero(np.isnan(numbers)))
+        state.missing += rows - present
+        state.present += present
+        return numbers
+
+    def _count(self, name: str, present: Any, ks: bool = True) -> None:
+        """Add the counts of sorted present values of a numeric column (``ks``: the KS counts too)."""
+        import numpy as np
+
+        state = self.states[name]
+        if not len(present) or not state.readable:
+            return
         state.low = min(state.low, float(present[0]))
         state.high = max(state.high, float(present[-1]))
         spec = self.reference.profile["columns"][name]
         if spec.get("min") is not None:
             state.below += int(np.searchsorted(present, spec["min"], side="left"))
             state.above += len(present) - int(np.searchsorted(present, spec["max"], side="right"))
-        if name in self._unique:
+        if ks and name in self._unique:
             unique = self._unique[name][0]
             le, (tied, equal) = ks_counts(present, unique)
             state.cur_le = le if state.cur_le is None else state.cur_le + le
@@ -139,17 +159,42 @@ class CurrentData:
                 state.cur_eq[tied] += equal
         bins = spec.get("psi")
         if bins:
-            from mlops_nb.monitoring.profile import bin_counts
-
             counts = bin_counts(present, np.asarray(bins["edges"], dtype=float))
             state.psi_counts = counts if state.psi_counts is None else state.psi_counts + counts
-        return numbers
+
+    def finish(self) -> None:
+        """After the last chunk: count the held rows when they were all of them (one sort per column)."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.sample is not None and not self.streaming:
+            for name, state in self.states.items():
+                if state.kind == cols.NUMERIC:  # KS counts are taken when scored: one column's at a time
+                    self._count(name, self.sample.sorted_values(name), ks=False)
 
     def sorted_sample(self, name: str) -> Any:
         """The current sample of a numeric column's present values, sorted (all of them up to ``sample_rows``)."""
-        if self._chunks == 1 and self.rows <= self.sample_rows and name in self._first_sorted:
-            return self._first_sorted[name]  # one chunk, all kept: it was sorted already
+        self.finish()
         return self.sample.sorted_values(name) if self.sample is not None else None
+
+    def ks_counts(self, name: str) -> tuple[Any, Any] | None:
+        """(<=, ==) counts of the current values at each distinct reference value, or None without a sample."""
+        import numpy as np
+
+        if name not in self._unique:
+            return None
+        self.finish()
+        unique = self._unique[name][0]
+        state = self.states[name]
+        if not self.streaming:  # every value is in the sorted sample: count now, nothing kept meanwhile
+            le, (tied, equal) = ks_counts(self.sorted_sample(name), unique)
+            eq = None
+            if len(tied):
+                eq = np.zeros(len(unique), dtype=np.int64)
+                eq[tied] = equal
+            return le, eq
+        le = state.cur_le if state.cur_le is not None else np.zeros(len(unique), dtype=np.int64)
+        return le, state.cur_eq
 
     def missing_rate(self, name: str) -> float:
         return self.states[name].missing / self.rows if self.rows else 0.0

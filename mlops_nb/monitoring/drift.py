@@ -86,11 +86,10 @@ class Feature(TypedDict):
 def numeric_data(current: CurrentData, name: str, state: ColumnState) -> NumericData:
     import numpy as np
 
+    current.finish()
     spec = current.reference.profile["columns"][name]
     unique = current._unique.get(name)
-    cur_le = state.cur_le
-    if cur_le is None and unique:  # no current value at all
-        cur_le = np.zeros(len(unique[0]), dtype=np.int64)
+    cur_le, cur_eq = current.ks_counts(name) or (None, None)
     bins = spec.get("psi")
     return NumericData(
         ref_sorted=current.reference.samples.get(name),
@@ -102,7 +101,7 @@ def numeric_data(current: CurrentData, name: str, state: ColumnState) -> Numeric
         cur_sorted=current.sorted_sample(name),
         cur_n=state.present,
         cur_le=cur_le,
-        cur_lt=cur_le if state.cur_eq is None else cur_le - state.cur_eq,
+        cur_lt=cur_le if cur_eq is None else cur_le - cur_eq,
         psi_counts=state.psi_counts,
     )
 

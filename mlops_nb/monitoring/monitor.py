@@ -105,6 +105,7 @@ def monitor(
     summary = CurrentData(reference, sample_rows)
     for chunk in current:
         summary.add(chunk)
+    summary.finish()
     if summary.columns is None or summary.rows == 0:
         raise UsageError("The current data has no rows: nothing to monitor.")
     found = features(summary, chosen)

@@ -31,9 +31,12 @@ class RowSample:
         self._keys: list[Any] = []
         self._values: dict[str, list[Any]] = {name: [] for name in columns}
         self._held = 0
+        self._sorted: dict[str, Any] = {}
 
     def add(self, values: dict[str, Any], rows: int) -> None:
         """Offer one chunk: ``values`` maps each column to its float64 array of ``rows`` values."""
+        if self._sorted:
+            raise RuntimeError("RowSample.add after sorted_values: the sample is finished")
         keys = self._rng.random(rows)  # drawn even when every row is kept: the keys must not depend on chunking
         self.rows += rows
         self._keys.append(keys)
@@ -58,12 +61,27 @@ class RowSample:
             self._values[name] = [column if keep is None else column[keep]]
         self._held = len(keys)
 
-    def sorted_values(self, name: str) -> Any:
-        """The sampled, present (not NaN) values of a column, sorted."""
+    def values(self, name: str) -> Any:
+        """The sampled values of a column, in row order, missing ones as NaN (a view: do not modify)."""
         import numpy as np
 
+        if len(self._keys) > 1:
+            self._compact()
+        return self._values[name][0] if self._values[name] else np.empty(0)
+
+    def sorted_values(self, name: str) -> Any:
+        """The sampled, present (not NaN) values of a column, sorted in place: no copy of the column.
+
+        Rows are no longer aligned across columns afterwards, so the sample takes no more chunks.
+        """
+        import numpy as np
+
+        if name in self._sorted:
+            return self._sorted[name]
         if self._held > self.cap or len(self._keys) > 1:
             self._compact()
         column = self._values[name][0] if self._values[name] else np.empty(0)
-        column = column[~np.isnan(column)]
-        return np.sort(column)
+        column.sort()  # NaN sort last
+        missing = int(np.isnan(column).sum()) if len(column) and np.isnan(column[-1]) else 0
+        self._sorted[name] = column[: len(column) - missing]
+        return self._sorted[name]

@@ -144,9 +144,14 @@ def test_sampling_beyond_the_cap_does_not_depend_on_chunking():
     cur = pa.table({"x": rng.normal(size=25_000)})
     whole = monitor(results[0], cur, sample_rows=10_000)
     assert monitor(results[0], cur.to_batches(max_chunksize=999), sample_rows=10_000) == whole
-    # KS stays exact over every current row: its counts do not sample.
+    # KS and PSI stay exact over every current row: their counts do not sample. Streamed chunk by chunk
+    # past the cap, they equal the counts taken once from all rows held.
     expected = st.ks_2samp(results[0].samples["x"], cur.column("x").to_numpy())
     assert close(whole["features"]["x"]["scores"]["ks"]["statistic"], expected.statistic)
+    held = monitor(results[0], cur.to_batches(max_chunksize=999), sample_rows=100_000)
+    for method in ("ks", "psi"):
+        assert held["features"]["x"]["scores"][method] == whole["features"]["x"]["scores"][method]
+    assert held["validation"] == whole["validation"]
 
 
 @FAST
