@@ -117,6 +117,8 @@ def test_cli_reports_drift_and_exits_by_the_rules(files, project):
 
     done = cli("--reference", files["reference"], "--data", files["current"], "--fail-on-drift", cwd=project)
     assert done.returncode == 3, done.stderr
+    done = cli("--reference", files["reference"], "--data", files["current"], "--json", "-", cwd=project)
+    assert done.returncode == 0 and json.loads(done.stdout) == result  # only the JSON on stdout
     done = cli("--reference", files["reference"], "--data", files["same"], "--fail-on-drift", cwd=project)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No dataset drift: 0 of 8 features drifted" in done.stdout and "Data checks passed." in done.stdout
