@@ -104,6 +104,7 @@ class Method:
         threshold: the default threshold.
         compute: ``(data, options) -> (statistic, p_value)``, or None when the data cannot support it.
         description: one line for ``--help`` and docs.
+        reports: the options a score states beside its statistic (``base`` for Jensen-Shannon).
     """
 
     name: str
@@ -112,6 +113,7 @@ class Method:
     threshold: float
     compute: Callable[[Any, dict[str, Any]], tuple[float, float | None] | None]
     description: str = ""
+    reports: tuple[str, ...] = ()
 
     def score(self, data: Any, threshold: float | None = None, options: dict[str, Any] | None = None) -> Score | None:
         """The score of ``data``, or None when this method cannot be computed on it."""
@@ -126,8 +128,9 @@ class Method:
         else:
             drift = None if statistic != statistic else bool(statistic >= limit)
         score: Score = {"statistic": _clean(statistic), "p_value": _clean(p_value), "threshold": limit, "drift": drift}
-        if "base" in options and self.name == "jensenshannon":
-            score["base"] = options["base"]
+        for option in self.reports:
+            if option in options:
+                score[option] = options[option]  # type: ignore[literal-required]
         return score
 
 
@@ -322,7 +325,7 @@ for _method in (
     Method("wasserstein", NUMERIC, DISTANCE, 0.1, _wasserstein, "Wasserstein distance / reference std"),
     Method("psi", NUMERIC, DISTANCE, 0.2, _psi_numeric, "population stability index on the reference deciles"),
     Method("chi2", CATEGORICAL, P_VALUE, 0.05, _chi2, "chi-squared test of homogeneity of the category counts"),
-    Method("jensenshannon", CATEGORICAL, DISTANCE, 0.1, _jensenshannon, "Jensen-Shannon distance (base stated)"),
+    Method("jensenshannon", CATEGORICAL, DISTANCE, 0.1, _jensenshannon, "Jensen-Shannon distance", reports=("base",)),
     Method("psi", CATEGORICAL, DISTANCE, 0.2, _psi_categorical, "population stability index over the categories"),
 ):
     methods.register(_method)
