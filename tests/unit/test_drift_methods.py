@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -203,3 +205,46 @@ def test_evidently_preset_switches_at_1000_rows():
     assert (b["x"]["method"], b["c"]["method"]) == ("wasserstein", "jensenshannon")
     assert b["c"]["scores"]["jensenshannon"]["base"] == pytest.approx(np.e)
     assert PRESETS["evidently"].drift_share == 0.5
+
+
+def test_every_validation_check_is_named_and_nothing_crashes():
+    rng = np.random.default_rng(6)
+    n = 2000
+    reference = reference_of(
+        pa.table(
+            {
+                "x": rng.normal(size=n),
+                "y": rng.normal(size=n),
+                "z": rng.normal(size=n),
+                "when": pa.array(np.arange(n).astype("datetime64[s]")),
+                "c": rng.choice(["a", "b"], n),
+                "gone": rng.normal(size=n),
+            }
+        )
+    )
+    current = pa.table(
+        {
+            "x": pa.array([str(v) if i % 2 else "n/a" for i, v in enumerate(rng.normal(size=500))]),  # text now
+            "y": pa.array([None if i % 4 == 0 else v for i, v in enumerate(rng.normal(size=500))]),  # 25 % missing
+            "z": rng.normal(size=500) * 3,  # far beyond the training range
+            "when": pa.array([None] * 500, type=pa.timestamp("s")),
+            "c": pa.array([None] * 500, type=pa.string()),  # empty
+            "new": np.ones(500),
+        }
+    )
+    result = monitor(reference, current)
+    found = {(p["column"], p["check"]) for p in result["validation"]["problems"]}
+    assert found == {
+        ("gone", "missing_column"),
+        ("new", "unexpected_column"),
+        ("x", "dtype"),
+        ("y", "missing_rate"),
+        ("z", "out_of_range"),
+        ("when", "empty"),
+        ("c", "empty"),
+    }
+    assert result["validation"]["ok"] is False
+    assert result["features"]["x"]["drift"] is None and result["features"]["c"]["drift"] is None
+    assert result["features"]["z"]["drift"] is True and result["features"]["y"]["drift"] is False
+    assert "when" not in result["features"]  # dates are checked, not scored
+    json.dumps(result, allow_nan=False)  # plain JSON: no NaN, no NumPy types
