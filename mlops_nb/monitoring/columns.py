@@ -33,25 +33,25 @@ def kind_of(arrow_type: Any) -> str:
 
 
 def numbers(column: Any) -> Any:
-    """A numeric Arrow column as a float64 NumPy array, missing values as NaN."""
+    """A numeric Arrow column as a new float64 NumPy array, missing values as NaN.
+
+    The pieces of a chunked column are copied straight into one NumPy array (no combined Arrow copy first).
+    """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_null(column.type):
-        import numpy as np
-
         return np.full(len(column), np.nan)
     floats = pc.cast(column, pa.float64(), safe=False)
-    array = floats.to_numpy(zero_copy_only=False) if floats.null_count else _plain(floats)
-    return array + 0.0  # -0.0 becomes 0.0: equal values must look equal whatever order they came in
-
-
-def _plain(column: Any) -> Any:
-    import pyarrow as pa
-
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    return column.to_numpy(zero_copy_only=False)
+    pieces = floats.chunks if isinstance(floats, pa.ChunkedArray) else [floats]
+    array = np.empty(len(floats), dtype=np.float64)
+    start = 0
+    for piece in pieces:
+        array[start : start + len(piece)] = piece.to_numpy(zero_copy_only=False)  # nulls -> NaN
+        start += len(piece)
+    array += 0.0  # -0.0 becomes 0.0: equal values must look equal whatever order they came in
+    return array
 
 
 def try_numbers(column: Any) -> Any | None:

@@ -26,7 +26,7 @@ from mlops_nb.monitoring import columns as cols
 from mlops_nb.monitoring import data as data_io
 from mlops_nb.monitoring.current import SAMPLE_ROWS, CurrentData
 from mlops_nb.monitoring.drift import DEFAULT_PRESET, Feature, dataset_drift, features, preset
-from mlops_nb.monitoring.profile import Reference, build_reference, load_profile
+from mlops_nb.monitoring.profile import Reference, build_reference, feed, load_profile
 from mlops_nb.monitoring.validation import Tolerances, Validation, validate
 
 MIN_SAMPLE_ROWS = 10_000  # SciPy's exact KS needs every value of samples up to this size
@@ -103,8 +103,7 @@ def monitor(
     if not isinstance(current, Iterable) or _is_frame(current):
         current = cols.to_arrow_table(current).to_batches() or [_empty(current)]
     summary = CurrentData(reference, sample_rows)
-    for chunk in current:
-        summary.add(chunk)
+    feed(summary.add, current)
     summary.finish()
     if summary.columns is None or summary.rows == 0:
         raise UsageError("The current data has no rows: nothing to monitor.")

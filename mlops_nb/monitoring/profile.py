@@ -250,11 +250,19 @@ def _categorical(counts: Counter[str]) -> ColumnProfile:
 def build_reference(chunks: Iterable[Any], sample_rows: int = SAMPLE_ROWS) -> Reference:
     """The reference of Arrow record batches or tables, read one at a time."""
     builder = ProfileBuilder(sample_rows)
-    for chunk in chunks:
-        builder.add(chunk)
+    feed(builder.add, chunks)
     if builder.rows == 0:
         raise UsageError("The reference data has no rows: give the training data the model was fitted on.")
     return builder.build()
+
+
+def feed(add: Any, chunks: Iterable[Any]) -> None:
+    """Call ``add`` on each chunk, letting each go before the next is read (a ``for`` loop would hold the
+    last chunk while the next one is read: two chunks in memory instead of one)."""
+    iterator = iter(chunks)
+    while (chunk := next(iterator, None)) is not None:
+        add(chunk)
+        del chunk
 
 
 def reference_of(frame: Any, sample_rows: int = SAMPLE_ROWS) -> Reference:

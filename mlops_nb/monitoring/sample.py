@@ -43,7 +43,7 @@ class RowSample:
         for name, column in self._values.items():
             column.append(values[name])
         self._held += rows
-        if self._held > 2 * self.cap:  # compact now and then: memory stays within 2 x cap rows
+        if self._held > self.cap + self.cap // 2:  # compact now and then: at most 1.5 x cap rows held
             self._compact()
 
     def _compact(self) -> None:
@@ -53,11 +53,14 @@ class RowSample:
         if len(keys) <= self.cap:
             keep = None
         else:
-            keep = np.argpartition(keys, self.cap - 1)[: self.cap]
+            keep = np.sort(np.argpartition(keys, self.cap - 1)[: self.cap])  # sorted: rows stay in order
             keys = keys[keep]
         self._keys = [keys]
-        for name, chunks in self._values.items():
+        for name in self._values:  # one column at a time, so only one column's copy is ever extra
+            chunks = self._values[name]
+            self._values[name] = []
             column = np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
+            del chunks
             self._values[name] = [column if keep is None else column[keep]]
         self._held = len(keys)
 
