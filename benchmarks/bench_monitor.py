@@ -10,12 +10,13 @@ shifted) are made and written to Parquet. Measured, medians over ``--repeat`` ru
   Python reading the same Parquet files with pyarrow and doing the SciPy computation; wall time and peak RSS
   (``os.wait4``'s rusage of that child).
 - the statistics compared: the largest difference of KS statistic and p-value, and PSI, between the two.
+- ``--partitions N``: also the whole ``mlops-nb monitor`` process on N x 20 rows written as 10 Parquet
+  partitions per side (the goal at 10M: <= 60 s, <= 1.5 GB peak RSS); mlops-nb only.
 
 TODO (issue 13, next step): add Evidently 0.7's DataDriftPreset on the same frames, run in its own venv
-(built by this benchmark, with ``pandas<3``), for the ">= 40x faster at <= 1/3 of its peak memory" goal; and
-10M x 20 from Parquet partitions (<= 60 s, <= 1.5 GB).
+(built by this benchmark, with ``pandas<3``), for the ">= 40x faster at <= 1/3 of its peak memory" goal.
 
-    python benchmarks/bench_monitor.py [--rows 100000 1000000] [--repeat 3]
+    python benchmarks/bench_monitor.py [--rows 100000 1000000] [--repeat 3] [--partitions 10000000]
 
 Prints figures and ratios; asserts nothing (this machine is shared and noisy).
 """
@@ -133,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per variant (default 3)")
+    parser.add_argument("--partitions", type=int, metavar="N", help="also N x 20 rows from 10 Parquet partitions")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))
     mlops_nb_cli = shutil.which("mlops-nb") or str(Path(sys.executable).parent / "mlops-nb")
@@ -166,8 +168,27 @@ def main() -> None:
             print(f"  process  plain SciPy script: {wsp:7.2f} s  peak RSS {statistics.median(rss_sp):7.0f} MB")
             print(f"  process  mlops-nb monitor:   {wus:7.2f} s  peak RSS {statistics.median(rss_us):7.0f} MB")
             print(f"           ratio: {wsp / wus:.1f}x faster")
+        if args.partitions:
+            partitions(args.partitions, folder, mlops_nb_cli)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def partitions(rows: int, folder: Path, mlops_nb_cli: str) -> None:
+    import pyarrow.parquet as pq
+
+    parts = 10
+    for side, seed in (("ref", 0), ("cur", 1)):
+        (folder / side).mkdir()
+        for p in range(parts):
+            ref, cur = frames(rows // parts, seed=seed * 100 + p)
+            table = ref if side == "ref" else cur
+            pq.write_table(table, folder / side / f"part-{p:02d}.parquet", row_group_size=250_000)
+    wall, rss = process([mlops_nb_cli, "monitor", "--reference", "ref", "--data", "cur", "--json", "big.json"], folder)
+    result = json.loads((folder / "big.json").read_text())
+    drifted = sorted(n for n, f in result["features"].items() if f["drift"])
+    print(f"\n{rows:,} rows x {COLUMNS} from {parts} Parquet partitions per side (reference sampled to 1,000,000)")
+    print(f"  process  mlops-nb monitor: {wall:7.2f} s  peak RSS {rss:7.0f} MB; drifted {drifted}")
 
 
 if __name__ == "__main__":

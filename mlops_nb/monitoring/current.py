@@ -177,6 +177,11 @@ class CurrentData:
         self.finish()
         return self.sample.sorted_values(name) if self.sample is not None else None
 
+    def reference_distinct(self, name: str) -> tuple[Any, Any] | None:
+        """A numeric column's distinct reference values and how many sample values are <= each (None when
+        all are distinct: 1, 2, 3 ...), or None without a reference sample."""
+        return self._unique.get(name)
+
     def ks_counts(self, name: str) -> tuple[Any, Any] | None:
         """(<=, ==) counts of the current values at each distinct reference value, or None without a sample."""
         import numpy as np

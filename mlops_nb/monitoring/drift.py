@@ -88,7 +88,7 @@ def numeric_data(current: CurrentData, name: str, state: ColumnState) -> Numeric
 
     current.finish()
     spec = current.reference.profile["columns"][name]
-    unique = current._unique.get(name)
+    unique = current.reference_distinct(name)
     cur_le, cur_eq = current.ks_counts(name) or (None, None)
     bins = spec.get("psi")
     return NumericData(

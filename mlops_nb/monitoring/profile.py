@@ -292,10 +292,17 @@ def load_profile(data: dict[str, Any], source: str = "the profile") -> Profile:
         raise UsageError(
             f"{source} has profile schema {version!r}; this mlops-nb reads up to {SCHEMA_VERSION}. Upgrade mlops-nb."
         )
+    rows = int(data.get("rows", 0))
+    columns = data["columns"]
+    if version < 2:  # schema 1 had no per-column count: rebuilt from the rows and the missing rate
+        columns = {
+            name: {"count": round(rows * (1 - float(spec.get("missing_rate") or 0.0))), **spec}
+            for name, spec in columns.items()
+        }
     profile: Profile = {
         "schema_version": version,
-        "rows": int(data.get("rows", 0)),
-        "sample_rows": int(data.get("sample_rows", data.get("rows", 0))),
-        "columns": data["columns"],
+        "rows": rows,
+        "sample_rows": int(data.get("sample_rows", rows)),
+        "columns": columns,
     }
     return profile

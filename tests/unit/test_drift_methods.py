@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
 from scipy.spatial.distance import jensenshannon
 
+from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring.current import CurrentData
 from mlops_nb.monitoring.drift import PRESETS, categorical_data, numeric_data
 from mlops_nb.monitoring.methods import ks_p_value, ks_statistic, methods, wasserstein
@@ -248,3 +249,31 @@ def test_every_validation_check_is_named_and_nothing_crashes():
     assert result["features"]["z"]["drift"] is True and result["features"]["y"]["drift"] is False
     assert "when" not in result["features"]  # dates are checked, not scored
     json.dumps(result, allow_nan=False)  # plain JSON: no NaN, no NumPy types
+
+
+def test_a_schema_1_profile_still_validates_and_scores_categories():
+    """Profiles logged before schema 2 (version 1: top-50 frequencies, no PSI bins, no counts) still work."""
+    from mlops_nb.monitoring.profile import Reference, load_profile
+
+    old = {
+        "version": 1,
+        "rows": 1000,
+        "columns": {
+            "x": {"dtype": "float64", "missing_rate": 0.0, "kind": "numeric", "quantiles": {"0.0": 0.0, "1.0": 1.0}},
+            "c": {
+                "dtype": "object",
+                "missing_rate": 0.0,
+                "kind": "categorical",
+                "distinct": 2,
+                "frequencies": {"a": 0.5, "b": 0.5},
+            },
+        },
+    }
+    reference = Reference(load_profile(old))
+    result = monitor(reference, {"x": np.linspace(0, 1, 500), "c": ["a"] * 450 + ["b"] * 50})
+    chi2 = result["features"]["c"]["scores"]["chi2"]
+    expected = st.chi2_contingency(np.array([[500, 500], [450, 50]]), correction=False)
+    assert close(chi2["statistic"], expected.statistic) and result["features"]["c"]["drift"] is True
+    assert result["features"]["x"]["method"] is None and result["validation"]["ok"] is True
+    with pytest.raises(UsageError, match="Upgrade mlops-nb"):
+        load_profile({"schema_version": 99, "columns": {}})
