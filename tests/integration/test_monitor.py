@@ -177,3 +177,30 @@ def test_data_reading_errors(project):
     lines.write_text('{"x": 1, "c": "a"}\n{"x": null, "c": "b"}\n')
     (table,) = data_io.chunks(lines)
     assert table.num_rows == 2 and table.column_names == ["x", "c"]
+
+
+def test_colour_only_on_a_terminal(files, project):
+    """On a terminal the table is coloured (drift red); NO_COLOR and pipes get plain text."""
+    import os
+    import pty
+
+    args = ["mlops-nb", "monitor", "--reference", str(files["reference"]), "--data", str(files["current"])]
+    for env, coloured in (({}, True), ({"NO_COLOR": "1"}, False)):
+        leader, follower = pty.openpty()
+        child = subprocess.Popen(args, cwd=project, stdout=follower, stderr=subprocess.PIPE, env={**os.environ, **env})
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+        os.close(leader)
+        assert child.wait(120) == 0, child.stderr.read()
+        child.stderr.close()
+        text = out.decode()
+        assert ("\033[31m" in text) is coloured, text[:500]
+        assert "Dataset drift" in text

@@ -277,3 +277,9 @@ def test_a_schema_1_profile_still_validates_and_scores_categories():
     assert result["features"]["x"]["method"] is None and result["validation"]["ok"] is True
     with pytest.raises(UsageError, match="Upgrade mlops-nb"):
         load_profile({"schema_version": 99, "columns": {}})
+
+
+def test_the_registry_names_what_it_knows():
+    with pytest.raises(UsageError, match="No numeric drift method 'kl'; known: ks, wasserstein, psi"):
+        methods.get("numeric", "kl")
+    assert [m.name for m in methods.for_kind("categorical")] == ["chi2", "jensenshannon", "psi"]
