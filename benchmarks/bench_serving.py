@@ -9,6 +9,7 @@ the ratios.
 
     python benchmarks/bench_serving.py                  # 10 s per point, 3 repeats
     python benchmarks/bench_serving.py --duration 2 --repeats 1 --concurrency 8   # a quick look
+    python benchmarks/bench_serving.py --without uvloop --no-mlflow --concurrency 1 8   # as without uvloop
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Not a test.
 """
@@ -185,6 +186,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="wrk runs per point; the median is printed")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--workers", type=int, default=2, help="workers of the generated server (default 2)")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="serve as in an environment without MODULE (uvloop, httptools): its import fails in the servers",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="skip mlflow models serve (no ratios)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -203,6 +212,13 @@ def main() -> None:
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_NB_"))}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        if args.without:  # a module that raises ImportError shadows the installed one
+            blocked = project / "blocked"
+            blocked.mkdir()
+            for module in args.without:
+                (blocked / f"{module}.py").write_text(f"raise ImportError('{module} is blocked by the benchmark')\n")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(blocked), env.get("PYTHONPATH")]))
+            print(f"servers run without {', '.join(args.without)}", flush=True)
         mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{project / '.mlops_nb' / 'mlflow.db'}"}
         configs = [
             (
@@ -227,6 +243,8 @@ def main() -> None:
                 env,
             ),
         ]
+        if args.no_mlflow:
+            configs = configs[1:]
         results = {}
         for name, command, cwd, ready, server_env in configs:
             server = Server(name, command, cwd, ready, server_env)
@@ -240,6 +258,8 @@ def main() -> None:
             finally:
                 server.stop()
 
+    if args.no_mlflow:
+        return
     anchor, single, ours = (results[name] for name, *_ in configs)
     print("\nratios (generated / mlflow models serve)")
     for c in args.concurrency:

@@ -31,6 +31,15 @@ def log_model(model: Any, name: str = "model", input_example: Any = None, refere
     _log_model(model, name, input_example, reference)
 
 
+def diff(a: Any, b: Any) -> Any:
+    """Why run ``b`` differs from run ``a``: params, metric deltas and, per stage, whether its code, the
+    parameters it read or its inputs changed. Displays as HTML in a notebook; ``.record`` is the JSON of
+    ``mlops-nb diff``. ``a``/``b``: run ids, or runs (``mnb.active_run()``)."""
+    from mlops_nb.widgets.diff import diff as _diff
+
+    return _diff(a, b)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext mlops_nb``: register ``%%track`` and ``%mlops``."""
     from mlops_nb.magics import load
@@ -47,6 +56,7 @@ __all__ = [
     "TrackingError",
     "__version__",
     "active_run",
+    "diff",
     "end_run",
     "flush",
     "load_ipython_extension",

@@ -11,14 +11,20 @@
         ├── JournalError       the local journal cannot be written (nothing was recorded)
         └── StoreError         the MLflow store cannot be reached or initialised
 
-Every message says how to fix the problem.
+Every message says how to fix the problem, and shows no credentials: URIs in it are redacted.
 """
 
 from __future__ import annotations
 
+from mlops_nb.redaction import redact_uri
+
 
 class MlopsNbError(Exception):
-    """Base class of every error mlops-nb raises on purpose."""
+    """Base class of every error mlops-nb raises on purpose. Its message never shows a URI's credentials
+    (MLflow's own errors, quoted in ours, repeat the tracking URI as given)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_uri(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(MlopsNbError):

@@ -13,6 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from mlops_nb.exceptions import MlopsNbError
+from mlops_nb.redaction import redact_uri
 from mlops_nb.stages.stage import StageOptions, StageRunner
 from mlops_nb.tracking import provenance, recorder, runs
 
@@ -33,7 +34,7 @@ def where() -> str:
     """The line ``%load_ext`` and ``%mlops init`` print: where records go, which experiment, the cache."""
     settings = recorder.get_recorder().settings
     return (
-        f"mlops-nb: tracking to {settings.tracking_uri}, experiment {runs.default_experiment()!r} "
+        f"mlops-nb: tracking to {redact_uri(settings.tracking_uri)}, experiment {runs.default_experiment()!r} "
         f"(stage cache: {settings.cache_dir})"
     )
 
@@ -97,14 +98,53 @@ class MlopsMagics(Magics):
         if args.command == "stages":
             from mlops_nb.widgets.stages import stage_table
 
-            recorder.get_recorder().flush(timeout=5)  # so that the table shows the MLflow run ids
+            recorder.get_recorder().flush(timeout=15)  # so that the table shows the MLflow run ids
             return stage_table(self.runner.records)
         from mlops_nb.widgets.stages import StagePanel
 
         return StagePanel(self.runner).widget
 
 
+IDLE_SECONDS = 0.5  # no cell started for this long after one ended: the notebook is idle
+CONNECT_AT_THE_LATEST = 30.0  # MLflow loads this long after %load_ext even while cells keep running
+
+
+class _WhenIdle:
+    """Calls ``then`` once, when no cell has started for ``IDLE_SECONDS`` after one ended (Run All keeps the
+    kernel busy; a person reading the output does not)."""
+
+    def __init__(self, shell: Any, then: Any) -> None:
+        import threading
+
+        self._then = then
+        self._timer: threading.Timer | None = None
+        self._done = False
+        shell.events.register("pre_run_cell", self._busy)
+        shell.events.register("post_run_cell", self._idle)
+
+    def _busy(self, *_: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _idle(self, *_: Any) -> None:
+        import threading
+
+        if not self._done:
+            self._timer = threading.Timer(IDLE_SECONDS, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        if not self._done:
+            self._done = True
+            self._then()
+
+
 def load(shell: Any) -> None:
-    """Register the magics and say where records go (starting the recorder, so MLflow loads meanwhile)."""
+    """Register the magics and say where records go. MLflow loads in the background once the notebook is idle
+    (records wait in the journal meanwhile), so its import does not slow the cells that follow."""
+    if recorder.current_recorder() is None:
+        recorder.defer_connection(CONNECT_AT_THE_LATEST)
     shell.register_magics(MlopsMagics(shell))
     print(where())
+    _WhenIdle(shell, lambda: (current := recorder.current_recorder()) and current.connect_now())

@@ -30,6 +30,10 @@ COMMANDS = {
     "ci": "mlops_nb.cli.jobs:ci",
     "promote": "mlops_nb.cli.registry:promote",
     "export": "mlops_nb.cli.serving:export",
+    "runs": "mlops_nb.cli.read:runs",
+    "show": "mlops_nb.cli.read:show",
+    "diff": "mlops_nb.cli.read:diff",
+    "lineage": "mlops_nb.cli.read:lineage",
     "monitor": "mlops_nb.cli.monitor:monitor",
 }
 HELP = {
@@ -39,6 +43,10 @@ HELP = {
     "ci": "Run the project's notebook jobs as CI checks (JUnit XML).",
     "promote": "Register a run's model in the MLflow registry behind gates.",
     "export": "Generate a standalone FastAPI serving package for a model.",
+    "runs": "List the runs of a notebook (or all), newest first.",
+    "show": "One run with its stages: status, duration, cache hits, metrics.",
+    "diff": "Why two runs differ: params, metrics, and the stages whose code or inputs changed.",
+    "lineage": "A model version back to its run, stages, notebook, commit and evidence.",
     "monitor": "Check new data against the training reference: data problems and drift.",
 }
 
@@ -49,8 +57,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads, maybe in the background
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlops_nb.tracking.store import quiet_console
+
+        quiet_console()  # before MLflow loads, maybe in the background
         try:
             return func(*args, **kwargs)
         except MlopsNbError as e:

@@ -42,8 +42,8 @@ def promote(
     """Register RUN_ID's model as a new version of MODEL; move the alias to it only if every gate holds.
 
     RUN_ID is the job or notebook run (the one `mlops-nb run` prints): the model logged in one of its stages
-    is found. Exit status: 0 promoted; 3 a gate refused it (the version is registered, tagged refused, and
-    the alias did not move); 2 bad input (nothing registered).
+    is found. Exit status: 0 promoted; 3 a gate refused it (nothing registered, the alias did not move, the
+    evidence is in tags on RUN_ID); 2 bad input (nothing registered).
     """
     from mlops_nb.registry.promote import promote as promote_run
 
@@ -57,7 +57,8 @@ def promote(
         higher_is_better=higher_is_better,
         model=model,
     )
-    click.echo(f"Registered {name} version {result.version} from {result.model.uri} ({result.model.label}).")
+    if result.promoted:
+        click.echo(f"Registered {name} version {result.version} from {result.model.uri} ({result.model.label}).")
     for gate in result.gates:
         click.echo(f"  {'✓' if gate.ok else '✗'} {gate.message}")
     if result.promoted:
@@ -67,6 +68,6 @@ def promote(
     state = f"version {result.alias_version}" if result.alias_version else "no version"
     click.echo(
         f"Refused by {', '.join(g.name for g in result.failed)}: {name}@{alias} did not move (it points to {state}); "
-        f"version {result.version} is registered, tagged mlops_nb.promotion.status=refused."
+        f"nothing was registered. The evidence is on run {run_id} (tags mlops_nb.promotion.refused*)."
     )
     raise click.exceptions.Exit(REFUSED)

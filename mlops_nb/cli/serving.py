@@ -23,7 +23,15 @@ from mlops_nb.cli import handle_errors
     "--trust",
     multiple=True,
     metavar="TYPE",
-    help="A type to trust when loading the skops model file, beyond skops' defaults and the model's own list.",
+    help="A type of the skops model file to trust when loading it (repeatable). Trust never comes from the model's "
+    "own files: skops' defaults and inert scikit-learn/numpy/scipy classes are trusted, every other type needs this.",
+)
+@click.option(
+    "--allow-unsafe",
+    multiple=True,
+    metavar="TYPE",
+    help="A type that can run code when loaded (os.system, builtins.eval ...), refused even with --trust: load "
+    "it all the same (repeatable; only for a file you know why it holds it).",
 )
 @click.option(
     "--allow-pickle",
@@ -31,7 +39,9 @@ from mlops_nb.cli import handle_errors
     help="Convert a pickle/cloudpickle model to skops (loads the pickle here: only for a model you trust).",
 )
 @handle_errors
-def export(model_uri: str, out: Path, force: bool, trust: tuple[str, ...], allow_pickle: bool) -> None:
+def export(
+    model_uri: str, out: Path, force: bool, trust: tuple[str, ...], allow_unsafe: tuple[str, ...], allow_pickle: bool
+) -> None:
     """Generate a standalone FastAPI serving package for MODEL_URI.
 
     MODEL_URI is models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH. Start the package with
@@ -39,7 +49,9 @@ def export(model_uri: str, out: Path, force: bool, trust: tuple[str, ...], allow
     """
     from mlops_nb.serving import export as export_package
 
-    result = export_package(model_uri, out, force=force, trust=trust, allow_pickle=allow_pickle)
+    result = export_package(
+        model_uri, out, force=force, trust=trust, allow_unsafe=allow_unsafe, allow_pickle=allow_pickle
+    )
     ref = result.ref
     what = f"{ref.name} version {ref.version}" if ref.name else ref.uri
     click.echo(f"Exported {what} (run {ref.run_id}) to {result.out}")

@@ -8,8 +8,11 @@ would be circular), and keep this module free of anything heavy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from jupyter_core.utils import run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine
 from papermill.log import logger
@@ -22,11 +25,13 @@ class MlopsNbEngine(NBClientEngine):
     @classmethod
     def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None, **kwargs: Any) -> Any:
         from mlops_nb.jobs.job import OPTIONS_KWARG, Job, JobOptions
+        from mlops_nb.tracking.store import quiet_console
 
+        quiet_console()  # as the CLI: plain `papermill --engine mlops_nb` showed alembic's INFO lines
         options: JobOptions = kwargs.pop(OPTIONS_KWARG, None) or JobOptions()
         job = Job(kwargs.get("input_path"), nb, options)
-        env = job.kernel_env()
         try:
+            env = job.kernel_env()
             nb = super().execute_notebook(
                 nb,
                 kernel_name,
@@ -87,7 +92,8 @@ class MlopsNbEngine(NBClientEngine):
                 from traitlets.config import Config
 
                 final_kwargs["config"] = Config({"KernelManager": kernels.encryption()})
-            return PapermillNotebookClient(nb_man, **final_kwargs).execute(env=kernel_env)
+            final_kwargs.setdefault("kernel_manager_class", kernels.manager_class())
+            return _JobClient(nb_man, **final_kwargs).execute(env=kernel_env)
         from pathlib import Path
 
         env, cwd = kernel_env or {}, str(Path.cwd())
@@ -103,7 +109,73 @@ class MlopsNbEngine(NBClientEngine):
             kernels.stop_later(client.km)  # in the background: the next job need not wait for it
 
 
-class _WarmClient(PapermillNotebookClient):
+class _JobClient(PapermillNotebookClient):
+    """papermill's client; when the execution stops on Ctrl-C, SIGTERM or a timeout, the kernel is
+    interrupted and waited for before it is shut down. jupyter_client interrupts a kernel and at once asks it
+    to shut down: the interrupted cell's reply then goes to a socket the shutdown has closed, and the kernel
+    prints a ``ZMQError: Socket operation on non-socket`` traceback. A kernel that starts when Ctrl-C
+    arrives is stopped too."""
+
+    @contextmanager
+    def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
+        # nbclient stops its kernel when the notebook is done or raised, but not when a Ctrl-C arrives while
+        # the kernel starts (before its try): that kernel would outlive the job, holding our stdout open.
+        try:
+            if self.km is None:
+                self.km = self.create_kernel_manager()
+            if not self.km.has_kernel:
+                self.start_new_kernel(**{k: v for k, v in kwargs.items() if k != "cleanup_kc"})
+            if self.kc is None:
+                self.start_new_kernel_client()
+        except BaseException:
+            if self.owns_km and self.km is not None:
+                self.shutdown_kernel = "immediate"  # it has run nothing: no graceful shutdown to wait for
+                self._cleanup_kernel()
+            raise
+        with super().setup_kernel(**kwargs):
+            yield
+
+    def papermill_execute_cells(self) -> None:
+        try:
+            super().papermill_execute_cells()
+        except BaseException:  # Ctrl-C, SIGTERM, a cell past its timeout: the kernel may still be busy
+            try:
+                run_sync(self._async_settle)()
+            except Exception as e:  # noqa: BLE001 - the shutdown that follows copes with any kernel
+                logger.debug("mlops-nb: the interrupted kernel did not settle: %r", e)
+            raise
+
+    async def _async_settle(self, timeout: float = 5.0) -> None:
+        """Interrupt the kernel and wait (up to ``timeout``) until it has answered the interrupted cell."""
+        import asyncio
+        import queue
+        import time
+
+        from jupyter_client.utils import ensure_async
+
+        # The Ctrl-C left nbclient's tasks for the interrupted cell pending in this loop; they would read
+        # (and drop) the replies we wait for.
+        current = asyncio.current_task()
+        stale = [task for task in asyncio.all_tasks() if task is not current]
+        for task in stale:
+            task.cancel()
+        await asyncio.gather(*stale, return_exceptions=True)
+        if self.km is None or self.kc is None or not await ensure_async(self.km.is_alive()):
+            return
+        await ensure_async(self.km.interrupt_kernel())
+        # Answered after the interrupted cell's reply: the kernel handles its shell messages in order.
+        msg_id = await ensure_async(self.kc.kernel_info())
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+            except queue.Empty:
+                return
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return
+
+
+class _WarmClient(_JobClient):
     """Runs in a kernel the engine started (a spare one: ``setup`` gives it the job's settings, silently), and
     starts the next job's spare kernel once this one is ready, so that they do not boot at the same time."""
 

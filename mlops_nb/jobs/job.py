@@ -18,6 +18,7 @@ from typing import Any
 
 from mlops_nb.exceptions import StoreError
 from mlops_nb.gates import GateResult, Requirement, check_all
+from mlops_nb.jobs.parameters import check_values
 from mlops_nb.stages.stage import DURATION_TAG
 from mlops_nb.tracking.journal import JobHold, job_journals, read
 from mlops_nb.tracking.provenance import NOTEBOOK_ENV
@@ -143,15 +144,27 @@ class Job:
         tags.update(options.tags)
         if options.parent_run_id:
             tags["mlflow.parentRunId"] = options.parent_run_id
+        # Checked before the run opens (plain papermill callers come here unchecked): a refusal records nothing.
+        parameters = check_values(dict(nb.metadata.get("papermill", {}).get("parameters", {})))
         self.run = open_run(
             options.run_name or stem, experiment=self.experiment, kind="job", tags=tags, parent_key=options.parent_key
         )
-        self._hold = JobHold(self.settings.journal_dir, self.run.key)  # the kernel's journals are ours to read
-        parameters = dict(nb.metadata.get("papermill", {}).get("parameters", {}))
-        self.run.log_params(parameters)
-        self.run.log_text(json.dumps(parameters, indent=2, default=str), PARAMETERS_ARTIFACT)
-        if notebook:
-            self._log_input(notebook)
+        self._hold: JobHold | None = None
+        try:  # from here on the run is open: whatever fails ends it FAILED with the reason, never RUNNING
+            self._hold = JobHold(self.settings.journal_dir, self.run.key)  # the kernel's journals are ours to read
+            self.run.log_params(parameters)
+            self.run.log_text(json.dumps(parameters, indent=2), PARAMETERS_ARTIFACT)
+            if notebook:
+                self._log_input(notebook)
+        except BaseException as e:
+            self.abandon(e)
+            raise
+
+    def abandon(self, error: BaseException) -> None:
+        """End the run before the notebook ran (FAILED, KILLED on Ctrl-C, with the reason); release the hold."""
+        if self._hold is not None:
+            self._hold.release()
+        self.run.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
 
     def _log_input(self, notebook: str) -> None:
         import nbformat
@@ -163,8 +176,11 @@ class Job:
         """Environment for the kernel: record into this job's run, journal only, same store and cache."""
         import os
 
+        from mlops_nb.jobs.kernels import KERNEL_ENV
+
         s = self.settings
         env = {
+            **KERNEL_ENV,
             **os.environ,
             JOB_RUN_ENV: self.run.key,
             JOURNAL_ONLY_ENV: "1",
@@ -187,7 +203,8 @@ class Job:
             run.end("FAILED", e)  # never leave the job RUNNING
             raise
         finally:
-            self._hold.release()
+            if self._hold is not None:
+                self._hold.release()
         run.end({SUCCEEDED: "FINISHED", INTERRUPTED: "KILLED"}.get(outcome, "FAILED"))
         run_id = ""
         if self.options.send:

@@ -9,6 +9,7 @@ silent execution that leaves no trace in the notebook (no execution count, no hi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -17,8 +18,39 @@ from pathlib import Path
 from typing import Any
 
 _lock = threading.Lock()
-_spare: Any = None  # an AsyncKernelManager whose kernel is booting or idle
+_spare: Any = None  # a JobKernelManager whose kernel is booting or idle
 _stopping: list[threading.Thread] = []
+
+# Environment every job's kernel (and the zygote it may fork from) starts with, unless the user set it:
+# debugpy, which every kernel imports, warns about Python's frozen modules on each start (its documented
+# switch; the kernels' debugger is not used by jobs).
+KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+
+@functools.cache
+def manager_class() -> Any:
+    """``JobKernelManager``, the kernel manager of jobs (defined on first use: jupyter_client loads then)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class JobKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        """Shuts an idle kernel down without interrupting it first.
+
+        jupyter_client interrupts every kernel before asking it to shut down; the interrupt lands in
+        whatever message handler the kernel is in and it logs ``KeyboardInterrupt caught in kernel``. A
+        job's kernel is idle when its job ends, or was interrupted and waited for already (see the engine).
+        """
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            if now or restart or not self.owns_kernel or not self.has_kernel:
+                await super().shutdown_kernel(now=now, restart=restart)
+                return
+            self.shutting_down = True
+            self.stop_restarter()
+            await self.request_shutdown()
+            await self.finish_shutdown()
+            await self.cleanup_resources()
+
+    return JobKernelManager
 
 
 def encryption() -> dict[str, str]:
@@ -38,12 +70,11 @@ def encryption() -> dict[str, str]:
 
 def start(kernel_name: str, env: dict[str, str], cwd: str) -> Any:
     """Start a kernel (not waiting for it to be ready); ``started_env`` remembers its environment."""
-    from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     from mlops_nb.jobs.zygote import ZygoteProvisioner
 
-    km = AsyncKernelManager(kernel_name=kernel_name, **encryption())
+    km = manager_class()(kernel_name=kernel_name, **encryption())
     km.kernel_id = str(uuid.uuid4())
     km.provisioner = ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
     km.started_env = dict(env)
@@ -58,7 +89,7 @@ def prestart(kernel_name: str) -> None:
     global _spare
     with _lock:
         if _spare is None:
-            _spare = start(kernel_name, dict(os.environ), str(Path.cwd()))
+            _spare = start(kernel_name, {**KERNEL_ENV, **os.environ}, str(Path.cwd()))
 
 
 def take(kernel_name: str) -> Any | None:
@@ -85,11 +116,17 @@ def setup_code(env: dict[str, str], started_env: dict[str, str], cwd: str) -> st
 
 def stop_later(km: Any) -> None:
     """Shut a kernel down in the background (its journal is sent once it has exited)."""
-    from jupyter_core.utils import run_sync
-
-    thread = threading.Thread(target=lambda: run_sync(km.shutdown_kernel)(now=False), daemon=True)
+    thread = threading.Thread(target=_shutdown, args=(km,), daemon=True)
     thread.start()
     _stopping.append(thread)
+
+
+def _shutdown(km: Any) -> None:
+    # asyncio.run closes the thread's event loop afterwards: jupyter_core's run_sync would leave one per
+    # thread, an epoll descriptor and a socket pair each, three descriptors per job of a long sweep.
+    import asyncio
+
+    asyncio.run(km.shutdown_kernel(now=False))
 
 
 def close(timeout: float = 30.0) -> None:

@@ -32,9 +32,12 @@ def output_path(notebook: Path, output: Path | None) -> Path:
 
 
 def load_notebook(notebook: Path) -> dict[str, Any]:
-    """The notebook's JSON, or a UsageError naming the problem (missing, not a notebook, damaged).
+    """The notebook's JSON, checked against the notebook format, or a UsageError naming the problem (missing,
+    not a notebook, damaged) and the cell it is in.
 
-    Plain JSON, not nbformat: importing nbformat's validator costs a second, and papermill validates anyway.
+    Papermill, nbclient and the parameters cell read the notebook before any validation of theirs would
+    speak (and papermill's only warns): a cell given as text or without ``metadata`` ends in a traceback deep
+    inside them. nbformat's validator runs here first (loaded the fast way, see ``mlops_nb.jobs.schema``).
     """
     import json
 
@@ -51,22 +54,66 @@ def load_notebook(notebook: Path) -> dict[str, Any]:
             f"{notebook} is not a version 4 Jupyter notebook (no 'cells' list or another 'nbformat'). "
             "Open and save it in JupyterLab to convert it."
         )
+    _validate(notebook, nb)
     return nb
 
 
-def check_kernel(name: str) -> None:
-    """UsageError listing the installed kernels when ``name`` is not one of them."""
+def _validate(notebook: Path, nb: dict[str, Any]) -> None:
+    """UsageError naming the first place where ``nb`` breaks the notebook format (cells counted from 1)."""
+    import copy
+
+    from mlops_nb.jobs.schema import validator
+
+    for index, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict):  # nbformat's validator itself raises TypeError on these
+            raise UsageError(
+                f"{notebook} is not a valid notebook: cell {index + 1} is a {type(cell).__name__}, not a cell "
+                "object. Open and save it in JupyterLab to repair it."
+            )
+    # Cell ids are optional before nbformat 4.5 and repaired by papermill (as nbformat does): not an error here.
+    checked = copy.copy(nb)
+    checked["cells"] = [{"id": f"cell-{i}", **c} if "id" not in c else c for i, c in enumerate(nb["cells"])]
+    if not isinstance(nb.get("nbformat_minor"), int) or nb["nbformat_minor"] < 5:
+        checked["cells"] = [{k: v for k, v in c.items() if k != "id"} for c in checked["cells"]]
+    try:
+        validator.validate(checked)
+    except validator.ValidationError as e:
+        path = list(e.absolute_path)
+        if len(path) >= 2 and path[0] == "cells":
+            where = f"cell {path[1] + 1}" + "".join(f"[{p!r}]" for p in path[2:])
+        else:
+            where = ".".join(str(p) for p in path) or "the notebook"
+        message = e.message if len(e.message) < 200 else e.message[:200] + "..."
+        raise UsageError(
+            f"{notebook} is not a valid notebook: {where}: {message}. Open and save it in JupyterLab to repair it, "
+            "or fix that part of the JSON."
+        ) from None
+
+
+def check_kernel(name: str) -> str:
+    """The language of the installed kernel ``name``; UsageError listing the installed kernels when it is not
+    one of them."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     manager = KernelSpecManager()
     try:
-        manager.get_kernel_spec(name)
+        return str(manager.get_kernel_spec(name).language or "python")
     except NoSuchKernel:
         known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
         raise UsageError(
             f"No Jupyter kernel named {name!r} is installed (installed: {known}). Pass --kernel NAME, or install "
             f"it (python -m ipykernel install --user --name {name})."
         ) from None
+
+
+def kernel_of(nb: dict[str, Any], kernel: str | None) -> tuple[str, str | None]:
+    """The kernel to run ``nb`` with (``kernel``, else the notebook's own, else python3), and the language to
+    inject its parameters in when the notebook does not say (papermill needs one)."""
+    metadata = nb.get("metadata", {})
+    name = kernel or metadata.get("kernelspec", {}).get("name") or "python3"
+    language = check_kernel(name)
+    declared = metadata.get("kernelspec", {}).get("language") or metadata.get("language_info", {}).get("name")
+    return name, None if declared and not kernel else language
 
 
 def run_job(
@@ -102,12 +149,11 @@ def run_job(
     """
     from mlops_nb.jobs.preload import papermill  # loaded the fast way
 
-    parameters = parameters or {}
+    parameters = params_mod.check_values(parameters or {})
     options = options or JobOptions()
     nb = load_notebook(notebook)
     params_mod.check_names(str(notebook), nb, parameters, allow_new)
-    kernel_name = kernel or nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3"
-    check_kernel(kernel_name)
+    kernel_name, language = kernel_of(nb, kernel)
     if cwd is not None and not cwd.is_dir():
         raise UsageError(f"--cwd {cwd} is not a folder.")
     if timeout is not None and timeout <= 0:
@@ -122,6 +168,7 @@ def run_job(
             parameters=parameters,
             engine_name="mlops_nb",
             kernel_name=kernel_name,
+            language=language,
             cwd=str(cwd) if cwd else None,
             execution_timeout=timeout,
             start_timeout=start_timeout,

@@ -29,7 +29,7 @@ from typing import Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.jobs.job import JobOptions, JobResult, send_jobs
-from mlops_nb.jobs.parameters import typed
+from mlops_nb.jobs.parameters import load_yaml, typed
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import open_run
 
@@ -56,7 +56,7 @@ def parse_grid(specs: tuple[str, ...] | list[str]) -> dict[str, list[Any]]:
             raise UsageError(f"--grid {name} is given twice; list all its values in one --grid {name}=v1,v2.")
         if values.lstrip().startswith("["):
             try:
-                parsed = yaml.safe_load(values)
+                parsed = load_yaml(values, f"--grid {name}")
             except yaml.YAMLError as e:
                 raise UsageError(f"--grid {spec!r}: the list is not valid YAML ({e}).") from e
             if not isinstance(parsed, list) or not parsed:
@@ -269,7 +269,7 @@ def run_sweep(
         UsageError: a bad notebook, grid, parameter or executor; nothing was run.
     """
     from mlops_nb.jobs import parameters as params_mod
-    from mlops_nb.jobs.runner import check_kernel, load_notebook
+    from mlops_nb.jobs.runner import kernel_of, load_notebook
 
     started = time.monotonic()
     options = options or JobOptions()
@@ -281,9 +281,13 @@ def run_sweep(
         raise UsageError(f"--parallel {parallel}: run at least 1 job at a time.")
     if executor not in ("local", "dask"):
         raise UsageError(f"--executor {executor!r}: use local or dask.")
+    # Everything the runs record is checked before the sweep's run opens: a refusal leaves nothing behind.
+    fixed = params_mod.check_values(fixed or {})
+    grid = {name: params_mod.check_values({name: values}, "--grid")[name] for name, values in grid.items()}
+    points = [params_mod.check_values(point) for point in points]
     nb = load_notebook(notebook)
-    params_mod.check_names(str(notebook), nb, {**(fixed or {}), **grid}, run.get("allow_new", False))
-    check_kernel(run.get("kernel") or nb.get("metadata", {}).get("kernelspec", {}).get("name") or "python3")
+    params_mod.check_names(str(notebook), nb, {**fixed, **grid}, run.get("allow_new", False))
+    kernel_of(nb, run.get("kernel"))
     settings = get_recorder().settings
     experiment = options.experiment or settings.experiment or notebook.stem
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -295,32 +299,32 @@ def run_sweep(
         kind="sweep",
         tags={"mlops_nb.notebook": str(notebook.resolve()), "mlops_nb.sweep.jobs": str(len(points))},
     )
-    sweep.log_params({f"grid.{name}": json.dumps(values, default=str) for name, values in grid.items()})
-    sweep.log_params({f"fixed.{name}": value for name, value in (fixed or {}).items()})
-    children = [Child(i, point) for i, point in enumerate(points)]
-    tasks = [
-        Task(
-            index=child.index,
-            notebook=str(notebook.resolve()),
-            output=str(output_dir / f"{child.index:03d}-{_slug(child.parameters)}.ipynb")
-            if executor == "local"
-            else "",
-            parameters={**(fixed or {}), **child.parameters},
-            options=dataclasses.replace(
-                options,
-                experiment=experiment,
-                run_name=f"{notebook.stem}[{_slug(child.parameters, sep=', ')}]",
-                tags={**options.tags, INDEX_TAG: str(child.index)},
-                warm_kernels=True,
-                save_every_cell=False,  # a sweep's notebooks are read when it is done: one write each
-                # The last jobs of each worker would start kernels no job uses.
-                prestart=child.index < len(children) - parallel,
-            ),
-            run=run,
-        )
-        for child in children
-    ]
-    try:
+    try:  # an opened run always ends: FAILED (KILLED on Ctrl-C) with the reason if anything below raises
+        sweep.log_params({f"grid.{name}": json.dumps(values) for name, values in grid.items()})
+        sweep.log_params({f"fixed.{name}": value for name, value in fixed.items()})
+        children = [Child(i, point) for i, point in enumerate(points)]
+        tasks = [
+            Task(
+                index=child.index,
+                notebook=str(notebook.resolve()),
+                output=str(output_dir / f"{child.index:03d}-{_slug(child.parameters)}.ipynb")
+                if executor == "local"
+                else "",
+                parameters={**fixed, **child.parameters},
+                options=dataclasses.replace(
+                    options,
+                    experiment=experiment,
+                    run_name=f"{notebook.stem}[{_slug(child.parameters, sep=', ')}]",
+                    tags={**options.tags, INDEX_TAG: str(child.index)},
+                    warm_kernels=True,
+                    save_every_cell=False,  # a sweep's notebooks are read when it is done: one write each
+                    # The last jobs of each worker would start kernels no job uses.
+                    prestart=child.index < len(children) - parallel,
+                ),
+                run=run,
+            )
+            for child in children
+        ]
         if executor == "local":
             for task in tasks:
                 task.options.parent_key = sweep.key
@@ -334,11 +338,11 @@ def run_sweep(
                 task.source = source
                 task.tracking_uri = settings.tracking_uri
             _run_dask(children, tasks, scheduler, parallel, progress)
+        best = _best(children, metric, higher_is_better)
+        _record(sweep, children, metric, best)
     except BaseException as e:
         sweep.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", e)
         raise
-    best = _best(children, metric, higher_is_better)
-    _record(sweep, children, metric, best)
     sweep.end("FINISHED" if any(c.ok for c in children) else "FAILED")
     send_jobs([c.result.key for c in children if c.result is not None])
     return SweepResult(sweep.run_id, experiment, children, metric, best, time.monotonic() - started)

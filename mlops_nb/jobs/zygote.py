@@ -87,8 +87,13 @@ def _fork(argv: list[str], env: dict[str, str], cwd: str) -> int:
     global _zygote
     with _lock:
         if _zygote is None or _zygote.poll() is not None:
+            from mlops_nb.jobs.kernels import KERNEL_ENV
+
             _zygote = subprocess.Popen(
-                [sys.executable, "-m", "mlops_nb.jobs.zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                [sys.executable, "-m", "mlops_nb.jobs.zygote"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**KERNEL_ENV, **os.environ},  # the zygote imports debugpy for all its kernels
             )
         assert _zygote.stdin is not None and _zygote.stdout is not None
         _zygote.stdin.write(json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode() + b"\n")
@@ -104,10 +109,15 @@ def stop() -> None:
     global _zygote
     with _lock:
         zygote, _zygote = _zygote, None
-    if zygote is not None and zygote.poll() is None:
+    if zygote is None:
+        return
+    if zygote.poll() is None:
         assert zygote.stdin is not None
         zygote.stdin.close()
         zygote.wait(10)
+    for pipe in (zygote.stdin, zygote.stdout):  # a worker may start another zygote: no descriptor left open
+        if pipe is not None:
+            pipe.close()
 
 
 class ZygoteProvisioner(LocalProvisioner):  # type: ignore[misc]

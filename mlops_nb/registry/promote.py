@@ -2,12 +2,13 @@
 
 ``promote`` finds the model the run (or one of its stages) logged, following a stage served from the cache
 to the run that produced it; checks the requirements on the run's metrics and the must-beat gate against
-the metric recorded on the current champion's source run; registers the version with the evidence as
-``mlops_nb.*`` tags (a refused version is registered too, tagged ``refused``); and moves the alias only when
-every gate holds.
+the metric recorded on the current champion's source run; and only when every gate holds registers the version
+with the evidence as ``mlops_nb.*`` tags and moves the alias. A refused promotion registers nothing: its
+evidence goes on the run as ``mlops_nb.promotion.refused`` tags.
 
-Compare-and-set: the alias moves under a per-model lock, and only if it (and the must-beat alias) still point
-where they pointed when the gates were evaluated, so of overlapping promotions of one model only one wins.
+Compare-and-set: the version is registered and the alias moved under a per-model lock. Under the lock the
+must-beat gate is evaluated again when the version to beat moved meanwhile, and the promotion is refused
+when the alias moved otherwise, so of overlapping promotions of one model only one wins.
 The lock is a registered model named ``<MODEL>.mlops-nb-lock``: creating a registered model is atomic in
 every MLflow store (a unique key in its database, also through ``mlflow server``), so one lock serves SQLite,
 PostgreSQL and a server shared by many machines.
@@ -21,6 +22,7 @@ import difflib
 import json
 import math
 import os
+import posixpath
 import random
 import re
 import time
@@ -51,6 +53,9 @@ _LOCK_TAKEN = ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")
 _ALIAS = re.compile(r"^[\w-]+$")  # MLflow's rule for alias names
 _RUN_TAGS = ("mlops_nb.git.commit", "mlops_nb.git.dirty")  # copied from the source run onto the version
 _INPUT_PREFIX = "mlops_nb.input."
+_MAX_TAG = 8000  # MLflow's limit on a run tag's value
+# the must-beat evidence, kept with a refusal
+_COMPARED = ("metric", "value", "champion_version", "champion_run", "champion_value", "previous_version")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +89,11 @@ class FoundModel:
 
 @dataclasses.dataclass(frozen=True)
 class Promotion:
-    """What ``promote`` did. ``promoted`` is False when a gate refused it: the alias did not move."""
+    """What ``promote`` did. ``promoted`` is False when a gate refused it: nothing was registered (``version``
+    is None) and the alias did not move."""
 
     name: str
-    version: str
+    version: str | None
     alias: str
     model: FoundModel
     gates: list[Gate]
@@ -126,14 +132,15 @@ def promote(
         settings: where MLflow is (default: the settings in force).
 
     Returns:
-        The promotion. When a gate refused it the version is registered all the same (tagged
-        ``mlops_nb.promotion.status=refused``, for inspection) and the alias stays where it was.
+        The promotion. When a gate refused it nothing is registered, the alias stays where it was, and the
+        evidence is recorded on run ``run_id`` (tags ``mlops_nb.promotion.refused`` and ``...refused_gates``).
 
     Raises:
         UsageError: bad input; nothing was registered.
         StoreError: no run ``run_id`` in the store.
     """
     requirements = [parse_requirement(text) for text in require]
+    check_model_name(name)
     if name.endswith(LOCK_SUFFIX):
         raise UsageError(
             f"--name {name!r}: names ending in {LOCK_SUFFIX!r} are mlops-nb's promotion locks. Choose another name."
@@ -173,32 +180,63 @@ def promote(
         gates.append(gate)
         evidence.update(compared)
 
-    version = _register(client, name, found, evidence, run_id)
-    promoted, current = all(g.ok for g in gates), before
-    if promoted:
-        concurrency = "no concurrent promotion"
-        try:
-            with model_lock(client, name):
-                current = _aliases(client, name)
-                moved = [a for a in dict.fromkeys((alias, must_beat)) if a and current.get(a) != before.get(a)]
-                if moved:
-                    promoted = False
-                    gates.append(Gate(concurrency, False, f"{concurrency}: {_moved_message(moved, before, current)}"))
-                else:
-                    client.set_registered_model_alias(name, alias, version)
-                    current = {**current, alias: version}
-        except StoreError as e:  # the lock stayed taken: the alias was not touched
-            promoted = False
-            gates.append(Gate(concurrency, False, f"{concurrency}: {e}"))
-    outcome = {
-        TAG + "status": "promoted" if promoted else "refused",
-        TAG + "gates": json.dumps([dataclasses.asdict(g) for g in gates]),
+    if not all(g.ok for g in gates):  # refused before anything is registered: the registry stays as it was
+        _record_refusal(client, run_id, name, alias, gates, evidence)
+        return Promotion(name, None, alias, found, gates, False, before.get(alias), before.get(alias))
+
+    version, current, concurrency = None, before, "no concurrent promotion"
+    try:
+        with model_lock(client, name):
+            current = _aliases(client, name)
+            moved = [a for a in dict.fromkeys((alias, must_beat)) if a and current.get(a) != before.get(a)]
+            if must_beat is not None and metric is not None and must_beat in moved:
+                # the version to beat changed while the gates were checked: compare with it, under the lock
+                gate, compared = _must_beat_gate(
+                    client, s, name, must_beat, current.get(must_beat), metric, higher_is_better, run
+                )
+                gates[-1] = gate
+                evidence.update(compared)
+                moved.remove(must_beat)
+                if alias == must_beat:  # the alias moving to the version just beaten is what the gate is about
+                    evidence[TAG + "previous_version"] = current.get(alias) or ""
+            if moved:
+                gates.append(Gate(concurrency, False, f"{concurrency}: {_moved_message(moved, before, current)}"))
+            elif all(g.ok for g in gates):
+                evidence[TAG + "status"] = "promoted"
+                evidence[TAG + "gates"] = json.dumps([dataclasses.asdict(g) for g in gates])
+                version = _register(client, name, found, {k: v for k, v in evidence.items() if v}, run_id)
+                client.set_registered_model_alias(name, alias, version)
+                current = {**current, alias: version}
+    except StoreError as e:  # the lock stayed taken: nothing was registered, the alias was not touched
+        gates.append(Gate(concurrency, False, f"{concurrency}: {e}"))
+    if version is None:
+        _record_refusal(client, run_id, name, alias, gates, evidence)
+    return Promotion(name, version, alias, found, gates, version is not None, before.get(alias), current.get(alias))
+
+
+def _record_refusal(
+    client: MlflowClient, run_id: str, name: str, alias: str, gates: list[Gate], evidence: Mapping[str, str]
+) -> None:
+    """The evidence of a refused promotion, as tags on the run that was promoted (the registry is untouched):
+    ``mlops_nb.promotion.refused`` says why, ``mlops_nb.promotion.refused_gates`` has every gate and what the
+    run was compared with. A later refusal replaces them."""
+    record = {
+        "model": name,
+        "alias": alias,
+        "time": evidence.get(TAG + "time"),
+        "user": evidence.get(TAG + "user"),
+        "host": evidence.get(TAG + "host"),
+        "gates": [dataclasses.asdict(g) for g in gates],
+        **{k[len(TAG) :]: v for k, v in evidence.items() if k.startswith(TAG) and k[len(TAG) :] in _COMPARED},
     }
-    if not promoted:
-        outcome[TAG + "reason"] = "; ".join(g.message for g in gates if not g.ok)
-    for key, value in outcome.items():
-        client.set_model_version_tag(name, version, key, value)
-    return Promotion(name, version, alias, found, gates, promoted, before.get(alias), current.get(alias))
+    reason = f"{name}@{alias}: " + "; ".join(g.message for g in gates if not g.ok)
+    client.set_tag(run_id, TAG + "refused", _fit(reason))
+    client.set_tag(run_id, TAG + "refused_gates", _fit(json.dumps(record)))
+
+
+def _fit(value: str) -> str:
+    """``value`` within MLflow's limit of a run tag (longer values are refused, not cut)."""
+    return value if len(value) <= _MAX_TAG else value[: _MAX_TAG - 3] + "..."
 
 
 def find_model(run: MlflowRun, model: str | None = None, settings: Settings | None = None) -> FoundModel:
@@ -345,6 +383,32 @@ def _register(client: MlflowClient, name: str, found: FoundModel, evidence: dict
         "mlops_nb.* tags.",
     )
     return str(created.version)
+
+
+def check_model_name(name: str) -> None:
+    """UsageError unless ``name`` is a registered model name MLflow accepts and that prints on one line.
+
+    MLflow's rules (``mlflow.utils.validation._validate_model_name``): not empty, no ``/`` or ``:``, and a path
+    that normalises to itself (no ``.``/``..`` segments, no leading ``/``). mlops-nb adds: printable
+    characters only. A newline or control character in a name would go into every file, log line and
+    generated serving package that shows it.
+    """
+    problem = None
+    if not name or not name.strip():
+        problem = "it is empty"
+    elif "/" in name or ":" in name:
+        problem = "MLflow's rule: a name cannot contain '/' or ':'"
+    elif not name.isprintable():
+        problem = "it holds a line break or another control character; a name is printable text on one line"
+    elif name != name.strip():
+        problem = "it starts or ends with a space"
+    elif posixpath.normpath(name) != name or name.startswith(".."):
+        problem = "MLflow's rule: a name cannot be a relative path such as '.' or '..'"
+    if problem:
+        raise UsageError(
+            f"--name {name!r} is not a valid registered model name: {problem}. Choose another --name: letters, "
+            "digits, spaces and punctuation other than '/' and ':', e.g. churn-classifier."
+        )
 
 
 def _check_alias(alias: str, option: str) -> None:

@@ -1,11 +1,11 @@
 """``mlops-nb export``: fetch a model from MLflow and write a standalone serving package for it.
 
 The package needs neither mlops-nb nor MLflow at run time. The model file keeps MLflow's skops format and
-is loaded with ``skops.io.load`` and an explicit list of trusted types: the types skops trusts by default,
-those the model's author declared when logging it (``skops_trusted_types`` in MLmodel), and those given with
-``--trust``. A model saved with pickle or cloudpickle is converted to skops here, only when asked
-(``--allow-pickle``: loading a pickle runs code). The sha256 of the model file is recorded, and the server
-refuses to start when the file no longer matches.
+is loaded with ``skops.io.load`` and an explicit list of trusted types decided by the person exporting
+(``mlops_nb.serving.trust``: never the model's own ``skops_trusted_types``). A model saved with pickle or
+cloudpickle is converted to skops here, only when asked (``--allow-pickle``: loading a pickle runs code). The
+sha256 of the model file and the trusted types are written into the package's code (``app/integrity.py``),
+and the server refuses to start when the file no longer matches.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import ExportError
 from mlops_nb.serving.schema import InputSchema, SchemaError, input_schema
+from mlops_nb.serving.trust import decide, untrusted_types
 
 MODEL_DIR = "model"
 METADATA_FILE = "serving.json"
@@ -82,23 +83,21 @@ def parse_uri(uri: str) -> ModelRef:
 
 
 def resolve(ref: ModelRef, settings: Settings) -> ModelRef:
-    """Fill in version and run id of a registry URI from the MLflow registry."""
+    """Fill in version and run id of a registry URI, resolving an alias once: the package is then built from
+    that version, even if the alias moves while it is fetched."""
     if ref.name is None:
         return ref
-    from mlops_nb.tracking import query
+    from mlops_nb.exceptions import UsageError
+    from mlops_nb.tracking.reading import model_version
 
-    client = query.client(settings)
     try:
-        if ref.alias is not None:
-            mv = client.get_model_version_by_alias(ref.name, ref.alias)
-        else:
-            mv = client.get_model_version(ref.name, ref.version)
-    except Exception as e:  # MLflow's exception: mlflow is not imported here
+        version = model_version(ref.uri, settings)
+    except UsageError as e:
         raise ExportError(
-            f"No model {ref.uri} in the registry at {settings.tracking_uri}: {e}. Check the name and the "
-            "alias or version (mlops-nb promote registers models; the MLflow UI lists them)."
+            f"No model {ref.uri} in the registry at {settings.tracking_uri}: {e} (mlops-nb promote registers "
+            "models; the MLflow UI lists them)."
         ) from e
-    return dataclasses.replace(ref, version=str(mv.version), run_id=mv.run_id)
+    return dataclasses.replace(ref, version=version["version"], run_id=version["run_id"])
 
 
 def sha256(path: Path) -> str:
@@ -131,26 +130,6 @@ def sklearn_flavor(mlmodel: dict[str, Any]) -> dict[str, Any]:
             "with mnb.log_model or mlflow.sklearn."
         )
     return flavor
-
-
-def _untrusted(path: Path) -> list[str]:
-    import skops.io
-
-    return list(skops.io.get_untrusted_types(file=str(path)))
-
-
-def skops_trust(path: Path, declared: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
-    """The types the server passes to ``skops.io.load(trusted=...)``; ExportError for types nobody trusted."""
-    untrusted = _untrusted(path)
-    allowed = set(declared) | set(extra)
-    refused = [t for t in untrusted if t not in allowed]
-    if refused:
-        flags = " ".join(f"--trust {t}" for t in refused)
-        raise ExportError(
-            f"The model file holds types that skops does not trust by default and nobody declared trusted: "
-            f"{', '.join(refused)}. Check them, then pass {flags} (or log the model with skops_trusted_types)."
-        )
-    return tuple(untrusted)
 
 
 def _convert_pickle(folder: Path, flavor: dict[str, Any], allow_pickle: bool) -> tuple[Path, str]:
@@ -273,6 +252,7 @@ def export(
     *,
     force: bool = False,
     trust: Sequence[str] = (),
+    allow_unsafe: Sequence[str] = (),
     allow_pickle: bool = False,
     settings: Settings | None = None,
 ) -> ExportResult:
@@ -283,12 +263,14 @@ def export(
             ``runs:/RUN_ID/PATH``.
         out: the package folder (created; must be missing or empty unless ``force``).
         force: replace ``out`` when it exists.
-        trust: extra types to trust when loading the skops file.
+        trust: types to trust when loading the skops file, beyond skops' defaults and the inert
+            scikit-learn/numpy/scipy classes mlops-nb trusts (``mlops_nb.serving.trust``).
+        allow_unsafe: types that can run code when loaded, trusted all the same (named one by one).
         allow_pickle: convert a pickle/cloudpickle model to skops (loads the pickle once, here).
         settings: mlops-nb settings (default: the project's).
 
     Raises:
-        ExportError: bad URI, unsupported model, untrusted types, ``out`` in the way.
+        ExportError: bad URI, unsupported model, untrusted or unsafe types, ``out`` in the way.
         StoreError: the model cannot be fetched from MLflow.
     """
     from mlops_nb.serving.render import render_package
@@ -300,7 +282,8 @@ def export(
     s = settings or load_settings()
     ref = resolve(ref, s)
     with tempfile.TemporaryDirectory(prefix="mlops-nb-export-") as tmp:
-        folder = query.download_model(ref.uri, Path(tmp) / "download")
+        pinned = f"models:/{ref.name}/{ref.version}" if ref.name else ref.uri  # the version resolved above
+        folder = query.download_model(pinned, Path(tmp) / "download")
         mlmodel = read_mlmodel(folder)
         if ref.run_id is None and mlmodel.get("run_id"):  # models:/m-<id>: MLmodel names the run that logged it
             ref = dataclasses.replace(ref, run_id=str(mlmodel["run_id"]))
@@ -315,11 +298,12 @@ def export(
         converted_from = None
         if flavor.get("serialization_format", "cloudpickle") == "skops":
             model_file = folder / flavor["pickled_model"]
-            declared = flavor.get("skops_trusted_types") or []
+            declared = list(flavor.get("skops_trusted_types") or [])
         else:
             model_file, converted_from = _convert_pickle(folder, flavor, allow_pickle)
             declared = []
-        trusted = skops_trust(model_file, declared, trust)
+        # decided before anything of the file is loaded: the refusal must come before any of its code could run
+        trusted = decide(untrusted_types(model_file), trust, allow_unsafe, declared).types
 
         import skops.io
 

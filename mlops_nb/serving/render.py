@@ -4,6 +4,11 @@ Every file under ``templates/`` becomes the file of the same relative path in th
 ``.j2`` suffix (``dockerignore.j2`` becomes ``.dockerignore``). The templates see the model's input schema,
 its metadata (name, version, run id, sha256), the input example with the model's own outputs on it, and the
 pinned requirements.
+
+Every value reaches a file through one escaping path (``mlops_nb.serving.literal``): a Python template
+takes values only through the ``py`` (a literal), ``ident`` (an identifier) and ``code`` (source built by
+``schema`` from escaped parts) filters, and rendering anything else into it is an error; every other file
+(Markdown, YAML, Dockerfile, requirements) gets each value on one line.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mlops_nb.serving.literal import identifier, one_line, python_literal
 from mlops_nb.serving.schema import InputSchema
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -28,8 +34,12 @@ SERVING_REQUIREMENTS = {
     "orjson": ">=3.9",
     "skops": ">=0.10",
 }
-# uvicorn's fast event loop and HTTP parser (what uvicorn[standard] adds), not on every platform
-SPEEDUPS = {"uvloop": "sys_platform != 'win32' and platform_python_implementation == 'CPython'", "httptools": ""}
+# uvicorn's fast event loop and HTTP parser (what uvicorn[standard] adds): required wherever they install,
+# whatever the exporting environment holds (pinned to its versions when it has them). name: (fallback, marker)
+SPEEDUPS = {
+    "uvloop": (">=0.19", "sys_platform != 'win32' and platform_python_implementation == 'CPython'"),
+    "httptools": (">=0.6", "platform_python_implementation == 'CPython'"),
+}
 TEST_REQUIREMENTS = {"pytest": ">=8", "httpx": ">=0.27", "httpx2": ">=2"}
 _NOT_AT_RUN_TIME = {"mlflow", "mlflow-skinny", "mlflow-tracing", "mlops-nb", "cloudpickle"}
 
@@ -54,15 +64,9 @@ def requirements(model_requirements: list[str]) -> list[str]:
             pins[_normalise(name)] = line
     for name, fallback in SERVING_REQUIREMENTS.items():
         pins.setdefault(_normalise(name), _pin(name, fallback))
-    for name, marker in SPEEDUPS.items():
-        pin = _pin(name, "")
-        pins.setdefault(name, f"{pin}; {marker}" if marker else pin)
+    for name, (fallback, marker) in SPEEDUPS.items():
+        pins.setdefault(name, f"{_pin(name, fallback)}; {marker}")
     return list(pins.values())
-
-
-def _python_literal(value: Any) -> str:
-    """A Python literal for a str/int/bool/None, double-quoted as ruff formats it."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
 
 def _shell_json(value: Any) -> str:
@@ -90,8 +94,35 @@ def _installed(name: str) -> bool:
     return True
 
 
-def _environment() -> Any:
+def _finalize_python(value: Any) -> Any:
+    """What a ``{{ }}`` of a Python template may print: escaped source (Markup) or a bool/int/None."""
+    from markupsafe import Markup
+
+    if isinstance(value, Markup) or value is None or isinstance(value, (bool, int)):
+        return value
+    raise ValueError(f"{value!r} would go raw into generated Python: render it with |py (a literal), |ident or |code")
+
+
+def _finalize_text(value: Any) -> Any:
+    """What a ``{{ }}`` of any other template prints: escaped markup (tojson ...) as is, anything else on one
+    line, so no value adds a line to a Dockerfile, YAML or Markdown file."""
+    from markupsafe import Markup
+
+    return value if isinstance(value, Markup) else one_line(value)
+
+
+def _code(source: str) -> Any:
+    """Python source built by ``schema`` from escaped parts (annotations, ``Field`` arguments): one line."""
+    from markupsafe import Markup
+
+    if not source.isprintable():
+        raise ValueError(f"generated source {source!r} is not one line of printable characters")
+    return Markup(source)
+
+
+def _environment(python: bool) -> Any:
     import jinja2
+    from markupsafe import Markup
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -99,11 +130,21 @@ def _environment() -> Any:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # Python, YAML and Markdown, not HTML
+        autoescape=False,  # Python, YAML and Markdown, not HTML: the finalize hooks escape instead
+        finalize=_finalize_python if python else _finalize_text,
     )
-    env.filters["pyrepr"] = _python_literal
+    env.filters["py"] = lambda value: Markup(python_literal(value))
+    env.filters["ident"] = lambda name: Markup(identifier(name))
+    env.filters["code"] = _code
     env.filters["shell_json"] = _shell_json
     return env
+
+
+def _python_minor(version: Any) -> str:
+    """``3.11`` from the model's Python version (``3.11.4``), which MLmodel (written by the model's author)
+    holds; 3.11 when it is not a version number, as it goes into the Dockerfile's FROM line."""
+    match = re.fullmatch(r"(3\.\d{1,2})(?:\.\d+)?", str(version or ""))
+    return match.group(1) if match else "3.11"
 
 
 def render_package(
@@ -115,8 +156,7 @@ def render_package(
     model_requirements: list[str],
 ) -> list[Path]:
     """Render every template into ``out``; returns the files written."""
-    env = _environment()
-    python = str(metadata.get("python_version") or "3.11")
+    environments = {True: _environment(python=True), False: _environment(python=False)}
     context = {
         "schema": schema,
         "columns": schema.columns,
@@ -127,7 +167,7 @@ def render_package(
         "has_probabilities": "probabilities" in example,
         "requirements": requirements(model_requirements),
         "test_requirements": test_requirements(),
-        "python_minor": ".".join(python.split(".")[:2]),
+        "python_minor": _python_minor(metadata.get("python_version")),
         "title": metadata.get("name") or f"run {metadata.get('run_id')}",
         "app_name": _dns_name(str(metadata.get("name") or "model")),
     }
@@ -137,6 +177,7 @@ def render_package(
         name = relative.name[: -len(".j2")]
         target = out / relative.parent / _RENAMES.get(name, name)
         target.parent.mkdir(parents=True, exist_ok=True)
+        env = environments[name.endswith(".py")]
         target.write_text(env.get_template(relative.as_posix()).render(**context))
         written.append(target)
     (out / "tests" / "example.json").write_text(json.dumps(example, indent=1) + "\n")

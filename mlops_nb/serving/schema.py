@@ -14,6 +14,8 @@ import keyword
 import re
 from typing import Any
 
+from mlops_nb.serving.literal import python_string
+
 # MLflow column type -> (Python annotation in the generated schema, numpy dtype of the model input)
 TYPES: dict[str, tuple[str, str]] = {
     "double": ("float", "float64"),
@@ -32,7 +34,6 @@ TENSOR_TYPES = {
     "int32": "integer",
     "bool": "boolean",
 }
-NUMERIC = frozenset({"double", "float", "long", "integer"})
 _INT_BOUNDS = {"long": 63, "integer": 31}
 # names a pydantic field must not take (BaseModel's own attributes)
 _RESERVED = frozenset({"copy", "dict", "json", "schema", "construct", "validate", "fields", "from_orm"})
@@ -81,7 +82,7 @@ class Column:
         """The arguments of ``Field(...)`` for this column (alias, default, limits), or "" when none apply."""
         args = []
         if self.field != self.name:
-            args.append(f"alias={json.dumps(self.name, ensure_ascii=False)}")
+            args.append(f"alias={python_string(self.name)}")
         if not self.required:
             args.append("default=None")
         if self.type in ("double", "float"):
@@ -101,15 +102,11 @@ class InputSchema:
     columns: tuple[Column, ...]
     tensor: bool
 
-    @property
-    def numeric(self) -> bool:
-        """All columns are numbers: the input can be one float64 array."""
-        return all(c.type in NUMERIC for c in self.columns)
-
 
 def field_name(name: str, taken: set[str]) -> str:
     """A Python identifier for column ``name``, unique among ``taken`` (which it is added to)."""
-    candidate = re.sub(r"\W+", "_", name).strip("_") or "column"
+    # ASCII only: Python folds some Unicode letters in identifiers (NFKC), which would rename the field
+    candidate = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or "column"
     if candidate[0].isdigit():
         candidate = f"c{candidate}"
     if keyword.iskeyword(candidate) or candidate in _RESERVED or candidate.startswith("model_"):

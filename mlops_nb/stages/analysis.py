@@ -26,6 +26,7 @@ import ast
 import functools
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Any
 
 # Read before assigned, these are not inputs unless the namespace has a value of that name (``max = 99``
 # shadows the builtin, and is then an input like any other): the stage checks the namespace.
@@ -67,6 +68,7 @@ _FILE_CALLS = {
     "File": 0,
     "connect": 0,
 }
+_PATH_BUILDERS = frozenset({"Path", "PurePath", "join"})
 _PATH_KEYWORDS = frozenset({"path", "filepath_or_buffer", "path_or_buf", "fname", "file", "filename", "io", "where"})
 _URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "gcs://", "az://", "abfs://", "ftp://", "hdfs://")
 # Calls whose effect on inputs and outputs no analysis can see.
@@ -121,6 +123,9 @@ class CellAnalysis:
     path_names: tuple[str, ...] = ()  # inputs used as paths of file calls
     opaque: tuple[str, ...] = ()  # why its inputs cannot all be seen (then it is never served from the cache)
     modules: tuple[str, ...] = ()  # the modules its import statements import
+    path_exprs: tuple[str, ...] = ()  # file paths built from inputs (``evaluate_path`` works them out)
+    file_exprs: tuple[str, ...] = ()  # ... built by Path()/os.path.join() on their own: files, not folders
+    seeds: tuple[str, ...] = ()  # global generators the cell seeds before anything else ("numpy", "random")
 
 
 def to_python(cell: str) -> str:
@@ -148,6 +153,8 @@ class _Visitor(ast.NodeVisitor):
         self.constants: dict[str, str] = {}  # names assigned a string constant in the cell
         self.handles: set[str] = set()  # names bound by ``with ... as`` (file objects)
         self.modules: dict[str, None] = {}  # modules imported by import statements
+        self.path_exprs: dict[str, None] = {}  # paths built from inputs: worked out when the stage runs
+        self.file_exprs: dict[str, None] = {}  # the same, built by Path()/join() outside a file call: files only
 
     def _read(self, name: str) -> None:
         if name not in self.assigned and name not in _IPYTHON_GLOBALS:
@@ -289,8 +296,11 @@ class _Visitor(ast.NodeVisitor):
         name = _called_name(node)
         if not (name in _FILE_CALLS or name.startswith(("read_", "to_", "write_"))):
             return
-        if name in ("Path", "PurePath", "join"):
-            if not self._static_path(node):
+        if name in _PATH_BUILDERS:
+            # Path('conf.txt').read_text(): a file (not a folder: Path(DATA) alone is not a read of DATA/)
+            if self._path_expression(node):
+                self.file_exprs.setdefault(ast.unparse(node))
+            else:
                 self.opaque.setdefault(
                     f"uses a file path computed at run time: {ast.unparse(node)[:120]} (line {node.lineno})"
                 )
@@ -327,19 +337,34 @@ class _Visitor(ast.NodeVisitor):
                 self.path_names.setdefault(arg.id)  # an input: its value is looked at when the stage runs
                 return True
             return False
-        if isinstance(arg, ast.Call):
-            # Path('a', 'b') / os.path.join('a', 'b') with constant parts: a known path; StringIO(...),
-            # open(...) and other calls: a buffer or a file object, not a path.
-            if _called_name(arg) in ("Path", "PurePath", "join"):
-                parts = [a for a in arg.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-                if len(parts) == len(arg.args) and not arg.keywords:
-                    joined = str(PurePath(*(p.value for p in parts))) if parts else "."
-                    self.paths.setdefault(joined)
-                    self.call_paths.setdefault(joined)
-                    return True
-                return False
+        if self._path_expression(arg):
+            # Path(DATA, 'train.csv'), f'{DATA}/train.csv', DATA / 'x': worked out when the stage runs
+            self.path_exprs.setdefault(ast.unparse(arg))
             return True
+        if isinstance(arg, ast.Call):
+            # StringIO(...), open(...) and other calls: a buffer or a file object, not a path; Path(...) or
+            # os.path.join(...) of anything else: a path no one can know before the cell runs.
+            return _called_name(arg) not in _PATH_BUILDERS
         return isinstance(arg, (ast.Starred, ast.Lambda))
+
+    def _path_expression(self, node: ast.AST) -> bool:
+        """A path built only from strings, the cell's inputs and constants, ``+``, ``/``, f-strings,
+        ``Path()`` and ``os.path.join()``."""
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, str)
+        if isinstance(node, ast.Name):
+            return node.id not in self.assigned or node.id in self.constants
+        if isinstance(node, ast.JoinedStr):
+            return all(
+                isinstance(v, ast.Constant)
+                or (isinstance(v, ast.FormattedValue) and v.format_spec is None and self._path_expression(v.value))
+                for v in node.values
+            )
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Div)):
+            return self._path_expression(node.left) and self._path_expression(node.right)
+        if isinstance(node, ast.Call) and _called_name(node) in _PATH_BUILDERS and not node.keywords:
+            return all(self._path_expression(a) for a in node.args)
+        return False
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         if node.type is not None:
@@ -465,6 +490,63 @@ def _free_names(node: ast.AST) -> list[str]:
     return [n for n in dict.fromkeys(loads) if n not in bound or n in global_names]
 
 
+def _seeds(tree: ast.Module) -> tuple[str, ...]:
+    """The global generators a cell seeds first thing (``np.random.seed(0)``, ``random.seed(1)`` before any
+    statement but imports): what it draws then does not depend on the state it started from."""
+    found: list[str] = []
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            continue
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "seed"):
+            break
+        owner = ast.unparse(call.func.value)
+        if owner in ("random",):
+            found.append("random")
+        elif owner.endswith(".random") and owner.split(".")[0] in ("np", "numpy"):
+            found.append("numpy")
+        else:
+            break
+    return tuple(found)
+
+
+def evaluate_path(expression: str, namespace: dict[str, Any]) -> str | None:
+    """The path a path expression of ``CellAnalysis.path_exprs`` names with the values of ``namespace``;
+    None when a value is not a string or path."""
+    import os
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            found = namespace[node.id]
+            if not isinstance(found, (str, os.PathLike, int)) or isinstance(found, bool):
+                raise TypeError(node.id)
+            return found
+        if isinstance(node, ast.JoinedStr):
+            return "".join(
+                str(v.value) if isinstance(v, ast.Constant) else str(value(v.value))
+                for v in node.values
+                if isinstance(v, (ast.Constant, ast.FormattedValue))
+            )
+        if isinstance(node, ast.BinOp):
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Div):
+                return PurePath(left) / right
+            if not (isinstance(left, str) and isinstance(right, str)):
+                raise TypeError("+ of a non-string")
+            return left + right
+        if isinstance(node, ast.Call):
+            parts = [os.fspath(value(a)) for a in node.args]
+            return str(PurePath(*parts)) if _called_name(node) != "join" else os.path.join(*parts)  # noqa: PTH118
+        raise TypeError(type(node).__name__)
+
+    try:
+        return os.fspath(value(ast.parse(expression, mode="eval").body))
+    except (KeyError, TypeError, ValueError, SyntaxError):
+        return None
+
+
 @functools.lru_cache(maxsize=256)
 def analyse(cell: str) -> CellAnalysis:
     """Analyse a cell's code (IPython syntax allowed). Raises SyntaxError like Python would."""
@@ -493,4 +575,7 @@ def analyse(cell: str) -> CellAnalysis:
         path_names=tuple(visitor.path_names),
         opaque=tuple(visitor.opaque),
         modules=tuple(visitor.modules),
+        path_exprs=tuple(visitor.path_exprs),
+        file_exprs=tuple(e for e in visitor.file_exprs if e not in visitor.path_exprs),
+        seeds=_seeds(tree),
     )

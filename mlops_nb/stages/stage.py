@@ -23,9 +23,10 @@ from typing import Any
 
 from mlops_nb.stages import files, rng
 from mlops_nb.stages import params as params_mod
-from mlops_nb.stages.analysis import CellAnalysis, analyse
+from mlops_nb.stages.analysis import CellAnalysis, analyse, evaluate_path
 from mlops_nb.stages.cache import Cache
 from mlops_nb.stages.fingerprint import fingerprint, is_local_file, package_version
+from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import CACHE_HIT_TAG, Run, stage
@@ -120,6 +121,12 @@ class _Plan:
     modules: dict[str, str]
     key: str
     uncacheable: str = ""  # why the stage cannot be served from or stored in the cache
+    seeds: tuple[str, ...] = ()  # global generators the cell seeds before it draws
+
+
+def _tag_key(prefix: str, name: str) -> str:
+    """A tag key MLflow accepts for a path or module name (letters, digits, ``_-./`` and spaces)."""
+    return prefix + re.sub(r"[^\w./\- ]", "_", name)
 
 
 def _split(declared: list[str] | None) -> tuple[list[str] | None, list[str]]:
@@ -193,7 +200,10 @@ class StageRunner:
         self._changed(record)
         with run:
             run.log_params(plan.params)
-            run.set_tags({f"mlops_nb.input.{n}": fp or "unhashable" for n, fp in plan.fps.items()})
+            run.set_tags({f"{tags.INPUT_PREFIX}{n}": fp or "unhashable" for n, fp in plan.fps.items()})
+            run.set_tags({_tag_key(tags.FILE_PREFIX, p): fp for p, fp in plan.files.items() if len(p) < 200})
+            run.set_tags({_tag_key(tags.MODULE_PREFIX, m): fp for m, fp in plan.modules.items() if len(m) < 200})
+            run.set_tag(tags.CODE_HASH, hashlib.sha256(analysis.normalised.encode()).hexdigest()[:32])
             run.log_text(cell, "stage/code.py")
             if plan.files:
                 run.log_text(json.dumps(plan.files, indent=1), "stage/input_files.json")
@@ -248,11 +258,20 @@ class StageRunner:
         # Files: paths in the code, inputs used as paths, declared paths. Folders count when a file call names
         # them (or they are declared); a string that happens to name a folder ('.', 'data') does not.
         candidates = dict.fromkeys(analysis.paths)
+        folders = {*declared_paths, *analysis.call_paths}
         for n in analysis.path_names:
             value = self.ns.get(n)
             if isinstance(value, (str, os.PathLike)):
                 candidates.setdefault(os.fspath(value))
-        folders = {*declared_paths, *analysis.call_paths, *(p for p in candidates if p not in analysis.paths)}
+                folders.add(os.fspath(value))
+        for expression in (*analysis.path_exprs, *analysis.file_exprs):
+            path = evaluate_path(expression, self.ns)
+            if path is None:
+                reasons.append(f"the path {expression} cannot be worked out before the cell runs")
+                continue
+            candidates.setdefault(path)
+            if expression in analysis.path_exprs:
+                folders.add(path)
         file_fps: dict[str, str] = {}
         for path in candidates:
             if path in analysis.write_only:
@@ -277,7 +296,7 @@ class StageRunner:
             "store": _store_identity(get_recorder().settings.tracking_uri),
         }
         key = stage_key(analysis.normalised, fps, options.outputs, files=file_fps, modules=modules, context=context)
-        return _Plan(inputs, fps, params, file_fps, watch, modules, key, "; ".join(reasons))
+        return _Plan(inputs, fps, params, file_fps, watch, modules, key, "; ".join(reasons), analysis.seeds)
 
     def _not_an_input(self, name: str) -> bool:
         return bool(_IPYTHON_NAMES.match(name)) or (
@@ -403,7 +422,8 @@ class StageRunner:
             "duration": record.duration,
             "stdout": stdout,
             "restore_code": restore_code,
-            "rng_before": rng.fingerprints({g: rng_before[g] for g in drawn}),
+            # a generator the cell seeds first thing does not depend on the state it started from
+            "rng_before": rng.fingerprints({g: rng_before[g] for g in drawn if g not in plan.seeds}),
             "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
         }
         if written:

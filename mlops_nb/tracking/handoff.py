@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from mlops_nb.redaction import redact_uri
 from mlops_nb.tracking import journal
 from mlops_nb.tracking.provenance import Provenance
 from mlops_nb.tracking.sender import replay_orphan
@@ -31,7 +32,6 @@ def spawn(journal_path: Path, tracking_uri: str, home: Path, artifact_root: Path
         "-m",
         "mlops_nb.tracking.handoff",
         str(journal_path),
-        tracking_uri,
         str(home),
         "--deadline",
         str(deadline),
@@ -41,7 +41,14 @@ def spawn(journal_path: Path, tracking_uri: str, home: Path, artifact_root: Path
     log = (home / "handoff.log").open("ab")
     with log:
         proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+            # Not on the command line, which every user of the machine can read (ps): it may hold credentials.
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
         )
     return proc.pid
 
@@ -49,13 +56,12 @@ def spawn(journal_path: Path, tracking_uri: str, home: Path, artifact_root: Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_nb.tracking.handoff", description=__doc__)
     parser.add_argument("journal", type=Path)
-    parser.add_argument("tracking_uri")
     parser.add_argument("home", type=Path)
     parser.add_argument("--artifact-root", type=Path)
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds to keep trying (default 600)")
     args = parser.parse_args(argv)
     give_up_at = time.monotonic() + args.deadline
-    store = Store(args.tracking_uri, args.home, args.artifact_root)
+    store = Store(os.environ["MLFLOW_TRACKING_URI"], args.home, args.artifact_root)
     orphan = None
     while orphan is None:  # until its process has exited (or flushed on its own and deleted the journal)
         if time.monotonic() > give_up_at or not args.journal.exists():
@@ -63,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         orphan = journal.take(args.journal)
         time.sleep(0.05)
     errors: list[BaseException] = []
-    done = replay_orphan(orphan, store, Provenance(args.home), lambda: bool(errors), errors.append)
+    done = replay_orphan(orphan, store, Provenance(), lambda: bool(errors), errors.append)
     if errors:
-        print(f"mlops-nb handoff: stopped at {errors[0]!r}", flush=True)
+        print(redact_uri(f"mlops-nb handoff: stopped at {errors[0]!r}"), flush=True)
     print(f"mlops-nb handoff (pid {os.getpid()}): {args.journal.name} {'sent' if done else 'kept'}", flush=True)
     return 0 if done else 1
 

@@ -1,8 +1,10 @@
 """The append-only journal: every record is written to the OS before the logging call returns.
 
 One journal file per process, ``<home>/journal/<host>-<pid>-<id>.jsonl``, JSON lines. The first line is a
-header naming the tracking URI. The caller's records carry a sequence number; the sender appends
-``created`` (local run key -> MLflow run id) and ``ack`` (everything up to seq N is in MLflow) lines.
+header naming the tracking URI, without its credentials: the process that replays a journal connects with
+the URI of its own settings, when it names the same store. The caller's records carry a sequence number; the
+sender appends ``created`` (local run key -> MLflow run id) and ``ack`` (everything up to seq N is in
+MLflow) lines.
 The owning process holds an exclusive ``flock`` on the file for its whole life, so a journal whose lock can
 be taken belongs to a dead process and is replayed by whoever takes it. Files logged as artifacts are
 copied into ``<journal>.files/`` so that they survive until they are sent.
@@ -10,6 +12,7 @@ copied into ``<journal>.files/`` so that they survive until they are sent.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -23,10 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.exceptions import JournalError
+from mlops_nb.exceptions import InvalidRecordError, JournalError
+from mlops_nb.redaction import redact_uri
 
 FORMAT_VERSION = 1
 SUFFIX = ".jsonl"
+# Journals hold params, tags and texts (and the tracking URI): only their owner may read them.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
@@ -43,8 +50,8 @@ class Journal:
         self.path = folder / f"{name}{SUFFIX}"
         self.spool = folder / f"{name}.files"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:
             raise JournalError(
                 f"mlops-nb cannot write its journal in {folder}: {e.strerror}. Make that folder writable, "
@@ -58,7 +65,8 @@ class Journal:
             {
                 "op": "open",
                 "v": FORMAT_VERSION,
-                "tracking_uri": tracking_uri,
+                # Without credentials: the replaying process connects with its own settings' URI (same store).
+                "tracking_uri": redact_uri(tracking_uri),
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "t": int(time.time() * 1000),
@@ -97,19 +105,45 @@ class Journal:
             if self._fd >= 0:
                 self._write(record)
 
+    @contextlib.contextmanager
+    def spooling(self) -> Iterator[None]:
+        """Turn a failure to write into the spool into a JournalError that names the folder and the fix."""
+        try:
+            yield
+        except OSError as e:
+            raise JournalError(
+                f"mlops-nb cannot copy into its journal folder {self.path.parent}: {e.strerror or e}. Make that "
+                "folder writable, free disk space, or point MLOPS_NB_HOME at a writable folder. This call "
+                "recorded nothing; records before it are kept."
+            ) from e
+
     def spool_path(self, seq_hint: str, name: str) -> Path:
         """A fresh path inside the spool folder for a copy of an artifact."""
         folder = self.spool / seq_hint
-        folder.mkdir(parents=True, exist_ok=True)
+        with self.spooling():
+            self.spool.mkdir(mode=FOLDER_MODE, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         return folder / name
 
     def copy_into_spool(self, source: Path, key: str) -> Path:
-        """Copy a file or folder into the spool so the artifact survives until it is sent."""
+        """Copy a file or folder into the spool so the artifact survives until it is sent.
+
+        Raises:
+            JournalError: the spool cannot be written.
+            InvalidRecordError: ``source`` cannot be read.
+        """
         target = self.spool_path(key, source.name)
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copy2(source, target)
+        try:
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copy2(source, target)
+        except OSError as e:
+            shutil.rmtree(target.parent, ignore_errors=True)  # the half copy
+            if not os.access(source, os.R_OK) or e.filename == str(source):
+                raise InvalidRecordError(f"Cannot log artifact {source}: {e.strerror or e}.") from e
+            with self.spooling():
+                raise
         return target
 
     def abandon(self) -> None:
@@ -143,10 +177,6 @@ class Replay:
     run_ids: dict[str, str] = field(default_factory=dict)
     open_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     deferred: bool = False  # written to be sent by another process (see Journal)
-
-    @property
-    def spool(self) -> Path:
-        return self.path.with_suffix(".files")
 
 
 def header(path: Path) -> dict[str, Any]:
@@ -236,9 +266,9 @@ class JobHold:
     the job's summary) until it releases the hold, or dies."""
 
     def __init__(self, folder: Path, job: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         self.path = folder / f"{job}.job"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
@@ -284,18 +314,19 @@ def orphans(folder: Path, exclude: Path | None = None) -> Iterator[Orphan]:
     """
     if not folder.is_dir():
         return
-    paths = sorted(folder.glob(f"*{SUFFIX}"))
-    jobs = set()
-    for path in paths:
+    held: dict[str, bool] = {}
+    plain: list[Path] = []
+    of_jobs: list[Path] = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
             job = header(path).get("job")
         except OSError:
-            continue
-        if job:
-            jobs.add(path)
-            if _held(folder, job):
-                paths.remove(path)
-    for path in sorted(paths, key=lambda p: p in jobs):
+            continue  # replayed and deleted meanwhile
+        if not job:
+            plain.append(path)
+        elif not held.setdefault(job, _held(folder, job)):
+            of_jobs.append(path)
+    for path in plain + of_jobs:
         orphan = take(path) if path != exclude else None
         if orphan is not None:
             yield orphan

@@ -35,17 +35,87 @@ def in_kernel() -> bool:
 
 
 def notebook_path() -> str | None:
-    """The notebook this kernel runs, when the kernel can know it (papermill/our engine, JupyterLab, VS Code)."""
+    """The notebook this kernel runs, when the kernel can know it; the one place that decides it.
+
+    In order: ``MLOPS_NB_NOTEBOOK`` (set by mlops-nb's papermill engine), VS Code's ``__vsc_ipynb_file__``,
+    the Jupyter server's session (``__session__`` / ``JPY_SESSION_NAME``: JupyterLab, Notebook 7), then the
+    command line of the process that started the kernel (plain ``papermill in.ipynb out.ipynb``, ``jupyter
+    nbconvert --execute nb.ipynb``, ``jupyter execute nb.ipynb``; Linux). Absolute when the file is found.
+    """
     if os.environ.get(NOTEBOOK_ENV):
         return os.environ[NOTEBOOK_ENV]
+    if not in_kernel():
+        return None  # a script started from a notebook cell inherits JPY_SESSION_NAME: it is not the notebook
     shell = ipython_shell()
-    if shell is not None:
-        for name in ("__vsc_ipynb_file__", "__session__"):
-            value = shell.user_ns.get(name)
-            if isinstance(value, str) and value.endswith(".ipynb"):
-                return value
-    session = os.environ.get("JPY_SESSION_NAME", "")
-    return session if session.endswith(".ipynb") else None
+    for name in ("__vsc_ipynb_file__", "__session__"):
+        value = shell.user_ns.get(name)
+        if isinstance(value, str) and value.endswith(".ipynb"):
+            return _absolute(value)
+    session = os.environ.get("JPY_SESSION_NAME")
+    if session is not None:  # a Jupyter server's kernel (a console's session is not a notebook)
+        return _absolute(session) if session.endswith(".ipynb") else None
+    return _launcher_notebook()
+
+
+@functools.lru_cache(maxsize=8)
+def _absolute(path: str) -> str:
+    """A session path made absolute. A Jupyter server gives an absolute path when the client names the file
+    (JupyterLab does), else one relative to the server's root, while the kernel starts in the notebook's
+    folder: then the file is found by its name here. Cached: the notebook may change directory later."""
+    given = Path(path)
+    if given.is_absolute():
+        return path
+    for candidate in (given, Path(given.name)):
+        if candidate.is_file():
+            return str(candidate.absolute())
+    return path
+
+
+_VALUE_PAIRS = {"-p", "--parameters", "-r", "--parameters_raw"}  # papermill options followed by NAME VALUE
+# Programs that start a kernel for the notebooks they are given (``python -m X`` and ``jupyter X`` too).
+_LAUNCHERS = {"papermill", "nbconvert", "jupyter-nbconvert", "jupyter-execute", "nbclient"}
+
+
+def notebooks_in_command(argv: list[str], cwd: Path) -> list[str]:
+    """The notebooks a launcher's command line names, absolute (URLs as given): for papermill only its input
+    (the second notebook is its output). Empty when ``argv`` is not a known launcher's."""
+    names = [Path(arg).name for arg in argv[:3]]
+    if not _LAUNCHERS.intersection(names) and not ("jupyter" in names and {"nbconvert", "execute"} & set(argv)):
+        return []
+    papermill = "papermill" in names
+    found: list[str] = []
+    skip = 0
+    for arg in argv[1:]:
+        if skip:
+            skip -= 1
+        elif papermill and arg in _VALUE_PAIRS:
+            skip = 2
+        elif arg.endswith(".ipynb") and not arg.startswith("-"):
+            found.append(arg if "://" in arg else str(cwd / arg))
+    return found[:1] if papermill else found
+
+
+@functools.lru_cache(maxsize=1)
+def _launcher_notebook() -> str | None:
+    """The notebook named on the command line of the process that started this kernel, if exactly one fits.
+
+    nbconvert and ``jupyter execute`` start each notebook's kernel in that notebook's folder, which tells
+    several notebooks on one command line apart. Linux only (``/proc``); None elsewhere.
+    """
+    parent = os.getppid()
+    try:
+        raw = Path(f"/proc/{parent}/cmdline").read_bytes()
+        cwd = Path(f"/proc/{parent}/cwd").readlink()
+    except OSError:
+        return None
+    argv = [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+    found = notebooks_in_command(argv, cwd)
+    if len(found) > 1:
+        here = Path.cwd()
+        found = [nb for nb in found if Path(nb).parent == here]
+    if len(found) != 1:
+        return None
+    return found[0] if "://" in found[0] else os.path.normpath(found[0])
 
 
 @functools.lru_cache(maxsize=1)
@@ -123,16 +193,11 @@ def environment_tags() -> dict[str, str]:
 class Provenance:
     """Provenance for the sender: per-run tags and, for top-level runs, the pip-freeze artifact."""
 
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
+    def __init__(self) -> None:
         self._env_tags: dict[str, str] | None = None
-        self._freeze_file: Path | None = None
 
     def _environment(self) -> dict[str, str]:
         if self._env_tags is None:
-            self._folder.mkdir(parents=True, exist_ok=True)
-            self._freeze_file = self._folder / "requirements.txt"
-            self._freeze_file.write_text(frozen_requirements())
             self._env_tags = environment_tags()
         return self._env_tags
 
@@ -140,10 +205,9 @@ class Provenance:
         """Tags for a run being created from its start record (a replayed run gets no tags of ours)."""
         return {} if start.get("replay") else self._environment()
 
-    def files(self, start: dict[str, Any]) -> list[tuple[Path, str]]:
-        """Artifacts to attach to a newly created top-level run: ``environment/requirements.txt``."""
+    def texts(self, start: dict[str, Any]) -> list[tuple[str, str]]:
+        """``(text, artifact_file)`` to attach to a newly created top-level run: the pip freeze, sent as text
+        so that no file has to be written (the journal folder may be read-only by then)."""
         if start.get("replay") or start.get("parent"):
             return []
-        self._environment()
-        assert self._freeze_file is not None
-        return [(self._freeze_file, "environment")]
+        return [(frozen_requirements(), "environment/requirements.txt")]

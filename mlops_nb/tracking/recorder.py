@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import InvalidRecordError, StoreError, TrackingError
+from mlops_nb.redaction import redact_uri
 
 if TYPE_CHECKING:
     from mlops_nb.tracking.journal import Journal
@@ -78,7 +79,9 @@ class Recorder:
     journal's header, so the engine can tell when the kernel's records have all been sent.
     """
 
-    def __init__(self, settings: Settings, *, send: bool = True, job: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, send: bool = True, job: str | None = None, connect_after: float = 0.0
+    ) -> None:
         # Loaded here, not at import: ``import mlops_nb`` stays cheap.
         # MLflow's import registers a thread-pool exit hook, which Python refuses once shutdown has begun; a
         # script that exits before the sender finished importing MLflow must still be able to flush.
@@ -98,6 +101,7 @@ class Recorder:
                 home=settings.home,
                 artifact_root=settings.artifact_root if settings.embedded else None,
                 flush_interval=settings.flush_interval,
+                connect_after=connect_after,
             )
             self.sender.start()
 
@@ -163,12 +167,13 @@ class Recorder:
 
         check_key("model", name)
         folder = self.journal.spool_path(unique_id(), name)
-        folder.mkdir()
-        joblib.dump(model, folder / MODEL_FILE)
-        if example is not None:
-            joblib.dump(example, folder / EXAMPLE_FILE)
-        if profile is not None:
-            (folder / PROFILE_FILE).write_text(json.dumps(profile))
+        with self.journal.spooling():
+            folder.mkdir()
+            joblib.dump(model, folder / MODEL_FILE)
+            if example is not None:
+                joblib.dump(example, folder / EXAMPLE_FILE)
+            if profile is not None:
+                (folder / PROFILE_FILE).write_text(json.dumps(profile))
         self._emit({"op": "model", "run": run, "path": str(folder), "name": name}, sync=True)
 
     def link(self, run: str, key: str, ref: str) -> None:
@@ -183,8 +188,14 @@ class Recorder:
             return
         dest, name = posixpath.split(artifact_file)
         copy = self.journal.spool_path(unique_id(), name)
-        copy.write_text(text, encoding="utf-8")
+        with self.journal.spooling():
+            copy.write_text(text, encoding="utf-8")
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest or None})
+
+    def connect_now(self) -> None:
+        """Let a sender that waits before loading MLflow (``defer_connection``) start now."""
+        if self.sender is not None:
+            self.sender.connect_now()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything recorded is in MLflow; always False in a forked child (its parent sends)."""
@@ -242,12 +253,12 @@ class Recorder:
                 if helper
                 else "they will be sent the next time mlops-nb starts with this tracking URI"
             )
-            print(
+            message = (
                 f"mlops-nb: {self.sender.pending} records did not reach MLflow at {self.settings.tracking_uri} "
                 f"within {timeout:g} s (last error: {self.sender.last_error or 'none yet, still trying'}). "
-                f"They are kept in {self.journal.path}; {then}.",
-                file=sys.stderr,
+                f"They are kept in {self.journal.path}; {then}."
             )
+            print(redact_uri(message), file=sys.stderr)
         return sent
 
 
@@ -272,19 +283,31 @@ _recorder: Recorder | None = None
 
 
 _forked = False  # forked from a process that was recording
-_overrides: dict[str, Any] = {}  # settings given in code (mnb.configure, %mlops init)
+_connect_after = 0.0  # how long the next recorder's sender may wait before loading MLflow (defer_connection)
+_overrides: dict[str, Any] = {}  # settings given in code (configure(), which %mlops init calls)
 
 
 def get_recorder() -> Recorder:
     """This process's recorder, created on first use from the settings in force then."""
-    global _recorder
+    global _recorder, _connect_after
     if _recorder is None:
         with _lock:
             if _recorder is None:
                 journal_only = _forked or bool(os.environ.get(JOURNAL_ONLY_ENV))
                 job = os.environ.get(JOB_RUN_ENV) or None
-                _recorder = Recorder(load_settings(**_overrides), send=not journal_only, job=job)
+                _recorder = Recorder(
+                    load_settings(**_overrides), send=not journal_only, job=job, connect_after=_connect_after
+                )
+                _connect_after = 0.0
     return _recorder
+
+
+def defer_connection(seconds: float) -> None:
+    """The recorder created next waits up to ``seconds`` before loading MLflow, unless told to start earlier
+    (``Recorder.connect_now``; a flush does too). Records meanwhile go to the journal as always. The magics
+    use it so that MLflow's import does not slow the notebook's first cells (it halves a first cache hit)."""
+    global _connect_after
+    _connect_after = seconds
 
 
 def configure(**settings: Any) -> Settings:

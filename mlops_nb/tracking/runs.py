@@ -313,11 +313,13 @@ def end_run(status: str = "FINISHED") -> None:
 
 
 def _default_name() -> str | None:
-    from mlops_nb.tracking.provenance import notebook_path
+    from mlops_nb.tracking.provenance import in_kernel, notebook_path
 
     notebook = notebook_path()
     if notebook:
         return Path(notebook).stem
+    if in_kernel():
+        return None  # a kernel's argv names ipykernel_launcher, not the notebook: MLflow picks a name
     return Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c") else None
 
 

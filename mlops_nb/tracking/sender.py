@@ -4,7 +4,7 @@ Records arrive in sequence order. The sender gathers them for up to ``flush_inte
 flush is asked for), plans the batch into steps (create run, ``log_batch`` per run within MLflow's limits,
 upload artifact, end run), executes the steps in order, retrying transient failures with backoff from the
 step that failed, and then acknowledges the batch in the journal. Replay of a dead process's journal goes
-through the same planner and executor. Only this module and ``store``/``provenance`` import MLflow.
+through the same planner and executor. Only ``tracking/`` imports MLflow.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import StoreError
+from mlops_nb.redaction import RedactingFilter, redact_uri
 from mlops_nb.tracking import journal as journal_mod
 from mlops_nb.tracking.provenance import Provenance
 from mlops_nb.tracking.store import Store, is_transient
 
 log = logging.getLogger("mlops_nb")
+log.addFilter(RedactingFilter())  # MLflow's errors quoted in our warnings repeat the URI, credentials and all
 
 MAX_METRICS = 1000  # MLflow's log_batch limits
 MAX_PARAMS_TAGS = 100
@@ -168,8 +170,8 @@ class Executor:
             run_id = client.create_run(exp_id, start_time=rec["t"], tags=tags, run_name=rec.get("name")).info.run_id
         self.run_ids[step.run] = run_id
         self._on_created(step.run, run_id)
-        for path, dest in self._provenance.files(rec):
-            client.log_artifact(run_id, str(path), dest)
+        for text, artifact_file in self._provenance.texts(rec):
+            client.log_text(run_id, text, artifact_file)
 
     def _batch(self, step: Step) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -255,14 +257,17 @@ class Sender(threading.Thread):
         home: Path,
         artifact_root: Path | None,
         flush_interval: float,
+        connect_after: float = 0.0,
     ) -> None:
+        """``connect_after``: wait up to this long (or until ``connect_now``, a flush or a stop) before loading
+        MLflow, so its import (seconds of CPU) does not compete with a notebook's first cells."""
         super().__init__(name="mlops-nb-sender", daemon=True)
         self.journal = journal
         self.tracking_uri = tracking_uri
         self._home = home
         self._artifact_root = artifact_root
         self._interval = flush_interval
-        self._provenance = Provenance(journal.spool / "environment")
+        self._provenance = Provenance()
         self._cond = threading.Condition()
         self._queue: list[dict[str, Any]] = []
         self._submitted = 0  # highest seq handed to us
@@ -273,11 +278,19 @@ class Sender(threading.Thread):
         self._scans_asked = 1
         self._scans_done = 0
         self._stopping = False
+        self._go = threading.Event()
+        self._connect_after = connect_after
+        if connect_after <= 0:
+            self._go.set()
         self.run_ids: dict[str, str] = {}
         self.last_error: str | None = None
         self.executor: Executor | None = None
 
     # --- caller side -------------------------------------------------------------------------------
+    def connect_now(self) -> None:
+        """Load MLflow and start sending now, if it was waiting (``connect_after``)."""
+        self._go.set()
+
     def submit(self, record: dict[str, Any]) -> None:
         with self._cond:
             self._queue.append(record)
@@ -293,6 +306,7 @@ class Sender(threading.Thread):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record submitted so far, and every journal left by a process that has exited (a
         forked child's, say), is in MLflow. False when ``timeout`` ran out first."""
+        self._go.set()
         with self._cond:
             target = self._submitted
             self._scans_asked += 1
@@ -312,12 +326,14 @@ class Sender(threading.Thread):
         return self.run_ids.get(key)
 
     def stop(self) -> None:
+        self._go.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
 
     # --- sender thread ------------------------------------------------------------------------------
     def run(self) -> None:
+        self._go.wait(self._connect_after)
         store = self._connect()
         if store is None:
             return
@@ -358,7 +374,7 @@ class Sender(threading.Thread):
         return self._stopping
 
     def _remember(self, error: BaseException) -> None:
-        self.last_error = f"{type(error).__name__}: {error}"
+        self.last_error = redact_uri(f"{type(error).__name__}: {error}")
 
     def _note_created(self, key: str, run_id: str) -> None:
         self.journal.note({"op": "created", "run": key, "run_id": run_id})
@@ -380,11 +396,6 @@ class Sender(threading.Thread):
                 time.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
                 attempt += 1
         return None
-
-    @property
-    def connected(self) -> bool:
-        """True once MLflow is loaded and the store answered."""
-        return self.executor is not None
 
 
 def replay_all(
@@ -423,7 +434,8 @@ def replay_orphan(
     done = False
     try:
         # A journal for another store is left for a process that uses that one.
-        if journal_mod.header(orphan.path).get("tracking_uri") == store.tracking_uri:
+        # (Headers keep the URI without its credentials: the store's own URI supplies them.)
+        if journal_mod.header(orphan.path).get("tracking_uri") == redact_uri(store.tracking_uri):
             state = journal_mod.read(orphan.path)
             records = state.pending
             if not state.deferred:  # a crashed process's runs: they may exist already, and carry its provenance

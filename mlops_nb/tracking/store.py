@@ -5,12 +5,19 @@ MLflow alone loses runs when processes share a fresh store: they race on the SQL
 and get-or-create of experiments for stores on this machine (SQLite, or a database URI), SQLite runs in WAL
 mode, and ``RESOURCE_ALREADY_EXISTS`` from a concurrent creator (e.g. through an ``mlflow server``) is
 answered by reading the winner's experiment. Called only from the sender thread: MLflow loads lazily.
+
+A new SQLite store is created whole in a file beside it and renamed into place: MLflow's schema migration
+takes seconds and dozens of steps, and a process killed in the middle of it used to leave a store that every
+later process failed to open. A half-made store that holds no data (left by an older mlops-nb, or by plain
+MLflow) is removed and created again; the journals still hold every record that was meant for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +29,8 @@ from mlops_nb.exceptions import StoreError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+log = logging.getLogger("mlops_nb")
+
 # MLflow error codes that mean "try again later", plus the messages of lost connections and busy SQLite.
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "INTERNAL_ERROR", "ABORTED"}
 _TRANSIENT_TEXT = ("database is locked", "failed with exception", "readonly database", "unable to open database")
@@ -30,11 +39,19 @@ _DATABASE_SCHEMES = {"sqlite", "postgresql", "mysql", "mssql"}
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, or None for other stores."""
+    """The database file of a ``sqlite:///`` URI, or None for other stores.
+
+    As SQLAlchemy reads it: ``sqlite:///rel/x.db`` is relative to the working directory, ``sqlite:////abs/x.db``
+    absolute; a query string (``?timeout=20``) is not part of the path.
+    """
     if not uri.startswith("sqlite:"):
         return None
     path = unquote(urlparse(uri).path)
-    return Path(path) if path and path != "/:memory:" else None
+    if path.startswith("//"):
+        path = path[1:]  # sqlite:////abs
+    elif path.startswith("/"):
+        path = path[1:]  # sqlite:///relative
+    return Path(path).absolute() if path and path != ":memory:" else None
 
 
 def is_transient(error: BaseException) -> bool:
@@ -60,6 +77,16 @@ def _quiet(*loggers: str) -> Iterator[None]:
     finally:
         for logger, level in saved:
             logger.setLevel(level)
+
+
+def quiet_console() -> None:
+    """In mlops-nb's own processes (the CLI's, the papermill engine's): MLflow's INFO lines (alembic's schema
+    checks among them) and download bars stay off the console. Read when MLflow loads; the user's own
+    MLFLOW_* settings win."""
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class Store:
@@ -88,18 +115,30 @@ class Store:
                 from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
                 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+                # Experiments created through this store (Default included) keep their artifacts under
+                # ``artifact_root``.
+                root = str(artifact_root) if artifact_root else DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
                 if self._db is not None:
                     self._db.parent.mkdir(parents=True, exist_ok=True)
-                # Creates the schema, or verifies it. Experiments created through this store (Default
-                # included) keep their artifacts under ``artifact_root``.
-                root = str(artifact_root) if artifact_root else DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+                    _prepare_sqlite(self._db, root)
+                # Creates the schema (a database server's store), or verifies it.
                 self._sql_store = SqlAlchemyStore(tracking_uri, root)
                 if self._db is not None:
                     with contextlib.closing(sqlite3.connect(self._db, timeout=60)) as db:
                         db.execute("PRAGMA journal_mode=WAL")
         from mlflow import MlflowClient
 
-        self.client: MlflowClient = MlflowClient(tracking_uri)
+        # The client's own store checks the schema when it is created: alembic's INFO lines, shown on the
+        # console wherever the root logger takes INFO (papermill's CLI). Created here, inside the quiet block.
+        with _quiet("alembic"):
+            self.client: MlflowClient = MlflowClient(tracking_uri)
+            getattr(getattr(self.client, "_tracking_client", None), "store", None)
+        # Ending a run on an mlflow server, MLflow writes "View run ... at <the URI, credentials and all>" to
+        # stdout (TrackingServiceClient._log_url): stdout is our caller's (mlops-nb run's is the run id; a
+        # notebook keeps what a cell prints). This client never prints it; a user's own MLflow calls still do.
+        tracking = getattr(self.client, "_tracking_client", None)
+        if tracking is not None and hasattr(tracking, "_log_url"):
+            tracking._log_url = lambda run_id: None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -146,3 +185,118 @@ class Store:
             )
         self._experiments[name] = exp.experiment_id
         return exp.experiment_id
+
+
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+_BEHIND = "its schema version is behind this MLflow's"
+# Tables whose rows are a user's data: a store with any of them is never removed (experiment 0 is Default).
+_DATA_QUERIES = (
+    "SELECT 1 FROM runs LIMIT 1",
+    "SELECT 1 FROM experiments WHERE experiment_id != 0 LIMIT 1",
+    "SELECT 1 FROM registered_models LIMIT 1",
+    "SELECT 1 FROM logged_models LIMIT 1",
+    "SELECT 1 FROM trace_info LIMIT 1",
+)
+
+
+def _prepare_sqlite(db: Path, artifact_root: str) -> None:
+    """Make ``db`` a complete MLflow store (called under the store's lock).
+
+    Raises:
+        StoreError: ``db`` is half-made and holds data: it is never replaced; the message says how to repair it.
+    """
+    _remove_sqlite(_creating(db))  # left by a creator that was killed: we hold the lock, so it is nobody's now
+    if db.exists():
+        problem, has_data = _half_made(db)
+        if problem == _BEHIND and has_data:
+            return  # a store of an older MLflow: MLflow's own error says to run `mlflow db upgrade`
+        if problem and has_data:
+            raise StoreError(
+                f"The MLflow store {db} is incomplete ({problem}): a process died while it was being created or "
+                "upgraded. It holds runs, so mlops-nb leaves it as it is. Back the file up, then run "
+                f"'mlflow db upgrade sqlite:///{db}'; if that stops at '_alembic_tmp_<table> already exists', "
+                "drop that table when <table> exists too (else rename it to <table>) and run it again. New "
+                "records wait in the journal until the store opens."
+            )
+        if problem:
+            log.warning("mlops-nb: %s was left incomplete (%s) and held no runs: creating it again", db, problem)
+            _remove_sqlite(db)
+    if not db.exists():
+        _create_sqlite(db, artifact_root)
+
+
+def _half_made(db: Path) -> tuple[str | None, bool]:
+    """What is wrong with a store whose schema creation or upgrade never finished (None: nothing), and
+    whether it holds data (runs, experiments besides Default, models, traces).
+
+    Half-made: no tables at all, no ``alembic_version``, alembic's ``_alembic_tmp_*`` tables of an interrupted
+    table rebuild, or a schema version behind this MLflow's head. A version this MLflow does not know (a newer
+    MLflow's) is not ours to judge, nor is a file that is not a database: MLflow's own errors say more.
+    """
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config, _get_latest_schema_revision
+
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return "no tables", False
+            version = None
+            if "alembic_version" in tables:
+                row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+                version = row[0] if row else None
+            scratch = sorted(name for name in tables if name.startswith("_alembic_tmp_"))
+            if scratch:
+                problem: str | None = f"alembic's scratch tables {', '.join(scratch)} are left"
+            elif version is None:
+                problem = "no schema version"
+            elif version == _get_latest_schema_revision():
+                problem = None
+            else:
+                try:
+                    known = ScriptDirectory.from_config(_get_alembic_config(db_url="")).get_revision(version)
+                except Exception:  # noqa: BLE001 - alembic raises several types for an unknown revision
+                    known = None
+                problem = _BEHIND if known is not None else None
+            if problem is None:
+                return None, True
+            has_data = False
+            for query in _DATA_QUERIES:
+                with contextlib.suppress(sqlite3.OperationalError):  # that table was not created yet
+                    has_data = has_data or con.execute(query).fetchone() is not None
+            return problem, has_data
+    except sqlite3.DatabaseError:
+        return None, True
+
+
+def _create_sqlite(db: Path, artifact_root: str) -> None:
+    """Create the store's schema in a file beside ``db``, then rename it into place (atomic on POSIX)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    new = _creating(db)
+    uri = f"sqlite:///{new}"
+    store = SqlAlchemyStore(uri, artifact_root)
+    store.engine.dispose()  # every connection closed: nothing of the new file stays in -wal/-journal
+    getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)  # MLflow caches engines by URI
+    with contextlib.closing(sqlite3.connect(new, timeout=60)) as con:
+        con.execute("PRAGMA journal_mode=WAL")  # kept in the file's header
+    _fsync(new)
+    new.replace(db)
+    _fsync(db.parent)
+
+
+def _creating(db: Path) -> Path:
+    return db.with_name(db.name + ".creating")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_sqlite(db: Path) -> None:
+    for suffix in _SQLITE_COMPANIONS:
+        db.with_name(db.name + suffix).unlink(missing_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from mlops_nb.redaction import redact_uri
 from mlops_nb.stages.stage import StageRecord, StageRunner
 from mlops_nb.tracking.recorder import get_recorder
 
@@ -43,7 +44,7 @@ def _run_link(run_id: str) -> str:
         return "<i>sending…</i>"
     if run_id == IN_JOB:
         return f"<i>{IN_JOB}</i>"
-    uri = get_recorder().settings.tracking_uri
+    uri = redact_uri(get_recorder().settings.tracking_uri)  # the link lands in the saved notebook
     if uri.startswith(("http://", "https://")):
         return f'<a href="{html.escape(uri.rstrip("/"))}/#/runs/{run_id}" target="_blank"><code>{run_id}</code></a>'
     return f"<code>{run_id}</code>"

@@ -32,6 +32,7 @@ class S:
     def apply(self, x):
         return x + {inc}
 s = S()
+DATA = "data"
 np.random.seed({seed})"""
 
 STAGES = {
@@ -45,6 +46,8 @@ STAGES = {
     "shell": "out = !cat b.txt\ny_shell = out[0]",
     "runscript": "%run script.py",
     "rng": "y_rng = float(np.random.rand())",
+    "seeded": "np.random.seed(7)\ny_seeded = float(np.random.rand())",  # its own seed: the state before is moot
+    "joined": "import os\ny_joined = int(pd.read_csv(os.path.join(DATA, 'a.csv')).a.sum())",
     "side": "pd.DataFrame({'v': [1, 2]}).to_csv('side.csv', index=False)",
     "steps": "import mlops_nb as mnb\nfor i in range(50):\n    mnb.log_metric('loss', 1.0 / (i + 1), step=i)",
 }
@@ -65,6 +68,8 @@ VERSIONS = {
 
 def prepare(project: Path, v: dict) -> Path:
     (project / "data.csv").write_text("a\n" + "\n".join(map(str, v["a"])) + "\n")
+    (project / "data").mkdir(exist_ok=True)
+    (project / "data" / "a.csv").write_text("a\n" + "\n".join(map(str, v["a"])) + "\n")
     (project / "conf.txt").write_text(v["conf"])
     (project / "helpers.py").write_text(f"K = {v['K']}\n\n\ndef f(x):\n    return x * K\n")
     (project / "b.txt").write_text(v["b"] + "\n")
@@ -98,6 +103,7 @@ def expected(v: dict) -> dict:
         "y_method": 1 + v["inc"],
         "y_builtin": 2 * v["max"],
         "y_csv": sum(v["a"]),
+        "y_joined": sum(v["a"]),
         "y_conf": v["conf"],
         "y_local": 3 * v["K"],
         "y_shell": v["b"],
@@ -136,7 +142,8 @@ def test_a_hit_only_when_a_fresh_kernel_would_compute_the_same(project: Path, mo
     # Every dependency changed: every stage that reads one runs again and computes what a fresh kernel does.
     path = prepare(project, VERSIONS["B"])
     third = execute(project, path, monkeypatch)
-    assert third["hits"] == {name: name in {"side", "steps"} for name in STAGES}
+    assert third["hits"] == {name: name in {"side", "steps", "seeded"} for name in STAGES}
+    assert third["values"]["y_seeded"] == first["values"]["y_seeded"]
     assert {k: third["values"][k] for k in expected(VERSIONS["B"])} == expected(VERSIONS["B"])
     assert third["values"]["y_rng"] != first["values"]["y_rng"]
 

@@ -525,6 +525,14 @@ def test_a_tampered_model_file_stops_the_server(project: Path) -> None:
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model_file.write_bytes(bytes(data))
+    # serving.json beside the model agrees with the changed file: it is not what the server checks against
+    import hashlib
+
+    meta_file = pkg / "model" / "serving.json"
+    meta = json.loads(meta_file.read_text())
+    meta["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    meta["trusted_types"] = ["posix.system"]
+    meta_file.write_text(json.dumps(meta))
     for command in (
         [sys.executable, "-m", "app", "--port", str(free_port())],
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(free_port())],
@@ -569,3 +577,236 @@ def test_a_fresh_virtual_environment_with_only_the_requirements_runs_the_package
         timeout=600,
     )
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+
+
+# -- trust: only the person exporting decides what the model file may load ----------------------------------
+
+
+def log_hostile_model(project: Path, monkeypatch: pytest.MonkeyPatch, marker: Path) -> str:
+    """A real skops model file whose load runs ``touch MARKER`` through ``posix.system`` (a node skops
+    builds by calling its type with arguments from the file), its MLmodel declaring ``posix.system``
+    trusted, logged as a run's model; returns ``runs:/<run>/model``."""
+    import io
+    import tempfile
+    import zipfile
+
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.tracking import query
+
+    X = np.random.RandomState(0).rand(40, 2)
+    model = LogisticRegression().fit(X, (X[:, 0] > 0.5).astype(int))
+    with mnb.start_run("hostile", kind="job"), mnb.stage("train") as stage:
+        pass
+    assert mnb.flush(60)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", query.client()._tracking_client.tracking_uri)
+    folder = Path(tempfile.mkdtemp(dir=project)) / "model"
+    mlflow.sklearn.save_model(model, folder, serialization_format="skops", input_example=X[:3])
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    flavor = mlmodel["flavors"]["sklearn"]
+    skops_file = folder / flavor["pickled_model"]
+    original = zipfile.ZipFile(io.BytesIO(skops_file.read_bytes()))
+    schema = json.loads(original.read("schema.json"))
+    command = {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode", "is_json": True}
+    command["content"] = json.dumps(f"touch {shlex.quote(str(marker))}")
+    schema["content"]["content"]["calibration"] = {
+        "__class__": "system",
+        "__module__": "posix",
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode", "content": [command]},
+    }
+    hostile = io.BytesIO()
+    with zipfile.ZipFile(hostile, "w") as z:
+        for info in original.infolist():
+            z.writestr(info, json.dumps(schema) if info.filename == "schema.json" else original.read(info))
+    skops_file.write_bytes(hostile.getvalue())
+    flavor["skops_trusted_types"] = ["posix.system"]  # what the author of the file claims
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with mlflow.start_run(run_id=stage.run_id):
+        mlflow.log_artifacts(str(folder), "model")
+    return f"runs:/{stage.run_id}/model"
+
+
+def test_a_model_file_that_runs_a_command_when_loaded_is_refused_whatever_it_declares(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import skops.io
+
+    marker = project / "MARKER"
+    uri = log_hostile_model(project, monkeypatch, marker)
+    assert skops.io.get_untrusted_types(file=str(next(project.rglob("model.skops")))) == ["posix.system"]
+
+    declared = export(uri, "--out", "pkg")
+    assert declared.exit_code == 2, declared.output
+    assert "posix.system" in declared.stderr and "--allow-unsafe posix.system" in declared.stderr
+    trusted = export(uri, "--out", "pkg", "--trust", "posix.system")
+    assert trusted.exit_code == 2, trusted.output
+    assert "even with --trust" in trusted.stderr
+    assert not marker.exists() and not (project / "pkg").exists()
+
+    # a type that is not known to run code still needs the person exporting to name it
+    from mlops_nb.serving.trust import decide
+
+    with pytest.raises(ExportError, match=r"--trust mypkg\.Scaler") as refused:
+        decide(["mypkg.Scaler"], declared=["mypkg.Scaler"])
+    assert "not taken from the model's own files" in str(refused.value)
+    assert decide(["mypkg.Scaler"], trust=["mypkg.Scaler"]).types == ("mypkg.Scaler",)
+    # inert scikit-learn/numpy classes are trusted without a flag; functions and code runners are not
+    inert = ("numpy.dtype", "numpy.float64", "sklearn.preprocessing._data.StandardScaler", "sklearn.tree._tree.Tree")
+    assert decide(inert).known_safe == inert
+    for unsafe in ("builtins.eval", "builtins.__import__", "subprocess.Popen", "importlib.import_module", "numpy.load"):
+        with pytest.raises(ExportError, match="even with --trust"):
+            decide([unsafe], trust=[unsafe])
+    with pytest.raises(ExportError, match=r"--trust numpy\.log"):
+        decide(["numpy.log"])
+
+
+HOSTILE_NAME = 'x"""\nopen("INJECTED", "w")\nRUN touch INJECTED\n  - injected\n"""'
+
+
+def test_a_hostile_model_name_registered_directly_is_rendered_as_data(project: Path) -> None:
+    """MLflow itself accepts this name (mlops-nb promote does not): every file shows it escaped or on one
+    line, so importing the package runs nothing and no line is injected into YAML, Dockerfile or README."""
+    train(project, name=HOSTILE_NAME)
+    result = export(f"models:/{HOSTILE_NAME}/1", "--out", "pkg")
+    assert result.exit_code == 0, result.output
+    pkg = project / "pkg"
+    import ast
+
+    for source in pkg.rglob("*.py"):
+        ast.parse(source.read_text(), str(source))
+    out = python("import app, app.integrity, app.schema, app.main; print(repr(app.integrity.EXPORT['name']))", cwd=pkg)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == repr(HOSTILE_NAME)
+    assert not (pkg / "INJECTED").exists() and not (project / "INJECTED").exists()
+    for path in [p for p in pkg.rglob("*") if p.is_file() and p.suffix not in (".py", ".json", ".skops")]:
+        for line in path.read_text().splitlines():
+            assert not line.lstrip().startswith(("open(", "RUN touch", "- injected", '"""')), (path, line)
+    docs = list(yaml.safe_load_all((pkg / "k8s.yaml").read_text()))
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    assert [sorted(d) for d in docs] == [["apiVersion", "kind", "metadata", "spec"]] * 2
+    assert sorted(docs[0]["metadata"]["labels"]) == ["app", "model-version"]
+
+
+# -- the server under load and against slow clients ------------------------------------------------------------
+
+
+def _closed_within(sock: Any, seconds: float, drip: bytes) -> tuple[float, bytes]:
+    """Send ``drip`` every 0.25 s until the server closes the connection; (seconds it took, bytes read)."""
+
+    start, answer = time.monotonic(), b""
+    sock.settimeout(0.25)
+    while time.monotonic() - start < seconds:
+        try:
+            sock.sendall(drip)
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:  # reset or broken pipe: closed
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return time.monotonic() - start, answer
+
+
+@pytest.mark.slow
+def test_the_server_stays_responsive_under_big_batches_and_cuts_slow_clients_off(project: Path) -> None:
+    import http.client
+    import socket
+    import statistics
+    import threading
+
+    train(project)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    example = json.loads((pkg / "tests" / "example.json").read_text())
+    big = json.dumps(
+        {"dataframe_split": {"columns": example["columns"], "data": (example["data"] * 10_000)[:10_000]}}
+    ).encode()
+    blocked = project / "blocked"  # as in an environment without uvloop (where Nagle's delay showed)
+    blocked.mkdir()
+    (blocked / "uvloop.py").write_text("raise ImportError('no uvloop here')\n")
+    env = child_env(SERVING_HEADER_TIMEOUT="2", SERVING_BODY_TIMEOUT="2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(blocked), env.get("PYTHONPATH")]))
+    with Server([sys.executable, "-m", "app", "--port", "{port}", "--workers", "2"], pkg, "/ready", env) as server:
+        # Keep-alive requests one after the other are not held back by Nagle's algorithm (it added ~40 ms each).
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        small = json.dumps({"dataframe_split": {"columns": example["columns"], "data": example["data"][:1]}})
+        times = []
+        for _ in range(30):
+            start = time.perf_counter()
+            conn.request("POST", "/invocations", small, {"Content-Type": "application/json"})
+            assert conn.getresponse().read() and time.perf_counter() - start < 30
+            times.append(time.perf_counter() - start)
+        conn.close()
+        assert statistics.median(times) < 0.03, times
+
+        # /health answers within a liveness probe's timeout while two clients send 10,000-row batches.
+        stop, statuses = threading.Event(), []
+
+        def send_batches() -> None:
+            while not stop.is_set():
+                statuses.append(server.post("/invocations", big)[0])
+
+        clients = [threading.Thread(target=send_batches) for _ in range(2)]
+        for client in clients:
+            client.start()
+        try:
+            time.sleep(1.0)
+            health = []
+            for _ in range(15):
+                start = time.perf_counter()
+                with urllib.request.urlopen(server.url + "/health", timeout=10) as r:
+                    assert r.status == 200
+                health.append(time.perf_counter() - start)
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(120)
+        assert statuses and set(statuses) == {200}, statuses
+        assert max(health) < 1.0, health
+
+        # A client sending its headers a byte at a time is disconnected after SERVING_HEADER_TIMEOUT (2 s) ...
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+            took, _ = _closed_within(sock, 20, b"X")
+        assert took < 6, took
+        # ... and one sending its body slowly gets 408 after SERVING_BODY_TIMEOUT (2 s), then is disconnected.
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            headers = b"Host: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+            sock.sendall(b"POST /invocations HTTP/1.1\r\n" + headers + b"{")
+            took, answer = _closed_within(sock, 20, b" ")
+        assert took < 6, took
+        assert answer.startswith(b"HTTP/1.1 408") and b"REQUEST_TIMEOUT" in answer, answer[:500]
+        assert server.post("/invocations", small.encode())[0] == 200  # and the server serves on
+
+
+def test_an_alias_that_moves_during_export_does_not_mix_versions(project: Path, monkeypatch) -> None:
+    """The alias is resolved once: serving.json names the version whose model file the package holds."""
+    import hashlib
+
+    from mlops_nb.tracking import query
+
+    train(project)
+    train(project, "array", name="other")  # another model, registered elsewhere
+    client = embedded_client(project)
+    other = client.get_model_version("other", "1")
+    client.create_model_version("demo", other.source, run_id=other.run_id)  # demo version 2: that other model
+    download = query.download_model
+
+    def move_then_download(uri: str, dst: Path, settings=None) -> Path:
+        client.set_registered_model_alias("demo", "champion", "2")  # another promotion, just now
+        return download(uri, dst, settings)
+
+    monkeypatch.setattr(query, "download_model", move_then_download)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    meta = json.loads((project / "pkg" / "model" / "serving.json").read_text())
+    assert meta["version"] == "1"  # what the alias named when export resolved it ...
+    assert str(client.get_model_version_by_alias("demo", "champion").version) == "2"  # ... though it moved since
+    version_1 = Path(download("models:/demo/1", project / "v1"))
+    packaged = (project / "pkg" / "model" / "model.skops").read_bytes()
+    assert hashlib.sha256(packaged).hexdigest() == hashlib.sha256((version_1 / "model.skops").read_bytes()).hexdigest()

@@ -209,6 +209,7 @@ def test_an_interrupted_job_exits_130_ends_killed_and_stops_its_kernel(project: 
     stderr = (project / "stderr.txt").read_text()
     assert proc.returncode == 130, stderr
     assert "FAILED (interrupted)" in stderr and "interrupted (Ctrl-C or SIGTERM) while running cell 3" in stderr
+    assert "Traceback" not in stderr  # the kernel is interrupted, then shut down: no ZMQError of its sockets
     job = embedded_client(project).get_run(out.strip())
     assert job.info.status == "KILLED" and job.data.tags["mlops_nb.job.outcome"] == "interrupted"
     assert job.data.metrics == {"started": 1.0}  # what ran before the interrupt is kept
@@ -241,6 +242,7 @@ def test_plain_papermill_cli_with_the_mlops_nb_engine_records_the_job(project: P
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    assert "alembic" not in done.stderr and "INFO" not in done.stderr, done.stderr  # quiet, as mlops-nb run is
     jobs = _by_kind(runs(project, "pipe"), "job")
     assert len(jobs) == 1
     job = jobs[0]
@@ -259,3 +261,165 @@ def test_the_stage_table_of_a_job_says_where_the_run_ids_are(project: Path) -> N
     assert done.returncode == 0, done.stderr
     table = json.loads((project / "out.ipynb").read_text())["cells"][-1]["outputs"][0]["data"]["text/plain"]
     assert "".join(table).count("in the job's run") == 2  # not an empty column: the kernel cannot know the ids
+
+
+def _no_leftovers(project: Path) -> None:
+    """No run left RUNNING and no job hold file: whatever was opened was ended."""
+    if (project / ".mlops_nb" / "mlflow.db").exists():
+        _assert_nothing_running(project)
+    assert list((project / ".mlops_nb" / "journal").glob("*.job")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-p", "label", "x" * 6001), "Parameter 'label' is 6,001 characters"),
+        (("--allow-new", "-p", "../x", "1"), "name '../x' is not a Python name"),
+    ],
+    ids=["long-value", "bad-name"],
+)
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_a_refused_parameter_exits_2_and_leaves_no_run_open(
+    project: Path, command: str, args: tuple, message: str
+) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    grid = ("--grid", "scale=1,2") if command == "sweep" else ()
+    done = mlops_nb(command, "pipe.ipynb", *grid, *args, cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
+    _no_leftovers(project)
+
+
+def test_a_job_run_that_fails_after_it_opened_ends_failed_with_the_reason(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever fails between opening the job's run and running the notebook ends the run, with the reason."""
+    from mlops_nb.jobs.job import Job
+    from mlops_nb.jobs.runner import run_job
+    from mlops_nb.tracking import recorder
+
+    def no_space(self: Job, notebook: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Job, "_log_input", no_space)
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    with pytest.raises(OSError, match="No space left"):
+        run_job(project / "pipe.ipynb", parameters={"scale": 2})
+    assert recorder.get_recorder().flush(60)
+    (job,) = _by_kind(runs(project, "pipe"), "job")
+    assert job.info.status == "FAILED"
+    assert "No space left on device" in job.data.tags["mlops_nb.error"]
+    _no_leftovers(project)
+
+
+BAD_NOTEBOOKS = {
+    "no-metadata": (lambda nb: nb["cells"][0].pop("metadata"), "cell 1: 'metadata' is a required property"),
+    "string-cell": (lambda nb: nb["cells"].append("print(1)"), "cell 3 is a str, not a cell object"),
+    "source-5": (lambda nb: nb["cells"][1].update(source=5), "cell 2['source']: 5 is not valid"),
+    "kernelspec-text": (
+        lambda nb: nb["metadata"].update(kernelspec="python3"),
+        "metadata.kernelspec: 'python3' is not of type 'object'",
+    ),
+    "not-json": (None, "Cannot read bad.ipynb as a notebook"),
+    "not-a-notebook": ({"name": "x"}, "is not a version 4 Jupyter notebook"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_NOTEBOOKS))
+def test_a_malformed_notebook_exits_2_naming_the_cell(project: Path, case: str) -> None:
+    change, message = BAD_NOTEBOOKS[case]
+    write_notebook(project / "bad.ipynb", "x = n + 1", parameters="n = 1")
+    nb = json.loads((project / "bad.ipynb").read_text())
+    if change is None:
+        text = "{not json"
+    elif isinstance(change, dict):
+        text = json.dumps(change)
+    else:
+        change(nb)
+        text = json.dumps(nb)
+    (project / "bad.ipynb").write_text(text)
+    for command in (("run", "bad.ipynb"), ("sweep", "bad.ipynb", "--grid", "n=1,2")):
+        done = mlops_nb(*command, cwd=project)
+        assert done.returncode == 2, (command, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert done.stdout == ""
+    _no_leftovers(project)
+
+
+def test_a_notebook_without_kernelspec_runs_with_the_default_or_the_given_kernel(project: Path) -> None:
+    path = write_notebook(
+        project / "bare.ipynb", "import mlops_nb as mnb\nmnb.log_metric('y', n * 2)", parameters="n = 1"
+    )
+    nb = json.loads(path.read_text())
+    nb["metadata"] = {}  # no kernelspec, no language_info: as some tools write notebooks
+    path.write_text(json.dumps(nb))
+    for args in ((), ("-k", "python3")):
+        done = mlops_nb("run", "bare.ipynb", "-p", "n", "3", *args, cwd=project)
+        assert done.returncode == 0, done.stderr
+        assert embedded_client(project).get_run(done.stdout.strip()).data.metrics == {"y": 6.0}
+
+
+def test_a_yaml_date_parameter_is_injected_as_its_iso_text(project: Path) -> None:
+    write_notebook(
+        project / "d.ipynb", "import mlops_nb as mnb\nmnb.log_metric('len', len(day))", parameters="day = ''"
+    )
+    done = mlops_nb("run", "d.ipynb", "-y", "day: 2001-12-14", cwd=project)
+    assert done.returncode == 0, done.stderr
+    job = embedded_client(project).get_run(done.stdout.strip())
+    assert job.data.params == {"day": "2001-12-14"} and job.data.metrics == {"len": 10.0}
+
+
+def test_a_parameters_cell_with_a_syntax_error_exits_2_naming_the_line(project: Path) -> None:
+    write_notebook(project / "s.ipynb", "y = n", parameters="n = 1\nm = (")
+    done = mlops_nb("run", "s.ipynb", "-p", "n", "2", cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert "(cell 1) has a syntax error at line 2" in done.stderr
+
+
+def test_a_ctrl_c_while_the_kernel_starts_stops_it_at_once(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel that takes its time to start (a loaded machine): Ctrl-C then stops it, and the command
+    returns at once; the kernel, which holds the command's stdout, must not outlive it."""
+    spec = project / "jupyter" / "kernels" / "slow"
+    spec.mkdir(parents=True)
+    boot = (
+        "import os, sys, time; open('kernel-starting', 'w').write(str(os.getpid())); time.sleep(90); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'ipykernel_launcher', '-f', sys.argv[1]])"
+    )
+    kernel_json = {"argv": [sys.executable, "-c", boot, "{connection_file}"], "language": "python", "display_name": "s"}
+    (spec / "kernel.json").write_text(json.dumps(kernel_json))
+    monkeypatch.setenv("JUPYTER_PATH", str(project / "jupyter"))
+    write_notebook(project / "nb.ipynb", "x = 1", parameters="n = 1")
+    proc = start_mlops_nb("run", "nb.ipynb", "-k", "slow", cwd=project)
+    (kernel,) = wait_for([project / "kernel-starting"], proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)  # EOF on stdout: no kernel holds it
+    stderr = (project / "stderr.txt").read_text()
+    assert proc.returncode == 130, stderr
+    assert "interrupted (Ctrl-C or SIGTERM) while running kernel start-up" in stderr
+    assert embedded_client(project).get_run(out.strip()).info.status == "KILLED"
+    deadline = time.monotonic() + 10
+    while not gone(kernel):
+        assert time.monotonic() < deadline, "the starting kernel outlived its job"
+        time.sleep(0.2)
+    _assert_nothing_running(project)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warm", [True, False], ids=["sweep-worker", "run"])
+def test_jobs_in_one_process_leave_no_descriptors_behind(project: Path, warm: bool) -> None:
+    """A sweep's worker runs job after job in one process (kernels started ahead, shut down in the
+    background): its descriptors must not grow with the jobs (a sweep once hit 'Too many open files')."""
+    from mlops_nb.jobs import kernels
+    from mlops_nb.jobs.job import JobOptions
+    from mlops_nb.jobs.runner import run_job
+
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    counts = []
+    for i in range(5):
+        options = JobOptions(warm_kernels=warm, prestart=warm and i < 4, save_every_cell=not warm)
+        assert run_job(project / "pipe.ipynb", parameters={"scale": i}, options=options).ok
+        counts.append(len(os.listdir("/proc/self/fd")))  # with kernels starting or stopping in the background
+    kernels.close()  # the worker's last act: nothing runs in the background any more
+    after = len(os.listdir("/proc/self/fd"))
+    assert after <= counts[0], (counts, after)  # it grew by 3 per job (an event loop per kernel shutdown)

@@ -91,11 +91,37 @@ def test_a_failing_gate_refuses_says_by_how_much_and_leaves_the_alias(project: P
     assert "✗ accuracy >= 0.9: accuracy = 0.85, 0.05 below the threshold" in result.output
     assert "✓ loss <= 0.5" in result.output
     assert "Refused by accuracy >= 0.9: churn@champion did not move (it points to version 1)" in result.output
+    assert "nothing was registered" in result.output and "Registered" not in result.output
     client = embedded_client(project)
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
-    tags = version_tags("churn", "2")  # registered for inspection, tagged refused
-    assert tags["mlops_nb.promotion.status"] == "refused"
-    assert tags["mlops_nb.promotion.reason"] == "accuracy >= 0.9: accuracy = 0.85, 0.05 below the threshold"
+    tags = client.get_run(run_id).data.tags  # the evidence is on the run
+    assert tags["mlops_nb.promotion.refused"] == (
+        "churn@champion: accuracy >= 0.9: accuracy = 0.85, 0.05 below the threshold"
+    )
+    record_ = json.loads(tags["mlops_nb.promotion.refused_gates"])
+    assert (record_["model"], record_["alias"]) == ("churn", "champion") and record_["time"]
+    assert [(g["name"], g["ok"]) for g in record_["gates"]] == [("accuracy >= 0.9", False), ("loss <= 0.5", True)]
+
+
+def test_refused_promotions_leave_the_registry_as_it_was(project: Path) -> None:
+    assert promote(record(0.93), "churn").promoted
+    client = embedded_client(project)
+    before = [(v.version, dict(v.tags)) for v in client.search_model_versions("name = 'churn'")]
+    runs = [record(accuracy) for accuracy in (0.8, 0.81, 0.82)]
+
+    codes = [
+        cli(run, "--name", "churn", "--require", "accuracy >= 0.9", "--must-beat", "champion", "--metric", "accuracy")
+        for run in runs
+    ]
+
+    assert [c.exit_code for c in codes] == [3, 3, 3], [c.output for c in codes]
+    assert [(v.version, dict(v.tags)) for v in client.search_model_versions("name = 'churn'")] == before
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
+    for run, accuracy in zip(runs, (0.8, 0.81, 0.82), strict=True):
+        tags = client.get_run(run).data.tags
+        assert f"accuracy = {accuracy:g}, " in tags["mlops_nb.promotion.refused"]
+        evidence = json.loads(tags["mlops_nb.promotion.refused_gates"])
+        assert evidence["champion_version"] == "1" and evidence["value"] == repr(accuracy)
 
 
 def test_must_beat_compares_with_the_metric_of_the_champions_source_run(project: Path) -> None:
@@ -112,8 +138,8 @@ def test_must_beat_compares_with_the_metric_of_the_champions_source_run(project:
     better_run = record(0.95, loss=0.2)
     better = cli(better_run, *beat)
     assert better.exit_code == 0, better.output
-    assert "Promoted: churn@champion -> version 4 (was version 1)." in better.output
-    tags = version_tags("churn", "4")
+    assert "Promoted: churn@champion -> version 2 (was version 1)." in better.output
+    tags = version_tags("churn", "2")
     assert tags["mlops_nb.promotion.champion_version"] == "1"
     assert tags["mlops_nb.promotion.champion_run"] == champion_run
     assert tags["mlops_nb.promotion.champion_value"] == "0.9"
@@ -124,8 +150,8 @@ def test_must_beat_compares_with_the_metric_of_the_champions_source_run(project:
     assert cli(record(0.99, loss=0.25), *loss).exit_code == 3
     lower = cli(record(0.8, loss=0.1), *loss)
     assert lower.exit_code == 0, lower.output
-    assert "loss = 0.1 beats 0.2 of version 4" in lower.output
-    assert str(embedded_client(project).get_model_version_by_alias("churn", "champion").version) == "6"
+    assert "loss = 0.1 beats 0.2 of version 2" in lower.output
+    assert str(embedded_client(project).get_model_version_by_alias("churn", "champion").version) == "3"
     # A misspelt alias is not "nothing to beat".
     typo = cli(record(0.99), "--name", "churn", "--must-beat", "champoin", "--metric", "accuracy")
     assert typo.exit_code == 2 and "Did you mean 'champion'?" in typo.stderr
@@ -311,12 +337,18 @@ def test_a_registered_model_that_is_not_a_lock_is_never_deleted_as_one(project: 
 
 # The real command in separate processes, connected to MLflow and then started together, to race on the alias.
 PROMOTER = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 from mlops_nb.cli import main
 from mlops_nb.tracking import query
 
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+if os.environ.get("LOCK_FLAG"):  # says when it tries to take the promotion lock (the gates held)
+    import importlib
+
+    promote = importlib.import_module("mlops_nb.registry.promote")  # the module (the package exports the function)
+    take = promote.model_lock
+    promote.model_lock = lambda *args, **kwargs: (Path(os.environ["LOCK_FLAG"]).touch(), take(*args, **kwargs))[1]
 query.client().search_registered_models()  # connected to the tracking and the registry store
 ready.touch()
 while not go.exists():
@@ -326,12 +358,14 @@ main(["promote", *sys.argv[3:]], prog_name="mlops-nb")
 
 
 def promoters(
-    project: Path, commands: list[tuple[str, ...]], tracking_uri: str | None = None
+    project: Path, commands: list[tuple[str, ...]], tracking_uri: str | None = None, lock_flag: Path | None = None
 ) -> list[subprocess.Popen]:
     """Start ``mlops-nb promote`` with each argument tuple in its own process; all begin at once."""
     env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
+    if lock_flag:
+        env["LOCK_FLAG"] = str(lock_flag)
     go, ready = project / "go", [project / f"ready-{i}" for i in range(len(commands))]
     procs = [
         subprocess.Popen(
@@ -385,7 +419,7 @@ def test_of_concurrent_promotions_to_one_alias_only_one_wins(project: Path, trac
         v.tags["mlops_nb.source_run"]: v.tags["mlops_nb.promotion.status"]
         for v in client.search_model_versions("name = 'churn'")
     }
-    assert statuses == {champion: "promoted", **{run: "promoted" if run == winner else "refused" for run in candidates}}
+    assert statuses == {champion: "promoted", winner: "promoted"}  # the refused registered nothing
     for code, output in zip(codes, outputs, strict=True):
         if code == 3:  # lost the race, or came after the winner and only tied it
             assert "no concurrent promotion" in output or "only ties 0.9" in output, output
@@ -397,10 +431,11 @@ def test_a_promotion_that_finds_the_alias_moved_while_it_waited_is_refused(proje
     assert promote(record(0.5), "churn").promoted
     run_id = record(0.9)
     client = query.client()
+    waiting = project / "waiting"
     with model_lock(client, "churn"):
-        [proc] = promoters(project, [(run_id, "--name", "churn")])
+        [proc] = promoters(project, [(run_id, "--name", "churn")], lock_flag=waiting)
         deadline = time.monotonic() + 120
-        while len(client.search_model_versions("name = 'churn'")) < 2:  # registered: now waiting for the lock
+        while not waiting.exists():  # the gates held: now waiting for the lock
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
             time.sleep(0.1)
         client.delete_registered_model_alias("churn", "champion")  # another promotion's doing, say
@@ -410,4 +445,19 @@ def test_a_promotion_that_finds_the_alias_moved_while_it_waited_is_refused(proje
     assert "a concurrent promotion moved @champion from 1 to no version" in output
     assert "churn@champion did not move (it points to no version)" in output
     assert "champion" not in client.get_registered_model("churn").aliases
-    assert version_tags("churn", "2")["mlops_nb.promotion.status"] == "refused"
+    assert [str(v.version) for v in client.search_model_versions("name = 'churn'")] == ["1"]
+    assert "concurrent promotion" in client.get_run(run_id).data.tags["mlops_nb.promotion.refused"]
+
+
+def test_a_model_name_mlflow_or_a_generated_file_would_choke_on_is_refused(project: Path) -> None:
+    run_id = record(0.9)
+    for name, rule in (
+        ('x"""\nopen("INJECTED", "w")\n"""', "line break"),
+        ("team/churn", "'/' or ':'"),
+        ("..", "relative path"),
+        (" churn", "starts or ends with a space"),
+    ):
+        result = cli(run_id, "--name", name)
+        assert result.exit_code == 2, (name, result.output)
+        assert "not a valid registered model name" in result.stderr and rule in result.stderr, result.stderr
+    assert embedded_client(project).search_registered_models() == []

@@ -63,6 +63,8 @@ def test_sweep_on_a_local_process_pool(project: Path) -> None:
     assert "6 of 6 jobs succeeded" in done.stderr and "best by accuracy" in done.stderr
     # Kernels forked for the jobs are quiet, as launched ones are: no console banner, encrypted sockets.
     assert "To connect another client" not in done.stderr and "without encryption" not in done.stderr
+    # No debugpy "frozen modules" warning per kernel, no interrupt logged by kernels shut down when idle.
+    assert "frozen modules" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
     _check_sweep(project, done.stdout.strip())
     assert len(list((project / ".mlops_nb" / "sweeps").glob("pipe-*/*.ipynb"))) == 6
     assert list((project / ".mlops_nb" / "journal").glob("*.jsonl")) == []  # every journal was sent
@@ -331,7 +333,10 @@ def test_a_forked_kernel_exits_when_its_worker_s_zygote_dies(tmp_path: Path) -> 
     try:
         client = km.client()
         client.start_channels()
-        client.wait_for_ready(timeout=60)
+        # An async client: its wait_for_ready is a coroutine. Not awaited, the channels stopped at once, while
+        # the heartbeat thread was creating its socket in the context being destroyed: "ZMQError: Too many
+        # open files" (libzmq's EMFILE of a terminating context) in that thread.
+        run_sync(client.wait_for_ready)(timeout=60)
         client.stop_channels()
         assert zygote._zygote is not None and km.provisioner.process.poll() is None
         os.kill(zygote._zygote.pid, signal.SIGKILL)

@@ -78,3 +78,59 @@ def test_stage_key_changes_with_semantics(t: str, a: str, n: int, m: int, layout
     assert stage_key("c", {}, files={"d.csv": "1"}) != stage_key("c", {}, files={"d.csv": "2"})  # a file read
     assert stage_key("c", {}, modules={"helpers": "1"}) != stage_key("c", {}, modules={"helpers": "2"})
     assert stage_key("c", {}, context={"store": "a"}) != stage_key("c", {}, context={"store": "b"})
+
+
+@pytest.mark.parametrize(
+    ("code", "opaque"),
+    [
+        ("out = !cat b.txt", "runs a shell command"),
+        ("%run script.py", "runs the magic %run"),
+        ("x = eval(text)", "runs code from a string (eval)"),
+        ("import subprocess\nsubprocess.run(['ls'])", "runs a process"),
+        ("os.system('make')", "runs a shell command"),
+        ("for f in files:\n    d = pd.read_csv(f)", "path computed at run time: pd.read_csv(f)"),
+        ("d = pd.read_csv(cfg.path)", "path computed at run time"),
+        ("d = pd.read_csv('https://example.com/d.csv')", "reads a remote URL"),
+    ],
+)
+def test_cells_whose_inputs_cannot_be_seen_say_why(code: str, opaque: str) -> None:
+    assert any(opaque in reason for reason in analyse(code).opaque), analyse(code).opaque
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "model.run(x)",  # a method called run is not a subprocess
+        "d = pd.read_csv(io.StringIO(text))",  # a buffer, not a path
+        "with open('c.txt') as f:\n    t = json.load(f)",  # a file object the analysis opened itself
+        "d = pd.read_csv(path)",  # an input: its value is looked at when the stage runs
+        "%time y = f(x)\n%matplotlib inline",
+    ],
+)
+def test_cells_whose_inputs_are_seen_are_not_opaque(code: str) -> None:
+    assert analyse(code).opaque == ()
+
+
+def test_file_paths_are_found_and_built_from_inputs() -> None:
+    from mlops_nb.stages.analysis import evaluate_path
+
+    analysis = analyse("d = pd.read_csv(os.path.join(DATA, f'{day}.csv'))\nd.to_csv('out.csv')\nm = np.load(p)")
+    assert analysis.path_names == ("p",)
+    assert analysis.write_only == ("out.csv",)
+    (expression,) = analysis.path_exprs
+    assert evaluate_path(expression, {"DATA": "data", "day": "mon"}) == "data/mon.csv"
+    assert evaluate_path(expression, {"DATA": 3.5, "day": "mon"}) is None  # not a path: the stage is not cached
+    assert evaluate_path(expression, {"day": "mon"}) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "seeds"),
+    [
+        ("np.random.seed(0)\nx = np.random.rand()", ("numpy",)),
+        ("import random\nrandom.seed(1)\nx = random.random()", ("random",)),
+        ("x = np.random.rand()\nnp.random.seed(0)", ()),  # drew before it seeded
+        ("rng.seed(0)\nx = 1", ()),
+    ],
+)
+def test_cells_that_seed_first_thing(code: str, seeds: tuple) -> None:
+    assert analyse(code).seeds == seeds

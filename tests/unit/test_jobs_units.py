@@ -190,3 +190,60 @@ def test_ci_cache_switch_is_shared_or_per_job(tmp_path: Path) -> None:
     assert [(j.name, j.cache) for j in jobs] == [("a", False), ("b", True), ("c", False)]
     (tmp_path / "ci.yaml").write_text("jobs:\n  - notebook: a.ipynb\n")
     assert [j.cache for j in load_config(tmp_path / "ci.yaml", tmp_path)[0]] == [True]
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(7)
+)  # ~400 bytes; h is 9**8 = 43 million strings once expanded
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    import time
+
+    from mlops_nb.jobs.parameters import read_yaml
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    assert bomb.stat().st_size < 500
+    started = time.monotonic()
+    with pytest.raises(UsageError, match=r"bomb.yaml expands to more than 1,000,000 YAML nodes"):
+        read_file(bomb)
+    with pytest.raises(UsageError, match="--parameters-yaml text expands to more than 1,000,000"):
+        read_yaml(ALIAS_BOMB)
+    with pytest.raises(UsageError, match="--grid x expands to more than"):
+        parse_grid(["x=[" + ALIAS_BOMB.replace("\n", ", ").replace(": ", ": ").rstrip(", ") + "]"])
+    assert time.monotonic() - started < 2
+    # Aliases within the bound stay usable.
+    assert read_yaml("base: &b {lr: 0.1}\nrun: *b") == {"base": {"lr": 0.1}, "run": {"lr": 0.1}}
+
+
+def test_a_parameters_file_over_1_mb_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("x: '" + "a" * 1_100_000 + "'\n")
+    with pytest.raises(UsageError, match=r"big.yaml is 1,100,00\d bytes; parameter files are limited to 1,000,000"):
+        read_file(big)
+
+
+def test_parameter_values_are_checked_before_anything_runs() -> None:
+    import datetime
+
+    from mlops_nb.jobs.parameters import check_values
+
+    assert check_values({"day": datetime.date(2001, 12, 14), "when": [datetime.datetime(2001, 12, 14, 21, 59)]}) == {
+        "day": "2001-12-14",  # as papermill injects dates: their text
+        "when": ["2001-12-14 21:59:00"],
+    }
+    with pytest.raises(UsageError, match=r"Parameter 'label' is 6,001 characters.*at most 6,000"):
+        check_values({"label": "x" * 6001})
+    with pytest.raises(UsageError, match=r"name '\.\./x' is not a Python name"):
+        check_values({"../x": 1})
+    with pytest.raises(UsageError, match="name 'class' is not a Python name"):
+        check_values({"class": 1})
+    with pytest.raises(UsageError, match="Parameter 'tags' holds a set"):
+        check_values({"tags": {1, 2}})
+
+
+def test_a_parameters_cell_with_a_syntax_error_says_so() -> None:
+    nb = _nb("alpha = 0.1\nbeta = (", "x = 1")
+    with pytest.raises(UsageError, match=r"'parameters' cell of nb.ipynb \(cell 1\) has a syntax error at line 2"):
+        check_names("nb.ipynb", nb, {"alpha": 1}, allow_new=False)

@@ -72,3 +72,134 @@ def test_unwritable_journal_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(JournalError, match="MLOPS_NB_HOME"):
         journal.Journal(blocker / "journal", "sqlite:///x.db")
+
+
+def _dead_journal(folder: Path, name: str, job: str | None = None) -> Path:
+    """A journal whose process is gone: a header and one record, no lock held."""
+    path = folder / f"{name}{journal.SUFFIX}"
+    head = {
+        "op": "open",
+        "v": 1,
+        "tracking_uri": "sqlite:///x.db",
+        "pid": 1,
+        "host": "h",
+        **({"job": job} if job else {}),
+    }
+    path.write_text(json.dumps(head) + "\n" + json.dumps({"op": "start", "run": name, "t": 0, "seq": 1}) + "\n")
+    return path
+
+
+def test_orphans_leaves_every_journal_of_a_held_job_alone(tmp_path: Path) -> None:
+    # Two journals of one held job side by side: the second used to be skipped by the check and replayed.
+    _dead_journal(tmp_path, "a", job="JOB1")
+    _dead_journal(tmp_path, "b", job="JOB1")
+    hold = journal.JobHold(tmp_path, "JOB1")
+    assert list(journal.orphans(tmp_path)) == []
+    hold.release()
+    found = list(journal.orphans(tmp_path))
+    assert [o.path.name for o in found] == ["a.jsonl", "b.jsonl"]
+    for o in found:
+        o.finish(remove=False)
+
+
+def test_orphans_after_a_held_journal_are_checked_and_jobs_come_last(tmp_path: Path) -> None:
+    # A held job journal, then the orphan of another (dead) job, then a plain one: the dead job's journal
+    # must still be recognised as a job journal (replayed after the plain journal that may create its run).
+    _dead_journal(tmp_path, "a", job="HELD")
+    _dead_journal(tmp_path, "b", job="DEAD")
+    _dead_journal(tmp_path, "c")
+    hold = journal.JobHold(tmp_path, "HELD")
+    found = list(journal.orphans(tmp_path))
+    assert [o.path.name for o in found] == ["c.jsonl", "b.jsonl"]
+    for o in found:
+        o.finish(remove=False)
+    hold.release()
+
+
+def test_journals_are_private_to_their_owner(tmp_path: Path) -> None:
+    j = journal.Journal(tmp_path / "journal", "sqlite:///x.db")
+    spooled = j.spool_path("k", "f.txt")
+    hold = journal.JobHold(tmp_path / "journal", "JOB")
+    assert oct(j.path.stat().st_mode & 0o777) == oct(0o600)
+    assert oct(hold.path.stat().st_mode & 0o777) == oct(0o600)
+    assert oct(j.path.parent.stat().st_mode & 0o777) == oct(0o700)
+    assert oct(j.spool.stat().st_mode & 0o777) == oct(0o700)
+    assert spooled.parent.is_dir()
+    hold.release()
+    j.close(remove=True)
+
+
+_READ_ONLY_SCRIPT = """
+import os, sys
+from pathlib import Path
+import mlops_nb as mnb
+from mlops_nb.exceptions import JournalError
+from mlops_nb.tracking.recorder import get_recorder
+
+Path("data.bin").write_bytes(b"x" * 10)
+from sklearn.dummy import DummyClassifier
+
+model = DummyClassifier().fit([[0], [1]], [0, 1])
+with mnb.start_run("x"):
+    folder = get_recorder().journal.path.parent
+    os.chmod(folder, 0o500)  # before anything was spooled: the journal file itself stays writable
+    mnb.log_text("small", "small.txt")
+    for name, call in [
+        ("text", lambda: mnb.log_text("x" * 70_000, "big.txt")),
+        ("artifact", lambda: mnb.log_artifact("data.bin")),
+        ("model", lambda: mnb.log_model(model, "m")),
+    ]:
+        try:
+            call()
+            print(name, "recorded")
+        except JournalError as e:
+            print(name, "JournalError", e)
+        except Exception as e:
+            print(name, type(e).__name__, e)
+    os.chmod(folder, 0o700)
+    mnb.log_text("after", "after.txt")
+    run_id = mnb.active_run().run_id
+assert get_recorder().flush(120)
+from mlflow import MlflowClient
+
+client = MlflowClient(get_recorder().settings.tracking_uri)
+print("artifacts", sorted(a.path for a in client.list_artifacts(run_id)))
+"""
+
+
+def test_a_read_only_journal_folder_is_a_journal_error_naming_it(tmp_path: Path) -> None:
+    # Root ignores folder modes: run the script as an unprivileged user then.
+    prefix: list[str] = []
+    project = tmp_path
+    if os.geteuid() == 0:
+        import shutil
+        import tempfile
+
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: folder modes cannot be tested")
+        project = Path(tempfile.mkdtemp(prefix="mnb-ro-"))
+        os.chown(project, 65534, 65534)
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_NB_"))}
+    env["HOME"] = str(project)
+    try:
+        out = subprocess.run(
+            [*prefix, sys.executable, "-c", _READ_ONLY_SCRIPT],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+        folder = project / ".mlops_nb" / "journal"
+        for name in ("text", "artifact", "model"):
+            assert lines[name].startswith("JournalError"), out.stdout
+            assert str(folder) in lines[name] and "writable" in lines[name]
+        assert "PermissionError" not in out.stderr
+        # Nothing before or after the refused calls is lost; the pip freeze needs no file in the journal.
+        assert lines["artifacts"] == "['after.txt', 'environment', 'small.txt']"
+    finally:
+        if project != tmp_path:
+            subprocess.run(["rm", "-rf", str(project)], check=False)

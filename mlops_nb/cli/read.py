@@ -1,0 +1,224 @@
+"""``mlops-nb runs / show / diff / lineage``: what was recorded, as tables on a terminal or ``--json``.
+
+Glue only: the records come from ``tracking.reading`` and ``tracking.diff``; this module formats them.
+Colour goes to terminals only (click drops it elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+
+from mlops_nb.cli import handle_errors
+
+HEADLINE = 4  # params and metrics shown as columns of `runs`
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M") if ms else ""
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _status(status: str) -> str:
+    colour = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}.get(status)
+    return click.style(status, fg=colour) if colour else status
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns aligned on their widest cell (styles do not count towards the width)."""
+    widths = [max([len(click.unstyle(c)) for c in column], default=0) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c + " " * (w - len(click.unstyle(c))) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([click.style(line(header), bold=True), *(line(r) for r in rows)])
+
+
+def _dump(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("notebook", required=False)
+@click.option("--experiment", help="Only this experiment's runs (default: every experiment).")
+@click.option(
+    "--kind", type=click.Choice(["notebook", "job", "sweep", "script", "monitor"]), help="Only runs of this kind."
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs.")
+@click.option("--page-token", help="The next_page_token of a previous --json answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print {runs, next_page_token} as JSON.")
+@handle_errors
+def runs(
+    notebook: str | None, experiment: str | None, kind: str | None, limit: int, page_token: str | None, as_json: bool
+) -> None:
+    """The runs of NOTEBOOK (or of every notebook), newest first, with their headline params and metrics."""
+    from mlops_nb.tracking.reading import list_runs
+
+    page = list_runs(notebook, experiment=experiment, kind=kind, max_results=limit, page_token=page_token)
+    if as_json:
+        _dump(page)
+        return
+    if not page["runs"]:
+        click.echo("No runs yet. Record some with %%track in a notebook, or mlops-nb run NOTEBOOK.", err=True)
+        return
+    params = list(dict.fromkeys(k for r in page["runs"] for k in r["params"]))[:HEADLINE]
+    metrics = list(dict.fromkeys(k for r in page["runs"] for k in sorted(r["metrics"])))[:HEADLINE]
+    header = ["run_id", "kind", "status", "started", "duration", "name", *params, *metrics]
+    rows = [
+        [
+            r["run_id"],
+            r["kind"] or "",
+            _status(r["status"]),
+            _when(r["start_time"]),
+            f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "",
+            (r["name"] or "")[:30],
+            *(r["params"].get(p, "")[:20] for p in params),
+            *(_num(r["metrics"].get(m)) for m in metrics),
+        ]
+        for r in page["runs"]
+    ]
+    click.echo(_table(header, rows))
+    if page["next_page_token"]:
+        click.echo(f"(more: --page-token {page['next_page_token']})", err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run and its stages as JSON.")
+@handle_errors
+def show(run_id: str, as_json: bool) -> None:
+    """One run: its parameters, metrics and stages (status, duration, cache hit, metrics)."""
+    from mlops_nb.tracking.reading import run_detail
+
+    detail = run_detail(run_id)
+    if as_json:
+        _dump(detail)
+        return
+    click.echo(
+        f"{click.style(detail['run_id'], bold=True)}  {detail['kind'] or 'run'} {detail['name'] or ''}  "
+        f"{_status(detail['status'])}  experiment {detail['experiment']!r}  started {_when(detail['start_time'])}"
+    )
+    if detail["notebook"]:
+        click.echo(f"notebook  {detail['notebook']}")
+    if detail["params"]:
+        click.echo("params    " + ", ".join(f"{k}={v}" for k, v in sorted(detail["params"].items())))
+    if detail["metrics"]:
+        click.echo("metrics   " + ", ".join(f"{k}={_num(v)}" for k, v in sorted(detail["metrics"].items())))
+    if detail["stages"]:
+        rows = [
+            [
+                s["stage"],
+                _status(s["status"]),
+                "hit" if s["cache_hit"] else "",
+                _num(s["duration_s"]),
+                ", ".join(f"{k}={_num(v)}" for k, v in sorted(s["metrics"].items()))[:60],
+                s["run_id"],
+            ]
+            for s in detail["stages"]
+        ]
+        click.echo("")
+        click.echo(_table(["stage", "status", "cache", "seconds", "metrics", "stage run"], rows))
+
+
+def _arrow(a: Any, b: Any) -> str:
+    return f"{'—' if a is None else a} → {'—' if b is None else b}"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@handle_errors
+def diff(run_a: str, run_b: str, as_json: bool) -> None:
+    """Why RUN_B differs from RUN_A: params, metric deltas, and per stage what changed (code, the parameters it
+    read, its input data) — the stage a change entered the pipeline at."""
+    from mlops_nb.tracking.diff import diff_runs
+    from mlops_nb.tracking.reading import run_detail, stage_code
+
+    result = diff_runs(run_detail(run_a), run_detail(run_b), stage_code)
+    if as_json:
+        _dump(result)
+        return
+    click.echo(f"a = {result['a']}\nb = {result['b']}")
+    if result["params"]:
+        click.echo(click.style("\nparams", bold=True))
+        click.echo(_table(["name", "a → b"], [[k, _arrow(*v)] for k, v in result["params"].items()]))
+    changed = {k: v for k, v in result["metrics"].items() if v[0] != v[1]}
+    if changed:
+        click.echo(click.style("\nmetrics", bold=True))
+        rows = [[k, _arrow(_num(v[0]), _num(v[1])), _delta(v[2])] for k, v in changed.items()]
+        click.echo(_table(["name", "a → b", "b - a"], rows))
+    click.echo(click.style("\nstages", bold=True))
+    for s in result["stages"]:
+        click.echo(f"  {click.style(s['stage'], bold=True)}: {_stage_line(s)}")
+        if s["code_diff"]:
+            for line in s["code_diff"].splitlines():
+                colour = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+                click.echo("      " + (click.style(line, fg=colour) if colour else line))
+
+
+def _delta(value: float | None) -> str:
+    if value is None:
+        return ""
+    return click.style(f"{value:+.4g}", fg="green" if value > 0 else "red" if value < 0 else None)
+
+
+def _stage_line(s: dict[str, Any]) -> str:
+    if s["in"] != "both":
+        return f"only in {s['in']}"
+    why = []
+    if s["code_changed"]:
+        why.append("code changed")
+    if s["params_changed"]:
+        why.append("params " + ", ".join(s["params_changed"]))
+    if s["inputs_changed"]:
+        why.append("inputs " + ", ".join(s["inputs_changed"]))
+    hits = ["hit" if h else "ran" for h in s["cache_hit"]]
+    moved = [f"{k} {_num(v[0])} → {_num(v[1])}" for k, v in s["metrics"].items() if v[0] != v[1]]
+    return "; ".join([*(why or ["unchanged"]), f"cache {hits[0]}/{hits[1]}", *moved])
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model_uri")
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
+@handle_errors
+def lineage(model_uri: str, as_json: bool) -> None:
+    """Where MODEL_URI (models:/NAME@ALIAS or models:/NAME/VERSION) comes from: version -> run -> stages ->
+    notebook, git commit and inputs -> promotion evidence -> monitoring."""
+    from mlops_nb.tracking.reading import lineage as read_lineage
+
+    result = read_lineage(model_uri)
+    if as_json:
+        _dump(result)
+        return
+    m = result["model"]
+    aliases = f" @{', @'.join(m['aliases'])}" if m["aliases"] else ""
+    click.echo(
+        f"{click.style(m['name'], bold=True)} version {m['version']}{aliases}  (registered {_when(m['creation_time'])})"
+    )
+    run = result["source_run"]
+    if run is None:
+        click.echo("  source run: unknown (registered outside mlops-nb promote)")
+    else:
+        click.echo(f"  ← run {run['run_id']} ({run['kind'] or 'run'} {run['name'] or ''}, {run['status']})")
+        click.echo(f"    notebook {result['notebook'] or '?'}  git {result['git_commit'] or '?'}")
+        for s in run["stages"]:
+            inputs = ", ".join([*s["inputs"], *(f"file:{f}" for f in s["files"])])
+            marker = " (cache hit)" if s["cache_hit"] else ""
+            click.echo(f"    stage {s['stage']}{marker}  inputs: {inputs or '-'}")
+    if result["model_run"]:
+        click.echo(f"  model logged by run {result['model_run']}")
+    if result["evidence"]:
+        click.echo("  evidence:")
+        for k, v in sorted(result["evidence"].items()):
+            click.echo(f"    {k} = {v[:100]}")
+    click.echo(
+        f"  monitors: {len(result['monitors'])}"
+        + "".join(f"\n    {r['run_id']} {_when(r['start_time'])} {r['status']}" for r in result["monitors"][:10])
+    )

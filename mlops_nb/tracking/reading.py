@@ -1,0 +1,250 @@
+"""The read side: what a notebook recorded, as our own records (``records.py``), never MLflow objects.
+
+``mlops-nb runs / show / diff / lineage``, the JupyterLab server and the monitor read through these
+functions. A page of runs costs one search of that page (MLflow's own paging, newest first), whatever the
+size of the experiment.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_nb.config import Settings, load_settings
+from mlops_nb.exceptions import UsageError
+from mlops_nb.tracking import fastread, tags
+from mlops_nb.tracking.errors import map_mlflow_errors
+from mlops_nb.tracking.records import Lineage, ModelVersionRecord, RunDetail, RunPage, RunSummary, StageSummary
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run as MlflowRun
+
+MAX_PAGE = 1000
+CODE_ARTIFACT = "stage/code.py"
+_RUN_FIX = "Check the run id (mlops-nb runs lists them) and that MLFLOW_TRACKING_URI names the store that recorded it."
+
+
+def _client(settings: Settings) -> Any:
+    from mlops_nb.tracking.query import client
+
+    return client(settings)
+
+
+def _summary(run: MlflowRun) -> RunSummary:
+    info, data = run.info, run.data
+    end = info.end_time or None
+    return RunSummary(
+        run_id=info.run_id,
+        name=info.run_name,
+        experiment_id=info.experiment_id,
+        kind=data.tags.get(tags.KIND),
+        status=info.status,
+        start_time=info.start_time,
+        end_time=end,
+        duration_s=round((end - info.start_time) / 1000, 3) if end else None,
+        notebook=data.tags.get(tags.NOTEBOOK),
+        params=dict(data.params),
+        metrics=dict(data.metrics),
+    )
+
+
+def _prefixed(values: dict[str, str], prefix: str) -> dict[str, str]:
+    return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+def _stage(run: MlflowRun) -> StageSummary:
+    info, t = run.info, run.data.tags
+    duration = t.get(tags.DURATION)
+    return StageSummary(
+        run_id=info.run_id,
+        stage=t.get(tags.STAGE, info.run_name or ""),
+        status=info.status,
+        start_time=info.start_time,
+        duration_s=float(duration) if duration else None,
+        cache_hit=t.get(tags.CACHE_HIT) == "true",
+        cache_key=t.get(tags.CACHE_KEY),
+        cache_source_run=t.get(tags.CACHE_SOURCE),
+        cache_miss_reason=t.get(tags.CACHE_MISS),
+        code_hash=t.get(tags.CODE_HASH),
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        inputs=_prefixed(t, tags.INPUT_PREFIX),
+        files=_prefixed(t, tags.FILE_PREFIX),
+        modules=_prefixed(t, tags.MODULE_PREFIX),
+        outputs=_prefixed(t, tags.OUTPUT_PREFIX),
+    )
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _experiment_ids(client: Any, experiment: str | None, uri: str) -> list[str]:
+    with map_mlflow_errors("listing experiments", fix="", uri=uri):
+        if experiment is None:
+            return [e.experiment_id for e in client.search_experiments(max_results=MAX_PAGE)]
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            return [found.experiment_id]
+        names = [e.name for e in client.search_experiments(max_results=MAX_PAGE)]
+    import difflib
+
+    close = difflib.get_close_matches(experiment, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else f" Experiments: {', '.join(sorted(names)[:20]) or 'none yet'}."
+    raise UsageError(f"No experiment {experiment!r} in MLflow at {uri}.{hint}")
+
+
+def list_runs(
+    notebook: str | None = None,
+    *,
+    experiment: str | None = None,
+    kind: str | None = None,
+    max_results: int = 100,
+    page_token: str | None = None,
+    settings: Settings | None = None,
+) -> RunPage:
+    """The top-level runs (not stages), newest first, one page at a time.
+
+    Args:
+        notebook: only the runs of this notebook (its path, or the end of it: ``train.ipynb``).
+        experiment: only this experiment's runs (default: every experiment).
+        kind: ``notebook``, ``job``, ``sweep``, ``script`` or ``monitor`` (default: all but stages).
+        max_results: the page size, 1 to 1,000.
+        page_token: the ``next_page_token`` of the previous page.
+    """
+    if kind is not None and kind not in tags.TOP_LEVEL_KINDS:
+        raise UsageError(f"--kind takes one of {', '.join(tags.TOP_LEVEL_KINDS)}, got {kind!r}")
+    if not 1 <= max_results <= MAX_PAGE:
+        raise UsageError(f"--limit takes 1 to {MAX_PAGE}, got {max_results}")
+    s = settings or load_settings()
+    path = notebook.removeprefix("./") if notebook else None
+    db = fastread.sqlite_path(s.tracking_uri)
+    if db is not None:
+        try:
+            page = fastread.list_runs(
+                db, experiment=experiment, kind=kind, notebook=path, max_results=max_results, page_token=page_token
+            )
+        except fastread.Unavailable:
+            pass  # MLflow's own search answers the same question, slower
+        else:
+            if page is not None:
+                return page
+            _experiment_ids(_client(s), experiment, s.tracking_uri)  # raises: no such experiment, did you mean
+    filters = [f"tags.`{tags.KIND}` = '{kind}'" if kind else f"tags.`{tags.KIND}` != 'stage'"]
+    if path:
+        filters.append(f"tags.`{tags.NOTEBOOK}` LIKE '%{_quote(path)}'")
+    return _search(s, filters, experiment, max_results, page_token)
+
+
+def _search(
+    s: Settings, filters: list[str], experiment: str | None, max_results: int, page_token: str | None
+) -> RunPage:
+    client = _client(s)
+    ids = _experiment_ids(client, experiment, s.tracking_uri)
+    if not ids:
+        return RunPage(runs=[], next_page_token=None)
+    with map_mlflow_errors("searching runs", fix="Check --experiment and the page token.", uri=s.tracking_uri):
+        page = client.search_runs(
+            ids,
+            filter_string=" and ".join(filters),
+            max_results=max_results,
+            order_by=["attributes.start_time DESC"],
+            page_token=page_token,
+        )
+    token = page.token.decode() if isinstance(page.token, bytes) else page.token  # the SQL store's are bytes
+    return RunPage(runs=[_summary(r) for r in page], next_page_token=token or None)
+
+
+def _get_run(client: Any, run_id: str, uri: str) -> MlflowRun:
+    with map_mlflow_errors(f"No run {run_id!r}", fix=_RUN_FIX, uri=uri):
+        return client.get_run(run_id)
+
+
+def _stages(client: Any, run: MlflowRun, uri: str) -> list[StageSummary]:
+    with map_mlflow_errors(f"reading the stages of run {run.info.run_id}", fix=_RUN_FIX, uri=uri):
+        children = client.search_runs(
+            [run.info.experiment_id],
+            filter_string=f"tags.`{tags.PARENT}` = '{run.info.run_id}' and tags.`{tags.KIND}` = 'stage'",
+            max_results=MAX_PAGE,
+            order_by=["attributes.start_time ASC"],
+        )
+    return [_stage(c) for c in children]
+
+
+def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
+    """One run with its tags and stages (oldest first). UsageError for an unknown id."""
+    s = settings or load_settings()
+    client = _client(s)
+    run = _get_run(client, run_id, s.tracking_uri)
+    with map_mlflow_errors("reading the experiment", fix=_RUN_FIX, uri=s.tracking_uri):
+        experiment = client.get_experiment(run.info.experiment_id).name
+    return RunDetail(
+        **_summary(run), experiment=experiment, tags=dict(run.data.tags), stages=_stages(client, run, s.tracking_uri)
+    )
+
+
+def stage_code(stage_run_id: str, settings: Settings | None = None) -> str:
+    """The code a stage ran (its ``stage/code.py`` artifact); '' when the run has none."""
+    s = settings or load_settings()
+    client = _client(s)
+    with tempfile.TemporaryDirectory(prefix="mlops-nb-code-") as tmp:
+        try:
+            with map_mlflow_errors(f"the code of stage run {stage_run_id}", fix=_RUN_FIX, uri=s.tracking_uri):
+                path = client.download_artifacts(stage_run_id, CODE_ARTIFACT, tmp)
+        except UsageError:
+            return ""
+        return Path(path).read_text(encoding="utf-8")
+
+
+def model_version(model_uri: str, settings: Settings | None = None) -> ModelVersionRecord:
+    """The registered version ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` names (resolved once)."""
+    s = settings or load_settings()
+    client = _client(s)
+    if not model_uri.startswith("models:/") or model_uri.startswith("models:/m-"):
+        raise UsageError(
+            f"{model_uri!r} is not a registered model version: give models:/NAME@ALIAS or models:/NAME/VERSION."
+        )
+    name, sep, alias = model_uri[len("models:/") :].partition("@")
+    fix = "Check the name, version or alias (the MLflow UI's Models page lists them) and MLFLOW_TRACKING_URI."
+    with map_mlflow_errors(f"No model version {model_uri!r}", fix=fix, uri=s.tracking_uri):
+        if sep:
+            version = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, number = name.rstrip("/").rpartition("/")
+            if not name or not number.isdigit():
+                raise UsageError(f"{model_uri!r}: give models:/NAME@ALIAS or models:/NAME/VERSION (a number).")
+            version = client.get_model_version(name, number)
+    return ModelVersionRecord(
+        name=version.name,
+        version=str(version.version),
+        aliases=list(version.aliases or []),
+        run_id=version.run_id,
+        source=version.source,
+        status=str(version.status),
+        creation_time=int(version.creation_timestamp or 0),
+        tags=dict(version.tags or {}),
+    )
+
+
+def lineage(model_uri: str, settings: Settings | None = None) -> Lineage:
+    """A model version -> the run it was promoted from -> its stages, notebook, commit and inputs -> the
+    promotion's evidence -> the monitors that watched it."""
+    s = settings or load_settings()
+    version = model_version(model_uri, s)
+    source = version["tags"].get(tags.SOURCE_RUN) or version["run_id"]
+    detail = run_detail(source, s) if source else None
+    evidence = {k: v for k, v in version["tags"].items() if k.startswith("mlops_nb.")}
+    watched = f"{version['name']}/{version['version']}"
+    monitors = _search(
+        s, [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` = '{_quote(watched)}'"], None, MAX_PAGE, None
+    )["runs"]
+    return Lineage(
+        model=version,
+        source_run=detail,
+        model_run=version["tags"].get(tags.MODEL_RUN) or version["run_id"],
+        notebook=detail["notebook"] if detail else None,
+        git_commit=detail["tags"].get(tags.GIT_COMMIT) if detail else None,
+        evidence=evidence,
+        monitors=monitors,
+    )

@@ -1,0 +1,106 @@
+"""What the read side returns: plain typed records (no MLflow objects), the shapes of ``--json``, of the
+JupyterLab server's REST answers and of the front end's TypeScript interfaces."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class RunSummary(TypedDict):
+    """A row of ``mlops-nb runs``."""
+
+    run_id: str
+    name: str | None
+    experiment_id: str
+    kind: str | None  # notebook | job | sweep | stage | script | monitor; None for a run mlops-nb did not make
+    status: str  # RUNNING | FINISHED | FAILED | KILLED
+    start_time: int  # milliseconds since the epoch
+    end_time: int | None
+    duration_s: float | None
+    notebook: str | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+
+class StageSummary(TypedDict):
+    """One stage of a run, as ``mlops-nb show`` lists it and ``mlops-nb diff`` compares it."""
+
+    run_id: str
+    stage: str
+    status: str
+    start_time: int
+    duration_s: float | None
+    cache_hit: bool
+    cache_key: str | None
+    cache_source_run: str | None
+    cache_miss_reason: str | None
+    code_hash: str | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    inputs: dict[str, str]  # name -> fingerprint of the values it read
+    files: dict[str, str]  # path -> content fingerprint of the files it read
+    modules: dict[str, str]  # module -> fingerprint (version, or content for local modules)
+    outputs: dict[str, str]
+
+
+class RunDetail(RunSummary):
+    """One run with its tags and stages (``mlops-nb show``)."""
+
+    experiment: str
+    tags: dict[str, str]
+    stages: list[StageSummary]
+
+
+class RunPage(TypedDict):
+    runs: list[RunSummary]
+    next_page_token: str | None
+
+
+# "in" is a Python keyword: the functional form keeps the JSON name.
+StageDiff = TypedDict(
+    "StageDiff",
+    {
+        "stage": str,
+        "in": str,  # "both" | "a" | "b": which runs have the stage
+        "code_changed": bool,
+        "code_diff": str,  # unified diff of the stage's code, a -> b
+        "params_changed": list[str],
+        "inputs_changed": list[str],  # names; files as "file:PATH", modules as "module:NAME"
+        "cache_hit": list,  # [a, b]: bool, or None where the run has no such stage
+        "metrics": dict[str, list],  # name -> [a, b, b - a] (None where missing)
+        "run_ids": list,  # [a, b]: the stage runs compared
+    },
+)
+
+
+class RunDiff(TypedDict):
+    """Why two runs differ (``mlops-nb diff``)."""
+
+    a: str
+    b: str
+    params: dict[str, list]  # name -> [a, b] (None where missing)
+    metrics: dict[str, list]  # name -> [a, b, b - a]
+    stages: list[StageDiff]
+
+
+class ModelVersionRecord(TypedDict):
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    source: str
+    status: str
+    creation_time: int
+    tags: dict[str, str]
+
+
+class Lineage(TypedDict):
+    """A model version back to the notebook that made it (``mlops-nb lineage``)."""
+
+    model: ModelVersionRecord
+    source_run: RunDetail | None  # the job or notebook run promoted
+    model_run: str | None  # the stage run that logged the model
+    notebook: str | None
+    git_commit: str | None
+    evidence: dict[str, str]  # the promotion's tags on the version
+    monitors: list[RunSummary]  # monitoring runs of this version, newest first

@@ -1,0 +1,46 @@
+"""The names of the tags mlops-nb puts on MLflow runs and model versions: each one declared once, here.
+
+Search them with MLflow as usual: ``mlflow.search_runs(filter_string="tags.`mlops_nb.cache_hit` = 'true'")``.
+"""
+
+from __future__ import annotations
+
+# Every run mlops-nb creates
+KIND = "mlops_nb.kind"  # notebook | job | sweep | stage | script | monitor
+RUN_KEY = "mlops_nb.run_key"  # mlops-nb's own id of the run (journal replays are idempotent through it)
+END_REASON = "mlops_nb.end_reason"
+ERROR = "mlops_nb.error"
+NOTEBOOK = "mlops_nb.notebook"  # the notebook's path
+GIT_COMMIT = "mlops_nb.git.commit"
+PARENT = "mlflow.parentRunId"  # MLflow's own: stages under notebook/job runs, jobs under sweeps
+MODELS = "mlops_nb.models"  # comma-separated artifact paths of the models a run logged
+
+# Stage runs
+STAGE = "mlops_nb.stage"
+CACHE_HIT = "mlops_nb.cache_hit"  # "true" | "false"
+CACHE_KEY = "mlops_nb.cache_key"
+CACHE_SOURCE = "mlops_nb.cache_source_run"  # on a hit: the run that produced the outputs
+CACHE_SKIPPED = "mlops_nb.cache_skipped"  # why the stage cannot be cached at all
+CACHE_MISS = "mlops_nb.cache_miss_reason"  # why the stage ran instead of being served from the cache
+CODE_HASH = "mlops_nb.code_hash"  # the stage's normalised code (two runs' stages have the same code iff equal)
+DURATION = "mlops_nb.duration_s"
+INPUT_PREFIX = "mlops_nb.input."  # + name: the fingerprint of an input value
+OUTPUT_PREFIX = "mlops_nb.output."  # + name: the fingerprint of an output value
+FILE_PREFIX = "mlops_nb.file."  # + path: the content fingerprint of a file input
+MODULE_PREFIX = "mlops_nb.module."  # + module: the fingerprint of an imported module (local: content)
+OUTPUT_FILES = "mlops_nb.output_files"
+
+# Jobs, sweeps, reproductions, monitors
+JOB_CWD = "mlops_nb.job.cwd"
+JOB_OUTCOME = "mlops_nb.job.outcome"
+SWEEP_BEST = "mlops_nb.sweep.best_run"
+REPRODUCES = "mlops_nb.reproduces"
+MODEL = "mlops_nb.model"  # a monitor's model: NAME/VERSION
+TRIGGER = "mlops_nb.trigger"  # a job started by a monitor: monitor:<run id>
+
+# Model versions (promotion evidence)
+SOURCE_RUN = "mlops_nb.source_run"
+MODEL_RUN = "mlops_nb.model_run"
+PROMOTION_PREFIX = "mlops_nb.promotion."
+
+TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script", "monitor")

@@ -1,0 +1,198 @@
+"""``mlops-nb runs / show / diff / lineage`` on real runs of tracked notebooks and a real registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import mlops_nb as mnb
+from mlops_nb.cli import main
+from mlops_nb.tracking import reading
+from mlops_nb.tracking.diff import diff_runs
+from tests.notebooks import PIPELINE, PIPELINE_PARAMETERS, mlops_nb, write_notebook
+
+pytestmark = pytest.mark.slow
+
+
+def job(project: Path, *args: str) -> str:
+    done = mlops_nb("run", "nb.ipynb", *args, cwd=project)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_diff_traces_a_parameter_and_a_code_change_to_the_stages_they_touch(project: Path) -> None:
+    write_notebook(project / "nb.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    a = job(project)
+    b = job(project, "-p", "scale", "2.0")  # read by `load`, and through its output by `score`
+    edited = list(PIPELINE)
+    edited[2] = edited[2].replace("total = float(data.sum())", "total = float(data.sum()) + 1")
+    write_notebook(project / "nb.ipynb", *edited, parameters=PIPELINE_PARAMETERS)
+    c = job(project)  # same parameters, new code in `score` only
+
+    code, out = cli("diff", a, b, "--json")
+    assert code == 0, out
+    by_param = json.loads(out)
+    assert by_param["params"] == {"scale": [None, "2.0"]}
+    assert by_param["metrics"]["total"] == [45.0, 90.0, 45.0]
+    stages = {s["stage"]: s for s in by_param["stages"]}
+    assert stages["load"]["params_changed"] == ["scale"] and not stages["load"]["code_changed"]
+    assert stages["score"]["inputs_changed"] == ["data", "scale"]  # the change reached it through `data`
+    assert not stages["score"]["code_changed"]
+
+    by_code = reading.run_detail(a), reading.run_detail(c)
+    result = diff_runs(*by_code, reading.stage_code)
+    stages = {s["stage"]: s for s in result["stages"]}
+    assert stages["load"] == {**stages["load"], "code_changed": False, "params_changed": [], "inputs_changed": []}
+    assert stages["load"]["cache_hit"] == [False, True]
+    score = stages["score"]
+    assert score["code_changed"] and score["params_changed"] == [] and score["inputs_changed"] == []
+    assert "-total = float(data.sum())\n" in score["code_diff"]
+    assert "+total = float(data.sum()) + 1\n" in score["code_diff"]
+    assert score["metrics"]["total"] == [45.0, 46.0, 1.0] and score["cache_hit"] == [False, False]
+
+    code, text = cli("diff", a, c)
+    assert code == 0 and "score: code changed" in text and "load: unchanged; cache ran/hit" in text
+
+
+def test_runs_and_show_page_newest_first_and_list_stages(project: Path) -> None:
+    write_notebook(project / "nb.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    first = job(project)
+    second = job(project, "-p", "n", "3")
+    code, out = cli("runs", "nb.ipynb", "--limit", "1", "--json")
+    page = json.loads(out)
+    assert code == 0 and [r["run_id"] for r in page["runs"]] == [second] and page["next_page_token"]
+    code, out = cli("runs", "--limit", "1", "--page-token", page["next_page_token"], "--json")
+    assert [r["run_id"] for r in json.loads(out)["runs"]] == [first]
+    assert reading.list_runs(kind="sweep")["runs"] == []
+    assert reading.list_runs("other.ipynb")["runs"] == []
+
+    code, out = cli("show", second, "--json")
+    detail = json.loads(out)
+    assert code == 0 and detail["kind"] == "job" and detail["params"] == {"n": "3"}
+    assert [(s["stage"], s["status"]) for s in detail["stages"]] == [("load", "FINISHED"), ("score", "FINISHED")]
+    assert detail["stages"][1]["metrics"]["total"] == 3.0
+    code, text = cli("show", second)
+    assert code == 0 and "load" in text and "score" in text and "total=3" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("show", "no-such-run"), "No run 'no-such-run'"),
+        (("diff", "no-such-run", "other"), "No run 'no-such-run'"),
+        (("runs", "--experiment", "nope"), "No experiment 'nope'"),
+        (("lineage", "models:/missing@champion"), "No model version 'models:/missing@champion'"),
+        (("lineage", "runs:/abc/model"), "give models:/NAME@ALIAS or models:/NAME/VERSION"),
+        (("runs", "--limit", "0"), "0 is not in the range"),
+    ],
+)
+def test_bad_ids_and_names_exit_2_naming_the_fix(project: Path, args: tuple[str, ...], message: str) -> None:
+    mnb.log_metric("x", 1.0)  # a store with one run in it
+    mnb.end_run()
+    assert mnb.flush(60)
+    code, out = cli(*args)
+    assert code == 2 and message in out
+
+
+def test_lineage_goes_from_the_version_to_its_run_stages_and_evidence(project: Path) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.RandomState(0).rand(40, 3)
+    y = (X[:, 0] > 0.5).astype(int)
+    with mnb.start_run("train", kind="job") as run, mnb.stage("train"):
+        mnb.log_model(LogisticRegression().fit(X, y), "model", input_example=X[:5])
+        mnb.log_metric("accuracy", 0.9)
+    assert mnb.flush(120)
+    code, out = cli("promote", run.run_id, "--name", "churn", "--alias", "champion")
+    assert code == 0, out
+    code, out = cli("lineage", "models:/churn@champion", "--json")
+    assert code == 0, out
+    found = json.loads(out)
+    assert found["model"]["name"] == "churn" and found["model"]["aliases"] == ["champion"]
+    assert found["source_run"]["run_id"] == run.run_id
+    assert [s["stage"] for s in found["source_run"]["stages"]] == ["train"]
+    assert found["model_run"] == found["source_run"]["stages"][0]["run_id"]
+    assert found["evidence"]["mlops_nb.source_run"] == run.run_id
+    assert found["monitors"] == []
+    code, text = cli("lineage", "models:/churn/1")
+    assert code == 0 and "churn version 1 @champion" in text and "stage train" in text
+
+
+def test_the_fast_page_of_an_embedded_store_is_what_mlflow_search_answers(project: Path) -> None:
+    """The SQLite fast path reads MLflow's tables itself: it must agree with MLflow's own search."""
+    from mlops_nb.config import load_settings
+    from mlops_nb.tracking import fastread
+
+    for i, (kind, notebook, experiment) in enumerate(
+        [("job", "nb/a.ipynb", "e1"), ("notebook", "nb/b.ipynb", "e1"), ("job", "nb/a.ipynb", "e2")] * 3
+    ):
+        with mnb.start_run(f"r{i}", kind=kind, experiment=experiment, tags={"mlops_nb.notebook": notebook}):
+            mnb.log_params({"i": i, "k": kind})
+            mnb.log_metric("m", i / 3)
+            with mnb.stage("s"):
+                mnb.log_metric("inner", float(i))
+    with mnb.start_run("weird", kind="job", experiment="e1", tags={"mlops_nb.notebook": "nb/a_b%.ipynb"}):
+        mnb.log_metric("m", float("nan"))
+    assert mnb.flush(120)
+    settings = load_settings()
+    db = fastread.sqlite_path(settings.tracking_uri)
+    assert db is not None and db.is_file()
+    for query in (
+        {},
+        {"kind": "job"},
+        {"experiment": "e1"},
+        {"notebook": "a.ipynb"},
+        {"notebook": "a_b%.ipynb"},
+        {"experiment": "e2", "kind": "job"},
+    ):
+        fast, slow, token, slow_token = [], [], None, None
+        while True:  # every page, 4 runs at a time
+            page = fastread.list_runs(
+                db,
+                experiment=query.get("experiment"),
+                kind=query.get("kind"),
+                notebook=query.get("notebook"),
+                max_results=4,
+                page_token=token,
+            )
+            fast += page["runs"]
+            token = page["next_page_token"]
+            if not token:
+                break
+        while True:
+            filters = [
+                f"tags.`mlops_nb.kind` = '{query['kind']}'" if "kind" in query else "tags.`mlops_nb.kind` != 'stage'"
+            ]
+            if "notebook" in query:
+                filters.append(f"tags.`mlops_nb.notebook` LIKE '%{query['notebook']}'")
+            page = reading._search(settings, filters, query.get("experiment"), 4, slow_token)
+            slow += page["runs"]
+            slow_token = page["next_page_token"]
+            if not slow_token or not page["runs"]:
+                break
+        if query.get("notebook") == "a.ipynb":  # MLflow's LIKE has no escape: '_' also matches 'a_b%'
+            slow = [r for r in slow if r["notebook"].endswith("/a.ipynb")]
+        key = lambda runs: [(r["run_id"], r["kind"], r["params"], repr(r["metrics"]), r["status"]) for r in runs]  # noqa: E731
+        assert key(fast) == key(slow), query
+        assert fast, query
+
+
+def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
+    write_notebook(project / "nb.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    a = job(project)
+    b = job(project, "-p", "scale", "2.0", "-p", "label", "<b>x</b>")
+    view = mnb.diff(a, b)
+    assert view.record["params"] == {"label": [None, "<b>x</b>"], "scale": [None, "2.0"]}
+    page = view._repr_html_()
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # values are escaped
+    assert "params: scale" in page and "inputs: data, scale" in page
+    assert "score" in repr(view)
