@@ -54,6 +54,21 @@ def numbers(column: Any) -> Any:
     return array
 
 
+def drop_infinite(numbers: Any) -> int:
+    """Make +-inf values missing (NaN), in place, and say how many there were.
+
+    An infinite feature value is a data bug, not a large number: it would make means, spreads and distances
+    infinite. It is counted as missing, and reported.
+    """
+    import numpy as np
+
+    infinite = np.isinf(numbers)
+    count = int(np.count_nonzero(infinite))
+    if count:
+        numbers[infinite] = np.nan
+    return count
+
+
 def try_numbers(column: Any) -> Any | None:
     """The column as float64 numbers when it can be read as such (strings like ``"1.5"``), else None."""
     import pyarrow as pa

@@ -33,6 +33,7 @@ class ColumnState:
     dtype: str  # the current Arrow type (the first chunk's)
     current_kind: str
     missing: int = 0
+    infinite: int = 0  # +-inf values, counted as missing too
     readable: bool = True  # False: a numeric reference column whose current values are not numbers
     present: int = 0
     below: int = 0  # values under the reference minimum
@@ -131,6 +132,7 @@ class CurrentData:
             state.readable = False
             state.missing += column.null_count
             return np.full(rows, np.nan)
+        state.infinite += cols.drop_infinite(numbers)
         present = rows - int(np.count_nonzero(np.isnan(numbers)))
         state.missing += rows - present
         state.present += present

@@ -165,6 +165,7 @@ class ProfileBuilder:
             self._missing[name] += column.null_count
             if name in self._moments:
                 numbers = cols.numbers(column)
+                cols.drop_infinite(numbers)
                 nan = np.isnan(numbers)
                 self._missing[name] += int(nan.sum()) - column.null_count
                 self._moments[name].add(numbers[~nan])

@@ -7,6 +7,7 @@ Checks (``check``):
 - ``dtype``: the column's kind changed (numbers in training, text now, or the reverse), or numbers that
   cannot be read as such;
 - ``empty``: no value at all in the column (all missing): its drift cannot be computed, the others still are;
+- ``infinite``: +-inf values (counted as missing: they would make every mean and distance infinite);
 - ``missing_rate``: the share of missing values grew by more than ``missing_rate_tolerance`` (default 0.05);
 - ``out_of_range``: more than ``range_tolerance`` (default 1 %) of the values lie outside the training
   [min, max] (a fresh sample of the same data already puts about 2/(n+1) of its values there);
@@ -79,6 +80,8 @@ def _column(name: str, spec: dict, state: ColumnState, current: CurrentData, tol
     if rows and state.missing == rows:
         add("empty", f"no value in {rows} rows (all missing): drift not computed")
         return problems
+    if state.infinite:
+        add("infinite", f"{_share(state.infinite, rows)} values are infinite (counted as missing)")
     rate = state.missing / rows if rows else 0.0
     ref_rate = float(spec.get("missing_rate") or 0.0)
     if rate - ref_rate > tol.missing_rate:

@@ -220,6 +220,7 @@ def test_every_validation_check_is_named_and_nothing_crashes():
                 "when": pa.array(np.arange(n).astype("datetime64[s]")),
                 "c": rng.choice(["a", "b"], n),
                 "gone": rng.normal(size=n),
+                "inf": np.r_[rng.normal(size=n - 1), np.inf],  # an infinite training value: missing, no crash
             }
         )
     )
@@ -227,7 +228,7 @@ def test_every_validation_check_is_named_and_nothing_crashes():
         {
             "x": pa.array([str(v) if i % 2 else "n/a" for i, v in enumerate(rng.normal(size=500))]),  # text now
             "y": pa.array([None if i % 4 == 0 else v for i, v in enumerate(rng.normal(size=500))]),  # 25 % missing
-            "z": rng.normal(size=500) * 3,  # far beyond the training range
+            "z": np.r_[rng.normal(size=498) * 3, np.inf, -np.inf],  # far beyond the training range, 2 infinite
             "when": pa.array([None] * 500, type=pa.timestamp("s")),
             "c": pa.array([None] * 500, type=pa.string()),  # empty
             "new": np.ones(500),
@@ -235,18 +236,25 @@ def test_every_validation_check_is_named_and_nothing_crashes():
     )
     result = monitor(reference, current)
     found = {(p["column"], p["check"]) for p in result["validation"]["problems"]}
+    assert reference.profile["columns"]["inf"]["missing_rate"] == 1 / n
     assert found == {
+        ("inf", "missing_column"),
         ("gone", "missing_column"),
         ("new", "unexpected_column"),
         ("x", "dtype"),
         ("y", "missing_rate"),
         ("z", "out_of_range"),
+        ("z", "infinite"),
         ("when", "empty"),
         ("c", "empty"),
     }
     assert result["validation"]["ok"] is False
     assert result["features"]["x"]["drift"] is None and result["features"]["c"]["drift"] is None
-    assert result["features"]["z"]["drift"] is True and result["features"]["y"]["drift"] is False
+    assert result["features"]["z"]["drift"] is True and set(result["features"]["y"]["scores"]) == {
+        "ks",
+        "wasserstein",
+        "psi",
+    }
     assert "when" not in result["features"]  # dates are checked, not scored
     json.dumps(result, allow_nan=False)  # plain JSON: no NaN, no NumPy types
 
