@@ -52,6 +52,8 @@ def monitor(
 ) -> None:
     """Check DATA against the training reference: data problems and drift, per feature and for the dataset.
 
+    MODEL_URI (the reference stored with a registered model) is not supported yet: give --reference.
+
     Exit status: 0 done (drift or not); 3 the dataset drifted and --fail-on-drift was given; 2 bad input
     (unreadable data, unknown option values), with a message naming the fix.
     """

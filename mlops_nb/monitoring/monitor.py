@@ -48,7 +48,8 @@ class Result(TypedDict):
 def _check_sample_rows(sample_rows: int) -> None:
     if sample_rows < MIN_SAMPLE_ROWS:
         raise UsageError(
-            f"sample_rows must be at least {MIN_SAMPLE_ROWS:,} (SciPy's exact KS range), not {sample_rows}."
+            f"The sample (--sample-rows) must hold at least {MIN_SAMPLE_ROWS:,} rows (SciPy's exact KS range), "
+            f"not {sample_rows}: give a larger value."
         )
 
 
