@@ -1,4 +1,4 @@
-"""The ``mlops-nb`` command line (also ``python -m mlops_nb``): thin glue over jobs/, registry/, serving/.
+"""The ``mlops-nb`` command line (also ``python -m mlops_nb``): thin glue over jobs/, registry/, serving/, monitoring/.
 
 Each command lives in a module of this package and is imported only when it runs, so ``mlops-nb --help``
 and every command start without loading MLflow.
@@ -34,6 +34,7 @@ COMMANDS = {
     "show": "mlops_nb.cli.read:show",
     "diff": "mlops_nb.cli.read:diff",
     "lineage": "mlops_nb.cli.read:lineage",
+    "monitor": "mlops_nb.cli.monitor:monitor",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
@@ -46,6 +47,7 @@ HELP = {
     "show": "One run with its stages: status, duration, cache hits, metrics.",
     "diff": "Why two runs differ: params, metrics, and the stages whose code or inputs changed.",
     "lineage": "A model version back to its run, stages, notebook, commit and evidence.",
+    "monitor": "Check new data against the training reference: data problems and drift.",
 }
 
 

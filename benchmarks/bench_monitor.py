@@ -1,0 +1,195 @@
+"""Drift on N x 20 numeric frames: mlops-nb's monitor vs plain SciPy (issue 13's anchor), same run, same data.
+
+For each size (100k x 20 and 1M x 20 by default) a seeded reference and a current frame (5 of the 20 columns
+shifted) are made and written to Parquet. Measured, medians over ``--repeat`` runs:
+
+- compute: from data already in memory, ours = reference profile + every score of every column (KS,
+  Wasserstein, PSI) + validation (``mlops_nb.monitoring.monitor``); plain SciPy = per column
+  ``scipy.stats.ks_2samp`` + a NumPy PSI on the reference deciles. Peak memory of that step by tracemalloc.
+- whole process: ``mlops-nb monitor --reference ref.parquet --data cur.parquet --json out.json`` vs a fresh
+  Python reading the same Parquet files with pyarrow and doing the SciPy computation; wall time and peak RSS
+  (``os.wait4``'s rusage of that child).
+- the statistics compared: the largest difference of KS statistic and p-value, and PSI, between the two.
+- ``--partitions N``: also the whole ``mlops-nb monitor`` process on N x 20 rows written as 10 Parquet
+  partitions per side (the goal at 10M: <= 60 s, <= 1.5 GB peak RSS); mlops-nb only.
+
+TODO (issue 13, next step): add Evidently 0.7's DataDriftPreset on the same frames, run in its own venv
+(built by this benchmark, with ``pandas<3``), for the ">= 40x faster at <= 1/3 of its peak memory" goal.
+
+    python benchmarks/bench_monitor.py [--rows 100000 1000000] [--repeat 3] [--partitions 10000000]
+
+Prints figures and ratios; asserts nothing (this machine is shared and noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = 20
+SHIFTED = 5
+
+SCIPY_SCRIPT = r"""
+import json, sys, time
+t = time.perf_counter()
+import numpy as np, pyarrow.parquet as pq, scipy.stats as st
+ref, cur = pq.read_table(sys.argv[1]), pq.read_table(sys.argv[2])
+out = {}
+for name in ref.column_names:
+    r, c = ref.column(name).to_numpy(), cur.column(name).to_numpy()
+    ks = st.ks_2samp(r, c)
+    edges = np.unique(np.quantile(r, np.arange(1, 10) / 10))
+    bins = np.concatenate(([-np.inf], edges, [np.inf]))
+    rs = np.maximum(np.histogram(r, bins)[0] / len(r), 1e-4)
+    cs = np.maximum(np.histogram(c, bins)[0] / len(c), 1e-4)
+    out[name] = [float(ks.statistic), float(ks.pvalue), float(np.sum((cs - rs) * np.log(cs / rs)))]
+json.dump(out, open(sys.argv[3], "w"))
+"""
+
+
+def frames(rows: int, seed: int = 0):
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    ref = {f"x{i}": rng.normal(i, 1 + i / 10, rows) for i in range(COLUMNS)}
+    cur = {f"x{i}": rng.normal(i + (0.2 if i < SHIFTED else 0.0), 1 + i / 10, rows) for i in range(COLUMNS)}
+    return pa.table(ref), pa.table(cur)
+
+
+def plain_scipy(ref, cur) -> dict[str, list[float]]:
+    """Per column ks_2samp and a NumPy PSI on the reference deciles (what SCIPY_SCRIPT does)."""
+    import scipy.stats as st
+
+    out = {}
+    for name in ref.column_names:
+        r, c = ref.column(name).to_numpy(), cur.column(name).to_numpy()
+        ks = st.ks_2samp(r, c)
+        edges = np.unique(np.quantile(r, np.arange(1, 10) / 10))
+        bins = np.concatenate(([-np.inf], edges, [np.inf]))
+        rs = np.maximum(np.histogram(r, bins)[0] / len(r), 1e-4)
+        cs = np.maximum(np.histogram(c, bins)[0] / len(c), 1e-4)
+        out[name] = [float(ks.statistic), float(ks.pvalue), float(np.sum((cs - rs) * np.log(cs / rs)))]
+    return out
+
+
+def ours(ref, cur, rows: int) -> dict:
+    from mlops_nb.monitoring.monitor import monitor
+    from mlops_nb.monitoring.profile import reference_of
+
+    sample = max(rows, 10_000)
+    return monitor(reference_of(ref, sample_rows=sample), cur.to_batches(max_chunksize=1_000_000), sample_rows=sample)
+
+
+def timed(func, *args, repeat: int) -> tuple[float, float, object]:
+    """(median seconds, peak traced MB of the last run, result)."""
+    times = []
+    result = None
+    for i in range(repeat):
+        if i == repeat - 1:
+            tracemalloc.start()
+        t = time.perf_counter()
+        result = func(*args)
+        times.append(time.perf_counter() - t)
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return statistics.median(times), peak, result
+
+
+# Started from a fresh small interpreter: a child forked from this big process would report this process's
+# RSS as its own peak (Linux keeps the high-water mark across fork and exec).
+WRAPPER = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def process(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one child process."""
+    done = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{cmd[:3]} failed: {done.stderr[-2000:]}")
+    wall, rss = done.stdout.split()
+    return float(wall), int(rss) / 1024
+
+
+def compare(result: dict, baseline: dict[str, list[float]]) -> tuple[float, float, float]:
+    ks = max(abs(result["features"][n]["scores"]["ks"]["statistic"] - b[0]) for n, b in baseline.items())
+    p = max(abs(result["features"][n]["scores"]["ks"]["p_value"] - b[1]) for n, b in baseline.items())
+    psi = max(abs(result["features"][n]["scores"]["psi"]["statistic"] - b[2]) for n, b in baseline.items())
+    return ks, p, psi
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per variant (default 3)")
+    parser.add_argument("--partitions", type=int, metavar="N", help="also N x 20 rows from 10 Parquet partitions")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))
+    mlops_nb_cli = shutil.which("mlops-nb") or str(Path(sys.executable).parent / "mlops-nb")
+    try:
+        for rows in args.rows:
+            import pyarrow.parquet as pq
+
+            ref, cur = frames(rows)
+            pq.write_table(ref, folder / "ref.parquet")
+            pq.write_table(cur, folder / "cur.parquet")
+            print(f"\n{rows:,} rows x {COLUMNS} numeric columns ({SHIFTED} shifted), median of {args.repeat}")
+            sp_time, sp_peak, baseline = timed(plain_scipy, ref, cur, repeat=args.repeat)
+            our_time, our_peak, result = timed(ours, ref, cur, rows, repeat=args.repeat)
+            ks, p, psi = compare(result, baseline)
+            drifted = sorted(n for n, f in result["features"].items() if f["drift"])
+            print(f"  compute  plain SciPy (ks_2samp + PSI): {sp_time:7.2f} s  peak {sp_peak:7.0f} MB (tracemalloc)")
+            print(f"  compute  mlops-nb (KS, Wasserstein, PSI, checks): {our_time:7.2f} s  peak {our_peak:7.0f} MB")
+            print(f"           ratio: {sp_time / our_time:.1f}x faster, {our_peak / sp_peak:.2f}x the memory")
+            print(f"  same statistics: max |dKS| {ks:.1e}, max |dp| {p:.1e}, max |dPSI| {psi:.1e}; drifted {drifted}")
+            walls_sp, walls_us, rss_sp, rss_us = [], [], [], []
+            for _ in range(args.repeat):
+                w, r = process([sys.executable, "-c", SCIPY_SCRIPT, "ref.parquet", "cur.parquet", "sp.json"], folder)
+                walls_sp.append(w)
+                rss_sp.append(r)
+                cmd = [mlops_nb_cli, "monitor", "--reference", "ref.parquet", "--data", "cur.parquet"]
+                w, r = process([*cmd, "--json", "ours.json"], folder)
+                walls_us.append(w)
+                rss_us.append(r)
+            json.loads((folder / "ours.json").read_text())
+            wsp, wus = statistics.median(walls_sp), statistics.median(walls_us)
+            print(f"  process  plain SciPy script: {wsp:7.2f} s  peak RSS {statistics.median(rss_sp):7.0f} MB")
+            print(f"  process  mlops-nb monitor:   {wus:7.2f} s  peak RSS {statistics.median(rss_us):7.0f} MB")
+            print(f"           ratio: {wsp / wus:.1f}x faster")
+        if args.partitions:
+            partitions(args.partitions, folder, mlops_nb_cli)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def partitions(rows: int, folder: Path, mlops_nb_cli: str) -> None:
+    import pyarrow.parquet as pq
+
+    parts = 10
+    for side, seed in (("ref", 0), ("cur", 1)):
+        (folder / side).mkdir()
+        for p in range(parts):
+            ref, cur = frames(rows // parts, seed=seed * 100 + p)
+            table = ref if side == "ref" else cur
+            pq.write_table(table, folder / side / f"part-{p:02d}.parquet", row_group_size=250_000)
+    wall, rss = process([mlops_nb_cli, "monitor", "--reference", "ref", "--data", "cur", "--json", "big.json"], folder)
+    result = json.loads((folder / "big.json").read_text())
+    drifted = sorted(n for n, f in result["features"].items() if f["drift"])
+    print(f"\n{rows:,} rows x {COLUMNS} from {parts} Parquet partitions per side (reference sampled to 1,000,000)")
+    print(f"  process  mlops-nb monitor: {wall:7.2f} s  peak RSS {rss:7.0f} MB; drifted {drifted}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The current data, summarised chunk by chunk against a reference: what drift and validation need, nothing more.
+
+Per reference column present in the data: missing values; for numeric columns the KS counts (current values
+<= and == each distinct reference value), the PSI bin counts, values below/above the training range, and a
+seeded sample (every value up to ``sample_rows``) for Wasserstein and SciPy's exact small-sample KS; for
+categorical columns the count of every category.
+
+While every row fits in the sample, the numeric counts are taken once, at the end, from the sorted sample:
+one sort per column, whatever the chunking. When a chunk takes the data past ``sample_rows``, the rows held
+so far are counted and from then on each chunk is sorted and counted as it comes: counts add up, so KS and
+PSI stay exact over every row, and memory stays bounded by the chunk and the sample.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_nb.monitoring import columns as cols
+from mlops_nb.monitoring import sorted_arrays
+from mlops_nb.monitoring.profile import Reference, bin_counts
+from mlops_nb.monitoring.sample import RowSample
+
+SAMPLE_ROWS = 1_000_000
+
+
+@dataclass
+class ColumnState:
+    """What the current data holds of one column."""
+
+    kind: str  # the reference's kind
+    dtype: str  # the current Arrow type (the first chunk's)
+    current_kind: str
+    missing: int = 0
+    infinite: int = 0  # +-inf values, counted as missing too
+    readable: bool = True  # False: a numeric reference column whose current values are not numbers
+    present: int = 0
+    below: int = 0  # values under the reference minimum
+    above: int = 0  # values over the reference maximum
+    low: float = float("inf")
+    high: float = float("-inf")
+    cur_le: Any = None  # current values <= each distinct reference value
+    cur_eq: Any = None  # current values == each distinct reference value (None: no tie seen)
+    psi_counts: Any = None
+    categories: Counter[str] = field(default_factory=Counter)
+
+
+class CurrentData:
+    """Summarises current data against ``reference``, one Arrow record batch or table at a time.
+
+    Args:
+        reference: the reference to compare with.
+        sample_rows: current rows kept for Wasserstein (all of them up to this many).
+    """
+
+    def __init__(self, reference: Reference, sample_rows: int = SAMPLE_ROWS) -> None:
+        self.reference = reference
+        self.sample_rows = sample_rows
+        self.rows = 0
+        self.columns: list[str] | None = None  # every column of the current data, in order
+        self.states: dict[str, ColumnState] = {}
+        self.sample: RowSample | None = None
+        # Reference distinct values and how many sample values are <= each (None: all distinct, so 1, 2, 3 ...)
+        self._unique: dict[str, tuple[Any, Any]] = {}
+        self.streaming = False  # past sample_rows: numeric counts are taken chunk by chunk
+        self._finished = False
+
+    def _start(self, schema: Any) -> None:
+        import numpy as np
+
+        self.columns = list(schema.names)
+        ref_columns = self.reference.profile["columns"]
+        for name, arrow_field in zip(schema.names, schema, strict=True):
+            if name not in ref_columns:
+                continue
+            kind = ref_columns[name].get("kind", cols.OTHER)
+            self.states[name] = ColumnState(kind, str(arrow_field.type), cols.kind_of(arrow_field.type))
+            sample = self.reference.samples.get(name)
+            if kind == cols.NUMERIC and sample is not None and len(sample):
+                last = np.empty(len(sample), dtype=bool)  # the last of each run of equal sorted values
+                last[:-1] = sample[1:] != sample[:-1]
+                last[-1] = True
+                self._unique[name] = (sample, None) if last.all() else (sample[last], np.flatnonzero(last) + 1)
+        numeric = [n for n, s in self.states.items() if s.kind == cols.NUMERIC]
+        self.sample = RowSample(numeric, self.sample_rows)
+
+    def add(self, chunk: Any) -> None:
+        """Add a ``pyarrow.RecordBatch`` or ``pyarrow.Table``."""
+        import numpy as np
+
+        if self._finished:
+            raise RuntimeError("CurrentData.add after finish()")
+        if self.columns is None:
+            self._start(chunk.schema)
+        rows = chunk.num_rows
+        self.rows += rows
+        names = set(chunk.schema.names)
+        values = {}
+        for name, state in self.states.items():
+            if name not in names:  # a partition without the column: all missing there
+                state.missing += rows
+                if state.kind == cols.NUMERIC:
+                    values[name] = np.full(rows, np.nan)
+                continue
+            column = chunk.column(name)
+            if state.kind == cols.NUMERIC:
+                values[name] = self._numbers(state, column, rows)
+            else:
+                state.missing += column.null_count
+                if state.kind == cols.CATEGORICAL:
+                    state.categories.update(dict(cols.category_counts(column)))
+        if self.sample is None:
+            return
+        if not self.streaming and self.rows > self.sample_rows:
+            # From now on the sample drops rows: count every row held so far (all of them, nothing dropped
+            # yet), then count each chunk as it comes.
+            self.streaming = True
+            for name in values:
+                held = self.sample.values(name)
+                self._count(name, np.sort(held[~np.isnan(held)]))
+        if self.streaming:
+            for name, numbers in values.items():
+                self._count(name, np.sort(numbers[~np.isnan(numbers)]))
+        self.sample.add(values, rows)
+
+    def _numbers(self, state: ColumnState, column: Any, rows: int) -> Any:
+        import numpy as np
+
+        numbers = cols.try_numbers(column) if state.readable else None
+        if numbers is None:
+            state.readable = False
+            state.missing += column.null_count
+            return np.full(rows, np.nan)
+        state.infinite += cols.drop_infinite(numbers)
+        present = rows - int(np.count_nonzero(np.isnan(numbers)))
+        state.missing += rows - present
+        state.present += present
+        return numbers
+
+    def _count(self, name: str, present: Any, ks: bool = True) -> None:
+        """Add the counts of sorted present values of a numeric column (``ks``: the KS counts too)."""
+        import numpy as np
+
+        state = self.states[name]
+        if not len(present) or not state.readable:
+            return
+        state.low = min(state.low, float(present[0]))
+        state.high = max(state.high, float(present[-1]))
+        spec = self.reference.profile["columns"][name]
+        if spec.get("min") is not None:
+            state.below += int(np.searchsorted(present, spec["min"], side="left"))
+            state.above += len(present) - int(np.searchsorted(present, spec["max"], side="right"))
+        if ks and name in self._unique:
+            unique = self._unique[name][0]
+            le, (tied, equal) = ks_counts(present, unique)
+            state.cur_le = le if state.cur_le is None else state.cur_le + le
+            if len(tied):  # kept sparse: with continuous data no current value equals a reference one
+                if state.cur_eq is None:
+                    state.cur_eq = np.zeros(len(unique), dtype=np.int64)
+                state.cur_eq[tied] += equal
+        bins = spec.get("psi")
+        if bins:
+            counts = bin_counts(present, np.asarray(bins["edges"], dtype=float))
+            state.psi_counts = counts if state.psi_counts is None else state.psi_counts + counts
+
+    def finish(self) -> None:
+        """After the last chunk: count the held rows when they were all of them (one sort per column)."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.sample is not None and not self.streaming:
+            for name, state in self.states.items():
+                if state.kind == cols.NUMERIC:  # KS counts are taken when scored: one column's at a time
+                    self._count(name, self.sample.sorted_values(name), ks=False)
+
+    def sorted_sample(self, name: str) -> Any:
+        """The current sample of a numeric column's present values, sorted (all of them up to ``sample_rows``)."""
+        self.finish()
+        return self.sample.sorted_values(name) if self.sample is not None else None
+
+    def reference_distinct(self, name: str) -> tuple[Any, Any] | None:
+        """A numeric column's distinct reference values and how many sample values are <= each (None when
+        all are distinct: 1, 2, 3 ...), or None without a reference sample."""
+        return self._unique.get(name)
+
+    def ks_counts(self, name: str) -> tuple[Any, Any] | None:
+        """(<=, ==) counts of the current values at each distinct reference value, or None without a sample."""
+        import numpy as np
+
+        if name not in self._unique:
+            return None
+        self.finish()
+        unique = self._unique[name][0]
+        state = self.states[name]
+        if not self.streaming:  # every value is in the sorted sample: count now, nothing kept meanwhile
+            le, (tied, equal) = ks_counts(self.sorted_sample(name), unique)
+            eq = None
+            if len(tied):
+                eq = np.zeros(len(unique), dtype=np.int64)
+                eq[tied] = equal
+            return le, eq
+        le = state.cur_le if state.cur_le is not None else np.zeros(len(unique), dtype=np.int64)
+        return le, state.cur_eq
+
+    def missing_rate(self, name: str) -> float:
+        return self.states[name].missing / self.rows if self.rows else 0.0
+
+
+def ks_counts(present: Any, unique: Any) -> tuple[Any, tuple[Any, Any]]:
+    """How many of the sorted ``present`` values are <= each sorted distinct ``unique`` value, and the ties:
+    (indices of ``unique`` that some values equal, how many equal each).
+
+    One binary search gives "<="; ties are found by looking at the value just before, and counted by a
+    second search for those alone. When the chunk is smaller than the reference, the chunk's values are
+    placed among the reference's instead and counted per place: O(n log k + k) rather than O(k log n).
+    """
+    import numpy as np
+
+    if len(unique) > len(present):
+        size = len(unique) + 1
+        le = np.cumsum(np.bincount(np.searchsorted(unique, present, side="left"), minlength=size)[:-1])
+        lt = np.cumsum(np.bincount(np.searchsorted(unique, present, side="right"), minlength=size)[:-1])
+        tied = np.flatnonzero(le != lt)
+        return le, (tied, le[tied] - lt[tied])
+    le = sorted_arrays.searchsorted(present, unique, side="right")
+    tied = np.flatnonzero(le > 0)
+    tied = tied[present[le[tied] - 1] == unique[tied]]
+    if not len(tied):
+        return le, (tied, tied)
+    return le, (tied, le[tied] - sorted_arrays.searchsorted(present, unique[tied], side="left"))

@@ -1,0 +1,155 @@
+"""Reading the data to monitor: CSV, Parquet or JSON lines; one file, a folder or a glob of partitions.
+
+Data is read with pyarrow in record batches and handed on in chunks of about ``chunk_rows`` rows, so a file
+larger than memory is fine. The format comes from the extension (``.csv``, ``.parquet``/``.pq``,
+``.jsonl``/``.ndjson``/``.json``; a compressed ``.csv.gz`` too). A folder is read recursively, skipping hidden
+and ``_``-prefixed files (``_SUCCESS``, ``.crc``). Every problem is a :class:`UsageError` naming the path
+and the fix.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.exceptions import UsageError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "json", ".ndjson": "json", ".json": "json"}
+COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
+CHUNK_ROWS = 1_000_000
+BATCH_ROWS = 131_072
+FIX = "Give a CSV, Parquet or JSON lines file (.csv, .parquet, .jsonl), a folder of them or a glob ('data/*.parquet')."
+
+
+def format_of(path: Path) -> str | None:
+    """The format of a file from its extension (``csv``, ``parquet``, ``json``), or None."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes = suffixes[:-1]
+    return FORMATS.get(suffixes[-1]) if suffixes else None
+
+
+def files(path: str | Path) -> tuple[list[Path], str]:
+    """The files ``path`` names (a file, a folder, a glob) and their one format."""
+    text = str(path)
+    if any(c in text for c in "*?["):
+        matches = glob.glob(text, recursive=True)  # noqa: PTH207 - Path.glob takes no absolute pattern
+        found = sorted(Path(p) for p in matches if Path(p).is_file())
+        if not found:
+            raise UsageError(f"{text}: no file matches this pattern. {FIX}")
+    else:
+        target = Path(text)
+        if target.is_dir():
+            found = sorted(
+                p
+                for p in target.rglob("*")
+                if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(target).parts)
+            )
+            found = [p for p in found if format_of(p)]
+            if not found:
+                raise UsageError(f"{text}: the folder holds no CSV, Parquet or JSON lines file. {FIX}")
+        elif target.is_file():
+            found = [target]
+        else:
+            raise UsageError(f"{text}: no such file or folder. {FIX}")
+    formats = {format_of(p) for p in found}
+    if None in formats:
+        unknown = next(p for p in found if format_of(p) is None)
+        raise UsageError(f"{unknown}: unknown data format (extension {unknown.suffix or 'none'!r}). {FIX}")
+    if len(formats) > 1:
+        raise UsageError(f"{text}: mixes formats ({', '.join(sorted(f for f in formats if f))}): give one format.")
+    return found, formats.pop()  # type: ignore[return-value]
+
+
+def batches(path: str | Path, batch_rows: int = BATCH_ROWS) -> Iterator[Any]:
+    """The record batches of the data at ``path``, read lazily; empty batches skipped.
+
+    Every batch has the first file's columns: a column a later file lacks comes as nulls (missing values),
+    one it adds is left out (the first file says what the data is).
+    """
+    found, fmt = files(path)
+    schema = None
+    for batch in _parquet(found, batch_rows) if fmt == "parquet" else _dataset(found, fmt, batch_rows):
+        if schema is None:
+            schema = batch.schema
+        if batch.num_rows:
+            yield _conform(batch, schema)
+
+
+def _parquet(found: list[Path], batch_rows: int) -> Iterator[Any]:
+    """Parquet files one after the other, without read-ahead: a third of the memory of a dataset scan."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for file in found:
+        try:
+            reader = pq.ParquetFile(file, pre_buffer=False)
+            yield from reader.iter_batches(batch_size=batch_rows, use_threads=False)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise UsageError(f"{file}: cannot read it as parquet ({_short(e)}). Check the file. {FIX}") from e
+
+
+def _dataset(found: list[Path], fmt: str, batch_rows: int) -> Iterator[Any]:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    where = str(found[0]) if len(found) == 1 else f"{found[0].parent} ({len(found)} files)"
+    try:
+        dataset = ds.dataset([str(p) for p in found], format=fmt)
+        # Little read-ahead: Arrow's defaults (16 batches, 4 files) hold about 1 GB more on wide partitions
+        # and read no faster on a machine that is also computing.
+        yield from dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise UsageError(f"{where}: cannot read it as {fmt} ({_short(e)}). Check the file, or convert it. {FIX}") from e
+
+
+def _conform(batch: Any, schema: Any) -> Any:
+    import pyarrow as pa
+
+    if batch.schema.names == schema.names:
+        return batch
+    names = set(batch.schema.names)
+    columns = [batch.column(f.name) if f.name in names else pa.nulls(batch.num_rows, f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(columns, names=schema.names)
+
+
+def chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[Any]:
+    """The data at ``path`` as Arrow tables of about ``chunk_rows`` rows (batches joined up to that size).
+
+    Raises:
+        UsageError: the path names nothing readable, or the data has no rows.
+    """
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    held = 0
+    rows = 0
+    for batch in batches(path):
+        pending.append(batch)
+        held += batch.num_rows
+        if held >= chunk_rows:
+            rows += held
+            yield _table(pa, pending)
+            pending, held = [], 0
+    if pending:
+        rows += held
+        yield _table(pa, pending)
+    if not rows:
+        raise UsageError(f"{path}: no rows to read. Give data with at least one row.")
+
+
+def _table(pa: Any, pending: list[Any]) -> Any:
+    try:
+        return pa.Table.from_batches(pending)
+    except pa.ArrowInvalid:  # partitions whose schemas differ (a column missing in some): unified, nulls filled
+        schema = pa.unify_schemas([b.schema for b in pending], promote_options="permissive")
+        return pa.concat_tables([pa.Table.from_batches([b]) for b in pending], promote_options="permissive").cast(
+            schema
+        )
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
