@@ -169,19 +169,14 @@ def _delta(value: float | None) -> str:
     return click.style(f"{value:+.4g}", fg="green" if value > 0 else "red" if value < 0 else None)
 
 
-def _stage_line(s: dict[str, Any]) -> str:
+def _stage_line(s: Any) -> str:
+    from mlops_nb.tracking.diff import changes
+
     if s["in"] != "both":
-        return f"only in {s['in']}"
-    why = []
-    if s["code_changed"]:
-        why.append("code changed")
-    if s["params_changed"]:
-        why.append("params " + ", ".join(s["params_changed"]))
-    if s["inputs_changed"]:
-        why.append("inputs " + ", ".join(s["inputs_changed"]))
+        return changes(s)
     hits = ["hit" if h else "ran" for h in s["cache_hit"]]
     moved = [f"{k} {_num(v[0])} → {_num(v[1])}" for k, v in s["metrics"].items() if v[0] != v[1]]
-    return "; ".join([*(why or ["unchanged"]), f"cache {hits[0]}/{hits[1]}", *moved])
+    return "; ".join([changes(s), f"cache {hits[0]}/{hits[1]}", *moved])
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -78,6 +78,21 @@ def _stage_diff(name: str, a: StageSummary | None, b: StageSummary | None, code:
     )
 
 
+def changes(stage: StageDiff) -> str:
+    """What changed in a stage, in words: ``code changed; params: C; inputs: X_train``, ``unchanged``, or
+    ``only in a``."""
+    if stage["in"] != "both":
+        return f"only in {stage['in']}"
+    reasons = []
+    if stage["code_changed"]:
+        reasons.append("code changed")
+    if stage["params_changed"]:
+        reasons.append("params: " + ", ".join(stage["params_changed"]))
+    if stage["inputs_changed"]:
+        reasons.append("inputs: " + ", ".join(stage["inputs_changed"]))
+    return "; ".join(reasons) or "unchanged"
+
+
 def diff_runs(a: RunDetail, b: RunDetail, code: Callable[[str], str]) -> RunDiff:
     """Compare run ``a`` with run ``b``; ``code(stage_run_id)`` gives a stage's code."""
     stages_a, stages_b = _latest(a["stages"]), _latest(b["stages"])

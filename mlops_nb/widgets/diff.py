@@ -6,7 +6,8 @@ import html
 import math
 from typing import Any
 
-from mlops_nb.tracking.records import RunDiff, StageDiff
+from mlops_nb.tracking.diff import changes
+from mlops_nb.tracking.records import RunDiff
 
 _STYLE = (
     "<style>.mnb-diff table{border-collapse:collapse;margin:4px 0 10px}"
@@ -30,19 +31,6 @@ def _delta(value: float | None) -> str:
     return f'<span class="{css}">{value:+.4g}</span>'
 
 
-def _why(stage: StageDiff) -> str:
-    if stage["in"] != "both":
-        return f"only in {stage['in']}"
-    reasons = []
-    if stage["code_changed"]:
-        reasons.append("code changed")
-    if stage["params_changed"]:
-        reasons.append("params: " + ", ".join(stage["params_changed"]))
-    if stage["inputs_changed"]:
-        reasons.append("inputs: " + ", ".join(stage["inputs_changed"]))
-    return "; ".join(reasons) or "unchanged"
-
-
 def _code(diff: str) -> str:
     lines = []
     for line in diff.splitlines():
@@ -58,7 +46,7 @@ class RunDiffView:
         self.record = record
 
     def __repr__(self) -> str:
-        changed = [s["stage"] for s in self.record["stages"] if _why(s) != "unchanged"]
+        changed = [s["stage"] for s in self.record["stages"] if changes(s) != "unchanged"]
         return f"<RunDiff {self.record['a']} -> {self.record['b']}: stages changed: {', '.join(changed) or 'none'}>"
 
     def _repr_html_(self) -> str:
@@ -86,7 +74,7 @@ class RunDiffView:
             moved = ", ".join(f"{e(k)} {_num(v[0])} → {_num(v[1])}" for k, v in s["metrics"].items() if v[0] != v[1])
             code = _code(s["code_diff"]) if s["code_diff"] else ""
             rows.append(
-                f"<tr><td><b>{e(s['stage'])}</b></td><td class='why'>{e(_why(s))}{code}</td>"
+                f"<tr><td><b>{e(s['stage'])}</b></td><td class='why'>{e(changes(s))}{code}</td>"
                 f"<td>{hits}</td><td>{moved}</td></tr>"
             )
         parts.append(
