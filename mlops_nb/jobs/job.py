@@ -50,7 +50,6 @@ EXIT_CODES = {
     TIMED_OUT: 4,
     INTERRUPTED: 130,  # 128 + SIGINT, as shells report an interrupted command
 }
-USAGE_EXIT = 2
 
 
 @dataclass

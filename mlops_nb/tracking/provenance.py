@@ -24,9 +24,10 @@ NOTEBOOK_ENV = "MLOPS_NB_NOTEBOOK"  # set by mlops-nb's papermill engine for the
 
 
 def ipython_shell() -> Any:
-    """The running IPython shell, if any (IPython is not imported for this)."""
-    ipython = sys.modules.get("IPython")
-    return ipython.get_ipython() if ipython is not None else None
+    """The running IPython shell, if any (IPython is not imported for this). IPython may be half-imported
+    (by MLflow, in the sender thread, while a script exits): then there is no shell either."""
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    return get_ipython() if get_ipython is not None else None
 
 
 def in_kernel() -> bool:

@@ -203,3 +203,14 @@ def test_a_read_only_journal_folder_is_a_journal_error_naming_it(tmp_path: Path)
     finally:
         if project != tmp_path:
             subprocess.run(["rm", "-rf", str(project)], check=False)
+
+
+def test_a_half_imported_ipython_means_no_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script exiting while MLflow still imports IPython in the sender thread: the exit hook asks for the
+    shell and must get None, not an AttributeError (seen once in the full suite)."""
+    import types
+
+    from mlops_nb.tracking.provenance import in_kernel, ipython_shell
+
+    monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))  # no get_ipython yet
+    assert ipython_shell() is None and not in_kernel()
