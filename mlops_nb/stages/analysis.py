@@ -153,6 +153,7 @@ class _Visitor(ast.NodeVisitor):
         self.constants: dict[str, str] = {}  # names assigned a string constant in the cell
         self.handles: set[str] = set()  # names bound by ``with ... as`` (file objects)
         self.modules: dict[str, None] = {}  # modules imported by import statements
+        self.loop_names: set[str] = set()  # names a comprehension being looked into binds
         self.path_exprs: dict[str, None] = {}  # paths built from inputs: worked out when the stage runs
         self.file_exprs: dict[str, None] = {}  # the same, built by Path()/join() outside a file call: files only
 
@@ -328,6 +329,8 @@ class _Visitor(ast.NodeVisitor):
                 self.call_paths.setdefault(value)
             return True
         if isinstance(arg, ast.Name):
+            if arg.id in self.loop_names:
+                return False
             if arg.id in self.handles:
                 return True  # a file object opened by a call the analysis checks itself
             if arg.id in self.constants:
@@ -419,6 +422,17 @@ class _Visitor(ast.NodeVisitor):
     def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
         for name in _free_names(node):
             self._read(name)
+        # Files and commands inside it count as in the cell: [pd.read_csv(f) for f in files] reads files by a
+        # path known only when it runs (its loop variable).
+        bound = {n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+        self.loop_names |= bound
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                self._opaque_call(sub)
+                self._file_call(sub)
+            elif isinstance(sub, ast.Constant):
+                self.visit_Constant(sub)
+        self.loop_names -= bound
 
     visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
 

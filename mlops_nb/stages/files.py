@@ -9,7 +9,7 @@ path); a hash is reused within the process while the file's size, mtime, ctime a
 
 # os.stat / os.walk on strings, not pathlib: this runs for every path of every stage, and Path objects cost
 # more than the stat itself.
-# ruff: noqa: PTH116, PTH118, PTH123
+# ruff: noqa: PTH116, PTH118, PTH123, PTH207
 
 from __future__ import annotations
 
@@ -75,6 +75,27 @@ def fingerprint(path: str, *, folders: bool) -> str | None:
                 continue  # vanished, or not a regular file
         return "folder:" + h.hexdigest()
     return None
+
+
+def is_pattern(path: str) -> bool:
+    """A glob pattern (``data/*.csv``) rather than a path."""
+    return any(c in path for c in "*?[")
+
+
+def glob_fingerprint(pattern: str) -> str | None:
+    """The fingerprint of every file a glob pattern matches now (names and contents); None when it matches
+    nothing (so a pattern that comes to match files changes the key). Raises TooManyFiles."""
+    import glob
+
+    matches = sorted(glob.glob(pattern, recursive=True))
+    if not matches:
+        return None
+    if len(matches) > MAX_FOLDER_FILES:
+        raise TooManyFiles(f"{pattern} matches more than {MAX_FOLDER_FILES} files")
+    h = hashlib.blake2b(digest_size=20)
+    for match in matches:
+        h.update(f"{match}\0{fingerprint(match, folders=True)}\0".encode())
+    return "glob:" + h.hexdigest()
 
 
 def snapshot(paths: dict[str, bool]) -> dict[str, tuple[int, ...] | None]:

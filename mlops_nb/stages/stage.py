@@ -19,6 +19,7 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlops_nb.stages import files, rng
@@ -122,6 +123,14 @@ class _Plan:
     key: str
     uncacheable: str = ""  # why the stage cannot be served from or stored in the cache
     seeds: tuple[str, ...] = ()  # global generators the cell seeds before it draws
+
+
+def _holds(folder: Path, home: Path) -> bool:
+    """True when ``folder`` is mlops-nb's home or contains it (its cache and journals change at every stage)."""
+    if not folder.is_dir():
+        return False
+    resolved = folder.resolve()
+    return resolved == home or resolved in home.parents
 
 
 def _tag_key(prefix: str, name: str) -> str:
@@ -255,39 +264,7 @@ class StageRunner:
         params = {n: self.ns[n] for n in fps if n in parameter_names or n in options.params}
         reasons = [f"input {n!r} cannot be fingerprinted" for n, fp in fps.items() if fp is None]
 
-        # Files: paths in the code, inputs used as paths, declared paths. Folders count when a file call names
-        # them (or they are declared); a string that happens to name a folder ('.', 'data') does not.
-        candidates = dict.fromkeys(analysis.paths)
-        folders = {*declared_paths, *analysis.call_paths}
-        for n in analysis.path_names:
-            value = self.ns.get(n)
-            if isinstance(value, (str, os.PathLike)):
-                candidates.setdefault(os.fspath(value))
-                folders.add(os.fspath(value))
-        for expression in (*analysis.path_exprs, *analysis.file_exprs):
-            path = evaluate_path(expression, self.ns)
-            if path is None:
-                reasons.append(f"the path {expression} cannot be worked out before the cell runs")
-                continue
-            candidates.setdefault(path)
-            if expression in analysis.path_exprs:
-                folders.add(path)
-        file_fps: dict[str, str] = {}
-        for path in candidates:
-            if path in analysis.write_only:
-                continue  # a file the stage only writes is an output (compared after it runs), not an input
-            try:
-                fp = files.fingerprint(path, folders=path in folders)
-            except files.TooManyFiles as e:
-                reasons.append(str(e))
-                continue
-            if fp is not None:
-                file_fps[path] = fp
-        for path in declared_paths:
-            file_fps.setdefault(path, "absent")
-        watch = {p: p in folders for p in candidates}
-        watch.update(dict.fromkeys(_split(options.outputs)[1], True))
-
+        file_fps, watch = self._files(analysis, options, declared_paths, reasons)
         modules = self._modules(analysis.modules, reasons)
         if analysis.opaque and options.inputs is None:
             reasons.append("the cell " + "; ".join(analysis.opaque) + ": declare its inputs with --in to cache it")
@@ -297,6 +274,57 @@ class StageRunner:
         }
         key = stage_key(analysis.normalised, fps, options.outputs, files=file_fps, modules=modules, context=context)
         return _Plan(inputs, fps, params, file_fps, watch, modules, key, "; ".join(reasons), analysis.seeds)
+
+    def _files(
+        self, analysis: CellAnalysis, options: StageOptions, declared: list[str], reasons: list[str]
+    ) -> tuple[dict[str, str], dict[str, bool]]:
+        """The stage's file inputs (path -> content fingerprint) and the paths to compare after it ran (-> may
+        be a folder): paths in the code, inputs used as paths, paths built from inputs, declared paths. Folders
+        count when a file call names them (or they are declared); a string that happens to name a folder
+        ('.', 'data') does not."""
+        candidates = dict.fromkeys(analysis.paths)
+        folders = {*declared, *analysis.call_paths}
+        for n in analysis.path_names:
+            value = self.ns.get(n)
+            if isinstance(value, (str, os.PathLike)):
+                candidates.setdefault(os.fspath(value))
+                folders.add(os.fspath(value))
+            elif n not in self.ns and options.inputs is None:  # a loop or comprehension variable: not known now
+                reasons.append(f"the cell reads or writes a file by a path computed at run time ({n})")
+        for expression in (*analysis.path_exprs, *analysis.file_exprs):
+            path = evaluate_path(expression, self.ns)
+            if path is None:
+                reasons.append(f"the path {expression} cannot be worked out before the cell runs")
+                continue
+            candidates.setdefault(path)
+            if expression in analysis.path_exprs:
+                folders.add(path)
+        home = get_recorder().settings.home.resolve()
+        fps: dict[str, str] = {}
+        for path in candidates:
+            if path in analysis.write_only:
+                continue  # a file the stage only writes is an output (compared after it runs), not an input
+            if path in folders and _holds(Path(path), home):
+                reasons.append(
+                    f"it reads the folder {path}, which holds mlops-nb's own records: name its files with --in"
+                )
+                continue
+            try:
+                fp = (
+                    files.glob_fingerprint(path)
+                    if files.is_pattern(path)
+                    else files.fingerprint(path, folders=path in folders)
+                )
+            except files.TooManyFiles as e:
+                reasons.append(str(e))
+                continue
+            if fp is not None:
+                fps[path] = fp
+        for path in declared:
+            fps.setdefault(path, "absent")
+        watch = {p: p in folders for p in candidates if not files.is_pattern(p)}
+        watch.update(dict.fromkeys(_split(options.outputs)[1], True))
+        return fps, watch
 
     def _not_an_input(self, name: str) -> bool:
         return bool(_IPYTHON_NAMES.match(name)) or (

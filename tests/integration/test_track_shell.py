@@ -156,3 +156,31 @@ def test_mlops_init_switches_experiment(ip, project: Path, capsys) -> None:
     bad = cell(ip, "%mlops init --tracking-uri no-scheme-here")
     assert not bad.success and "has no scheme" in capsys.readouterr().err
     cell(ip, "%mlops init --experiment Default")
+
+
+def test_globbed_files_loop_paths_and_the_project_folder(ip, project: Path) -> None:
+    """A glob is expanded and its files hashed; a path bound by a loop cannot be known before the cell runs;
+    the folder that holds mlops-nb's own cache cannot be an input (it changes at every stage)."""
+    (project / "data").mkdir()
+    (project / "data" / "a.csv").write_text("x\n1\n")
+    runner = ip.magics_manager.registry["MlopsMagics"].runner
+    glob_cell = "%%track g\nimport glob\nn = len(glob.glob('data/*.csv'))"
+    cell(ip, glob_cell)
+    cell(ip, glob_cell)
+    assert runner.records[-1].cache_hit and ip.user_ns["n"] == 1
+    (project / "data" / "b.csv").write_text("x\n2\n")
+    cell(ip, glob_cell)
+    assert not runner.records[-1].cache_hit and ip.user_ns["n"] == 2
+
+    cell(ip, "paths = ['data/a.csv', 'data/b.csv']")
+    for _ in range(2):
+        cell(ip, "%%track loop\nsizes = [len(open(p).read()) for p in paths]")
+        assert not runner.records[-1].cache_hit
+    cell(ip, "%%track listing\nimport os\nnames = sorted(os.listdir('.'))")
+    cell(ip, "%%track listing\nimport os\nnames = sorted(os.listdir('.'))")
+    assert not runner.records[-1].cache_hit
+    reasons = {
+        r.data.tags["mlops_nb.stage"]: r.data.tags.get("mlops_nb.cache_miss_reason", "") for r in stage_runs(project)
+    }
+    assert "path computed at run time: open(p)" in reasons["loop"]
+    assert "mlops-nb's own records" in reasons["listing"]
