@@ -236,7 +236,7 @@ class StageRunner:
                 raise
             outputs = self._outputs(analysis, options)
             out_fps = {n: fingerprint(self.ns[n]) for n in outputs if n in self.ns}
-            run.set_tags({f"mlops_nb.output.{n}": fp or "unhashable" for n, fp in out_fps.items()})
+            run.set_tags({f"{tags.OUTPUT_PREFIX}{n}": fp or "unhashable" for n, fp in out_fps.items()})
             record.duration = time.perf_counter() - started
             run.set_tag(DURATION_TAG, f"{record.duration:.3f}")
             if not skipped:
