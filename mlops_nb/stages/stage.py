@@ -33,11 +33,12 @@ from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import CACHE_HIT_TAG, Run, stage
 
 CACHE_VERSION = "mlops-nb-stage-cache-2"  # bump when the key or the entry format changes meaning
-CACHE_KEY_TAG = "mlops_nb.cache_key"
-CACHE_SOURCE_TAG = "mlops_nb.cache_source_run"
-CACHE_SKIPPED_TAG = "mlops_nb.cache_skipped"  # the stage cannot be cached at all (why)
-CACHE_MISS_TAG = "mlops_nb.cache_miss_reason"  # why a stage ran instead of being served from the cache
-DURATION_TAG = "mlops_nb.duration_s"  # the cell's own time, without the recording around it
+# The names other modules import from here; each tag is declared once, in tracking/tags.py.
+CACHE_KEY_TAG = tags.CACHE_KEY
+CACHE_SOURCE_TAG = tags.CACHE_SOURCE
+CACHE_SKIPPED_TAG = tags.CACHE_SKIPPED
+CACHE_MISS_TAG = tags.CACHE_MISS
+DURATION_TAG = tags.DURATION  # the cell's own time, without the recording around it
 STDOUT_TAIL = 10_000
 MAX_METRIC_HISTORY = 100_000  # metric values (every step) a cache entry keeps for a hit to log again
 # IPython's own names in the user namespace: never inputs or outputs of a stage.
@@ -417,7 +418,9 @@ class StageRunner:
         run.set_tag(CACHE_HIT_TAG, "true")
         if manifest.get("run_key"):
             run.link_tag(CACHE_SOURCE_TAG, manifest["run_key"])
-        run.set_tags({f"mlops_nb.output.{n}": o["fingerprint"] or "unhashable" for n, o in manifest["outputs"].items()})
+        run.set_tags(
+            {f"{tags.OUTPUT_PREFIX}{n}": o["fingerprint"] or "unhashable" for n, o in manifest["outputs"].items()}
+        )
         for key, value, step in manifest.get("metrics", []):
             run.log_metric(key, value, step)
         if manifest.get("stdout"):
@@ -455,7 +458,7 @@ class StageRunner:
             "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
         }
         if written:
-            run.set_tag("mlops_nb.output_files", ",".join(written)[:5000])
+            run.set_tag(tags.OUTPUT_FILES, ",".join(written)[:5000])
         if len(run.metric_history) >= MAX_METRIC_HISTORY:
             run.set_tag(CACHE_SKIPPED_TAG, f"it logged more than {MAX_METRIC_HISTORY} metric values")
             return
