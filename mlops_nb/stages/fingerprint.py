@@ -267,16 +267,19 @@ def _joblib(value: Any, seen: _Seen) -> str:
 
 def _value(value: Any, seen: _Seen) -> str:
     module = type(value).__module__.split(".")[0]
+    if module in ("pandas", "numpy") and id(value) in seen.done:  # a frame read by a cell and by its function
+        return seen.done[id(value)]
     if module == "pandas":
         import pandas as pd
 
         if isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
             try:
-                return _pandas(value)
+                result = _pandas(value)
             except TypeError:  # unhashable cells (lists in an object column): fall back to pickling
-                return _joblib(value, seen)
+                result = _joblib(value, seen)
+            return _remember(value, result, seen)
     if module == "numpy" and type(value).__name__ == "ndarray":
-        return _numpy(value, seen)
+        return _remember(value, _numpy(value, seen), seen)
     if isinstance(value, types.ModuleType):
         return _module(value, seen)
     if _is_user_code(value):
@@ -284,9 +287,25 @@ def _value(value: Any, seen: _Seen) -> str:
     return _joblib(value, seen)
 
 
+def _remember(value: Any, result: str, seen: _Seen) -> str:
+    seen.done[id(value)] = result
+    seen.keep.append(value)
+    return result
+
+
 def fingerprint(value: Any) -> str | None:
     """A hex fingerprint of ``value``'s content, or None when it cannot be fingerprinted."""
-    try:
-        return _value(value, _Seen())
-    except (Unhashable, RecursionError):
-        return UNHASHABLE
+    return fingerprints({"value": value})["value"]
+
+
+def fingerprints(values: dict[str, Any]) -> dict[str, str | None]:
+    """The fingerprints of several values, each big frame or array hashed once even when several of them
+    reach it (an input, and a function that reads the same global)."""
+    seen = _Seen()
+    found: dict[str, str | None] = {}
+    for name, value in values.items():
+        try:
+            found[name] = _value(value, seen)
+        except (Unhashable, RecursionError):
+            found[name] = UNHASHABLE
+    return found

@@ -26,7 +26,7 @@ from mlops_nb.stages import files, rng
 from mlops_nb.stages import params as params_mod
 from mlops_nb.stages.analysis import CellAnalysis, analyse, evaluate_path
 from mlops_nb.stages.cache import Cache
-from mlops_nb.stages.fingerprint import fingerprint, is_local_file, package_version
+from mlops_nb.stages.fingerprint import fingerprint, fingerprints, is_local_file, package_version
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
@@ -236,7 +236,7 @@ class StageRunner:
                 self._changed(record)
                 raise
             outputs = self._outputs(analysis, options)
-            out_fps = {n: fingerprint(self.ns[n]) for n in outputs if n in self.ns}
+            out_fps = fingerprints({n: self.ns[n] for n in outputs if n in self.ns})
             run.set_tags({f"{tags.OUTPUT_PREFIX}{n}": fp or "unhashable" for n, fp in out_fps.items()})
             record.duration = time.perf_counter() - started
             run.set_tag(DURATION_TAG, f"{record.duration:.3f}")
@@ -258,9 +258,7 @@ class StageRunner:
             if declared_names is not None
             else [n for n in analysis.inputs if n in self.ns and not self._not_an_input(n)]
         )
-        fps = {n: fingerprint(self.ns[n]) for n in inputs}
-        for n in options.params:
-            fps.setdefault(n, fingerprint(self.ns[n]))
+        fps = fingerprints({n: self.ns[n] for n in [*inputs, *(p for p in options.params if p not in inputs)]})
         parameter_names = params_mod.parameter_names(self.ns, self._notebook())
         params = {n: self.ns[n] for n in fps if n in parameter_names or n in options.params}
         reasons = [f"input {n!r} cannot be fingerprinted" for n, fp in fps.items() if fp is None]
