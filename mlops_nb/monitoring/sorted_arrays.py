@@ -44,10 +44,14 @@ def quantiles(sorted_values: Any, qs: Any) -> Any:
 
 
 def histogram(sorted_values: Any, bins: int, low: float, high: float) -> tuple[Any, Any]:
-    """``numpy.histogram(values, bins, range=(low, high))`` of sorted values: (counts, edges)."""
+    """``numpy.histogram(values, bins, range=(low, high))`` of sorted values: (counts, edges). A range too
+    narrow for ``bins`` distinct floating-point edges (1.0 to 1.0000000000000002) gets one bin."""
     import numpy as np
 
-    edges = np.histogram_bin_edges(sorted_values[:1], bins=bins, range=(low, high))
+    try:
+        edges = np.histogram_bin_edges(sorted_values[:1], bins=bins, range=(low, high))
+    except ValueError:  # NumPy: "Too many bins for data range"
+        edges = np.array([low, high], dtype=float)
     inner = np.searchsorted(sorted_values, edges[1:-1], side="left")
     last = np.searchsorted(sorted_values, edges[-1], side="right")  # the last bin is closed
     first = np.searchsorted(sorted_values, edges[0], side="left")

@@ -291,3 +291,14 @@ def test_the_registry_names_what_it_knows():
     with pytest.raises(UsageError, match="No numeric drift method 'kl'; known: ks, wasserstein, psi"):
         methods.get("numeric", "kl")
     assert [m.name for m in methods.for_kind("categorical")] == ["chi2", "jensenshannon", "psi"]
+
+
+def test_a_column_too_narrow_for_twenty_bins_is_profiled() -> None:
+    """Found by hypothesis: values 1.0 and 1.0000000000000002 left NumPy no room for 20 bin edges."""
+    import numpy as np
+
+    from mlops_nb.monitoring import sorted_arrays
+
+    values = np.array([1.0, 1.0, np.nextafter(1.0, 2.0)])
+    counts, edges = sorted_arrays.histogram(values, 20, float(values[0]), float(values[-1]))
+    assert counts.sum() == 3 and len(edges) == len(counts) + 1
