@@ -9,6 +9,10 @@ While every row fits in the sample, the numeric counts are taken once, at the en
 one sort per column, whatever the chunking. When a chunk takes the data past ``sample_rows``, the rows held
 so far are counted and from then on each chunk is sorted and counted as it comes: counts add up, so KS and
 PSI stay exact over every row, and memory stays bounded by the chunk and the sample.
+
+Parts of the data summarised apart (Dask partitions, each started at its first row's ``offset``) combine:
+:meth:`CurrentData.counted` takes a part's counts over all its rows, :meth:`CurrentData.merge` adds a later
+part's counts and sample to an earlier one's, so the merged summary equals the one-pass summary.
 """
 
 from __future__ import annotations
@@ -52,11 +56,13 @@ class CurrentData:
     Args:
         reference: the reference to compare with.
         sample_rows: current rows kept for Wasserstein (all of them up to this many).
+        offset: the data's row where this part of it starts (a part summarised apart, to be merged).
     """
 
-    def __init__(self, reference: Reference, sample_rows: int = SAMPLE_ROWS) -> None:
+    def __init__(self, reference: Reference, sample_rows: int = SAMPLE_ROWS, offset: int = 0) -> None:
         self.reference = reference
         self.sample_rows = sample_rows
+        self.offset = offset
         self.rows = 0
         self.columns: list[str] | None = None  # every column of the current data, in order
         self.states: dict[str, ColumnState] = {}
@@ -83,7 +89,7 @@ class CurrentData:
                 last[-1] = True
                 self._unique[name] = (sample, None) if last.all() else (sample[last], np.flatnonzero(last) + 1)
         numeric = [n for n, s in self.states.items() if s.kind == cols.NUMERIC]
-        self.sample = RowSample(numeric, self.sample_rows)
+        self.sample = RowSample(numeric, self.sample_rows, offset=self.offset)
 
     def add(self, chunk: Any) -> None:
         """Add a ``pyarrow.RecordBatch`` or ``pyarrow.Table``."""
@@ -115,14 +121,58 @@ class CurrentData:
         if not self.streaming and self.rows > self.sample_rows:
             # From now on the sample drops rows: count every row held so far (all of them, nothing dropped
             # yet), then count each chunk as it comes.
-            self.streaming = True
-            for name in values:
-                held = self.sample.values(name)
-                self._count(name, np.sort(held[~np.isnan(held)]))
+            self._count_held()
         if self.streaming:
             for name, numbers in values.items():
                 self._count(name, np.sort(numbers[~np.isnan(numbers)]))
         self.sample.add(values, rows)
+
+    def _count_held(self) -> None:
+        """Count every row the sample holds (all rows so far) and count chunks as they come from now on."""
+        import numpy as np
+
+        self.streaming = True
+        for name, state in self.states.items():
+            if state.kind == cols.NUMERIC:
+                held = self.sample.values(name)
+                self._count(name, np.sort(held[~np.isnan(held)]))
+
+    def counted(self) -> CurrentData:
+        """This part's summary, ready to merge: every count taken over all its rows. Returns itself."""
+        if self._finished:
+            raise RuntimeError("CurrentData.counted after finish()")
+        if self.sample is not None and not self.streaming:
+            self._count_held()
+        return self
+
+    def merge(self, later: CurrentData) -> CurrentData:
+        """Add the summary of the part right after this one (both :meth:`counted`); returns itself.
+
+        A part without rows adds nothing. Parts have the same columns (read conformed to the first part's).
+        """
+        if self._finished or later._finished:
+            raise RuntimeError("CurrentData.merge after finish()")
+        if later.columns is None:
+            return self
+        if self.columns is None:
+            return later
+        if later.columns != self.columns:
+            raise ValueError(f"CurrentData.merge: columns {later.columns} after {self.columns}")
+        for name, state in self.states.items():
+            other = later.states[name]
+            for count in ("missing", "infinite", "present", "below", "above"):
+                setattr(state, count, getattr(state, count) + getattr(other, count))
+            state.readable = state.readable and other.readable
+            state.low, state.high = min(state.low, other.low), max(state.high, other.high)
+            state.cur_le = _add(state.cur_le, other.cur_le)
+            state.psi_counts = _add(state.psi_counts, other.psi_counts)
+            if other.cur_eq is not None:
+                state.cur_eq = other.cur_eq if state.cur_eq is None else state.cur_eq + other.cur_eq
+            state.categories.update(other.categories)
+        if self.sample is not None and later.sample is not None:
+            self.sample.merge(later.sample)
+        self.rows += later.rows
+        return self
 
     def _numbers(self, state: ColumnState, column: Any, rows: int) -> Any:
         import numpy as np
@@ -205,6 +255,10 @@ class CurrentData:
 
     def missing_rate(self, name: str) -> float:
         return self.states[name].missing / self.rows if self.rows else 0.0
+
+
+def _add(total: Any, counts: Any) -> Any:
+    return counts if total is None else total if counts is None else total + counts
 
 
 def ks_counts(present: Any, unique: Any) -> tuple[Any, tuple[Any, Any]]:

@@ -75,7 +75,7 @@ def batches(path: str | Path, batch_rows: int = BATCH_ROWS) -> Iterator[Any]:
         if schema is None:
             schema = batch.schema
         if batch.num_rows:
-            yield _conform(batch, schema)
+            yield conform(batch, schema)
 
 
 def _parquet(found: list[Path], batch_rows: int) -> Iterator[Any]:
@@ -105,7 +105,8 @@ def _dataset(found: list[Path], fmt: str, batch_rows: int) -> Iterator[Any]:
         raise UsageError(f"{where}: cannot read it as {fmt} ({_short(e)}). Check the file, or convert it. {FIX}") from e
 
 
-def _conform(batch: Any, schema: Any) -> Any:
+def conform(batch: Any, schema: Any) -> Any:
+    """``batch`` with the columns of ``schema``: a missing one as nulls, an extra one left out."""
     import pyarrow as pa
 
     if batch.schema.names == schema.names:

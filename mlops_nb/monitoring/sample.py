@@ -3,7 +3,9 @@
 Every row gets a random key drawn from a seeded generator in row order; the sample is the ``cap`` rows with
 the smallest keys (bottom-k sampling). Up to ``cap`` rows every row is kept, so statistics on the sample are
 exact; beyond it the sample is uniform, and because NumPy's generator yields the same keys whether it is
-asked for 10 rows twice or 20 once, chunking never changes which rows are kept.
+asked for 10 rows twice or 20 once, chunking never changes which rows are kept. A part of the stream read
+elsewhere (a Dask partition) starts its generator ``offset`` rows ahead, so its rows get the very keys they
+would get in one pass, and :meth:`RowSample.merge` of the parts' samples keeps the same rows as one pass.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ class RowSample:
         columns: the names of the columns to keep.
         cap: the most rows kept.
         seed: the seed of the row keys.
+        offset: the stream's row this sample's first row is (its keys continue the generator from there).
     """
 
-    def __init__(self, columns: list[str], cap: int, seed: int = SEED) -> None:
+    def __init__(self, columns: list[str], cap: int, seed: int = SEED, offset: int = 0) -> None:
         import numpy as np
 
         self.cap = cap
         self.rows = 0
-        self._rng = np.random.default_rng(seed)
+        bits = np.random.PCG64(seed)  # default_rng(seed)'s generator; one draw per float64 key
+        if offset:
+            bits.advance(offset)
+        self._rng = np.random.Generator(bits)
         self._keys: list[Any] = []
         self._values: dict[str, list[Any]] = {name: [] for name in columns}
         self._held = 0
@@ -63,6 +69,19 @@ class RowSample:
             del chunks
             self._values[name] = [column if keep is None else column[keep]]
         self._held = len(keys)
+
+    def merge(self, later: RowSample) -> None:
+        """Take in the sample of the rows right after this one's (a sample started at ``offset`` = this one's
+        end): the result keeps the rows one sample of both would keep."""
+        if self._sorted or later._sorted:
+            raise RuntimeError("RowSample.merge after sorted_values: the sample is finished")
+        self.rows += later.rows
+        self._keys.extend(later._keys)
+        for name, column in self._values.items():
+            column.extend(later._values[name])
+        self._held += later._held
+        if self._held > self.cap:
+            self._compact()
 
     def values(self, name: str) -> Any:
         """The sampled values of a column, in row order, missing ones as NaN (a view: do not modify)."""
