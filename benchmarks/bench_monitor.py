@@ -13,10 +13,16 @@ shifted) are made and written to Parquet. Measured, medians over ``--repeat`` ru
 - ``--partitions N``: also the whole ``mlops-nb monitor`` process on N x 20 rows written as 10 Parquet
   partitions per side (the goal at 10M: <= 60 s, <= 1.5 GB peak RSS); mlops-nb only.
 
-TODO (issue 13, next step): add Evidently 0.7's DataDriftPreset on the same frames, run in its own venv
-(built by this benchmark, with ``pandas<3``), for the ">= 40x faster at <= 1/3 of its peak memory" goal.
+- Evidently 0.7's DataDriftPreset (the goal: >= 40x faster at <= 1/3 of its peak memory), in its own venv
+  built by this benchmark (``python -m venv``; ``pip install "evidently==0.7.*" "pandas<3" pyarrow``:
+  Evidently 0.7 does not import with pandas 3) at ``--evidently-venv``, reused when it is there. A fresh
+  process reads the same Parquet files with pandas and runs the preset: its compute time (``Report.run``)
+  beside ours, its wall time and peak RSS beside ``mlops-nb monitor``'s, and its normed Wasserstein values
+  (the method it picks above 1,000 rows) beside ours. ``--evidently-repeat`` runs each (default 1: ~90 s
+  and ~1.7 GB at 1M x 20). ``--no-evidently`` leaves it out.
 
     python benchmarks/bench_monitor.py [--rows 100000 1000000] [--repeat 3] [--partitions 10000000]
+        [--evidently-venv DIR] [--evidently-repeat 1] [--no-evidently]
 
 Prints figures and ratios; asserts nothing (this machine is shared and noisy).
 """
@@ -48,6 +54,47 @@ sys.path.insert(0, sys.argv[4])
 from bench_monitor import plain_scipy
 json.dump(plain_scipy(pq.read_table(sys.argv[1]), pq.read_table(sys.argv[2])), open(sys.argv[3], "w"))
 """
+
+
+# Evidently's anchor, run with the venv's python: read both Parquet files with pandas, time Report.run,
+# write the compute seconds and the normed Wasserstein distance of each column.
+EVIDENTLY_SCRIPT = r"""
+import json, sys, time
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+ref, cur = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
+t = time.perf_counter()
+snapshot = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+seconds = time.perf_counter() - t
+values = {m["config"]["column"]: [m["config"]["method"], m["value"]]
+          for m in snapshot.dict()["metrics"] if m["config"]["type"].endswith("ValueDrift")}
+json.dump({"seconds": seconds, "columns": values}, open(sys.argv[3], "w"))
+"""
+
+
+def evidently_python(venv: Path) -> Path:
+    """The venv's python, with Evidently 0.7 and pandas < 3 installed (built on first use)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"building Evidently's venv at {venv} (once) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "evidently==0.7.*", "pandas<3", "pyarrow"]
+        subprocess.run(pip, check=True)
+    return python
+
+
+def evidently(python: Path, folder: Path, repeat: int) -> tuple[float, float, float, dict]:
+    """(median compute s, median wall s, median peak RSS MB, the last run's output) of Evidently's preset."""
+    computes, walls, rss = [], [], []
+    out: dict = {}
+    for _ in range(repeat):
+        w, r = process([str(python), "-c", EVIDENTLY_SCRIPT, "ref.parquet", "cur.parquet", "ev.json"], folder)
+        out = json.loads((folder / "ev.json").read_text())
+        computes.append(out["seconds"])
+        walls.append(w)
+        rss.append(r)
+    return statistics.median(computes), statistics.median(walls), statistics.median(rss), out
 
 
 def frames(rows: int, seed: int = 0):
@@ -128,7 +175,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per variant (default 3)")
     parser.add_argument("--partitions", type=int, metavar="N", help="also N x 20 rows from 10 Parquet partitions")
+    parser.add_argument("--evidently-venv", type=Path, default=Path(tempfile.gettempdir()) / "mlops-nb-bench-evidently")
+    parser.add_argument("--evidently-repeat", type=int, default=1, help="Evidently runs per size (default 1)")
+    parser.add_argument("--no-evidently", action="store_true", help="leave Evidently's anchor out")
     args = parser.parse_args()
+    ev_python = None if args.no_evidently else evidently_python(args.evidently_venv)
     folder = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))
     mlops_nb_cli = shutil.which("mlops-nb") or str(Path(sys.executable).parent / "mlops-nb")
     try:
@@ -172,6 +223,23 @@ def main() -> None:
             print(f"  process  plain SciPy script: {wsp:7.2f} s  peak RSS {statistics.median(rss_sp):7.0f} MB")
             print(f"  process  mlops-nb monitor:   {wus:7.2f} s  peak RSS {statistics.median(rss_us):7.0f} MB")
             print(f"           ratio: {wsp / wus:.1f}x faster")
+            if ev_python is not None:
+                ev_compute, ev_wall, ev_rss, ev_out = evidently(ev_python, folder, args.evidently_repeat)
+                rss_us_median = statistics.median(rss_us)
+                methods = sorted({m for m, _ in ev_out["columns"].values()})
+                dw = max(
+                    abs(result["features"][n]["scores"]["wasserstein"]["statistic"] - v)
+                    for n, (_, v) in ev_out["columns"].items()
+                )
+                ev_drifted = sorted(n for n, (_, v) in ev_out["columns"].items() if v >= 0.1)
+                print(f"  compute  Evidently 0.7 DataDriftPreset (Report.run): {ev_compute:7.2f} s")
+                print(f"           ratio: mlops-nb {ev_compute / our_time:.1f}x faster")
+                print(f"  process  Evidently script: {ev_wall:7.2f} s  peak RSS {ev_rss:7.0f} MB")
+                print(
+                    f"           ratio: mlops-nb {ev_wall / wus:.1f}x faster, "
+                    f"{rss_us_median / ev_rss:.2f}x its peak RSS"
+                )
+                print(f"  same statistics: Evidently's {methods}: max |dW| vs ours {dw:.1e}; drifted {ev_drifted}")
         if args.partitions:
             partitions(args.partitions, folder, mlops_nb_cli)
     finally:
