@@ -274,6 +274,205 @@ def _path(value: str | None, root: Path, default: Path) -> Path:
     return (path if path.is_absolute() else root / path).resolve()
 
 
+# [tool.mlops_nb.monitor]: what `mlops-nb monitor` checks and what it does on drift, so a scheduler runs the
+# command with no flags; options given on the command line win. [tool.mlops_nb.monitor.retrain]: the loop.
+
+
+def _share(value: Any) -> float:
+    number = float(value)
+    if not 0 < number <= 1:
+        raise ValueError("it must be a share in (0, 1]")
+    return number
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("it must be a table (key = value pairs)")
+    return dict(value)
+
+
+def _thresholds(value: Any) -> dict[str, float]:
+    table = _table(value)
+    out = {}
+    for method, raw in table.items():
+        number = float(raw)
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"the threshold of {method!r} must be a number >= 0")
+        out[str(method)] = number
+    return out
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("it must be a string or a list of strings")
+    return tuple(_text(item) for item in items)
+
+
+def _executor(value: Any) -> str:
+    text = _text(value)
+    if text not in ("local", "dask"):
+        raise ValueError("use local or dask")
+    return text
+
+
+def _cron(value: Any) -> str:
+    text = _text(value)
+    if len(text.split()) != 5:
+        raise ValueError("it must be a cron schedule of 5 fields, e.g. '0 6 * * *' (06:00 UTC every day)")
+    return text
+
+
+MONITOR_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "model", ("MLOPS_NB_MONITOR_MODEL",), _text, "The model to monitor (MODEL_URI), e.g. models:/churn@champion."
+    ),
+    Setting("data", ("MLOPS_NB_MONITOR_DATA",), _text, "The data to check (--data): a file, a folder or a glob."),
+    Setting("reference", (), _text, "The training data or its reference_profile.json (--reference)."),
+    Setting("labels", (), _text, "The column of true labels in the data, for realised performance (--labels)."),
+    Setting("preset", (), _text, "Which drift methods decide: mlops-nb (default) or evidently (--preset)."),
+    Setting(
+        "thresholds",
+        (),
+        _thresholds,
+        "Drift thresholds by method, over the preset's: a table such as { wasserstein = 0.15, psi = 0.25 }.",
+    ),
+    Setting("drift_share", (), _share, "The dataset drifts when this share of its features drift (default 0.5)."),
+    Setting("fail_on_drift", (), _switch, "Exit 3 when the dataset drifts (--fail-on-drift); true or false."),
+    Setting("executor", (), _executor, "Where the statistics are computed: local (default) or dask (--executor)."),
+    Setting("scheduler", ("MLOPS_NB_MONITOR_SCHEDULER",), _text, "The Dask scheduler (--scheduler tcp://host:8786)."),
+    Setting(
+        "schedule",
+        (),
+        _cron,
+        "When the monitoring workflow of `mlops-nb ci --init github` runs: a cron schedule (default '0 6 * * *').",
+    ),
+)
+RETRAIN_SETTINGS: tuple[Setting, ...] = (
+    Setting("notebook", (), _text, "The notebook that retrains the model (--retrain), relative to the project."),
+    Setting("parameters", (), _table, "Its parameters (-p NAME VALUE): a table such as { n_estimators = 200 }."),
+    Setting("promote", (), _text, "The registered model the retrained model is promoted in (--promote NAME)."),
+    Setting("alias", (), _text, "The alias moved when every gate holds (--alias; default champion)."),
+    Setting("must_beat", (), _text, "The alias whose version the new model must beat (--must-beat), with 'metric'."),
+    Setting("metric", (), _text, "The metric of the must-beat gate (--metric), with 'must_beat'."),
+    Setting("higher_is_better", (), _switch, "The direction of 'metric' (default true)."),
+    Setting("require", (), _texts, "Gates on the job's metrics: a list such as ['accuracy >= 0.9']."),
+    Setting("timeout", (), _seconds, "Seconds any one cell of the retraining notebook may run (default: no limit)."),
+    Setting("experiment", (), _text, "The MLflow experiment of the retraining job (default: the notebook's stem)."),
+)
+DEFAULT_SCHEDULE = "0 6 * * *"
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainSettings:
+    """``[tool.mlops_nb.monitor.retrain]``: on dataset drift, run ``notebook`` and promote its model."""
+
+    notebook: Path
+    promote: str
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    alias: str = "champion"
+    must_beat: str | None = None
+    metric: str | None = None
+    higher_is_better: bool = True
+    require: tuple[str, ...] = ()
+    timeout: float | None = None
+    experiment: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorSettings:
+    """``[tool.mlops_nb.monitor]`` of the project (every field None or its default when it is absent)."""
+
+    source: str  # where they were read: "[tool.mlops_nb.monitor] in /path/pyproject.toml"
+    model: str | None = None
+    data: str | None = None
+    reference: str | None = None
+    labels: str | None = None
+    preset: str | None = None
+    thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
+    drift_share: float | None = None
+    fail_on_drift: bool = False
+    executor: str = "local"
+    scheduler: str | None = None
+    schedule: str = DEFAULT_SCHEDULE
+    retrain: RetrainSettings | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when the project has a [tool.mlops_nb.monitor] table."""
+        return self.model is not None or self.data is not None or self.retrain is not None
+
+
+def _read_table(
+    table: Any, declared: tuple[Setting, ...], source: str, env: Mapping[str, str], subtables: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Parse one table of declared settings (environment variables over it); errors name setting and source."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source} must be a table.", source=source)
+    by_name = {s.name: s for s in declared}
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key in subtables:
+            continue
+        if key not in by_name:
+            import difflib
+
+            close = difflib.get_close_matches(key, by_name, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"Unknown setting '{key}' in {source}.{hint} Known settings: {', '.join(by_name)}.",
+                setting=key,
+                source=source,
+            )
+        values[key] = _parse(by_name[key], raw, source)
+    for setting in declared:
+        for var in setting.env:
+            if env.get(var):
+                values[setting.name] = _parse(setting, env[var], f"environment variable {var}")
+                break
+    return values
+
+
+def load_monitor_settings(start: Path | None = None, env: Mapping[str, str] | None = None) -> MonitorSettings:
+    """``[tool.mlops_nb.monitor]`` (and its ``retrain`` table) of the project around ``start``.
+
+    Relative paths (``data``, ``reference``, ``retrain.notebook``) are taken from the project root.
+
+    Raises:
+        ConfigError: an unknown key, a bad value, or a loop missing what it needs; the message names the
+            setting, where it was read and the fix.
+    """
+    env = os.environ if env is None else env
+    root = find_project_root(start)
+    table, where = _pyproject_table(root)
+    source = where.replace("[tool.mlops_nb]", "[tool.mlops_nb.monitor]")
+    values = _read_table(table.get("monitor", {}), MONITOR_SETTINGS, source, env, subtables=("retrain",))
+    for key in ("data", "reference"):
+        if key in values and "://" not in values[key]:
+            values[key] = str(_path(values[key], root, root))
+    retrain = None
+    if "retrain" in table.get("monitor", {}):
+        retrain_source = source.replace("[tool.mlops_nb.monitor]", "[tool.mlops_nb.monitor.retrain]")
+        loop = _read_table(table["monitor"]["retrain"], RETRAIN_SETTINGS, retrain_source, env)
+        for key, example in (("notebook", 'notebook = "notebooks/train.ipynb"'), ("promote", 'promote = "churn"')):
+            if key not in loop:
+                raise ConfigError(
+                    f"Setting '{key}' is missing from {retrain_source}: the loop needs it. Add {example}.",
+                    setting=key,
+                    source=retrain_source,
+                )
+        if ("must_beat" in loop) != ("metric" in loop):
+            raise ConfigError(
+                f"Settings 'must_beat' and 'metric' go together in {retrain_source}: the new model must beat the "
+                'version @must_beat on metric. Add both (must_beat = "champion", metric = "accuracy") or neither.',
+                setting="must_beat" if "must_beat" in loop else "metric",
+                source=retrain_source,
+            )
+        loop["notebook"] = _path(loop["notebook"], root, root)
+        retrain = RetrainSettings(**loop)
+    return MonitorSettings(source=source, retrain=retrain, **values)
+
+
 def _mlflow_session_uri() -> str | None:
     """The URI a user set with ``mlflow.set_tracking_uri()`` in this process, if MLflow is loaded."""
     import sys
