@@ -7,6 +7,7 @@ import http.server
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -379,3 +380,46 @@ def test_mnb_monitor_in_python_displays_the_report(project: Path) -> None:
         cwd=project,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_the_served_models_prediction_log_windowed(project: Path) -> None:
+    """Export the model, serve it as a real process with prediction logging on, send normal then shifted
+    rows, and monitor its log: the shifted window drifts, predictions included."""
+    from tests.integration.test_export import Server, child_env, export
+
+    train(project, with_labels=False)
+    assert export("models:/churn@champion", "--out", "pkg").exit_code == 0
+    logs = project / "served-logs"
+    normal = training(1000, 7)
+    shifted = training(1000, 8)
+    shifted["age"] += 15
+    shifted["income"] *= 2
+    shifted["score"] = shifted["score"] / 2
+    shifted.loc[shifted.index[::3], "city"] = "Atlantis"  # unknown: flagged by the server, still scored
+    env = child_env(SERVING_LOG_PREDICTIONS="1", SERVING_LOG_DIR=str(logs))
+    with Server([sys.executable, "-m", "app", "--port", "{port}"], project / "pkg", "/ready", env=env) as server:
+        for frame in (normal, shifted):
+            for start in range(0, len(frame), 250):
+                records = json.loads(frame.iloc[start : start + 250].to_json(orient="records"))
+                status, answer = server.post("/invocations", {"dataframe_records": records})
+                assert status == 200, answer
+        deadline = time.monotonic() + 30
+        while sum(len(p.read_text().splitlines()) for p in logs.glob("predictions-*.jsonl*")) < 2000:
+            assert time.monotonic() < deadline, "the server did not log every prediction"
+            time.sleep(0.2)
+
+    done = monitor("models:/churn@champion", "--logs", logs, "--window", "1000rows", "--json", "logs.json")
+    assert done.exit_code == 0, done.output + done.stderr
+    result = json.loads((project / "logs.json").read_text())
+    assert result["rows"] == 2000 and "prediction" in result["features"]
+    first, second = result["windows"]
+    assert (first["rows"], second["rows"]) == (1000, 1000)
+    assert first["dataset_drift"] is False and second["dataset_drift"] is True
+    assert {n for n, f in second["features"].items() if f["drift"]} >= {"age", "income", "score", "city", "prediction"}
+    assert not {n for n, f in first["features"].items() if f["drift"]}  # (with a few hundred rows, noise can drift)
+    assert "time" not in result["features"]  # the log's time orders the windows; it is not a feature
+
+    done = monitor("models:/churn@champion", "--logs", logs, "--window", "1h", "--json", "-")
+    assert done.exit_code == 0, done.stderr
+    assert sum(w["rows"] for w in json.loads(done.output)["windows"]) == 2000
