@@ -144,6 +144,7 @@ def distributions(current: CurrentData, names: list[str]) -> dict[str, dict[str,
 
 def _distribution_plot(name: str, feature: dict[str, Any], drawn: dict[str, Any]) -> str:
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     figure = _figure(3.9, 2.4)
     axes = figure.subplots()
@@ -157,6 +158,7 @@ def _distribution_plot(name: str, feature: dict[str, Any], drawn: dict[str, Any]
         if drawn["outside"]:
             axes.text(0.99, 0.97, f"{drawn['outside']:.1%} outside", transform=axes.transAxes, ha="right", va="top")
         axes.set_ylabel("share of rows")
+        axes.xaxis.set_major_locator(MaxNLocator(5))
     else:
         position = np.arange(len(drawn["categories"]))
         axes.bar(position - 0.2, drawn["reference"], 0.4, color=REFERENCE_COLOUR, label="reference")
@@ -165,7 +167,7 @@ def _distribution_plot(name: str, feature: dict[str, Any], drawn: dict[str, Any]
         if drawn["hidden"]:
             axes.text(0.99, 0.97, f"+{drawn['hidden']} categories", transform=axes.transAxes, ha="right", va="top")
         axes.set_ylabel("share of values")
-    axes.legend(loc="best", frameon=False, fontsize=8)
+    figure.legend(loc="outside upper right", ncols=2, frameon=False, fontsize=8)  # never over the bars
     return _svg(figure)
 
 
