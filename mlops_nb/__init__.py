@@ -24,11 +24,23 @@ from mlops_nb.tracking.fluent import (
 from mlops_nb.tracking.runs import Run, active_run, end_run, stage, start_run
 
 
-def log_model(model: Any, name: str = "model", input_example: Any = None, reference: Any = None) -> None:
+def log_model(
+    model: Any, name: str = "model", input_example: Any = None, reference: Any = None, reference_y: Any = None
+) -> None:
     """Log a scikit-learn model under the current stage (see ``mlops_nb.stages.models.log_model``)."""
     from mlops_nb.stages.models import log_model as _log_model
 
-    _log_model(model, name, input_example, reference)
+    _log_model(model, name, input_example, reference, reference_y)
+
+
+def monitor(model_uri: str | None = None, data: Any = None, **options: Any) -> Any:
+    """Check ``data`` (a frame or a path; or ``logs=`` a prediction log folder) against the reference stored
+    with ``model_uri``, as an MLflow run: returns a ``MonitorOutcome`` that displays as the HTML report.
+    Options as ``mlops-nb monitor``'s: ``reference``, ``labels``, ``window``, ``timestamp``, ``json_out``,
+    ``report``, ``webhook``, ``preset``, ``sample_rows`` (see ``mlops_nb.watch.monitor.watch``)."""
+    from mlops_nb.watch.monitor import watch
+
+    return watch(model_uri, data=data, **options)
 
 
 def diff(a: Any, b: Any) -> Any:
@@ -68,6 +80,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "monitor",
     "set_tag",
     "set_tags",
     "stage",

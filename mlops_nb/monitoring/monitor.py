@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -25,14 +26,15 @@ from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import columns as cols
 from mlops_nb.monitoring import data as data_io
 from mlops_nb.monitoring.current import SAMPLE_ROWS, CurrentData
-from mlops_nb.monitoring.drift import DEFAULT_PRESET, Feature, dataset_drift, features, preset
+from mlops_nb.monitoring.drift import DEFAULT_PRESET, Feature, Preset, dataset_drift, features, preset
 from mlops_nb.monitoring.profile import Reference, build_reference, feed, load_profile
 from mlops_nb.monitoring.validation import Tolerances, Validation, validate
+from mlops_nb.monitoring.windows import WINDOW_SAMPLE_ROWS, Window, WindowDrift, Windowed, seconds
 
 MIN_SAMPLE_ROWS = 10_000  # SciPy's exact KS needs every value of samples up to this size
 
 
-class Result(TypedDict):
+class _Result(TypedDict):
     model: str | None
     version: str | None
     rows: int
@@ -43,6 +45,19 @@ class Result(TypedDict):
     validation: Validation
     performance: dict[str, Any] | None
     run_id: str | None
+
+
+class Result(_Result, total=False):
+    windows: list[WindowDrift]  # when windowed, oldest first
+
+
+@dataclass
+class Pass:
+    """A monitoring pass: the result, and the summary of the current data it came from (for the report's
+    distributions)."""
+
+    result: Result
+    current: CurrentData
 
 
 def _check_sample_rows(sample_rows: int) -> None:
@@ -99,15 +114,75 @@ def monitor(
     Raises:
         UsageError: an unknown preset, or no rows at all.
     """
+    return run_pass(reference, current, preset_name=preset_name, sample_rows=sample_rows, tolerances=tolerances).result
+
+
+def run_pass(
+    reference: Reference,
+    current: Iterable[Any] | Any,
+    *,
+    preset_name: str = DEFAULT_PRESET,
+    sample_rows: int = SAMPLE_ROWS,
+    tolerances: Tolerances | None = None,
+    window: Window | None = None,
+    time_column: str | None = None,
+    exclude: Iterable[str] = (),
+) -> Pass:
+    """:func:`monitor`, and per ``window`` (a time series in ``result["windows"]``), in one read of the data.
+
+    Args:
+        window: cut the data into windows of this size (see :mod:`mlops_nb.monitoring.windows`).
+        time_column: the rows' time (time windows); not monitored unless the reference has it.
+        exclude: columns that are not features (a label column, the log's request ids).
+
+    Raises:
+        UsageError: an unknown preset, no rows, or a time window without the time column.
+    """
     chosen = preset(preset_name)
     _check_sample_rows(sample_rows)
     if not isinstance(current, Iterable) or _is_frame(current):
         current = cols.to_arrow_table(current).to_batches() or [_empty(current)]
     summary = CurrentData(reference, sample_rows)
-    feed(summary.add, current)
+    windowed = None
+    if window is not None:
+        if window.seconds and not time_column:
+            raise UsageError(f"--window {window.text} needs the rows' time: give --timestamp COLUMN.")
+        windowed = Windowed(window, lambda: CurrentData(reference, min(sample_rows, WINDOW_SAMPLE_ROWS)))
+    dropped = {*exclude, *([time_column] if time_column and time_column not in reference.profile["columns"] else [])}
+
+    def add(chunk: Any) -> None:
+        times = None
+        if windowed is not None and window is not None and window.seconds:
+            if time_column not in chunk.schema.names:
+                raise UsageError(
+                    f"--window {window.text}: the data has no column {time_column!r} to read the rows' time from. "
+                    "Give --timestamp COLUMN, or a row window (10000rows)."
+                )
+            try:
+                times = seconds(chunk.column(time_column))
+            except UsageError as e:
+                raise UsageError(f"--timestamp {time_column}: {e}") from e
+        if dropped & set(chunk.schema.names):
+            chunk = chunk.select([n for n in chunk.schema.names if n not in dropped])
+        summary.add(chunk)
+        if windowed is not None:
+            windowed.add(chunk, times)
+
+    feed(add, current)
     summary.finish()
     if summary.columns is None or summary.rows == 0:
         raise UsageError("The current data has no rows: nothing to monitor.")
+    result: Result = _result(summary, chosen, tolerances)  # type: ignore[assignment]
+    if windowed is not None:
+        result["windows"] = [
+            _window(windowed.bounds(key), _result(part, chosen, tolerances))
+            for key, part in sorted(windowed.parts.items())
+        ]
+    return Pass(result, summary)
+
+
+def _result(summary: CurrentData, chosen: Preset, tolerances: Tolerances | None) -> _Result:
+    summary.finish()
     found = features(summary, chosen)
     drifted, share = dataset_drift(found, chosen.drift_share)
     return {
@@ -121,6 +196,28 @@ def monitor(
         "validation": validate(summary, tolerances or Tolerances()),
         "performance": None,
         "run_id": None,
+    }
+
+
+def _window(bounds: tuple[str | None, str | None, int | None], result: _Result) -> WindowDrift:
+    start, end, first_row = bounds
+    found = {}
+    for name, feature in result["features"].items():
+        score = feature["scores"].get(feature["method"] or "")
+        found[name] = {
+            "method": feature["method"],
+            "statistic": score["statistic"] if score else None,
+            "drift": feature["drift"],
+        }
+    return {
+        "start": start,
+        "end": end,
+        "first_row": first_row,
+        "rows": result["rows"],
+        "dataset_drift": result["dataset_drift"],
+        "drift_share": result["drift_share"],
+        "features": found,
+        "problems": len(result["validation"]["problems"]),
     }
 
 

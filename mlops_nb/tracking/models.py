@@ -16,6 +16,9 @@ from typing import Any
 MODEL_FILE = "model.joblib"
 EXAMPLE_FILE = "input_example.joblib"
 PROFILE_FILE = "reference_profile.json"
+SAMPLE_FILE = "reference_sample.parquet"  # the reference rows (up to 100,000) and the model's predictions
+SCORES_FILE = "reference_scores.parquet"  # predict_proba scores, labels and predictions of labelled rows
+REFERENCE_FILES = (PROFILE_FILE, SAMPLE_FILE, SCORES_FILE)  # kept beside the model for monitoring
 _REQUIREMENTS = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
 
 
@@ -53,6 +56,7 @@ def save_sklearn_model(client: Any, run_id: str, spooled: Path, name: str) -> No
             pip_requirements=requirements(),
             skops_trusted_types=untrusted or None,
         )
-        if (spooled / PROFILE_FILE).exists():
-            shutil.copy2(spooled / PROFILE_FILE, target / PROFILE_FILE)
+        for file in REFERENCE_FILES:
+            if (spooled / file).exists():
+                shutil.copy2(spooled / file, target / file)
         client.log_artifacts(run_id, str(target), name)

@@ -159,11 +159,20 @@ class Recorder:
             dest = posixpath.join(dest or "", path.name)
         self._emit({"op": "artifact", "run": run, "path": str(copy), "dest": dest})
 
-    def log_model(self, run: str, name: str, model: Any, example: Any, profile: dict[str, Any] | None) -> None:
-        """Spool a pickled model (and example, profile); the sender saves it into MLflow in the background."""
+    def log_model(
+        self,
+        run: str,
+        name: str,
+        model: Any,
+        example: Any,
+        profile: dict[str, Any] | None,
+        tables: dict[str, Any] | None = None,
+    ) -> None:
+        """Spool a pickled model (and example, profile, Arrow ``tables`` saved as Parquet files under their
+        names); the sender saves it into MLflow in the background."""
         import joblib
 
-        from mlops_nb.tracking.models import EXAMPLE_FILE, MODEL_FILE, PROFILE_FILE
+        from mlops_nb.tracking.models import EXAMPLE_FILE, MODEL_FILE, PROFILE_FILE, REFERENCE_FILES
 
         check_key("model", name)
         folder = self.journal.spool_path(unique_id(), name)
@@ -174,6 +183,13 @@ class Recorder:
                 joblib.dump(example, folder / EXAMPLE_FILE)
             if profile is not None:
                 (folder / PROFILE_FILE).write_text(json.dumps(profile))
+            if tables:
+                import pyarrow.parquet as pq
+
+                for file, table in tables.items():
+                    if file not in REFERENCE_FILES:
+                        raise InvalidRecordError(f"{file!r} is not one of the model's reference files.")
+                    pq.write_table(table, folder / file)
         self._emit({"op": "model", "run": run, "path": str(folder), "name": name}, sync=True)
 
     def link(self, run: str, key: str, ref: str) -> None:

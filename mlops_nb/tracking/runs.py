@@ -26,6 +26,7 @@ CACHE_HIT_TAG = "mlops_nb.cache_hit"
 ERROR_TAG = "mlops_nb.error"
 MODELS_TAG = "mlops_nb.models"  # comma-separated artifact paths of the models a run logged
 TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script")
+OPEN_KINDS = (*TOP_LEVEL_KINDS, "monitor")  # open_run also opens a model's monitors (mlops_nb.watch)
 _MAX_HISTORY = 100_000
 
 
@@ -132,12 +133,20 @@ class Run:
         self._check_open()
         self._recorder.log_text(self.key, text, artifact_file)
 
-    def log_model(self, model: Any, name: str, example: Any = None, profile: dict[str, Any] | None = None) -> None:
-        """Log a scikit-learn model as artifact ``name`` (saved into MLflow in the background)."""
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        example: Any = None,
+        profile: dict[str, Any] | None = None,
+        tables: dict[str, Any] | None = None,
+    ) -> None:
+        """Log a scikit-learn model as artifact ``name`` (saved into MLflow in the background), with its
+        reference ``profile`` and reference ``tables`` (Arrow tables by file name) beside it."""
         self._check_open()
         if name in self.models:
             raise InvalidRecordError(f"A model named {name!r} was already logged in this run; use another name.")
-        self._recorder.log_model(self.key, name, model, example, profile)
+        self._recorder.log_model(self.key, name, model, example, profile, tables)
         self.models.append(name)
         self._recorder.set_tag(self.key, MODELS_TAG, ",".join(self.models))
 
@@ -264,8 +273,8 @@ def open_run(
 ) -> Run:
     """A run that does not become the active one: a job's run, kept by the process that runs the job while
     the job's kernel records into it (``parent_key``: its sweep's run). End it with ``run.end(status)``."""
-    if kind not in TOP_LEVEL_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(TOP_LEVEL_KINDS)}, got {kind!r}")
+    if kind not in OPEN_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(OPEN_KINDS)}, got {kind!r}")
     return Run(get_recorder(), kind=kind, name=name, experiment=experiment, tags=tags, parent_key=parent_key)
 
 

@@ -41,6 +41,7 @@ TRIGGER = "mlops_nb.trigger"  # a job started by a monitor: monitor:<run id>
 # Model versions (promotion evidence)
 SOURCE_RUN = "mlops_nb.source_run"
 MODEL_RUN = "mlops_nb.model_run"
+MONITOR_LAST = "mlops_nb.monitor.last"  # the last monitor's summary: JSON {run_id, time, dataset_drift, drift_share}
 PROMOTION_PREFIX = "mlops_nb.promotion."
 
 TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script", "monitor")

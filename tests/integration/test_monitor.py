@@ -134,7 +134,7 @@ def test_cli_bad_input_exits_2_naming_the_fix(files, project):
         (("--data", garbage), "broken.parquet: cannot read it as parquet"),
         (("--data", header_only), "empty.csv: no rows"),
         (("--data", project / "*.xlsx"), "no file matches this pattern"),
-        (("models:/churn@champion", "--data", files["current"]), "pass --reference"),
+        (("models:/churn@champion", "--data", files["current"]), "No model version 'models:/churn@champion'"),
         (("--data", files["current"], "--preset", "nannyml"), "nannyml"),
     ]
     for args, message in cases:

@@ -1,0 +1,1 @@
+"""Watching a model in production: monitor its live data against its stored reference, record it, tell someone."""

@@ -1,0 +1,288 @@
+"""One monitor of a model, end to end: ``mlops-nb monitor`` and ``mnb.monitor`` are thin calls of :func:`watch`.
+
+1. the model URI is resolved once (an alias moving meanwhile changes nothing) and its stored reference
+   fetched (``--reference`` overrides it);
+2. the current data (``--data`` files or frame, or the serving package's ``--logs``) is read once, in chunks,
+   into the result and, with ``--window``, a time series;
+3. the monitor's MLflow run is opened (its id goes into the result), the JSON and HTML report written where
+   asked and logged into the run with the drift metrics, the run ended and flushed, and the model version
+   tagged with the last result (``mlops_nb.monitor.last``);
+4. last, the webhook: its failure is a warning, never a lost report or run, and never changes the outcome.
+
+Without a model URI, step 3 is skipped: the data is checked against ``--reference`` and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_nb.exceptions import UsageError
+from mlops_nb.monitoring.current import SAMPLE_ROWS, CurrentData
+from mlops_nb.monitoring.drift import DEFAULT_PRESET
+from mlops_nb.monitoring.monitor import Result
+from mlops_nb.watch import webhook as hooks
+
+RESULT_FILE = "result.json"
+REPORT_FILE = "report.html"
+TIMESTAMP = "timestamp"  # the time column of --data when --timestamp is not given
+MAX_DRIFTED_IN_SUMMARY = 50
+
+
+@dataclass
+class MonitorOutcome:
+    """What one monitor found and where it went. Displays as the HTML report in a notebook."""
+
+    result: Result
+    current: CurrentData | None = field(default=None, repr=False)
+    run_id: str | None = None
+    report: Path | None = None
+    json: Path | None = None
+    webhook_status: int | None = None  # the HTTP status of the webhook's answer
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.result["dataset_drift"])
+
+    def summary(self) -> dict[str, Any]:
+        """The short form posted to webhooks: verdict, share, drifted features, problem count, run."""
+        drifted = [n for n, f in self.result["features"].items() if f.get("drift")]
+        return {
+            "model": self.result["model"],
+            "version": self.result["version"],
+            "run_id": self.result["run_id"],
+            "time": _now(),
+            "rows": self.result["rows"],
+            "dataset_drift": self.result["dataset_drift"],
+            "drift_share": self.result["drift_share"],
+            "drifted_features": drifted[:MAX_DRIFTED_IN_SUMMARY],
+            "problems": len(self.result["validation"]["problems"]),
+            "report": str(self.report) if self.report else None,
+        }
+
+    def html(self) -> str:
+        from mlops_nb.monitoring.html import render
+
+        return render(dict(self.result), self.current)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def __repr__(self) -> str:
+        r = self.result
+        verdict = "drift" if r["dataset_drift"] else "no drift"
+        return f"<MonitorOutcome {r['model'] or 'data'}: {verdict} ({r['drift_share']:.0%}), run {self.run_id}>"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _stderr(message: str) -> None:
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+def watch(
+    model_uri: str | None = None,
+    *,
+    data: Any = None,
+    logs: str | Path | None = None,
+    reference: Any = None,
+    labels: str | None = None,
+    window: str | None = None,
+    timestamp: str | None = None,
+    json_out: str | Path | None = None,
+    report: str | Path | None = None,
+    webhook: str | None = None,
+    webhook_timeout: float = hooks.TIMEOUT,
+    preset: str = DEFAULT_PRESET,
+    sample_rows: int = SAMPLE_ROWS,
+    warn: Callable[[str], None] = _stderr,
+) -> MonitorOutcome:
+    """Monitor ``data`` (or the prediction ``logs``) against the reference of ``model_uri`` (or ``reference``).
+
+    Args:
+        model_uri: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or ``runs:/RUN_ID/PATH``; None: no model,
+            no MLflow run (give ``reference``).
+        data: the current data: a path (CSV, Parquet, JSON lines; file, folder or glob) or a frame.
+        logs: instead of ``data``, the serving package's prediction log folder.
+        reference: the training data (path or frame) or a ``reference_profile.json``: overrides the stored one.
+        labels: the column of true labels in ``data``: not a feature (left out of drift).
+        window: ``1h``, ``1d``, ``10000rows``...: also the drift of each window (``result["windows"]``).
+        timestamp: the time column of ``data`` for time windows (default ``timestamp``; logs have theirs).
+        json_out: write the JSON result there; report: write the HTML report there.
+        webhook: POST the summary there (after everything else; a failure only warns).
+        webhook_timeout: seconds per webhook attempt.
+        preset: ``mlops-nb`` or ``evidently``.
+        sample_rows: rows of each side kept for KS/Wasserstein.
+        warn: where warnings go (stderr).
+
+    Raises:
+        UsageError: bad input, an unknown model, a model without a reference (the message names the fix).
+    """
+    from mlops_nb.monitoring.windows import parse_window
+
+    if (data is None) == (logs is None):
+        raise UsageError("Give the data to check: --data PATH or --logs DIR (one of them).")
+    chosen_window = parse_window(window) if window is not None else None
+    if webhook is not None:
+        hooks.check_url(webhook)
+    if model_uri is None and reference is None:
+        raise UsageError("Give MODEL_URI (its stored reference is used) or --reference with the training data.")
+
+    model = None
+    with tempfile.TemporaryDirectory(prefix="mlops-nb-monitor-") as tmp:
+        if model_uri is not None:
+            from mlops_nb.tracking import monitor_runs
+
+            model = monitor_runs.resolve(model_uri)
+        ref = _reference(model, reference, Path(tmp), with_prediction=logs is not None)
+        current, time_column = _current(data, logs, timestamp, chosen_window)
+        from mlops_nb.monitoring.monitor import run_pass
+
+        found = run_pass(
+            ref,
+            current,
+            preset_name=preset,
+            sample_rows=sample_rows,
+            window=chosen_window,
+            time_column=time_column,
+            exclude=(labels,) if labels else (),
+        )
+        result = found.result
+        outcome = MonitorOutcome(result, found.current)
+        if model is not None:
+            result["model"] = model.name or model.uri
+            result["version"] = model.version
+        if model is None:
+            _write(outcome, json_out, report, Path(tmp), source=_source(data, logs))
+        else:
+            _record(outcome, model, json_out, report, Path(tmp), source=_source(data, logs), warn=warn)
+    if webhook is not None:
+        try:
+            outcome.webhook_status = hooks.post(webhook, outcome.summary(), timeout=webhook_timeout)
+        except hooks.WebhookError as e:
+            outcome.warnings.append(str(e))
+            warn(f"{e}; the report and the run are kept.")
+    return outcome
+
+
+def _source(data: Any, logs: Any) -> str | None:
+    if logs is not None:
+        return f"prediction logs {Path(logs).name}"
+    return f"data {data}" if isinstance(data, (str, Path)) else None
+
+
+def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) -> Any:
+    from mlops_nb.monitoring.monitor import load_reference
+    from mlops_nb.monitoring.profile import Reference, reference_of
+
+    if isinstance(reference, Reference):
+        return reference
+    if reference is not None:
+        if isinstance(reference, (str, Path)):
+            return load_reference(reference)
+        return reference_of(reference)
+    import pyarrow.parquet as pq
+
+    from mlops_nb.monitoring.profile import load_profile
+    from mlops_nb.monitoring.stored import model_reference
+    from mlops_nb.tracking import monitor_runs
+    from mlops_nb.tracking.models import PROFILE_FILE, SAMPLE_FILE
+
+    files = monitor_runs.fetch_reference(model, tmp / "reference")
+    if PROFILE_FILE not in files:
+        raise UsageError(
+            f"{model.uri} has no stored reference (reference_profile.json): pass --reference with its training "
+            "data, or log the model with mnb.log_model(..., reference=X_train)."
+        )
+    try:
+        profile = load_profile(json.loads(files[PROFILE_FILE].read_text()), f"{model.uri}'s {PROFILE_FILE}")
+        sample = pq.read_table(files[SAMPLE_FILE]) if SAMPLE_FILE in files else None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{model.uri}: its stored reference cannot be read ({e}). Pass --reference.") from e
+    return model_reference(profile, sample, with_prediction=with_prediction)
+
+
+def _current(data: Any, logs: Any, timestamp: str | None, window: Any) -> tuple[Any, str | None]:
+    """(the chunks or frame to read, the time column)."""
+    if logs is not None:
+        from mlops_nb.monitoring.logs import TIME, read_logs
+
+        return read_logs(logs).table, TIME
+    if isinstance(data, (str, Path)):
+        from mlops_nb.monitoring import data as data_io
+
+        data = data_io.chunks(data)
+    if window is not None and window.seconds:
+        return data, timestamp or TIMESTAMP
+    return data, timestamp
+
+
+def _write(outcome: MonitorOutcome, json_out: Any, report: Any, tmp: Path, *, source: str | None) -> list[Path]:
+    """Write the JSON result and the HTML report (where asked, else into ``tmp``): the files written."""
+    from mlops_nb.monitoring.html import page
+
+    text = json.dumps(outcome.result, indent=2)
+    json_path = Path(json_out) if json_out not in (None, "-") else tmp / RESULT_FILE
+    report_path = Path(report) if report else tmp / REPORT_FILE
+    _save(json_path, text + "\n", "--json")
+    if json_out not in (None, "-"):
+        outcome.json = json_path
+    if report or outcome.result["run_id"]:  # a run always keeps its report
+        _save(report_path, page(dict(outcome.result), outcome.current, source=source), "--report")
+        if report:
+            outcome.report = report_path
+    return [json_path, report_path]
+
+
+def _save(path: Path, text: str, option: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"{option} {path}: cannot write it ({e.strerror}). Give a writable path.") from e
+
+
+def _record(
+    outcome: MonitorOutcome,
+    model: Any,
+    json_out: Any,
+    report: Any,
+    tmp: Path,
+    *,
+    source: str | None,
+    warn: Callable[[str], None],
+) -> None:
+    """The monitor's MLflow run around writing the files, then the version's tag."""
+    from mlops_nb.tracking import monitor_runs
+
+    run = monitor_runs.MonitorRun(model)
+    outcome.run_id = outcome.result["run_id"] = run.run_id
+    try:
+        files = _write(outcome, json_out, report, tmp, source=source)
+        names = []
+        for path, name in zip(files, (RESULT_FILE, REPORT_FILE), strict=True):
+            if path.name != name:  # logged under fixed names, whatever the user called the files
+                (tmp / name).write_bytes(path.read_bytes())
+                path = tmp / name
+            names.append(path)
+        run.log(dict(outcome.result), names, outcome.result.get("windows"))
+    except BaseException as e:
+        run.fail(e)
+        raise
+    if not monitor_runs.flush():
+        warn("MLflow did not take the monitor run in time: it stays in the journal and is sent on the next run.")
+    last = {
+        "run_id": outcome.run_id,
+        "time": _now(),
+        "dataset_drift": outcome.result["dataset_drift"],
+        "drift_share": outcome.result["drift_share"],
+    }
+    monitor_runs.tag_last_result(model, last)
