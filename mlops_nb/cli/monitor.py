@@ -9,10 +9,9 @@ from pathlib import Path
 
 import click
 
+from mlops_nb import exit_codes
 from mlops_nb.cli import handle_errors
 from mlops_nb.exceptions import UsageError
-
-DRIFT_EXIT = 3
 
 
 @click.command()
@@ -81,4 +80,4 @@ def monitor(
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         click.echo(report.text(result, color=color), color=color)
     if fail_on_drift and result["dataset_drift"]:
-        raise click.exceptions.Exit(DRIFT_EXIT)
+        raise click.exceptions.Exit(exit_codes.DRIFT)
