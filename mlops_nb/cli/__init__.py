@@ -16,11 +16,8 @@ from typing import Any
 
 import click
 
+from mlops_nb import exit_codes
 from mlops_nb.exceptions import MlopsNbError, StoreError
-
-USAGE_EXIT = 2  # click's code for bad usage: nothing was done
-STORE_EXIT = 5  # the records could not reach MLflow (they stay in the journal)
-INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report an interrupted command
 
 # command name -> "module:attribute" of its click command
 COMMANDS = {
@@ -64,10 +61,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except MlopsNbError as e:
             click.echo(f"Error: {e}", err=True)
-            sys.exit(STORE_EXIT if isinstance(e, StoreError) else USAGE_EXIT)
+            sys.exit(exit_codes.STORE if isinstance(e, StoreError) else exit_codes.USAGE)
         except KeyboardInterrupt:  # what was recorded so far is kept; open runs end KILLED
             click.echo("Interrupted: what was recorded is kept, and any run still open ended KILLED.", err=True)
-            sys.exit(INTERRUPTED_EXIT)
+            sys.exit(exit_codes.INTERRUPTED)
 
     return wrapper
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from mlops_nb import exit_codes
 from mlops_nb.cli import handle_errors
 from mlops_nb.exceptions import UsageError
 from mlops_nb.tracking.runs import parse_tags
@@ -388,4 +389,4 @@ def ci(
         + (f"; failed: {', '.join(o.job.name for o in failed)}" if failed else ""),
         err=True,
     )
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_codes.FAILED if failed else exit_codes.OK)

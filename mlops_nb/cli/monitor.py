@@ -8,9 +8,8 @@ import sys
 
 import click
 
+from mlops_nb import exit_codes
 from mlops_nb.cli import handle_errors
-
-DRIFT_EXIT = 3
 
 
 @click.command()
@@ -109,7 +108,7 @@ def monitor(
         for line in _where(outcome):
             click.echo(line)
     if fail_on_drift and result["dataset_drift"]:
-        raise click.exceptions.Exit(DRIFT_EXIT)
+        raise click.exceptions.Exit(exit_codes.DRIFT)
 
 
 def _where(outcome: object) -> list[str]:

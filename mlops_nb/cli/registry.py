@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
+from mlops_nb import exit_codes
 from mlops_nb.cli import handle_errors
-
-REFUSED = 3
 
 
 @click.command()
@@ -70,4 +69,4 @@ def promote(
         f"Refused by {', '.join(g.name for g in result.failed)}: {name}@{alias} did not move (it points to {state}); "
         f"nothing was registered. The evidence is on run {run_id} (tags mlops_nb.promotion.refused*)."
     )
-    raise click.exceptions.Exit(REFUSED)
+    raise click.exceptions.Exit(exit_codes.REFUSED)

@@ -24,6 +24,7 @@ from typing import Any
 from mlops_nb.exceptions import UsageError
 from mlops_nb.gates import Requirement, parse_requirement
 from mlops_nb.jobs.job import REQUIREMENT_FAILED, JobOptions, JobResult
+from mlops_nb.tracking import tags
 
 _JOB_KEYS = {
     "name",
@@ -165,7 +166,7 @@ def run_ci(jobs: list[CiJob], output_dir: Path, echo: Any = None, cache: bool = 
         options = JobOptions(
             experiment=job.experiment,
             run_name=job.name,
-            tags={"mlops_nb.ci": "true"},
+            tags={tags.CI: "true"},
             requirements=job.requirements,
             cache=cache and job.cache,
         )
@@ -239,4 +240,3 @@ def write_workflow(project_root: Path, force: bool = False) -> Path:
         raise UsageError(f"{path} exists already; pass --force to overwrite it.")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(WORKFLOW, encoding="utf-8")
-    return path

@@ -72,7 +72,9 @@ class MlopsNbEngine(NBClientEngine):
         prestart: bool = False,
         **kwargs: Any,
     ) -> Any:
-        # As NBClientEngine does, plus the kernel's environment, and (warm_kernels) a kernel started ahead.
+        # papermill's engine hook (engines override execute_managed_notebook). NBClientEngine's own takes no
+        # client class nor kernel environment, so its argument handling is repeated here, plus the kernel's
+        # environment and (warm_kernels) a kernel started ahead.
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
         final_kwargs = merge_kwargs(
@@ -110,8 +112,11 @@ class MlopsNbEngine(NBClientEngine):
 
 
 def _kill(km: Any) -> None:
-    """Kill a kernel's process without the kernel manager's (async) shutdown."""
-    process = getattr(getattr(km, "provisioner", None), "process", None)  # jupyter_client's LocalProvisioner
+    """Kill a kernel's process without the kernel manager's (async) shutdown.
+
+    ``provisioner.kill()`` is the public call, but a coroutine, and this runs inside nbclient's own event
+    loop; ``LocalProvisioner.process`` (a public attribute) is the Popen it would kill."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
     if process is not None and process.poll() is None:
         process.kill()
         process.wait(10)

@@ -16,19 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_nb import exit_codes
 from mlops_nb.exceptions import StoreError
 from mlops_nb.gates import GateResult, Requirement, check_all
 from mlops_nb.jobs.parameters import check_values
-from mlops_nb.stages.stage import DURATION_TAG
+from mlops_nb.tracking import tags
 from mlops_nb.tracking.journal import JobHold, job_journals, read
 from mlops_nb.tracking.provenance import NOTEBOOK_ENV
 from mlops_nb.tracking.recorder import JOB_RUN_ENV, JOURNAL_ONLY_ENV, get_recorder
-from mlops_nb.tracking.runs import CACHE_HIT_TAG, ERROR_TAG, STAGE_TAG, open_run
+from mlops_nb.tracking.runs import open_run
 
 OPTIONS_KWARG = "mlops_nb_job"  # how run_job hands JobOptions to the papermill engine
-OUTCOME_TAG = "mlops_nb.job.outcome"
-REQUIREMENTS_TAG = "mlops_nb.job.requirements"
-CWD_TAG = "mlops_nb.job.cwd"
 INPUT_ARTIFACT = "notebook/input.ipynb"  # the notebook as it was before parameters were injected
 OUTPUT_ARTIFACT = "notebook/output.ipynb"
 PARAMETERS_ARTIFACT = "notebook/parameters.json"  # the injected parameters with their types
@@ -42,13 +40,13 @@ KERNEL_DIED = "kernel_died"
 TIMED_OUT = "timed_out"
 INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the run ends KILLED
 EXIT_CODES = {
-    SUCCEEDED: 0,
-    NOTEBOOK_FAILED: 1,
-    EXECUTION_ERROR: 1,
-    REQUIREMENT_FAILED: 3,
-    KERNEL_DIED: 4,
-    TIMED_OUT: 4,
-    INTERRUPTED: 130,  # 128 + SIGINT, as shells report an interrupted command
+    SUCCEEDED: exit_codes.OK,
+    NOTEBOOK_FAILED: exit_codes.FAILED,
+    EXECUTION_ERROR: exit_codes.FAILED,
+    REQUIREMENT_FAILED: exit_codes.REFUSED,
+    KERNEL_DIED: exit_codes.KERNEL,
+    TIMED_OUT: exit_codes.KERNEL,
+    INTERRUPTED: exit_codes.INTERRUPTED,
 }
 
 
@@ -135,18 +133,22 @@ class Job:
         self.settings = recorder.settings
         stem = Path(notebook).stem if notebook else "notebook"
         self.experiment = options.experiment or self.settings.experiment or stem
-        tags: dict[str, str] = {}
+        run_tags: dict[str, str] = {}
         if self.notebook:
-            tags.update({"mlops_nb.notebook": self.notebook, "mlflow.source.name": self.notebook})
-            tags["mlflow.source.type"] = "NOTEBOOK"
-        tags[CWD_TAG] = str(Path.cwd())  # the kernel's working directory (papermill has moved into --cwd)
-        tags.update(options.tags)
+            run_tags.update({tags.NOTEBOOK: self.notebook, tags.MLFLOW_SOURCE_NAME: self.notebook})
+            run_tags[tags.MLFLOW_SOURCE_TYPE] = "NOTEBOOK"
+        run_tags[tags.JOB_CWD] = str(Path.cwd())  # the kernel's working directory (papermill has moved into --cwd)
+        run_tags.update(options.tags)
         if options.parent_run_id:
-            tags["mlflow.parentRunId"] = options.parent_run_id
+            run_tags[tags.PARENT] = options.parent_run_id
         # Checked before the run opens (plain papermill callers come here unchecked): a refusal records nothing.
         parameters = check_values(dict(nb.metadata.get("papermill", {}).get("parameters", {})))
         self.run = open_run(
-            options.run_name or stem, experiment=self.experiment, kind="job", tags=tags, parent_key=options.parent_key
+            options.run_name or stem,
+            experiment=self.experiment,
+            kind="job",
+            tags=run_tags,
+            parent_key=options.parent_key,
         )
         self._hold: JobHold | None = None
         try:  # from here on the run is open: whatever fails ends it FAILED with the reason, never RUNNING
@@ -239,10 +241,10 @@ class Job:
             if failed:
                 outcome = REQUIREMENT_FAILED
                 message = "requirement not met: " + ", ".join(str(g.requirement) for g in failed)
-            run.set_tag(REQUIREMENTS_TAG, "; ".join(("ok: " if g.ok else "FAILED: ") + g.message for g in gates))
-        run.set_tag(OUTCOME_TAG, outcome)
+            run.set_tag(tags.JOB_REQUIREMENTS, "; ".join(("ok: " if g.ok else "FAILED: ") + g.message for g in gates))
+        run.set_tag(tags.JOB_OUTCOME, outcome)
         if message:
-            run.set_tag(ERROR_TAG, message[:1000])
+            run.set_tag(tags.ERROR, message[:1000])
         return outcome, message, metrics, stages, gates
 
 
@@ -332,13 +334,13 @@ def summarize(records: list[dict[str, Any]], job: str) -> tuple[dict[str, float]
             seen = latest.get(rec["k"])
             if seen is None or (rec["step"], rec["t"]) >= seen[:2]:
                 latest[rec["k"]] = (rec["step"], rec["t"], rec["v"])
-        elif op == "start" and rec.get("parent") == job and STAGE_TAG in rec.get("tags", {}):
-            stages[run] = StageSummary(rec["tags"][STAGE_TAG], "KILLED", False, None)
+        elif op == "start" and rec.get("parent") == job and tags.STAGE in rec.get("tags", {}):
+            stages[run] = StageSummary(rec["tags"][tags.STAGE], "KILLED", False, None)
         elif run in stages:
             if op == "end":
                 stages[run].status = rec["status"]
-            elif op == "tag" and rec["k"] == CACHE_HIT_TAG:
+            elif op == "tag" and rec["k"] == tags.CACHE_HIT:
                 stages[run].cache_hit = rec["v"] == "true"
-            elif op == "tag" and rec["k"] == DURATION_TAG:
+            elif op == "tag" and rec["k"] == tags.DURATION:
                 stages[run].duration = float(rec["v"])
     return {k: v for k, (_, _, v) in latest.items()}, list(stages.values())

@@ -76,6 +76,8 @@ def start(kernel_name: str, env: dict[str, str], cwd: str) -> Any:
 
     km = manager_class()(kernel_name=kernel_name, **encryption())
     km.kernel_id = str(uuid.uuid4())
+    # jupyter_client's public way to choose a provisioner is the kernel spec's metadata, which is the user's
+    # (python3), not ours to change; a manager whose public ``provisioner`` is set keeps it at start.
     km.provisioner = ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
     km.started_env = dict(env)
     # As nbclient starts its kernels: IPython's history in memory, not in the user's profile database.

@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import UsageError
-from mlops_nb.jobs.job import CWD_TAG, INPUT_ARTIFACT, PARAMETERS_ARTIFACT, JobOptions, JobResult
-from mlops_nb.tracking import query
-from mlops_nb.tracking.runs import KIND_TAG, STAGE_TAG
-
-REPRODUCES_TAG = "mlops_nb.reproduces"  # on the new run: the run it reproduces
-VERDICT_TAG = "mlops_nb.reproduce.result"
-DIFFERS_EXIT = 3
+from mlops_nb.exit_codes import DIFFERS
+from mlops_nb.jobs.job import INPUT_ARTIFACT, PARAMETERS_ARTIFACT, JobOptions, JobResult
+from mlops_nb.tracking import query, reading, tags
+from mlops_nb.tracking.records import RunDetail, RunRecord
 
 
 @dataclass
@@ -52,7 +49,7 @@ class Reproduction:
     def exit_code(self) -> int:
         if not self.result.ok:
             return self.result.exit_code
-        return DIFFERS_EXIT if self.differences else 0
+        return DIFFERS if self.differences else 0
 
     def summary(self) -> str:
         lines = [self.result.summary()]
@@ -106,16 +103,9 @@ def compare_metrics(old: dict[str, float], new: dict[str, float], rtol: float, a
     return diffs
 
 
-def _stage_inputs(run_id: str) -> dict[str, dict[str, str]]:
+def _stage_inputs(run: RunDetail) -> dict[str, dict[str, str]]:
     """``{stage: {input name: fingerprint}}`` of a job's stages (the last run of each stage name)."""
-    out: dict[str, dict[str, str]] = {}
-    for run in query.child_runs(run_id):
-        tags = run.data.tags
-        if STAGE_TAG in tags:
-            out[tags[STAGE_TAG]] = {
-                k[len("mlops_nb.input.") :]: v for k, v in tags.items() if k.startswith("mlops_nb.input.")
-            }
-    return out
+    return {stage["stage"]: stage["inputs"] for stage in run["stages"]}
 
 
 def compare_inputs(old: dict[str, dict[str, str]], new: dict[str, dict[str, str]]) -> list[Difference]:
@@ -129,9 +119,9 @@ def compare_inputs(old: dict[str, dict[str, str]], new: dict[str, dict[str, str]
     return diffs
 
 
-def _environment(run: Any, tmp: Path) -> str | None:
+def _environment(run: RunRecord, tmp: Path) -> str | None:
     """The recorded pip freeze of the job (a sweep's job: its sweep's)."""
-    for run_id in (run.info.run_id, run.data.tags.get("mlflow.parentRunId")):
+    for run_id in (run["run_id"], run["tags"].get(tags.PARENT)):
         if not run_id:
             continue
         try:
@@ -139,6 +129,25 @@ def _environment(run: Any, tmp: Path) -> str | None:
         except Exception:  # noqa: BLE001 - not recorded there; try the parent
             continue
     return None
+
+
+def _check_environment(run: RunRecord, tmp: Path, strict: bool, warn: Any) -> list[str]:
+    """The packages that differ from the run's recorded environment: refused with ``strict``, else told to
+    ``warn``."""
+    from mlops_nb.tracking.provenance import frozen_requirements
+
+    recorded = _environment(run, tmp)
+    env_diffs = environment_differences(recorded, frozen_requirements()) if recorded is not None else []
+    if env_diffs and strict:
+        raise UsageError(
+            f"The environment differs from run {run['run_id']}'s in {len(env_diffs)} packages ("
+            + "; ".join(env_diffs[:5])
+            + "). Install the recorded versions (mlflow artifacts download -r RUN_ID -a environment) or "
+            "drop --strict."
+        )
+    if env_diffs and warn is not None:
+        warn(f"warning: the environment differs from run {run['run_id']}'s: " + "; ".join(env_diffs[:10]))
+    return env_diffs
 
 
 def reproduce(
@@ -160,15 +169,14 @@ def reproduce(
         UsageError: not a job run, its notebook was not recorded, or (``strict``) the environment differs.
     """
     from mlops_nb.jobs.runner import run_job
-    from mlops_nb.tracking.provenance import frozen_requirements
 
     if rtol < 0 or atol < 0:
         raise UsageError("--rtol and --atol must be >= 0.")
-    old = query.get_run(run_id)
-    tags = old.data.tags
-    if tags.get(KIND_TAG) != "job":
+    old = reading.run_detail(run_id)
+    recorded_tags = old["tags"]
+    if recorded_tags.get(tags.KIND) != "job":
         raise UsageError(
-            f"Run {run_id} is a {tags.get(KIND_TAG, 'plain MLflow')} run; reproduce takes a job run (the id "
+            f"Run {run_id} is a {recorded_tags.get(tags.KIND, 'plain MLflow')} run; reproduce takes a job run (the id "
             "`mlops-nb run` or a sweep printed)."
         )
     with tempfile.TemporaryDirectory(prefix="mlops-nb-reproduce-") as tmp_name:
@@ -181,27 +189,16 @@ def reproduce(
                 f"Run {run_id} has no recorded notebook ({INPUT_ARTIFACT}): it was not run by mlops-nb run, or "
                 f"its artifacts are gone ({e})."
             ) from e
-        recorded = _environment(old, tmp)
-        env_diffs = environment_differences(recorded, frozen_requirements()) if recorded is not None else []
-        if env_diffs and strict:
-            raise UsageError(
-                f"The environment differs from run {run_id}'s in {len(env_diffs)} packages ("
-                + "; ".join(env_diffs[:5])
-                + "). Install the recorded versions (mlflow artifacts download -r RUN_ID -a environment) or "
-                "drop --strict."
-            )
-        if env_diffs and warn is not None:
-            warn(f"warning: the environment differs from run {run_id}'s: " + "; ".join(env_diffs[:10]))
-        notebook = tmp / Path(tags.get("mlops_nb.notebook", "notebook.ipynb")).name
+        env_diffs = _check_environment(old, tmp, strict, warn)
+        notebook = tmp / Path(recorded_tags.get(tags.NOTEBOOK, "notebook.ipynb")).name
         notebook.write_bytes(source.read_bytes())
-        experiment = query.client().get_experiment(old.info.experiment_id).name
         options = JobOptions(
-            experiment=experiment,
-            run_name=f"{old.info.run_name or notebook.stem} (reproduce)",
-            tags={REPRODUCES_TAG: run_id, "mlops_nb.notebook": tags.get("mlops_nb.notebook", str(notebook))},
+            experiment=old["experiment"],
+            run_name=f"{old['name'] or notebook.stem} (reproduce)",
+            tags={tags.REPRODUCES: run_id, tags.NOTEBOOK: recorded_tags.get(tags.NOTEBOOK, str(notebook))},
             cache=False,
         )
-        recorded_cwd = Path(tags[CWD_TAG]) if tags.get(CWD_TAG) else None
+        recorded_cwd = Path(recorded_tags[tags.JOB_CWD]) if recorded_tags.get(tags.JOB_CWD) else None
         kernel_cwd = cwd or (recorded_cwd if recorded_cwd and recorded_cwd.is_dir() else None)
         result = run_job(
             notebook,
@@ -218,10 +215,10 @@ def reproduce(
         result.output = None  # it was in the temporary folder; the run has it as an artifact
     reproduction = Reproduction(run_id, result, environment=env_diffs)
     if result.ok:
-        reproduction.differences = compare_metrics(dict(old.data.metrics), result.metrics, rtol, atol)
-        reproduction.differences += compare_inputs(_stage_inputs(run_id), _stage_inputs(result.run_id))
+        reproduction.differences = compare_metrics(old["metrics"], result.metrics, rtol, atol)
+        reproduction.differences += compare_inputs(_stage_inputs(old), _stage_inputs(reading.run_detail(result.run_id)))
         verdict = (
             "reproduced" if reproduction.reproduced else "differs: " + "; ".join(map(str, reproduction.differences))
         )
-        query.set_tags(result.run_id, {VERDICT_TAG: verdict[:8000]})
+        query.set_tags(result.run_id, {tags.REPRODUCE_RESULT: verdict[:8000]})
     return reproduction

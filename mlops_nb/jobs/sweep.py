@@ -27,15 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_nb import exit_codes
 from mlops_nb.exceptions import UsageError
 from mlops_nb.jobs.job import JobOptions, JobResult, send_jobs
 from mlops_nb.jobs.parameters import load_yaml, typed
+from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import open_run
 
-BEST_TAG = "mlops_nb.sweep.best_run"
-FAILED_TAG = "mlops_nb.sweep.failed"
-INDEX_TAG = "mlops_nb.sweep.index"
 RESULTS_ARTIFACT = "sweep/results.json"
 
 
@@ -127,7 +126,7 @@ class SweepResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if not self.failed else 1
+        return exit_codes.FAILED if self.failed else exit_codes.OK
 
     def summary(self) -> str:
         ok = len(self.children) - len(self.failed)
@@ -227,7 +226,9 @@ def _dask_client(scheduler: str | None, parallel: int) -> Any:
     try:
         from distributed import Client, LocalCluster
     except ImportError as e:
-        raise UsageError("--executor dask needs Dask: pip install 'dask[distributed]'.") from e
+        raise UsageError(
+            f"--executor dask needs Dask, which is not installed ({e}). Install it with: pip install 'mlops-nb[dask]'"
+        ) from e
     if scheduler:
         try:
             return Client(scheduler, timeout="30s")
@@ -268,26 +269,11 @@ def run_sweep(
     Raises:
         UsageError: a bad notebook, grid, parameter or executor; nothing was run.
     """
-    from mlops_nb.jobs import parameters as params_mod
-    from mlops_nb.jobs.runner import kernel_of, load_notebook
-
     started = time.monotonic()
     options = options or JobOptions()
     run = dict(run or {})
     points = points if points is not None else combinations(grid)
-    if not grid or not points:
-        raise UsageError("The sweep has no grid: give at least one --grid NAME=v1,v2 (mlops-nb run runs one job).")
-    if parallel < 1:
-        raise UsageError(f"--parallel {parallel}: run at least 1 job at a time.")
-    if executor not in ("local", "dask"):
-        raise UsageError(f"--executor {executor!r}: use local or dask.")
-    # Everything the runs record is checked before the sweep's run opens: a refusal leaves nothing behind.
-    fixed = params_mod.check_values(fixed or {})
-    grid = {name: params_mod.check_values({name: values}, "--grid")[name] for name, values in grid.items()}
-    points = [params_mod.check_values(point) for point in points]
-    nb = load_notebook(notebook)
-    params_mod.check_names(str(notebook), nb, {**fixed, **grid}, run.get("allow_new", False))
-    kernel_of(nb, run.get("kernel"))
+    fixed, grid, points = _checked(notebook, grid, points, fixed or {}, run, parallel, executor)
     settings = get_recorder().settings
     experiment = options.experiment or settings.experiment or notebook.stem
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -297,32 +283,15 @@ def run_sweep(
         f"{notebook.stem} sweep",
         experiment=experiment,
         kind="sweep",
-        tags={"mlops_nb.notebook": str(notebook.resolve()), "mlops_nb.sweep.jobs": str(len(points))},
+        tags={tags.NOTEBOOK: str(notebook.resolve()), tags.SWEEP_JOBS: str(len(points))},
     )
     try:  # an opened run always ends: FAILED (KILLED on Ctrl-C) with the reason if anything below raises
         sweep.log_params({f"grid.{name}": json.dumps(values) for name, values in grid.items()})
         sweep.log_params({f"fixed.{name}": value for name, value in fixed.items()})
         children = [Child(i, point) for i, point in enumerate(points)]
+        job_options = dataclasses.replace(options, experiment=experiment)
         tasks = [
-            Task(
-                index=child.index,
-                notebook=str(notebook.resolve()),
-                output=str(output_dir / f"{child.index:03d}-{_slug(child.parameters)}.ipynb")
-                if executor == "local"
-                else "",
-                parameters={**fixed, **child.parameters},
-                options=dataclasses.replace(
-                    options,
-                    experiment=experiment,
-                    run_name=f"{notebook.stem}[{_slug(child.parameters, sep=', ')}]",
-                    tags={**options.tags, INDEX_TAG: str(child.index)},
-                    warm_kernels=True,
-                    save_every_cell=False,  # a sweep's notebooks are read when it is done: one write each
-                    # The last jobs of each worker would start kernels no job uses.
-                    prestart=child.index < len(children) - parallel,
-                ),
-                run=run,
-            )
+            _task(child, len(children), notebook, fixed, job_options, output_dir, executor, parallel, run)
             for child in children
         ]
         if executor == "local":
@@ -348,6 +317,64 @@ def run_sweep(
     return SweepResult(sweep.run_id, experiment, children, metric, best, time.monotonic() - started)
 
 
+def _checked(
+    notebook: Path,
+    grid: dict[str, list[Any]],
+    points: list[dict[str, Any]],
+    fixed: dict[str, Any],
+    run: dict[str, Any],
+    parallel: int,
+    executor: str,
+) -> tuple[dict[str, Any], dict[str, list[Any]], list[dict[str, Any]]]:
+    """The sweep's arguments checked, before its run opens (a refusal leaves nothing behind): the fixed
+    parameters, the grid and the points as the runs will record them."""
+    from mlops_nb.jobs import parameters as params_mod
+    from mlops_nb.jobs.runner import kernel_of, load_notebook
+
+    if not grid or not points:
+        raise UsageError("The sweep has no grid: give at least one --grid NAME=v1,v2 (mlops-nb run runs one job).")
+    if parallel < 1:
+        raise UsageError(f"--parallel {parallel}: run at least 1 job at a time.")
+    if executor not in ("local", "dask"):
+        raise UsageError(f"--executor {executor!r}: use local or dask.")
+    fixed = params_mod.check_values(fixed)
+    grid = {name: params_mod.check_values({name: values}, "--grid")[name] for name, values in grid.items()}
+    points = [params_mod.check_values(point) for point in points]
+    nb = load_notebook(notebook)
+    params_mod.check_names(str(notebook), nb, {**fixed, **grid}, run.get("allow_new", False))
+    kernel_of(nb, run.get("kernel"))
+    return fixed, grid, points
+
+
+def _task(
+    child: Child,
+    jobs: int,
+    notebook: Path,
+    fixed: dict[str, Any],
+    options: JobOptions,
+    output_dir: Path,
+    executor: str,
+    parallel: int,
+    run: dict[str, Any],
+) -> Task:
+    """The job of one point of the sweep."""
+    return Task(
+        index=child.index,
+        notebook=str(notebook.resolve()),
+        output=str(output_dir / f"{child.index:03d}-{_slug(child.parameters)}.ipynb") if executor == "local" else "",
+        parameters={**fixed, **child.parameters},
+        options=dataclasses.replace(
+            options,
+            run_name=f"{notebook.stem}[{_slug(child.parameters, sep=', ')}]",
+            tags={**options.tags, tags.SWEEP_INDEX: str(child.index)},
+            warm_kernels=True,
+            save_every_cell=False,  # a sweep's notebooks are read when it is done: one write each
+            prestart=child.index < jobs - parallel,  # the last jobs of each worker would start unused kernels
+        ),
+        run=run,
+    )
+
+
 def _slug(parameters: dict[str, Any], sep: str = ",") -> str:
     text = sep.join(f"{k}={v}" for k, v in parameters.items())
     return text if sep != "," else "".join(c if c.isalnum() or c in "=.,-_" else "_" for c in text)[:80]
@@ -369,7 +396,10 @@ def _stop(pool: Any, grace: float = 30.0) -> None:
     import os
     import signal
 
-    workers = list(getattr(pool, "_processes", {}).values())  # concurrent.futures' record of its processes
+    # Private: before Python 3.14 (ProcessPoolExecutor.terminate_workers) concurrent.futures has no public way
+    # to stop running jobs (shutdown(cancel_futures=True) cancels only queued ones), so its record of its
+    # worker processes is read; an executor without it leaves only the queued jobs cancelled.
+    workers = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
         try:
@@ -453,9 +483,9 @@ def _record(sweep: Any, children: list[Child], metric: str | None, best: Child |
     ]
     sweep.log_text(json.dumps(rows, indent=2, default=str), RESULTS_ARTIFACT)
     failed = [c for c in children if not c.ok]
-    sweep.set_tag(FAILED_TAG, str(len(failed)))
+    sweep.set_tag(tags.SWEEP_FAILED, str(len(failed)))
     if failed:
-        sweep.set_tag("mlops_nb.sweep.failures", "; ".join(f"[{c.index}] {c.why}" for c in failed)[:8000])
+        sweep.set_tag(tags.SWEEP_FAILURES, "; ".join(f"[{c.index}] {c.why}" for c in failed)[:8000])
     if best is not None and best.result is not None and metric:
-        sweep.set_tag(BEST_TAG, best.result.run_id)
+        sweep.set_tag(tags.SWEEP_BEST, best.result.run_id)
         sweep.log_metric(f"best_{metric}", best.result.metrics[metric])

@@ -184,7 +184,10 @@ def _serve() -> None:  # pragma: no cover - runs in the zygote process
             code = 1
         import atexit
 
-        atexit._run_exitfuncs()  # the kernel's exit hooks (mlops-nb's journal among them)
+        # The kernel's exit hooks (mlops-nb's journal among them). Private, as no public call runs them now:
+        # the forked kernel must leave through os._exit (a normal exit would also tear down what it inherited
+        # from the zygote, whose state is not its own), which skips them.
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

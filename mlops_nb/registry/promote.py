@@ -6,53 +6,33 @@ the metric recorded on the current champion's source run; and only when every ga
 with the evidence as ``mlops_nb.*`` tags and moves the alias. A refused promotion registers nothing: its
 evidence goes on the run as ``mlops_nb.promotion.refused`` tags.
 
-Compare-and-set: the version is registered and the alias moved under a per-model lock. Under the lock the
-must-beat gate is evaluated again when the version to beat moved meanwhile, and the promotion is refused
-when the alias moved otherwise, so of overlapping promotions of one model only one wins.
-The lock is a registered model named ``<MODEL>.mlops-nb-lock``: creating a registered model is atomic in
-every MLflow store (a unique key in its database, also through ``mlflow server``), so one lock serves SQLite,
-PostgreSQL and a server shared by many machines.
+Compare-and-set: the version is registered and the alias moved under a per-model lock
+(``tracking/registry.py``). Under the lock the must-beat gate is evaluated again when the version to beat
+moved meanwhile, and the promotion is refused when the alias moved otherwise, so of overlapping promotions of
+one model only one wins.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import json
 import math
-import os
 import posixpath
-import random
 import re
-import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import StoreError, UsageError
 from mlops_nb.gates import Requirement, parse_requirement
-from mlops_nb.stages.stage import CACHE_SOURCE_TAG
-from mlops_nb.tracking import query
-from mlops_nb.tracking.runs import CACHE_HIT_TAG, MODELS_TAG, STAGE_TAG
+from mlops_nb.tracking import query, reading, registry, tags
+from mlops_nb.tracking.records import RunRecord
+from mlops_nb.tracking.registry import LOCK_SUFFIX
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-    from mlflow.entities import Run as MlflowRun
-
-SOURCE_RUN_TAG = "mlops_nb.source_run"  # on a version: the run the metrics were read from
-MODEL_RUN_TAG = "mlops_nb.model_run"  # on a version: the run whose artifact the model is
-TAG = "mlops_nb.promotion."  # prefix of the promotion's own evidence on a version
-LOCK_SUFFIX = ".mlops-nb-lock"
-LOCK_TIMEOUT = 300.0
-STALE_LOCK = 120.0  # seconds one holder may keep the lock before a waiter breaks it (a promotion holds it ms)
-_LOCK_TOKEN_TAG = "mlops_nb.lock.token"
-_LOCK_TAKEN = ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")
+TAG = tags.PROMOTION_PREFIX  # prefix of the promotion's own evidence on a version
 _ALIAS = re.compile(r"^[\w-]+$")  # MLflow's rule for alias names
-_RUN_TAGS = ("mlops_nb.git.commit", "mlops_nb.git.dirty")  # copied from the source run onto the version
-_INPUT_PREFIX = "mlops_nb.input."
+_RUN_TAGS = (tags.GIT_COMMIT, tags.GIT_DIRTY)  # copied from the source run onto the version
 _MAX_TAG = 8000  # MLflow's limit on a run tag's value
 # the must-beat evidence, kept with a refusal
 _COMPARED = ("metric", "value", "champion_version", "champion_run", "champion_value", "previous_version")
@@ -72,7 +52,7 @@ class Gate:
 class FoundModel:
     """A model found in a run: the stage run of the given run that logged it, and the run holding the artifact."""
 
-    stage: MlflowRun
+    stage: RunRecord
     run_id: str  # the stage's own id, or for a stage served from the cache the run that produced it
     path: str  # the model's name: its run artifact folder (mnb.log_model), or an MLflow 3 logged model's name
     model_id: str | None = None  # an MLflow 3 logged model (mlflow.<flavor>.log_model, autolog)
@@ -80,7 +60,7 @@ class FoundModel:
     @property
     def label(self) -> str:
         """``STAGE/NAME``, as ``--model`` accepts it."""
-        return f"{self.stage.data.tags.get(STAGE_TAG) or self.stage.info.run_name}/{self.path}"
+        return f"{self.stage['tags'].get(tags.STAGE) or self.stage['name']}/{self.path}"
 
     @property
     def uri(self) -> str:
@@ -140,6 +120,41 @@ def promote(
         StoreError: no run ``run_id`` in the store.
     """
     requirements = [parse_requirement(text) for text in require]
+    _check_arguments(name, alias, must_beat, metric)
+    s = settings or load_settings()
+    run = reading.get_run(run_id, s)
+    if run["status"] in ("FAILED", "KILLED"):
+        raise UsageError(
+            f"Run {run_id} ended {run['status']}; its model is not promoted. Fix the notebook, run it again "
+            "and promote the new run."
+        )
+    found = find_model(run, model, s)
+    gates = [_requirement_gate(r, run["metrics"], run_id) for r in requirements]
+    before = registry.aliases(name, s)
+    if must_beat is not None and must_beat not in before:
+        close = difflib.get_close_matches(must_beat, list(before), n=1)
+        if close:  # a typo would otherwise pass as "nothing to beat" and move the alias
+            raise UsageError(
+                f"--must-beat {must_beat!r}: no version of {name!r} has that alias (it has "
+                f"{', '.join(sorted(before))}). Did you mean {close[0]!r}?"
+            )
+    attempt = _Attempt(s, run, found, name, alias, must_beat, metric, higher_is_better)
+    evidence = _evidence(run, found, alias, before.get(alias))
+    if must_beat is not None:
+        gate, compared = attempt.must_beat_gate(before.get(must_beat))
+        gates.append(gate)
+        evidence.update(compared)
+
+    if not all(g.ok for g in gates):  # refused before anything is registered: the registry stays as it was
+        _record_refusal(s, run_id, name, alias, gates, evidence)
+        return Promotion(name, None, alias, found, gates, False, before.get(alias), before.get(alias))
+    version, current = _compare_and_set(attempt, gates, evidence, before)
+    if version is None:
+        _record_refusal(s, run_id, name, alias, gates, evidence)
+    return Promotion(name, version, alias, found, gates, version is not None, before.get(alias), current.get(alias))
+
+
+def _check_arguments(name: str, alias: str, must_beat: str | None, metric: str | None) -> None:
     check_model_name(name)
     if name.endswith(LOCK_SUFFIX):
         raise UsageError(
@@ -153,48 +168,43 @@ def promote(
         )
     if must_beat is not None:
         _check_alias(must_beat, "--must-beat")
-    s = settings or load_settings()
-    client = query.client(s)
-    run = query.get_run(run_id, s)
-    if run.info.status in ("FAILED", "KILLED"):
-        raise UsageError(
-            f"Run {run_id} ended {run.info.status}; its model is not promoted. Fix the notebook, run it again "
-            "and promote the new run."
-        )
-    found = find_model(run, model, s)
-    metrics = run.data.metrics
-    gates = [_requirement_gate(r, metrics, run_id) for r in requirements]
-    before = _aliases(client, name)
-    if must_beat is not None and must_beat not in before:
-        close = difflib.get_close_matches(must_beat, list(before), n=1)
-        if close:  # a typo would otherwise pass as "nothing to beat" and move the alias
-            raise UsageError(
-                f"--must-beat {must_beat!r}: no version of {name!r} has that alias (it has "
-                f"{', '.join(sorted(before))}). Did you mean {close[0]!r}?"
-            )
-    evidence = _evidence(run, found, alias, before.get(alias))
-    if must_beat is not None and metric is not None:
-        gate, compared = _must_beat_gate(
-            client, s, name, must_beat, before.get(must_beat), metric, higher_is_better, run
-        )
-        gates.append(gate)
-        evidence.update(compared)
 
-    if not all(g.ok for g in gates):  # refused before anything is registered: the registry stays as it was
-        _record_refusal(client, run_id, name, alias, gates, evidence)
-        return Promotion(name, None, alias, found, gates, False, before.get(alias), before.get(alias))
 
+@dataclasses.dataclass(frozen=True)
+class _Attempt:
+    """One promotion being decided: the run, its model, and where it is to go."""
+
+    settings: Settings
+    run: RunRecord
+    found: FoundModel
+    name: str
+    alias: str
+    must_beat: str | None
+    metric: str | None
+    higher_is_better: bool
+
+    def must_beat_gate(self, version: str | None) -> tuple[Gate, dict[str, str]]:
+        assert self.must_beat is not None and self.metric is not None
+        return _must_beat_gate(
+            self.settings, self.name, self.must_beat, version, self.metric, self.higher_is_better, self.run
+        )
+
+
+def _compare_and_set(
+    attempt: _Attempt, gates: list[Gate], evidence: dict[str, str], before: Mapping[str, str]
+) -> tuple[str | None, Mapping[str, str]]:
+    """Under the model's lock: the must-beat gate again if the version to beat moved, a refusal if the alias
+    moved otherwise; else register the version and move the alias. Returns the new version (None: refused,
+    the failed gate appended to ``gates``) and the aliases as they now are."""
+    s, name, alias, must_beat, found = attempt.settings, attempt.name, attempt.alias, attempt.must_beat, attempt.found
     version, current, concurrency = None, before, "no concurrent promotion"
     try:
-        with model_lock(client, name):
-            current = _aliases(client, name)
+        with registry.model_lock(name, settings=s):
+            current = registry.aliases(name, s)
             moved = [a for a in dict.fromkeys((alias, must_beat)) if a and current.get(a) != before.get(a)]
-            if must_beat is not None and metric is not None and must_beat in moved:
+            if must_beat is not None and must_beat in moved:
                 # the version to beat changed while the gates were checked: compare with it, under the lock
-                gate, compared = _must_beat_gate(
-                    client, s, name, must_beat, current.get(must_beat), metric, higher_is_better, run
-                )
-                gates[-1] = gate
+                gates[-1], compared = attempt.must_beat_gate(current.get(must_beat))
                 evidence.update(compared)
                 moved.remove(must_beat)
                 if alias == must_beat:  # the alias moving to the version just beaten is what the gate is about
@@ -204,18 +214,25 @@ def promote(
             elif all(g.ok for g in gates):
                 evidence[TAG + "status"] = "promoted"
                 evidence[TAG + "gates"] = json.dumps([dataclasses.asdict(g) for g in gates])
-                version = _register(client, name, found, {k: v for k, v in evidence.items() if v}, run_id)
-                client.set_registered_model_alias(name, alias, version)
+                version = registry.register_version(
+                    name,
+                    found.uri,
+                    run_id=found.run_id,
+                    model_id=found.model_id,
+                    tags={k: v for k, v in evidence.items() if v},
+                    description=f"Registered by mlops-nb promote from run {attempt.run['run_id']} ({found.label}); "
+                    "the evidence is in the mlops_nb.* tags.",
+                    settings=s,
+                )
+                registry.set_alias(name, alias, version, s)
                 current = {**current, alias: version}
     except StoreError as e:  # the lock stayed taken: nothing was registered, the alias was not touched
         gates.append(Gate(concurrency, False, f"{concurrency}: {e}"))
-    if version is None:
-        _record_refusal(client, run_id, name, alias, gates, evidence)
-    return Promotion(name, version, alias, found, gates, version is not None, before.get(alias), current.get(alias))
+    return version, current
 
 
 def _record_refusal(
-    client: MlflowClient, run_id: str, name: str, alias: str, gates: list[Gate], evidence: Mapping[str, str]
+    settings: Settings, run_id: str, name: str, alias: str, gates: list[Gate], evidence: Mapping[str, str]
 ) -> None:
     """The evidence of a refused promotion, as tags on the run that was promoted (the registry is untouched):
     ``mlops_nb.promotion.refused`` says why, ``mlops_nb.promotion.refused_gates`` has every gate and what the
@@ -230,8 +247,7 @@ def _record_refusal(
         **{k[len(TAG) :]: v for k, v in evidence.items() if k.startswith(TAG) and k[len(TAG) :] in _COMPARED},
     }
     reason = f"{name}@{alias}: " + "; ".join(g.message for g in gates if not g.ok)
-    client.set_tag(run_id, TAG + "refused", _fit(reason))
-    client.set_tag(run_id, TAG + "refused_gates", _fit(json.dumps(record)))
+    query.set_tags(run_id, {TAG + "refused": _fit(reason), TAG + "refused_gates": _fit(json.dumps(record))}, settings)
 
 
 def _fit(value: str) -> str:
@@ -239,7 +255,7 @@ def _fit(value: str) -> str:
     return value if len(value) <= _MAX_TAG else value[: _MAX_TAG - 3] + "..."
 
 
-def find_model(run: MlflowRun, model: str | None = None, settings: Settings | None = None) -> FoundModel:
+def find_model(run: RunRecord, model: str | None = None, settings: Settings | None = None) -> FoundModel:
     """The model logged by ``run`` or one of its finished stages (through the cache source of a cache hit):
     with ``mnb.log_model``, or with MLflow's own ``log_model``. A stage that ran more than once (a cell run
     again) counts once: its latest run, as metrics roll up their latest values.
@@ -247,18 +263,18 @@ def find_model(run: MlflowRun, model: str | None = None, settings: Settings | No
     Raises:
         UsageError: no model, several without ``model`` naming one, or a model whose artifact is missing.
     """
-    run_id = run.info.run_id
-    stages = [run, *(r for r in query.child_runs(run_id, settings) if r.info.status == "FINISHED")]
+    run_id = run["run_id"]
+    stages = [run, *(r for r in reading.child_runs(run_id, settings) if r["status"] == "FINISHED")]
     producers = [(stage, _producer(stage, settings)) for stage in stages]
-    logged = query.logged_models([producer for _, producer in producers], settings)
+    logged = query.logged_models([producer["run_id"] for _, producer in producers], settings)
     latest: dict[str, FoundModel] = {}  # label -> the latest stage's model (stages come oldest first)
     for stage, producer in producers:
-        for path in producer.data.tags.get(MODELS_TAG, "").split(","):
+        for path in producer["tags"].get(tags.MODELS, "").split(","):
             if path:
-                found = FoundModel(stage, producer.info.run_id, path)
+                found = FoundModel(stage, producer["run_id"], path)
                 latest[found.label] = found
-        for logged_model in logged.get(producer.info.run_id, []):
-            found = FoundModel(stage, producer.info.run_id, logged_model.name, logged_model.model_id)
+        for logged_model in logged.get(producer["run_id"], []):
+            found = FoundModel(stage, producer["run_id"], logged_model["name"], logged_model["model_id"])
             latest[found.label] = found
     candidates = list(latest.values())
     labels = ", ".join(latest)
@@ -277,112 +293,16 @@ def find_model(run: MlflowRun, model: str | None = None, settings: Settings | No
             f"Run {run_id} has {len(candidates)} models: {labels}. Say which with --model NAME (or STAGE/NAME)."
         )
     chosen = candidates[0]
-    if chosen.model_id is None:
-        files = {a.path for a in query.client(settings).list_artifacts(chosen.run_id, chosen.path)}
-        if f"{chosen.path}/MLmodel" not in files:
-            raise UsageError(
-                f"Model {chosen.label} of run {run_id} is not in MLflow ({chosen.uri} has no MLmodel). The process "
-                "that recorded it may still be sending (wait for it to exit, or call mnb.flush() in it); if it "
-                "died, the next mlops-nb process with this tracking URI sends what it left in .mlops_nb/journal/."
-            )
-    return chosen
-
-
-@contextlib.contextmanager
-def model_lock(
-    client: MlflowClient, name: str, *, timeout: float = LOCK_TIMEOUT, stale_after: float = STALE_LOCK
-) -> Iterator[None]:
-    """Hold the promotion lock of registered model ``name``: the registered model ``<name>.mlops-nb-lock``.
-
-    A lock whose holder has not changed for ``stale_after`` seconds (its process died) is broken.
-
-    Raises:
-        StoreError: the lock stayed taken for ``timeout`` seconds.
-    """
-    from mlops_nb.tracking.provenance import process_tags
-    from mlops_nb.tracking.store import is_transient
-
-    lock, token = name + LOCK_SUFFIX, uuid.uuid4().hex
-    me = process_tags()
-    holder = f"{me['mlops_nb.user']}@{me['mlops_nb.host']} (pid {os.getpid()})"
-    started = time.monotonic()
-    seen: tuple[str, float] | None = None  # the holder's token and since when this process has seen it
-    while True:
-        try:
-            client.create_registered_model(
-                lock,
-                tags={_LOCK_TOKEN_TAG: token},
-                description=f"Promotion lock of {name!r}, held by {holder}. mlops-nb deletes it within a second; "
-                "delete it by hand only when no mlops-nb promote is running.",
-            )
-            break
-        except Exception as e:
-            # Taken (or released between our create and its read-back), or a busy database: try again.
-            if getattr(e, "error_code", None) not in _LOCK_TAKEN and not is_transient(e):
-                raise
-        now, current = time.monotonic(), _lock_token(client, lock)
-        if current == "":
-            raise StoreError(
-                f"A registered model named {lock!r} exists that is not an mlops-nb promotion lock (it has no "
-                f"{_LOCK_TOKEN_TAG} tag), so promotions of {name!r} cannot take their lock. Rename or delete it."
-            )
-        if current is not None:
-            if seen is None or seen[0] != current:
-                seen = (current, now)
-            elif now - seen[1] > stale_after:
-                _release(client, lock, current)
-                continue
-        if now - started > timeout:
-            raise StoreError(
-                f"Waited {timeout:.0f} s for the promotion lock of {name!r} (registered model {lock!r}). Another "
-                "promotion holds it; if none is running, delete that registered model and promote again."
-            )
-        time.sleep(random.uniform(0.05, 0.2))
-    try:
-        yield
-    finally:
-        _release(client, lock, token)
-
-
-def _lock_token(client: MlflowClient, lock: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_registered_model(lock).tags.get(_LOCK_TOKEN_TAG, "")
-    except MlflowException as e:
-        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-
-
-def _release(client: MlflowClient, lock: str, token: str) -> None:
-    """Delete the lock if ``token`` still holds it."""
-    from mlflow.exceptions import MlflowException
-
-    if _lock_token(client, lock) == token:
-        with contextlib.suppress(MlflowException):  # deleted by a waiter that found it stale
-            client.delete_registered_model(lock)
-
-
-def _register(client: MlflowClient, name: str, found: FoundModel, evidence: dict[str, str], run_id: str) -> str:
-    """Create version N+1 of ``name`` (and ``name`` itself when missing) with the evidence as tags; returns N+1."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.create_registered_model(name)
-    except MlflowException as e:
-        if e.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    created = client.create_model_version(
-        name,
-        found.uri,
-        run_id=found.run_id,
-        model_id=found.model_id,
-        tags=evidence,
-        description=f"Registered by mlops-nb promote from run {run_id} ({found.label}); the evidence is in the "
-        "mlops_nb.* tags.",
+    in_mlflow = chosen.model_id is not None or f"{chosen.path}/MLmodel" in query.artifact_paths(
+        chosen.run_id, chosen.path, settings
     )
-    return str(created.version)
+    if not in_mlflow:
+        raise UsageError(
+            f"Model {chosen.label} of run {run_id} is not in MLflow ({chosen.uri} has no MLmodel). The process "
+            "that recorded it may still be sending (wait for it to exit, or call mnb.flush() in it); if it "
+            "died, the next mlops-nb process with this tracking URI sends what it left in .mlops_nb/journal/."
+        )
+    return chosen
 
 
 def check_model_name(name: str) -> None:
@@ -419,30 +339,16 @@ def _check_alias(alias: str, option: str) -> None:
         )
 
 
-def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
-    """The aliases of registered model ``name`` (alias -> version); {} when the model does not exist yet."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return {alias: str(v) for alias, v in client.get_registered_model(name).aliases.items()}
-    except MlflowException as e:
-        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return {}
-        if e.error_code == "INVALID_PARAMETER_VALUE":
-            raise UsageError(f"{e.message} Choose another --name.") from e
-        raise
-
-
-def _producer(stage: MlflowRun, settings: Settings | None) -> MlflowRun:
+def _producer(stage: RunRecord, settings: Settings | None) -> RunRecord:
     """The run that produced ``stage``'s outputs: the stage, or for a cache hit the run it came from."""
-    source = stage.data.tags.get(CACHE_SOURCE_TAG)
-    if stage.data.tags.get(CACHE_HIT_TAG) != "true" or not source:
+    source = stage["tags"].get(tags.CACHE_SOURCE)
+    if stage["tags"].get(tags.CACHE_HIT) != "true" or not source:
         return stage
     try:
-        return query.get_run(source, settings)
-    except StoreError as e:
+        return reading.get_run(source, settings)
+    except (UsageError, StoreError) as e:
         raise UsageError(
-            f"Stage run {stage.info.run_id} was served from the cache of run {source}, which is not in MLflow any "
+            f"Stage run {stage['run_id']} was served from the cache of run {source}, which is not in MLflow any "
             "more. Run the stage again without the cache (%%track STAGE --no-cache) and promote the new run."
         ) from e
 
@@ -464,32 +370,31 @@ def _requirement_gate(requirement: Requirement, metrics: Mapping[str, float], ru
 
 
 def _must_beat_gate(
-    client: MlflowClient,
     settings: Settings,
     name: str,
     alias: str,
     version: str | None,
     metric: str,
     higher_is_better: bool,
-    run: MlflowRun,
+    run: RunRecord,
 ) -> tuple[Gate, dict[str, str]]:
     """The gate "the run's ``metric`` beats the champion's", and the evidence of what it was compared with."""
     gate = f"beats @{alias} on {metric}"
-    metrics = run.data.metrics
+    metrics = run["metrics"]
     if metric not in metrics:
-        raise _missing_metric(metric, metrics, run.info.run_id, "--metric")
+        raise _missing_metric(metric, metrics, run["run_id"], "--metric")
     value = metrics[metric]
     compared = {TAG + "metric": metric, TAG + "value": repr(value)}
     if version is None:
         return Gate(gate, True, f"{gate}: no version of {name!r} has alias {alias!r} yet, nothing to beat"), compared
-    champion = client.get_model_version(name, version)
-    source = champion.tags.get(SOURCE_RUN_TAG) or champion.run_id
+    champion = reading.model_version(f"models:/{name}/{version}", settings)
+    source = champion["tags"].get(tags.SOURCE_RUN) or champion["run_id"]
     if not source:
         raise UsageError(
             f"{name} version {version} (@{alias}) was registered without a run, so it has no {metric!r} to beat. "
             f"Promote without --must-beat, or point @{alias} at a version registered from a run."
         )
-    champion_metrics = query.get_run(source, settings).data.metrics
+    champion_metrics = reading.get_run(source, settings)["metrics"]
     if metric not in champion_metrics:
         raise UsageError(
             f"Run {source} of {name} version {version} (@{alias}) has no metric {metric!r} (it has: "
@@ -514,22 +419,22 @@ def _must_beat_gate(
     return Gate(gate, ok, f"{gate}: {message}"), compared
 
 
-def _evidence(run: MlflowRun, found: FoundModel, alias: str, previous: str | None) -> dict[str, str]:
+def _evidence(run: RunRecord, found: FoundModel, alias: str, previous: str | None) -> dict[str, str]:
     """Tags of the new version: where the model came from, and who promoted it when."""
     from mlops_nb.tracking.provenance import process_tags
 
-    tags, me = run.data.tags, process_tags()
+    run_tags, me = run["tags"], process_tags()
     evidence = {
-        SOURCE_RUN_TAG: run.info.run_id,
-        MODEL_RUN_TAG: found.run_id,
-        STAGE_TAG: found.stage.data.tags.get(STAGE_TAG, ""),
-        "mlops_nb.notebook": tags.get("mlops_nb.notebook") or tags.get("mlflow.source.name", ""),
-        **{key: tags[key] for key in _RUN_TAGS if key in tags},
-        **{key: value for key, value in found.stage.data.tags.items() if key.startswith(_INPUT_PREFIX)},
+        tags.SOURCE_RUN: run["run_id"],
+        tags.MODEL_RUN: found.run_id,
+        tags.STAGE: found.stage["tags"].get(tags.STAGE, ""),
+        tags.NOTEBOOK: run_tags.get(tags.NOTEBOOK) or run_tags.get(tags.MLFLOW_SOURCE_NAME, ""),
+        **{key: run_tags[key] for key in _RUN_TAGS if key in run_tags},
+        **{key: value for key, value in found.stage["tags"].items() if key.startswith(tags.INPUT_PREFIX)},
         TAG + "alias": alias,
         TAG + "previous_version": previous or "",
-        TAG + "user": me["mlops_nb.user"],
-        TAG + "host": me["mlops_nb.host"],
+        TAG + "user": me[tags.USER],
+        TAG + "host": me[tags.HOST],
         TAG + "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return {key: value for key, value in evidence.items() if value}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.config import Settings, load_settings
-from mlops_nb.exceptions import ExportError
+from mlops_nb.exceptions import ExportError, UsageError
 from mlops_nb.serving.schema import InputSchema, SchemaError, input_schema
 from mlops_nb.serving.trust import decide, untrusted_types
 
@@ -106,19 +106,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def read_mlmodel(folder: Path) -> dict[str, Any]:
-    """The MLmodel file of a downloaded model folder, as a mapping."""
-    import yaml
-
-    path = folder / "MLmodel"
-    if not path.is_file():
-        raise ExportError(f"{folder} has no MLmodel file: the URI does not point at an MLflow model folder.")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ExportError(f"{path} is not a valid MLmodel file.")
-    return data
 
 
 def sklearn_flavor(mlmodel: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +271,10 @@ def export(
     with tempfile.TemporaryDirectory(prefix="mlops-nb-export-") as tmp:
         pinned = f"models:/{ref.name}/{ref.version}" if ref.name else ref.uri  # the version resolved above
         folder = query.download_model(pinned, Path(tmp) / "download")
-        mlmodel = read_mlmodel(folder)
+        try:
+            mlmodel = query.mlmodel(folder)
+        except UsageError as e:
+            raise ExportError(str(e)) from e
         if ref.run_id is None and mlmodel.get("run_id"):  # models:/m-<id>: MLmodel names the run that logged it
             ref = dataclasses.replace(ref, run_id=str(mlmodel["run_id"]))
         flavor = sklearn_flavor(mlmodel)
@@ -295,15 +285,7 @@ def export(
         except SchemaError as e:
             raise ExportError(str(e)) from e
 
-        converted_from = None
-        if flavor.get("serialization_format", "cloudpickle") == "skops":
-            model_file = folder / flavor["pickled_model"]
-            declared = list(flavor.get("skops_trusted_types") or [])
-        else:
-            model_file, converted_from = _convert_pickle(folder, flavor, allow_pickle)
-            declared = []
-        # decided before anything of the file is loaded: the refusal must come before any of its code could run
-        trusted = decide(untrusted_types(model_file), trust, allow_unsafe, declared).types
+        model_file, trusted, converted_from = _trusted_model_file(folder, flavor, trust, allow_unsafe, allow_pickle)
 
         import skops.io
 
@@ -343,11 +325,32 @@ def export(
         if profile is not None:
             shutil.copy2(profile_path, model_dir / PROFILE_FILE)
         (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staging), str(out))
+        _move_into_place(staging, out)
     return ExportResult(out, ref, metadata["sha256"], trusted, converted_from)
+
+
+def _trusted_model_file(
+    folder: Path, flavor: dict[str, Any], trust: Sequence[str], allow_unsafe: Sequence[str], allow_pickle: bool
+) -> tuple[Path, tuple[str, ...], str | None]:
+    """The model's skops file (a pickle converted when ``allow_pickle``), the types it may load, and the
+    format it was converted from. Decided before anything of the file is loaded: a refusal comes before any
+    of its code could run."""
+    converted_from = None
+    if flavor.get("serialization_format", "cloudpickle") == "skops":
+        model_file = folder / flavor["pickled_model"]
+        declared = list(flavor.get("skops_trusted_types") or [])
+    else:
+        model_file, converted_from = _convert_pickle(folder, flavor, allow_pickle)
+        declared = []
+    return model_file, decide(untrusted_types(model_file), trust, allow_unsafe, declared).types, converted_from
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """The finished package replaces ``out``."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging), str(out))
 
 
 def _model_requirements(folder: Path) -> list[str]:

@@ -30,7 +30,7 @@ from mlops_nb.stages.fingerprint import fingerprint, fingerprints, is_local_file
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
-from mlops_nb.tracking.runs import CACHE_HIT_TAG, Run, stage
+from mlops_nb.tracking.runs import Run, stage
 
 CACHE_VERSION = "mlops-nb-stage-cache-2"  # bump when the key or the entry format changes meaning
 # The names other modules import from here; each tag is declared once, in tracking/tags.py.
@@ -413,7 +413,7 @@ class StageRunner:
             return str(e)
         self.ns.update(values)
         rng.set_states(manifest.get("rng_after", {}))
-        run.set_tag(CACHE_HIT_TAG, "true")
+        run.set_tag(tags.CACHE_HIT, "true")
         if manifest.get("run_key"):
             run.link_tag(CACHE_SOURCE_TAG, manifest["run_key"])
         run.set_tags(

@@ -17,6 +17,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from mlops_nb.tracking import tags as tag_names
 from mlops_nb.tracking.records import RunPage, RunSummary
 
 
@@ -99,17 +100,15 @@ def _page(
     where = [f"r.experiment_id IN ({','.join('?' * len(experiments))})", "r.lifecycle_stage = 'active'"]
     args: list[object] = list(experiments)
     kind_test = "t.value = ?" if kind else "t.value != 'stage'"
-    where.append(
-        f"EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = r.run_uuid AND t.key = 'mlops_nb.kind' AND {kind_test})"
-    )
+    where.append(f"EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = r.run_uuid AND t.key = ? AND {kind_test})")
+    args.append(tag_names.KIND)
     if kind:
         args.append(kind)
     if notebook:
         where.append(
-            "EXISTS (SELECT 1 FROM tags n WHERE n.run_uuid = r.run_uuid AND n.key = 'mlops_nb.notebook'"
-            " AND n.value LIKE ? ESCAPE '\\')"
+            "EXISTS (SELECT 1 FROM tags n WHERE n.run_uuid = r.run_uuid AND n.key = ? AND n.value LIKE ? ESCAPE '\\')"
         )
-        args.append("%" + _like(notebook))
+        args.extend([tag_names.NOTEBOOK, "%" + _like(notebook)])
     rows = con.execute(
         "SELECT r.run_uuid, r.name, r.experiment_id, r.status, r.start_time, r.end_time FROM runs r "
         f"WHERE {' AND '.join(where)} ORDER BY r.start_time DESC, r.run_uuid ASC LIMIT ? OFFSET ?",
@@ -139,12 +138,12 @@ def _page(
             run_id=run_id,
             name=name,
             experiment_id=str(experiment_id),
-            kind=tags[run_id].get("mlops_nb.kind"),
+            kind=tags[run_id].get(tag_names.KIND),
             status=status,
             start_time=start,
             end_time=end or None,
             duration_s=round((end - start) / 1000, 3) if end else None,
-            notebook=tags[run_id].get("mlops_nb.notebook"),
+            notebook=tags[run_id].get(tag_names.NOTEBOOK),
             params=params[run_id],
             metrics=metrics[run_id],
         )

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlops_nb.tracking import tags
+
 NOTEBOOK_ENV = "MLOPS_NB_NOTEBOOK"  # set by mlops-nb's papermill engine for the kernel it starts
 
 
@@ -125,29 +127,29 @@ def _static_tags() -> dict[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    tags = {
-        "mlops_nb.host": socket.gethostname(),
-        "mlops_nb.user": user,
-        "mlops_nb.python": platform.python_version(),
-        "mlops_nb.pid": str(os.getpid()),
-        "mlflow.user": user,
+    found = {
+        tags.HOST: socket.gethostname(),
+        tags.USER: user,
+        tags.PYTHON: platform.python_version(),
+        tags.PID: str(os.getpid()),
+        tags.MLFLOW_USER: user,
     }
     if in_kernel():
         ipykernel = sys.modules["ipykernel"]
-        tags["mlops_nb.kernel"] = f"{sys.executable} (ipykernel {getattr(ipykernel, '__version__', '?')})"
-    return tags
+        found[tags.KERNEL] = f"{sys.executable} (ipykernel {getattr(ipykernel, '__version__', '?')})"
+    return found
 
 
 def process_tags() -> dict[str, str]:
     """Cheap provenance tags of this process (microseconds after the first call)."""
-    tags = dict(_static_tags())
-    tags["mlops_nb.pid"] = str(os.getpid())  # not cached: a forked child is another process
+    found = dict(_static_tags())
+    found[tags.PID] = str(os.getpid())  # not cached: a forked child is another process
     nb = notebook_path()
     if nb:
-        tags.update({"mlops_nb.notebook": nb, "mlflow.source.name": nb, "mlflow.source.type": "NOTEBOOK"})
+        found.update({tags.NOTEBOOK: nb, tags.MLFLOW_SOURCE_NAME: nb, tags.MLFLOW_SOURCE_TYPE: "NOTEBOOK"})
     elif sys.argv and sys.argv[0]:
-        tags.update({"mlflow.source.name": sys.argv[0], "mlflow.source.type": "LOCAL"})
-    return tags
+        found.update({tags.MLFLOW_SOURCE_NAME: sys.argv[0], tags.MLFLOW_SOURCE_TYPE: "LOCAL"})
+    return found
 
 
 def _git(*args: str) -> str | None:
@@ -166,11 +168,11 @@ def git_tags() -> dict[str, str]:
     if not commit:
         return {}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
-    tags = {"mlops_nb.git.commit": commit, "mlops_nb.git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
+    found = {tags.GIT_COMMIT: commit, tags.GIT_DIRTY: str(dirty).lower(), tags.MLFLOW_GIT_COMMIT: commit}
     branch = _git("rev-parse", "--abbrev-ref", "HEAD")
     if branch and branch != "HEAD":
-        tags["mlflow.source.git.branch"] = branch
-    return tags
+        found[tags.MLFLOW_GIT_BRANCH] = branch
+    return found
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,7 +190,7 @@ def frozen_requirements() -> str:
 
 def environment_tags() -> dict[str, str]:
     """Git state (read now) and the hash of the installed environment (read once per process)."""
-    return {**git_tags(), "mlops_nb.env_hash": hashlib.sha256(frozen_requirements().encode()).hexdigest()[:16]}
+    return {**git_tags(), tags.ENV_HASH: hashlib.sha256(frozen_requirements().encode()).hexdigest()[:16]}
 
 
 class Provenance:

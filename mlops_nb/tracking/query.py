@@ -1,93 +1,63 @@
-"""Reading what was recorded (runs, their stages, metrics and artifacts), and annotating ended runs.
+"""Artifacts and models of recorded runs, and annotating runs that ended.
 
-The jobs, registry and serving layers read MLflow through these functions (recording goes through the
-recorder). One client per tracking URI per process, created with the same safe store initialisation as the
-sender's.
+The jobs, registry and serving layers fetch files through these functions and get local paths and our own
+records back (``records.py``), never MLflow objects.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import StoreError, UsageError
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-    from mlflow.entities import LoggedModel
-    from mlflow.entities import Run as MlflowRun
-
-PARENT_TAG = "mlflow.parentRunId"
+from mlops_nb.tracking._client import client
+from mlops_nb.tracking.errors import NOT_FOUND, error_code, map_mlflow_errors
+from mlops_nb.tracking.records import LoggedModelRecord
 
 
-@functools.lru_cache(maxsize=4)
-def _store(tracking_uri: str, home: Path, artifact_root: Path | None) -> Any:
-    from mlops_nb.tracking.store import Store
-
-    return Store(tracking_uri, home, artifact_root)
-
-
-def client(settings: Settings | None = None) -> MlflowClient:
-    """An MLflow client for the settings in force (the embedded store is created when missing)."""
-    s = settings or load_settings()
-    return _store(s.tracking_uri, s.home, s.artifact_root if s.embedded else None).client
-
-
-def get_run(run_id: str, settings: Settings | None = None) -> MlflowRun:
-    """The run ``run_id``: UsageError when there is no such run, StoreError when MLflow cannot answer."""
-    from mlflow.exceptions import MlflowException
-
-    s = settings or load_settings()
-    try:
-        return client(s).get_run(run_id)
-    except MlflowException as e:
-        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):  # a wrong id: bad input
-            raise UsageError(
-                f"No run {run_id!r} in MLflow at {s.tracking_uri}. Check the id (mlflow runs list, or the MLflow "
-                "UI) and that MLFLOW_TRACKING_URI points at the store that recorded it."
-            ) from e
-        raise StoreError(f"MLflow at {s.tracking_uri} could not read run {run_id!r}: {e}") from e
-
-
-def child_runs(run_id: str, settings: Settings | None = None) -> list[MlflowRun]:
-    """The runs nested directly under ``run_id`` (stages of a notebook/job, jobs of a sweep), oldest first."""
-    c = client(settings)
-    parent = c.get_run(run_id)
-    runs = c.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'",
-        max_results=50_000,
-        order_by=["attributes.start_time ASC"],
-    )
-    return list(runs)
-
-
-def logged_models(runs: list[MlflowRun], settings: Settings | None = None) -> dict[str, list[LoggedModel]]:
-    """The MLflow 3 logged models (``mlflow.<flavor>.log_model``, autolog) of ``runs`` that finished uploading,
-    by source run id, oldest first: one search per experiment."""
+def logged_models(run_ids: list[str], settings: Settings | None = None) -> dict[str, list[LoggedModelRecord]]:
+    """The MLflow 3 logged models (``mlflow.<flavor>.log_model``, autolog) of runs ``run_ids`` that finished
+    uploading, by source run id, oldest first: one search per experiment."""
     from mlflow.entities import LoggedModelStatus
 
-    c = client(settings)
-    found: dict[str, list[LoggedModel]] = {}
+    s = settings or load_settings()
+    c = client(s)
+    found: dict[str, list[LoggedModelRecord]] = {}
     by_experiment: dict[str, list[str]] = {}
-    for run in runs:
-        by_experiment.setdefault(run.info.experiment_id, []).append(run.info.run_id)
-    for experiment, ids in by_experiment.items():
-        quoted = ", ".join(f"'{run_id}'" for run_id in dict.fromkeys(ids))
-        token = None
-        while True:
-            page = c.search_logged_models([experiment], filter_string=f"source_run_id IN ({quoted})", page_token=token)
-            for model in page:
-                if model.status == LoggedModelStatus.READY:
-                    found.setdefault(model.source_run_id, []).append(model)
-            token = page.token
-            if not token:
-                break
+    with map_mlflow_errors("searching logged models", fix="Check the run ids.", uri=s.tracking_uri):
+        for run_id in dict.fromkeys(run_ids):
+            by_experiment.setdefault(c.get_run(run_id).info.experiment_id, []).append(run_id)
+        for experiment, ids in by_experiment.items():
+            quoted = ", ".join(f"'{run_id}'" for run_id in ids)
+            token = None
+            while True:
+                page = c.search_logged_models(
+                    [experiment], filter_string=f"source_run_id IN ({quoted})", page_token=token
+                )
+                for model in page:
+                    if model.status == LoggedModelStatus.READY:
+                        found.setdefault(model.source_run_id, []).append(
+                            LoggedModelRecord(
+                                name=model.name,
+                                model_id=model.model_id,
+                                source_run_id=model.source_run_id,
+                                creation_time=int(model.creation_timestamp or 0),
+                            )
+                        )
+                token = page.token
+                if not token:
+                    break
     for models in found.values():
-        models.sort(key=lambda m: m.creation_timestamp)
+        models.sort(key=lambda m: m["creation_time"])
     return found
+
+
+def artifact_paths(run_id: str, path: str = "", settings: Settings | None = None) -> set[str]:
+    """The paths of the artifacts directly under ``path`` of run ``run_id``."""
+    s = settings or load_settings()
+    with map_mlflow_errors(f"listing artifacts of run {run_id}", fix="Check the run id.", uri=s.tracking_uri):
+        return {a.path for a in client(s).list_artifacts(run_id, path or None)}
 
 
 def download_artifacts(run_id: str, path: str, dst: Path, settings: Settings | None = None) -> Path:
@@ -131,19 +101,20 @@ def download_model(model_uri: str, dst: Path, settings: Settings | None = None) 
             run_id, _, path = model_uri[len("runs:/") :].partition("/")
             path = path.strip("/")
             if f"{path}/MLmodel" not in {a.path for a in c.list_artifacts(run_id, path)}:
-                named = [m for m in logged_models([c.get_run(run_id)], s).get(run_id, []) if m.name == path]
+                named = [m for m in logged_models([run_id], s).get(run_id, []) if m["name"] == path]
                 if not named:
                     raise UsageError(
                         f"Run {run_id} has no model at {path!r}. A job or notebook run keeps its models in its "
                         "stage runs: export runs:/<stage run id>/model, or mlops-nb promote the run and export "
                         "models:/NAME@ALIAS."
                     )
-                source = named[-1].artifact_location  # the latest, as MLflow's own resolution picks
+                # the latest, as MLflow's own resolution picks
+                source = c.get_logged_model(named[-1]["model_id"]).artifact_location
         return Path(
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=s.tracking_uri)
         )
     except (MlflowException, OSError) as e:
-        if getattr(e, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        if error_code(e) in NOT_FOUND:
             detail = getattr(e, "message", e)
             raise UsageError(
                 f"No model {model_uri!r} in MLflow at {s.tracking_uri}: {detail}. Check the name, version or "
@@ -155,8 +126,29 @@ def download_model(model_uri: str, dst: Path, settings: Settings | None = None) 
         ) from e
 
 
+def mlmodel(folder: Path) -> dict[str, Any]:
+    """The MLmodel file of a downloaded model folder, read and checked by MLflow (``mlflow.models.Model``), as
+    the mapping MLflow writes (``signature.inputs`` stays the JSON text MLflow stores).
+
+    Raises:
+        UsageError: no MLmodel file, or one MLflow cannot read.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    path = folder / "MLmodel"
+    if not path.is_file():
+        raise UsageError(f"{folder} has no MLmodel file: the URI does not point at an MLflow model folder.")
+    try:
+        return Model.load(path).to_dict()
+    except (MlflowException, ValueError, TypeError, AttributeError) as e:  # yaml errors are ValueErrors
+        raise UsageError(f"{path} is not a valid MLmodel file: {e}") from e
+
+
 def set_tags(run_id: str, tags: dict[str, str], settings: Settings | None = None) -> None:
     """Annotate a run that has ended (a reproduction's verdict): MLflow keeps tags writable."""
-    c = client(settings)
-    for key, value in tags.items():
-        c.set_tag(run_id, key, value)
+    s = settings or load_settings()
+    c = client(s)
+    with map_mlflow_errors(f"No run {run_id!r}", fix="Check the run id.", uri=s.tracking_uri):
+        for key, value in tags.items():
+            c.set_tag(run_id, key, value)

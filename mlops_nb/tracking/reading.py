@@ -14,8 +14,17 @@ from typing import TYPE_CHECKING, Any
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import UsageError
 from mlops_nb.tracking import fastread, tags
+from mlops_nb.tracking._client import client as _client
 from mlops_nb.tracking.errors import map_mlflow_errors
-from mlops_nb.tracking.records import Lineage, ModelVersionRecord, RunDetail, RunPage, RunSummary, StageSummary
+from mlops_nb.tracking.records import (
+    Lineage,
+    ModelVersionRecord,
+    RunDetail,
+    RunPage,
+    RunRecord,
+    RunSummary,
+    StageSummary,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run as MlflowRun
@@ -23,12 +32,6 @@ if TYPE_CHECKING:
 MAX_PAGE = 1000
 CODE_ARTIFACT = "stage/code.py"
 _RUN_FIX = "Check the run id (mlops-nb runs lists them) and that MLFLOW_TRACKING_URI names the store that recorded it."
-
-
-def _client(settings: Settings) -> Any:
-    from mlops_nb.tracking.query import client
-
-    return client(settings)
 
 
 def _summary(run: MlflowRun) -> RunSummary:
@@ -47,6 +50,10 @@ def _summary(run: MlflowRun) -> RunSummary:
         params=dict(data.params),
         metrics=dict(data.metrics),
     )
+
+
+def _record(run: MlflowRun) -> RunRecord:
+    return RunRecord(**_summary(run), tags=dict(run.data.tags))
 
 
 def _prefixed(values: dict[str, str], prefix: str) -> dict[str, str]:
@@ -172,6 +179,27 @@ def _stages(client: Any, run: MlflowRun, uri: str) -> list[StageSummary]:
     return [_stage(c) for c in children]
 
 
+def get_run(run_id: str, settings: Settings | None = None) -> RunRecord:
+    """One run with its tags (no stages: one read). UsageError for an unknown id."""
+    s = settings or load_settings()
+    return _record(_get_run(_client(s), run_id, s.tracking_uri))
+
+
+def child_runs(run_id: str, settings: Settings | None = None) -> list[RunRecord]:
+    """The runs nested directly under ``run_id`` (stages of a notebook/job, jobs of a sweep), oldest first."""
+    s = settings or load_settings()
+    client = _client(s)
+    parent = _get_run(client, run_id, s.tracking_uri)
+    with map_mlflow_errors(f"reading the runs under run {run_id}", fix=_RUN_FIX, uri=s.tracking_uri):
+        runs = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{tags.PARENT}` = '{run_id}'",
+            max_results=50_000,
+            order_by=["attributes.start_time ASC"],
+        )
+    return [_record(r) for r in runs]
+
+
 def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
     """One run with its tags and stages (oldest first). UsageError for an unknown id."""
     s = settings or load_settings()
@@ -179,9 +207,7 @@ def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
     run = _get_run(client, run_id, s.tracking_uri)
     with map_mlflow_errors("reading the experiment", fix=_RUN_FIX, uri=s.tracking_uri):
         experiment = client.get_experiment(run.info.experiment_id).name
-    return RunDetail(
-        **_summary(run), experiment=experiment, tags=dict(run.data.tags), stages=_stages(client, run, s.tracking_uri)
-    )
+    return RunDetail(**_record(run), experiment=experiment, stages=_stages(client, run, s.tracking_uri))
 
 
 def stage_code(stage_run_id: str, settings: Settings | None = None) -> str:
@@ -234,7 +260,7 @@ def lineage(model_uri: str, settings: Settings | None = None) -> Lineage:
     version = model_version(model_uri, s)
     source = version["tags"].get(tags.SOURCE_RUN) or version["run_id"]
     detail = run_detail(source, s) if source else None
-    evidence = {k: v for k, v in version["tags"].items() if k.startswith("mlops_nb.")}
+    evidence = {k: v for k, v in version["tags"].items() if k.startswith(tags.PREFIX)}
     watched = f"{version['name']}/{version['version']}"
     monitors = _search(
         s, [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` = '{_quote(watched)}'"], None, MAX_PAGE, None

@@ -43,11 +43,16 @@ class StageSummary(TypedDict):
     outputs: dict[str, str]
 
 
-class RunDetail(RunSummary):
+class RunRecord(RunSummary):
+    """One run with all its tags (what promote and reproduce read)."""
+
+    tags: dict[str, str]
+
+
+class RunDetail(RunRecord):
     """One run with its tags and stages (``mlops-nb show``)."""
 
     experiment: str
-    tags: dict[str, str]
     stages: list[StageSummary]
 
 
@@ -92,6 +97,15 @@ class ModelVersionRecord(TypedDict):
     status: str
     creation_time: int
     tags: dict[str, str]
+
+
+class LoggedModelRecord(TypedDict):
+    """A model MLflow 3's ``mlflow.<flavor>.log_model`` (or autolog) logged from a run, finished uploading."""
+
+    name: str
+    model_id: str
+    source_run_id: str
+    creation_time: int
 
 
 class Lineage(TypedDict):

@@ -18,15 +18,11 @@ from types import TracebackType
 from typing import Any
 
 from mlops_nb.exceptions import InvalidRecordError, TrackingError
+from mlops_nb.tracking import tags as tag_names
 from mlops_nb.tracking.recorder import JOB_RUN_ENV, Recorder, get_recorder, param_value, unique_id
+from mlops_nb.tracking.tags import TOP_LEVEL_KINDS
 
-KIND_TAG = "mlops_nb.kind"
-STAGE_TAG = "mlops_nb.stage"
-CACHE_HIT_TAG = "mlops_nb.cache_hit"
-ERROR_TAG = "mlops_nb.error"
-MODELS_TAG = "mlops_nb.models"  # comma-separated artifact paths of the models a run logged
-TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script")
-OPEN_KINDS = (*TOP_LEVEL_KINDS, "monitor")  # open_run also opens a model's monitors (mlops_nb.watch)
+OPEN_KINDS = TOP_LEVEL_KINDS  # open_run also opens a model's monitors (mlops_nb.watch); "monitor" is one
 _MAX_HISTORY = 100_000
 
 
@@ -64,7 +60,7 @@ class Run:
         self.models: list[str] = []  # artifact paths of the models logged here
         if self.attached:
             return
-        all_tags = {**process_tags(), KIND_TAG: kind, **{k: str(v) for k, v in (tags or {}).items()}}
+        all_tags = {**process_tags(), tag_names.KIND: kind, **{k: str(v) for k, v in (tags or {}).items()}}
         recorder.start_run(
             self.key, experiment=experiment, name=name, parent=parent.key if parent else parent_key, tags=all_tags
         )
@@ -148,7 +144,7 @@ class Run:
             raise InvalidRecordError(f"A model named {name!r} was already logged in this run; use another name.")
         self._recorder.log_model(self.key, name, model, example, profile, tables)
         self.models.append(name)
-        self._recorder.set_tag(self.key, MODELS_TAG, ",".join(self.models))
+        self._recorder.set_tag(self.key, tag_names.MODELS, ",".join(self.models))
 
     def link_tag(self, key: str, run_key: str) -> None:
         """Set tag ``key`` to the MLflow run id of the run with mlops-nb key ``run_key``."""
@@ -167,7 +163,7 @@ class Run:
         if error is not None and not self.attached:  # an attached run is its owner's to end
             import traceback
 
-            self._recorder.set_tag(self.key, ERROR_TAG, f"{type(error).__name__}: {error}"[:1000])
+            self._recorder.set_tag(self.key, tag_names.ERROR, f"{type(error).__name__}: {error}"[:1000])
             self._recorder.log_text(self.key, "".join(traceback.format_exception(error)), "traceback.txt")
         self.status = status
         if not self.attached:
@@ -308,7 +304,7 @@ def stage(name: str, *, tags: dict[str, Any] | None = None) -> Run:
             name=name,
             experiment=parent.experiment,
             parent=parent,
-            tags={STAGE_TAG: name, CACHE_HIT_TAG: "false", **(tags or {})},
+            tags={tag_names.STAGE: name, tag_names.CACHE_HIT: "false", **(tags or {})},
         )
         _stack.append(run)
     return run

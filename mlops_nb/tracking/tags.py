@@ -5,6 +5,8 @@ Search them with MLflow as usual: ``mlflow.search_runs(filter_string="tags.`mlop
 
 from __future__ import annotations
 
+PREFIX = "mlops_nb."  # every tag of mlops-nb's own
+
 # Every run mlops-nb creates
 KIND = "mlops_nb.kind"  # notebook | job | sweep | stage | script | monitor
 RUN_KEY = "mlops_nb.run_key"  # mlops-nb's own id of the run (journal replays are idempotent through it)
@@ -12,8 +14,22 @@ END_REASON = "mlops_nb.end_reason"
 ERROR = "mlops_nb.error"
 NOTEBOOK = "mlops_nb.notebook"  # the notebook's path
 GIT_COMMIT = "mlops_nb.git.commit"
-PARENT = "mlflow.parentRunId"  # MLflow's own: stages under notebook/job runs, jobs under sweeps
+GIT_DIRTY = "mlops_nb.git.dirty"  # "true" when the working tree had uncommitted changes
+ENV_HASH = "mlops_nb.env_hash"  # the installed packages' fingerprint
+USER = "mlops_nb.user"
+HOST = "mlops_nb.host"
+PYTHON = "mlops_nb.python"
+PID = "mlops_nb.pid"
+KERNEL = "mlops_nb.kernel"  # the kernel's Python, in a notebook
 MODELS = "mlops_nb.models"  # comma-separated artifact paths of the models a run logged
+
+# MLflow's own system tags, set so MLflow's UI shows source, user and nesting
+PARENT = "mlflow.parentRunId"  # stages under notebook/job runs, jobs under sweeps
+MLFLOW_USER = "mlflow.user"
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"  # NOTEBOOK | LOCAL
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"
+MLFLOW_GIT_BRANCH = "mlflow.source.git.branch"
 
 # Stage runs
 STAGE = "mlops_nb.stage"
@@ -33,8 +49,15 @@ OUTPUT_FILES = "mlops_nb.output_files"
 # Jobs, sweeps, reproductions, monitors
 JOB_CWD = "mlops_nb.job.cwd"
 JOB_OUTCOME = "mlops_nb.job.outcome"
+JOB_REQUIREMENTS = "mlops_nb.job.requirements"
+CI = "mlops_nb.ci"  # "true" on the jobs `mlops-nb ci` runs
 SWEEP_BEST = "mlops_nb.sweep.best_run"
-REPRODUCES = "mlops_nb.reproduces"
+SWEEP_FAILED = "mlops_nb.sweep.failed"
+SWEEP_INDEX = "mlops_nb.sweep.index"
+SWEEP_JOBS = "mlops_nb.sweep.jobs"
+SWEEP_FAILURES = "mlops_nb.sweep.failures"
+REPRODUCES = "mlops_nb.reproduces"  # on a reproduction: the run it reproduces
+REPRODUCE_RESULT = "mlops_nb.reproduce.result"  # its verdict
 MODEL = "mlops_nb.model"  # a monitor's model: NAME/VERSION
 TRIGGER = "mlops_nb.trigger"  # a job started by a monitor: monitor:<run id>
 

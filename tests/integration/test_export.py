@@ -594,14 +594,14 @@ def log_hostile_model(project: Path, monkeypatch: pytest.MonkeyPatch, marker: Pa
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_nb.tracking import query
+    from mlops_nb.tracking._client import client as mlflow_client
 
     X = np.random.RandomState(0).rand(40, 2)
     model = LogisticRegression().fit(X, (X[:, 0] > 0.5).astype(int))
     with mnb.start_run("hostile", kind="job"), mnb.stage("train") as stage:
         pass
     assert mnb.flush(60)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", query.client()._tracking_client.tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_client()._tracking_client.tracking_uri)
     folder = Path(tempfile.mkdtemp(dir=project)) / "model"
     mlflow.sklearn.save_model(model, folder, serialization_format="skops", input_example=X[:3])
     mlmodel = yaml.safe_load((folder / "MLmodel").read_text())

@@ -16,8 +16,9 @@ import mlops_nb as mnb
 from mlops_nb.cli import main
 from mlops_nb.exceptions import StoreError
 from mlops_nb.registry import promote
-from mlops_nb.registry.promote import LOCK_SUFFIX, model_lock
-from mlops_nb.tracking import query
+from mlops_nb.tracking import reading
+from mlops_nb.tracking._client import client as mlflow_client
+from mlops_nb.tracking.registry import LOCK_SUFFIX, model_lock
 from tests.conftest import SETTING_VARS, MlflowServer, embedded_client, python
 
 
@@ -41,7 +42,7 @@ def cli(*args: str):
 
 
 def version_tags(name: str, version: str) -> dict[str, str]:
-    return query.client().get_model_version(name, version).tags
+    return mlflow_client().get_model_version(name, version).tags
 
 
 def test_passing_gates_register_the_version_move_the_alias_and_record_the_evidence(
@@ -63,12 +64,12 @@ def test_passing_gates_register_the_version_move_the_alias_and_record_the_eviden
     client = embedded_client(project)
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
     version = client.get_model_version("churn", "1")
-    stage = query.child_runs(run_id)[0]
-    assert version.run_id == stage.info.run_id and version.source == f"runs:/{stage.info.run_id}/model"
+    stage = reading.child_runs(run_id)[0]
+    assert version.run_id == stage["run_id"] and version.source == f"runs:/{stage['run_id']}/model"
     assert (Path(client.download_artifacts(version.run_id, "model", str(project / "dl"))) / "MLmodel").is_file()
     tags = version.tags
     assert tags["mlops_nb.source_run"] == run_id
-    assert tags["mlops_nb.model_run"] == stage.info.run_id
+    assert tags["mlops_nb.model_run"] == stage["run_id"]
     assert tags["mlops_nb.stage"] == "train"
     assert tags["mlops_nb.notebook"] == "notebooks/train.ipynb"
     assert tags["mlops_nb.git.commit"] == commit
@@ -222,19 +223,19 @@ def test_the_model_of_a_stage_served_from_the_cache_is_found_on_the_run_that_pro
     out = python(SESSION, cwd=project)
     assert out.returncode == 0, out.stderr[-3000:]
     first, second = json.loads(out.stdout.strip().splitlines()[-1])
-    produced, served = query.child_runs(first)[0], query.child_runs(second)[0]
-    assert served.data.tags["mlops_nb.cache_hit"] == "true"
+    produced, served = reading.child_runs(first)[0], reading.child_runs(second)[0]
+    assert served["tags"]["mlops_nb.cache_hit"] == "true"
 
     result = cli(second, "--name", "wine", "--require", "accuracy > 0.5")
 
     assert result.exit_code == 0, result.output
-    assert f"from runs:/{produced.info.run_id}/model (train/model)" in result.output
+    assert f"from runs:/{produced['run_id']}/model (train/model)" in result.output
     tags = version_tags("wine", "1")
     assert tags["mlops_nb.source_run"] == second
-    assert tags["mlops_nb.model_run"] == produced.info.run_id
+    assert tags["mlops_nb.model_run"] == produced["run_id"]
     fingerprints = {k: v for k, v in tags.items() if k.startswith("mlops_nb.input.")}
     assert {"mlops_nb.input.X_train", "mlops_nb.input.y_train"} <= set(fingerprints)
-    assert fingerprints == {k: v for k, v in served.data.tags.items() if k.startswith("mlops_nb.input.")}
+    assert fingerprints == {k: v for k, v in served["tags"].items() if k.startswith("mlops_nb.input.")}
 
 
 RERUN = """
@@ -269,14 +270,14 @@ def test_a_stage_run_again_in_one_notebook_run_counts_once_its_latest_model(proj
     out = python(RERUN, cwd=project)
     assert out.returncode == 0, out.stderr[-3000:]
     run_id = json.loads(out.stdout.strip().splitlines()[-1])
-    stages = query.child_runs(run_id)
-    assert [s.data.tags["mlops_nb.cache_hit"] for s in stages] == ["false", "true", "false"]
+    stages = reading.child_runs(run_id)
+    assert [s["tags"]["mlops_nb.cache_hit"] for s in stages] == ["false", "true", "false"]
 
     result = cli(run_id, "--name", "rerun")
 
     assert result.exit_code == 0, result.output
-    assert f"from runs:/{stages[-1].info.run_id}/model (train/model)" in result.output
-    assert version_tags("rerun", "1")["mlops_nb.model_run"] == stages[-1].info.run_id
+    assert f"from runs:/{stages[-1]['run_id']}/model (train/model)" in result.output
+    assert version_tags("rerun", "1")["mlops_nb.model_run"] == stages[-1]["run_id"]
 
 
 def test_a_model_logged_with_plain_mlflow_is_found_registered_and_exported(
@@ -295,7 +296,7 @@ def test_a_model_logged_with_plain_mlflow_is_found_registered_and_exported(
     with mnb.start_run("plain", kind="job") as job, mnb.stage("train") as stage:
         mnb.log_metric("accuracy", 0.9)
     assert mnb.flush(60)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", query.client()._tracking_client.tracking_uri)  # for mlflow's fluent API
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_client()._tracking_client.tracking_uri)  # for mlflow's fluent API
     with mlflow.start_run(run_id=stage.run_id):
         info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", input_example=X[:5])
 
@@ -303,7 +304,7 @@ def test_a_model_logged_with_plain_mlflow_is_found_registered_and_exported(
 
     assert result.exit_code == 0, result.output
     assert f"from models:/{info.model_id} (train/model)" in result.output
-    version = query.client().get_model_version("plain", "1")
+    version = mlflow_client().get_model_version("plain", "1")
     assert version.run_id == stage.run_id and version.source == f"models:/{info.model_id}"
     for uri in ("models:/plain@champion", f"models:/{info.model_id}", f"runs:/{stage.run_id}/model"):
         out = project / f"serving-{len(list(project.glob('serving-*')))}"
@@ -312,13 +313,13 @@ def test_a_model_logged_with_plain_mlflow_is_found_registered_and_exported(
 
 
 def test_a_stale_lock_is_broken_and_a_held_one_times_out(project: Path) -> None:
-    client = query.client()
+    client = mlflow_client()
     lock = "churn" + LOCK_SUFFIX
     client.create_registered_model(lock, tags={"mlops_nb.lock.token": "dead-process"})  # as a killed holder leaves it
-    with pytest.raises(StoreError, match="delete that registered model"), model_lock(client, "churn", timeout=0.5):
+    with pytest.raises(StoreError, match="delete that registered model"), model_lock("churn", timeout=0.5):
         pass
     started = time.monotonic()
-    with model_lock(client, "churn", stale_after=0.5, timeout=30):
+    with model_lock("churn", stale_after=0.5, timeout=30):
         assert client.get_registered_model(lock).tags["mlops_nb.lock.token"] != "dead-process"
     assert time.monotonic() - started < 10
     assert [m.name for m in client.search_registered_models()] == []
@@ -328,9 +329,9 @@ def test_a_registered_model_that_is_not_a_lock_is_never_deleted_as_one(project: 
     run_id = record(0.9)
     refused = cli(run_id, "--name", "churn" + LOCK_SUFFIX)
     assert refused.exit_code == 2 and "promotion locks" in refused.stderr
-    client = query.client()
+    client = mlflow_client()
     client.create_registered_model("churn" + LOCK_SUFFIX)  # someone's own model, without mlops-nb's token
-    with pytest.raises(StoreError, match="not an mlops-nb promotion lock"), model_lock(client, "churn", stale_after=0):
+    with pytest.raises(StoreError, match="not an mlops-nb promotion lock"), model_lock("churn", stale_after=0):
         pass
     assert client.get_registered_model("churn" + LOCK_SUFFIX).name == "churn" + LOCK_SUFFIX
 
@@ -340,16 +341,16 @@ PROMOTER = """
 import os, sys, time
 from pathlib import Path
 from mlops_nb.cli import main
-from mlops_nb.tracking import query
+from mlops_nb.tracking._client import client as mlflow_client
 
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 if os.environ.get("LOCK_FLAG"):  # says when it tries to take the promotion lock (the gates held)
     import importlib
 
-    promote = importlib.import_module("mlops_nb.registry.promote")  # the module (the package exports the function)
-    take = promote.model_lock
-    promote.model_lock = lambda *args, **kwargs: (Path(os.environ["LOCK_FLAG"]).touch(), take(*args, **kwargs))[1]
-query.client().search_registered_models()  # connected to the tracking and the registry store
+    registry = importlib.import_module("mlops_nb.tracking.registry")
+    take = registry.model_lock
+    registry.model_lock = lambda *args, **kwargs: (Path(os.environ["LOCK_FLAG"]).touch(), take(*args, **kwargs))[1]
+mlflow_client().search_registered_models()  # connected to the tracking and the registry store
 ready.touch()
 while not go.exists():
     time.sleep(0.002)
@@ -412,7 +413,7 @@ def test_of_concurrent_promotions_to_one_alias_only_one_wins(project: Path, trac
 
     assert sorted(codes) == [0, 3, 3, 3], outputs
     winner = candidates[codes.index(0)]
-    client = query.client()
+    client = mlflow_client()
     champion_now = client.get_model_version_by_alias("churn", "champion")
     assert champion_now.tags["mlops_nb.source_run"] == winner
     statuses = {
@@ -430,9 +431,9 @@ def test_of_concurrent_promotions_to_one_alias_only_one_wins(project: Path, trac
 def test_a_promotion_that_finds_the_alias_moved_while_it_waited_is_refused(project: Path) -> None:
     assert promote(record(0.5), "churn").promoted
     run_id = record(0.9)
-    client = query.client()
+    client = mlflow_client()
     waiting = project / "waiting"
-    with model_lock(client, "churn"):
+    with model_lock("churn"):
         [proc] = promoters(project, [(run_id, "--name", "churn")], lock_flag=waiting)
         deadline = time.monotonic() + 120
         while not waiting.exists():  # the gates held: now waiting for the lock

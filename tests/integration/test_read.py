@@ -126,6 +126,39 @@ def test_lineage_goes_from_the_version_to_its_run_stages_and_evidence(project: P
     code, text = cli("lineage", "models:/churn/1")
     assert code == 0 and "churn version 1 @champion" in text and "stage train" in text
 
+    # The gateway: what tracking/ hands the layers above is made of plain values, never MLflow objects.
+    from mlops_nb.tracking import query, registry
+
+    stage_id = found["model_run"]
+    answers = [
+        reading.lineage("models:/churn@champion"),
+        reading.model_version("models:/churn/1"),
+        reading.list_runs(),
+        reading.run_detail(run.run_id),
+        reading.get_run(run.run_id),
+        reading.child_runs(run.run_id),
+        query.logged_models([run.run_id, stage_id]),
+        query.artifact_paths(stage_id, "model"),
+        registry.aliases("churn"),
+    ]
+    # mnb.log_model keeps the model as a run artifact, not as an MLflow 3 logged model: that search is empty
+    assert [bool(a) for a in answers] == [True] * 6 + [False, True, True]
+    for answer in answers:
+        assert not list(mlflow_objects(answer)), list(mlflow_objects(answer))
+
+
+def mlflow_objects(value: object):
+    """Every object inside ``value`` (dicts, lists, sets, tuples) whose type is not a plain Python one."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from mlflow_objects(key)
+            yield from mlflow_objects(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from mlflow_objects(item)
+    elif value is not None and type(value).__module__ != "builtins":
+        yield value
+
 
 def test_the_fast_page_of_an_embedded_store_is_what_mlflow_search_answers(project: Path) -> None:
     """The SQLite fast path reads MLflow's tables itself: it must agree with MLflow's own search."""

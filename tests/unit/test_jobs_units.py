@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -268,3 +269,11 @@ def test_a_ctrl_c_that_surfaced_as_another_error_is_still_an_interrupt() -> None
     nb = nbformat.v4.new_notebook()
     assert _classify(nb, error)[0] == INTERRUPTED
     assert _classify(nb, asyncio.InvalidStateError("alone"))[0] != INTERRUPTED
+
+
+def test_the_dask_executor_without_dask_installed_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_nb.jobs import sweep
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if `pip install mlops-nb` had no [dask]
+    with pytest.raises(UsageError, match=r"pip install 'mlops-nb\[dask\]'"):
+        sweep._dask_client(None, 1)
