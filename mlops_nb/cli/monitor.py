@@ -1,4 +1,5 @@
-"""``mlops-nb monitor``: parses the options, calls ``mlops_nb.watch.monitor.watch``, reports and sets the exit code."""
+"""``mlops-nb monitor``: parses the options over ``[tool.mlops_nb.monitor]``, calls ``mlops_nb.watch.monitor.watch``,
+reports and sets the exit code."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import click
 
 from mlops_nb import exit_codes
 from mlops_nb.cli import handle_errors
+from mlops_nb.config import RetrainSettings, load_monitor_settings
+from mlops_nb.exceptions import UsageError
 
 
 @click.command()
@@ -41,8 +44,6 @@ from mlops_nb.cli import handle_errors
 )
 @click.option(
     "--preset",
-    default="mlops-nb",
-    show_default=True,
     type=click.Choice(["mlops-nb", "evidently"]),
     help="Which method decides per kind, and thresholds (evidently: Evidently's DataDriftPreset choices).",
 )
@@ -53,6 +54,31 @@ from mlops_nb.cli import handle_errors
     metavar="N",
     help="Rows of each side kept for KS/Wasserstein; above, a seeded uniform sample (KS counts stay exact).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    help="Where the statistics are computed: local (default), or dask: one task per --data file on the cluster.",
+)
+@click.option("--scheduler", metavar="ADDR", help="The Dask scheduler of --executor dask (tcp://host:8786).")
+@click.option(
+    "--retrain", metavar="NOTEBOOK", help="On dataset drift, run NOTEBOOK as a job, then --promote its model."
+)
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A parameter of the --retrain notebook (typed as mlops-nb run does).",
+)
+@click.option("--promote", "promote_name", metavar="NAME", help="The registered model the retrained model goes to.")
+@click.option("--alias", metavar="ALIAS", help="The alias moved when every gate holds (default champion).")
+@click.option("--must-beat", metavar="ALIAS", help="The retrained model must beat the version @ALIAS on --metric.")
+@click.option("--metric", metavar="M", help="The metric of --must-beat.")
+@click.option("--require", "requires", metavar='"METRIC OP VALUE"', multiple=True, help="A gate on the job's metrics.")
+@click.option("--lower-is-better", is_flag=True, default=None, help="--metric is better when lower (default: higher).")
+@click.option("--no-retrain", is_flag=True, help="Leave out the loop of [tool.mlops_nb.monitor.retrain] this time.")
 @handle_errors
 def monitor(
     model_uri: str | None,
@@ -67,8 +93,19 @@ def monitor(
     fail_on_drift: bool,
     webhook: str | None,
     webhook_timeout: float,
-    preset: str,
+    preset: str | None,
     sample_rows: int,
+    executor: str | None,
+    scheduler: str | None,
+    retrain: str | None,
+    parameters: tuple[tuple[str, str], ...],
+    promote_name: str | None,
+    alias: str | None,
+    must_beat: str | None,
+    metric: str | None,
+    requires: tuple[str, ...],
+    lower_is_better: bool | None,
+    no_retrain: bool,
 ) -> None:
     """Check new data against the training reference: data problems and drift, per feature and for the dataset.
 
@@ -79,24 +116,42 @@ def monitor(
     Exit status: 0 done (drift or not); 3 the dataset drifted and --fail-on-drift was given; 2 bad input
     (unreadable data, an unknown model, a model without a reference, bad option values), with a message
     naming the fix. A webhook that fails only warns.
+
+    Every option can be set under [tool.mlops_nb.monitor] in pyproject.toml (model, data, reference, labels,
+    preset, thresholds, drift_share, fail_on_drift, executor, scheduler), and the loop under
+    [tool.mlops_nb.monitor.retrain], so a scheduler runs `mlops-nb monitor` with no options; options given
+    here win. The loop (--retrain NOTEBOOK --promote NAME [--must-beat ALIAS --metric M] [--require ...]):
+    on dataset drift the notebook runs as a job tagged mlops_nb.trigger=monitor:<run id>, and its model is
+    promoted only when every gate holds; a failed job or gate leaves the alias where it was.
     """
     from mlops_nb.monitoring import report as text_report
     from mlops_nb.watch.monitor import watch
 
+    config = load_monitor_settings()
+    loop = None if no_retrain else config.retrain
+    if retrain is not None:
+        loop = _loop(retrain, parameters, promote_name, alias, must_beat, metric, requires, lower_is_better)
+    elif parameters or promote_name or alias or must_beat or metric or requires or lower_is_better:
+        raise UsageError("-p, --promote, --alias, --must-beat, --metric, --require go with --retrain NOTEBOOK.")
     outcome = watch(
-        model_uri,
-        data=data,
+        model_uri or config.model,
+        data=data if data is not None or logs is not None else config.data,
         logs=logs,
-        reference=reference,
-        labels=labels,
+        reference=reference or config.reference,
+        labels=labels or config.labels,
         window=window,
         timestamp=timestamp,
         json_out=json_out,
         report=report,
         webhook=webhook,
         webhook_timeout=webhook_timeout,
-        preset=preset,
+        preset=preset or config.preset or "mlops-nb",
         sample_rows=sample_rows,
+        thresholds=config.thresholds,
+        drift_share=config.drift_share,
+        executor=executor or config.executor,
+        scheduler=scheduler or (config.scheduler if (executor or config.executor) == "dask" else None),
+        retrain=loop,
         warn=lambda message: click.echo(f"Warning: {message}", err=True),
     )
     result = outcome.result
@@ -107,7 +162,9 @@ def monitor(
         click.echo(text_report.text(dict(result), color=color), color=color)
         for line in _where(outcome):
             click.echo(line)
-    if fail_on_drift and result["dataset_drift"]:
+    if outcome.retraining is not None:
+        click.echo(outcome.retraining.summary(), err=True)
+    if (fail_on_drift or config.fail_on_drift) and result["dataset_drift"]:
         raise click.exceptions.Exit(exit_codes.DRIFT)
 
 
@@ -118,3 +175,33 @@ def _where(outcome: object) -> list[str]:
         if found:
             lines.append(f"{label}: {found}")
     return lines
+
+
+def _loop(
+    notebook: str,
+    parameters: tuple[tuple[str, str], ...],
+    name: str | None,
+    alias: str | None,
+    must_beat: str | None,
+    metric: str | None,
+    requires: tuple[str, ...],
+    lower_is_better: bool | None,
+) -> RetrainSettings:
+    from pathlib import Path
+
+    from mlops_nb.jobs.parameters import typed
+
+    if not name:
+        raise UsageError(f"--retrain {notebook} needs --promote NAME: the registered model its model goes to.")
+    if (must_beat is None) != (metric is None):
+        raise UsageError("--must-beat ALIAS and --metric M go together, e.g. --must-beat champion --metric accuracy.")
+    return RetrainSettings(
+        notebook=Path(notebook),
+        promote=name,
+        parameters={key: typed(value) for key, value in parameters},
+        alias=alias or "champion",
+        must_beat=must_beat,
+        metric=metric,
+        higher_is_better=not lower_is_better,
+        require=requires,
+    )

@@ -17,7 +17,7 @@ computed (a reference known only by its profile has no sample for ``wasserstein`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -66,6 +66,27 @@ PRESETS = {
     ),
 }
 DEFAULT_PRESET = "mlops-nb"
+
+
+def tuned(chosen: Preset, thresholds: Mapping[str, float] | None = None, drift_share: float | None = None) -> Preset:
+    """``chosen`` with ``thresholds`` (by method name) over its own, and another dataset ``drift_share``.
+
+    Raises:
+        UsageError: a threshold for a method that does not exist.
+    """
+    import dataclasses
+
+    known = sorted({m.name for kind in (cols.NUMERIC, cols.CATEGORICAL) for m in methods.for_kind(kind)})
+    unknown = sorted(set(thresholds or {}) - set(known))
+    if unknown:
+        raise UsageError(f"No drift method {unknown[0]!r} to set a threshold for: use one of {', '.join(known)}.")
+    if not thresholds and drift_share is None:
+        return chosen
+    return dataclasses.replace(
+        chosen,
+        thresholds={**chosen.thresholds, **(thresholds or {})},
+        drift_share=chosen.drift_share if drift_share is None else drift_share,
+    )
 
 
 def preset(name: str) -> Preset:

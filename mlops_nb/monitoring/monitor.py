@@ -26,7 +26,7 @@ from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import columns as cols
 from mlops_nb.monitoring import data as data_io
 from mlops_nb.monitoring.current import SAMPLE_ROWS, CurrentData
-from mlops_nb.monitoring.drift import DEFAULT_PRESET, Feature, Preset, dataset_drift, features, preset
+from mlops_nb.monitoring.drift import DEFAULT_PRESET, Feature, Preset, dataset_drift, features, preset, tuned
 from mlops_nb.monitoring.profile import Reference, build_reference, feed, load_profile
 from mlops_nb.monitoring.validation import Tolerances, Validation, validate
 from mlops_nb.monitoring.windows import WINDOW_SAMPLE_ROWS, Window, WindowDrift, Windowed, seconds
@@ -127,6 +127,8 @@ def run_pass(
     window: Window | None = None,
     time_column: str | None = None,
     exclude: Iterable[str] = (),
+    thresholds: Mapping[str, float] | None = None,
+    drift_share: float | None = None,
 ) -> Pass:
     """:func:`monitor`, and per ``window`` (a time series in ``result["windows"]``), in one read of the data.
 
@@ -134,11 +136,12 @@ def run_pass(
         window: cut the data into windows of this size (see :mod:`mlops_nb.monitoring.windows`).
         time_column: the rows' time (time windows); not monitored unless the reference has it.
         exclude: columns that are not features (a label column, the log's request ids).
+        thresholds, drift_share: over the preset's (``[tool.mlops_nb.monitor]``).
 
     Raises:
         UsageError: an unknown preset, no rows, or a time window without the time column.
     """
-    chosen = preset(preset_name)
+    chosen = tuned(preset(preset_name), thresholds, drift_share)
     _check_sample_rows(sample_rows)
     if not isinstance(current, Iterable) or _is_frame(current):
         current = cols.to_arrow_table(current).to_batches() or [_empty(current)]
@@ -179,6 +182,20 @@ def run_pass(
             for key, part in sorted(windowed.parts.items())
         ]
     return Pass(result, summary)
+
+
+def summary_result(
+    summary: CurrentData,
+    *,
+    preset_name: str = DEFAULT_PRESET,
+    thresholds: Mapping[str, float] | None = None,
+    drift_share: float | None = None,
+    tolerances: Tolerances | None = None,
+) -> Result:
+    """The result of a summary made elsewhere (a Dask cluster's, :mod:`mlops_nb.monitoring.distributed`)."""
+    if summary.columns is None or summary.rows == 0:
+        raise UsageError("The current data has no rows: nothing to monitor.")
+    return _result(summary, tuned(preset(preset_name), thresholds, drift_share), tolerances)  # type: ignore[return-value]
 
 
 def _result(summary: CurrentData, chosen: Preset, tolerances: Tolerances | None) -> _Result:

@@ -7,7 +7,13 @@
 3. the monitor's MLflow run is opened (its id goes into the result), the JSON and HTML report written where
    asked and logged into the run with the drift metrics, the run ended and flushed, and the model version
    tagged with the last result (``mlops_nb.monitor.last``);
-4. last, the webhook: its failure is a warning, never a lost report or run, and never changes the outcome.
+4. on dataset drift, with a loop configured (``--retrain`` or ``[tool.mlops_nb.monitor.retrain]``), the
+   retraining job and the promotion gates (:func:`mlops_nb.jobs.retrain.retrain`); the JSON result gets
+   ``retraining``;
+5. last, the webhook: its failure is a warning, never a lost report or run, and never changes the outcome.
+
+With ``executor="dask"`` step 2 runs on a Dask cluster (:mod:`mlops_nb.monitoring.distributed`): one task
+per file of ``--data``, the same statistics as a local pass.
 
 Without a model URI, step 3 is skipped: the data is checked against ``--reference`` and nothing is recorded.
 """
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_nb.config import RetrainSettings
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring.current import SAMPLE_ROWS, CurrentData
 from mlops_nb.monitoring.drift import DEFAULT_PRESET
@@ -45,6 +52,7 @@ class MonitorOutcome:
     report: Path | None = None
     json: Path | None = None
     webhook_status: int | None = None  # the HTTP status of the webhook's answer
+    retraining: Any = None  # mlops_nb.jobs.retrain.Retraining, when a loop is configured
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -104,6 +112,11 @@ def watch(
     webhook_timeout: float = hooks.TIMEOUT,
     preset: str = DEFAULT_PRESET,
     sample_rows: int = SAMPLE_ROWS,
+    thresholds: dict[str, float] | None = None,
+    drift_share: float | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    retrain: RetrainSettings | None = None,
     warn: Callable[[str], None] = _stderr,
 ) -> MonitorOutcome:
     """Monitor ``data`` (or the prediction ``logs``) against the reference of ``model_uri`` (or ``reference``).
@@ -122,6 +135,11 @@ def watch(
         webhook_timeout: seconds per webhook attempt.
         preset: ``mlops-nb`` or ``evidently``.
         sample_rows: rows of each side kept for KS/Wasserstein.
+        thresholds: drift thresholds by method over the preset's; drift_share: the dataset's drift share.
+        executor: ``local``, or ``dask``: the statistics computed on the Dask cluster at ``scheduler`` over
+            the files of ``data`` (no ``logs`` or ``window``).
+        retrain: the closed loop, run on dataset drift (needs ``model_uri``: its job is tagged with the
+            monitor's run).
         warn: where warnings go (stderr).
 
     Raises:
@@ -136,6 +154,12 @@ def watch(
         hooks.check_url(webhook)
     if model_uri is None and reference is None:
         raise UsageError("Give MODEL_URI (its stored reference is used) or --reference with the training data.")
+    _check_executor(executor, scheduler, data, logs, window)
+    if retrain is not None and model_uri is None:
+        raise UsageError(
+            f"--retrain {retrain.notebook.name} needs MODEL_URI: the loop promotes a registered model, and its job "
+            "is tagged with the monitor's run. Give the model, e.g. models:/churn@champion."
+        )
 
     model = None
     with tempfile.TemporaryDirectory(prefix="mlops-nb-monitor-") as tmp:
@@ -144,20 +168,31 @@ def watch(
 
             model = monitor_runs.resolve(model_uri)
         ref = _reference(model, reference, Path(tmp), with_prediction=logs is not None)
-        current, time_column = _current(data, logs, timestamp, chosen_window)
-        from mlops_nb.monitoring.monitor import run_pass
+        if executor == "dask":
+            from mlops_nb.monitoring import distributed
+            from mlops_nb.monitoring.monitor import summary_result
 
-        found = run_pass(
-            ref,
-            current,
-            preset_name=preset,
-            sample_rows=sample_rows,
-            window=chosen_window,
-            time_column=time_column,
-            exclude=(labels,) if labels else (),
-        )
-        result = found.result
-        outcome = MonitorOutcome(result, found.current)
+            summary = distributed.summarise(ref, data, scheduler, sample_rows)
+            tuning = {"thresholds": thresholds, "drift_share": drift_share}
+            result = summary_result(summary, preset_name=preset, **tuning)  # type: ignore[arg-type]
+            outcome = MonitorOutcome(result, summary)
+        else:
+            current, time_column = _current(data, logs, timestamp, chosen_window)
+            from mlops_nb.monitoring.monitor import run_pass
+
+            found = run_pass(
+                ref,
+                current,
+                preset_name=preset,
+                sample_rows=sample_rows,
+                window=chosen_window,
+                time_column=time_column,
+                exclude=(labels,) if labels else (),
+                thresholds=thresholds,
+                drift_share=drift_share,
+            )
+            result = found.result
+            outcome = MonitorOutcome(result, found.current)
         if model is not None:
             result["model"] = model.name or model.uri
             result["version"] = model.version
@@ -165,6 +200,13 @@ def watch(
             _write(outcome, json_out, report, Path(tmp), source=_source(data, logs))
         else:
             _record(outcome, model, json_out, report, Path(tmp), source=_source(data, logs), warn=warn)
+    if retrain is not None:
+        from mlops_nb.jobs.retrain import retrain as close_the_loop
+
+        outcome.retraining = close_the_loop(result, retrain, monitor_run_id=outcome.run_id)
+        result["retraining"] = outcome.retraining.as_dict()  # type: ignore[typeddict-unknown-key]
+        if outcome.json is not None:  # written before the loop ran: now with what it did
+            _save(outcome.json, json.dumps(result, indent=2) + "\n", "--json")
     if webhook is not None:
         try:
             outcome.webhook_status = hooks.post(webhook, outcome.summary(), timeout=webhook_timeout)
@@ -172,6 +214,22 @@ def watch(
             outcome.warnings.append(str(e))
             warn(f"{e}; the report and the run are kept.")
     return outcome
+
+
+def _check_executor(executor: str, scheduler: str | None, data: Any, logs: Any, window: str | None) -> None:
+    if executor not in ("local", "dask"):
+        raise UsageError(f"--executor {executor!r}: use local or dask.")
+    if executor == "local":
+        if scheduler:
+            raise UsageError("--scheduler needs --executor dask.")
+        return
+    if not scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (tcp://host:8786): the cluster to run on.")
+    if logs is not None or window is not None or not isinstance(data, (str, Path)):
+        raise UsageError(
+            "--executor dask reads --data files on the cluster's workers: give --data PATH (a folder or glob of "
+            "partitions the workers can read), without --logs or --window."
+        )
 
 
 def _source(data: Any, logs: Any) -> str | None:

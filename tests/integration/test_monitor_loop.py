@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -44,12 +45,14 @@ require = ["accuracy >= 0.5"]
 
 
 def _champion(accuracy: float) -> str:
-    """Version 1 of churn, @champion, from a run with ``accuracy``."""
+    """Version 1 of churn, @champion, from a run with ``accuracy``; its training data stored as its reference."""
+    import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    X = np.random.RandomState(1).rand(40, 3)
+    X = pd.DataFrame(np.random.RandomState(1).rand(400, 3), columns=["a", "b", "c"])
     with mnb.start_run("first", kind="job") as job, mnb.stage("train"):
-        mnb.log_model(LogisticRegression().fit(X, X[:, 0] > 0.5), "model", input_example=X[:5])
+        model = LogisticRegression().fit(X, X["a"] > 0.5)
+        mnb.log_model(model, "model", input_example=X[:5], reference=X)
         mnb.log_metric("accuracy", accuracy)
     assert mnb.flush(120)
     assert promote(job.run_id, "churn").version == "1"
@@ -175,3 +178,41 @@ def test_loop_settings_errors_name_the_setting_the_source_and_the_fix(project: P
     assert settings.model == "models:/churn/3" and settings.data == str(project / "live")
     assert settings.thresholds == {"wasserstein": 0.2} and settings.schedule == "30 2 * * 1"
     assert settings.retrain is None and settings.configured
+
+
+@pytest.mark.slow
+def test_a_scheduler_runs_mlops_nb_monitor_with_no_options_and_the_loop_closes(project: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.notebooks import mlops_nb
+
+    write_notebook(project / "notebooks" / "train.ipynb", *TRAIN, parameters="accuracy = 0.0\nfail = False")
+    _champion(0.80)
+    (project / "live").mkdir()
+    rng = np.random.default_rng(5)
+    shifted = {name: rng.random(2000) + 0.5 for name in ("a", "b", "c")}  # every feature moved by half its range
+    pq.write_table(pa.table(shifted), project / "live" / "today.parquet")
+    (project / "pyproject.toml").write_text(LOOP.format(accuracy=0.93, fail="false"))
+
+    done = mlops_nb("monitor", cwd=project)
+
+    assert done.returncode == 0, done.stderr
+    assert "churn@champion moved to version 2 (was version 1)" in done.stderr
+    client = embedded_client(project)
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "2"
+    monitors = [
+        r
+        for e in client.search_experiments()
+        for r in client.search_runs([e.experiment_id], "tags.`mlops_nb.kind` = 'monitor'")
+    ]
+    (monitor_run,) = monitors
+    (job,) = [r for r in runs(project, "train") if r.data.tags.get(KIND) == "job"]
+    assert job.data.tags[TRIGGER] == f"monitor:{monitor_run.info.run_id}"
+
+    skipped = mlops_nb("monitor", "--no-retrain", "--json", "-", cwd=project)  # the loop left out this time
+    assert skipped.returncode == 0, skipped.stderr
+    assert json.loads(skipped.stdout)["dataset_drift"] and "retraining" not in json.loads(skipped.stdout)
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "2"
+    bad = mlops_nb("monitor", "--promote", "churn", cwd=project)
+    assert bad.returncode == 2 and "go with --retrain NOTEBOOK" in bad.stderr
