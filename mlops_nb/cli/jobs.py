@@ -353,7 +353,8 @@ def reproduce(
     "--init",
     "init",
     type=click.Choice(["github"]),
-    help="Write a CI workflow that runs `mlops-nb ci` (GitHub Actions) instead of running the jobs.",
+    help="Write a CI workflow that runs `mlops-nb ci` (GitHub Actions) instead of running the jobs; with "
+    "[tool.mlops_nb.monitor] in pyproject.toml, also a scheduled one that runs `mlops-nb monitor`.",
 )
 @click.option("--force", is_flag=True, help="With --init: overwrite an existing workflow.")
 @click.option("--no-cache", is_flag=True, help="Run every %%track stage of every job (no cache hits).")
@@ -370,13 +371,21 @@ def ci(
     parameters = { n_estimators = 50 }
     require = ["accuracy >= 0.9"]
     """
-    from mlops_nb.config import find_project_root
-    from mlops_nb.jobs.ci import junit_xml, load_config, run_ci, write_workflow
+    from mlops_nb.config import find_project_root, load_monitor_settings
+    from mlops_nb.jobs.ci import junit_xml, load_config, run_ci, write_monitor_workflow, write_workflow
 
     root = find_project_root()
     if init:
+        monitoring = load_monitor_settings(root)
         path = write_workflow(root, force)
         click.echo(f"Wrote {path}: it runs `mlops-nb ci --junit reports/notebooks.xml` on every push.", err=True)
+        if monitoring.configured:
+            path = write_monitor_workflow(root, monitoring.schedule, force)
+            click.echo(
+                f"Wrote {path}: it runs `mlops-nb monitor` ([tool.mlops_nb.monitor]) on the schedule "
+                f"{monitoring.schedule!r} (UTC).",
+                err=True,
+            )
         return
     jobs, _ = load_config(config, root)
     outcomes = run_ci(jobs, output_dir, echo=lambda text: click.echo(text, err=True), cache=not no_cache)

@@ -65,6 +65,37 @@ jobs:
             reports/
             .mlops_nb/sweeps/
 """
+# The scheduled monitor: `mlops-nb monitor` with no options reads [tool.mlops_nb.monitor] (and runs its loop).
+MONITOR_WORKFLOW = """\
+# Monitors the model on a schedule: `mlops-nb monitor` reads [tool.mlops_nb.monitor] in pyproject.toml
+# (the model, the data, thresholds, the retraining loop). Written by `mlops-nb ci --init github`.
+# Point MLFLOW_TRACKING_URI (a repository secret) at the team's MLflow server: the monitor runs, the
+# retraining job and the promotion are recorded there.
+name: monitor
+on:
+  schedule:
+    - cron: {cron}
+  workflow_dispatch:
+jobs:
+  monitor:
+    runs-on: ubuntu-latest
+    timeout-minutes: 120
+    env:
+      MLFLOW_TRACKING_URI: ${{{{ secrets.MLFLOW_TRACKING_URI }}}}
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+          cache: pip
+      - run: pip install -e .
+      - run: mlops-nb monitor --json reports/monitor.json --report reports/monitor.html
+      - uses: actions/upload-artifact@v4
+        if: always()
+        with:
+          name: monitor-report
+          path: reports/
+"""
 
 
 @dataclass
@@ -231,6 +262,18 @@ def junit_xml(outcomes: list[CiOutcome], suite: str = "mlops-nb") -> str:
             ET.SubElement(case, "system-out").text = o.result.summary()
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_monitor_workflow(project_root: Path, schedule: str, force: bool = False) -> Path:
+    """Write ``.github/workflows/monitor.yml`` running ``mlops-nb monitor`` on the cron ``schedule``."""
+    import json
+
+    path = project_root / ".github" / "workflows" / "monitor.yml"
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists already; pass --force to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(MONITOR_WORKFLOW.format(cron=json.dumps(schedule)), encoding="utf-8")  # JSON: a YAML string
+    return path
 
 
 def write_workflow(project_root: Path, force: bool = False) -> Path:
