@@ -65,8 +65,10 @@ BODY = """<div class="mnb-monitor">
 <p class="meta">{{ rows }} rows &middot; preset {{ result.preset }}{% if result.run_id %} &middot; MLflow run
  {{ result.run_id }}{% endif %}{% if source %} &middot; {{ source }}{% endif %}</p>
 <p class="verdict {{ 'drift' if result.dataset_drift else 'nodrift' }}">{{ verdict }}</p>
-{% if performance %}<h2>Performance</h2><table>{% for k, v in performance %}<tr><th>{{ k }}</th>
-<td class="num">{{ v }}</td></tr>{% endfor %}</table>{% endif %}
+{% if performance %}<h2>Performance</h2><table><tr><th>metric</th><th>reference (held out)</th>
+<th>estimated (no labels)</th><th>realised (labels)</th></tr>{% for k, ref, est, real in performance %}<tr>
+<th>{{ k }}</th><td class="num">{{ ref }}</td><td class="num">{{ est }}</td><td class="num">{{ real }}</td></tr>
+{% endfor %}</table>{% endif %}
 <h2>Data checks</h2>
 {% if problems %}<table><tr><th>column</th><th>check</th><th>detail</th></tr>
 {% for p in problems %}<tr><td>{{ p.column }}</td><td>{{ p.check }}</td><td>{{ p.detail }}</td></tr>{% endfor %}
@@ -254,6 +256,22 @@ def _series_plot(result: dict[str, Any]) -> str | None:
     return _svg(figure)
 
 
+def _performance_rows(performance: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(metric, reference, estimated, realised) of a classifier's performance (mlops_nb.monitoring.performance)."""
+    if not performance:
+        return []
+
+    def shown(values: dict[str, Any] | None, metric: str) -> str:
+        value = (values or {}).get(metric)
+        return "-" if value is None else f"{value:.3f}"
+
+    realised = performance.get("realised")
+    return [
+        (m, shown(performance.get("reference"), m), shown(performance.get("estimated"), m), shown(realised, m))
+        for m in ("accuracy", "f1", "roc_auc")
+    ]
+
+
 def render(result: dict[str, Any], current: CurrentData | None = None, *, source: str | None = None) -> str:
     """The report of ``result`` as one HTML page; ``current`` (the pass's summary) adds the distributions."""
     import jinja2
@@ -279,7 +297,7 @@ def render(result: dict[str, Any], current: CurrentData | None = None, *, source
         source=source,
         rows=f"{result['rows']:,}",
         verdict=f"{verdict}: {drifted} of {decided} features drifted ({result['drift_share']:.0%})",
-        performance=[(k, v) for k, v in performance.get("metrics", {}).items()],
+        performance=_performance_rows(performance),
         problems=result["validation"]["problems"],
         headers=("feature", "kind", "method", "score", "threshold", "p-value", "missing", "drift"),
         table=table_rows(result),

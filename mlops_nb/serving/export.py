@@ -285,7 +285,7 @@ def export(
         except SchemaError as e:
             raise ExportError(str(e)) from e
 
-        model_file, trusted, converted_from = _trusted_model_file(folder, flavor, trust, allow_unsafe, allow_pickle)
+        model_file, trusted, converted_from = trusted_model_file(folder, flavor, trust, allow_unsafe, allow_pickle)
 
         import skops.io
 
@@ -329,7 +329,7 @@ def export(
     return ExportResult(out, ref, metadata["sha256"], trusted, converted_from)
 
 
-def _trusted_model_file(
+def trusted_model_file(
     folder: Path, flavor: dict[str, Any], trust: Sequence[str], allow_unsafe: Sequence[str], allow_pickle: bool
 ) -> tuple[Path, tuple[str, ...], str | None]:
     """The model's skops file (a pickle converted when ``allow_pickle``), the types it may load, and the

@@ -193,6 +193,8 @@ def watch(
             )
             result = found.result
             outcome = MonitorOutcome(result, found.current)
+        if model is not None and logs is None and executor == "local":
+            result["performance"] = _performance(model, ref, data, labels, Path(tmp), warn)  # type: ignore[typeddict-item]
         if model is not None:
             result["model"] = model.name or model.uri
             result["version"] = model.version
@@ -214,6 +216,30 @@ def watch(
             outcome.warnings.append(str(e))
             warn(f"{e}; the report and the run are kept.")
     return outcome
+
+
+def _performance(model: Any, ref: Any, data: Any, labels: str | None, tmp: Path, warn: Callable[[str], None]) -> Any:
+    """The classifier's estimated (and with ``labels`` realised) performance, when the model was logged with
+    held-out scores (``reference_y=``); else None."""
+    from mlops_nb.tracking.models import SCORES_FILE
+
+    scores_file = tmp / "reference" / SCORES_FILE
+    if not scores_file.is_file():
+        if labels:
+            warn(
+                f"--labels {labels}: {model.uri} was logged without held-out scores, so no performance is "
+                "computed. Log it with mnb.log_model(model, name, reference=X_test, reference_y=y_test)."
+            )
+        return None
+    from mlops_nb.monitoring import columns as cols
+    from mlops_nb.monitoring import data as data_io
+    from mlops_nb.monitoring.stored import PREDICTION
+    from mlops_nb.watch import scoring
+
+    chunks = data_io.chunks(data) if isinstance(data, (str, Path)) else cols.to_arrow_table(data).to_batches()
+    features = [c for c in ref.profile["columns"] if c not in (labels, PREDICTION)]
+    pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
+    return scoring.performance(pinned, scores_file, chunks, features, labels, tmp)
 
 
 def _check_executor(executor: str, scheduler: str | None, data: Any, logs: Any, window: str | None) -> None:

@@ -1,0 +1,67 @@
+"""Label-free performance of a real logged classifier, monitored through its registered version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression
+
+import mlops_nb as mnb
+from mlops_nb.cli import main
+from mlops_nb.registry import promote
+from mlops_nb.watch.monitor import watch
+from tests.unit.test_performance import _data
+
+COLUMNS = ["x0", "x1", "x2", "x3"]
+
+
+def _frame(x: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(x, columns=COLUMNS)
+
+
+def _logged(project: Path) -> None:
+    rng = np.random.default_rng(11)
+    x_train, y_train = _data(rng, 4000)
+    x_test, y_test = _data(rng, 8000)
+    model = LogisticRegression(max_iter=1000).fit(_frame(x_train), np.where(y_train == 1, "churn", "stay"))
+    with mnb.start_run("train", kind="job") as job, mnb.stage("train"):
+        mnb.log_model(
+            model,
+            "model",
+            input_example=_frame(x_test[:5]),
+            reference=_frame(x_test),
+            reference_y=np.where(y_test == 1, "churn", "stay"),
+        )
+    assert mnb.flush(120)
+    promote(job.run_id, "clf")
+
+
+def test_monitor_estimates_performance_without_labels_and_shows_the_realised_beside(project: Path) -> None:
+    _logged(project)
+    x, y = _data(np.random.default_rng(12), 20_000, shift=1.5)
+    current = _frame(x).assign(outcome=np.where(y == 1, "churn", "stay"))
+    pq.write_table(pa.Table.from_pandas(current), project / "today.parquet")
+
+    outcome = watch("models:/clf@champion", data=str(project / "today.parquet"), labels="outcome")
+
+    found = outcome.result["performance"]
+    assert found is not None and found["method"] == "cbpe" and found["classes"] == ["churn", "stay"]
+    assert found["rows"] == 20_000 and found["reference_rows"] == 8000
+    real, est, ref = found["realised"], found["estimated"], found["reference"]
+    assert abs(real["accuracy"] - ref["accuracy"]) > 0.04  # the shift moved performance
+    assert abs(est["accuracy"] - real["accuracy"]) <= 0.03
+    assert "outcome" not in outcome.result["features"]  # the labels are no feature
+    html = outcome.html()
+    assert "estimated (no labels)" in html and f"{est['accuracy']:.3f}" in html
+
+    unlabelled = watch("models:/clf@champion", data=str(project / "today.parquet"))
+    assert unlabelled.result["performance"]["realised"] is None
+    assert unlabelled.result["performance"]["estimated"] == est
+
+    bad = CliRunner().invoke(main, ["monitor", "models:/clf@champion", "--data", "today.parquet", "--labels", "nope"])
+    assert bad.exit_code == 2 and "--labels nope: the data has no such column" in bad.output
