@@ -20,6 +20,7 @@ Without a model URI, step 3 is skipped: the data is checked against ``--referenc
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import tempfile
@@ -236,10 +237,22 @@ def _performance(model: Any, ref: Any, data: Any, labels: str | None, tmp: Path,
     from mlops_nb.monitoring.stored import PREDICTION
     from mlops_nb.watch import scoring
 
-    chunks = data_io.chunks(data) if isinstance(data, (str, Path)) else cols.to_arrow_table(data).to_batches()
+    chunks = iter(data_io.chunks(data) if isinstance(data, (str, Path)) else cols.to_arrow_table(data).to_batches())
+    first = next(chunks, None)
+    if first is None:
+        return None
+    if labels and labels not in first.schema.names:  # bad input: the user named the column
+        seen = ", ".join(first.schema.names)
+        raise UsageError(f"--labels {labels}: the data has no such column (columns: {seen}).")
+    chunks = itertools.chain([first], chunks)
     features = [c for c in ref.profile["columns"] if c not in (labels, PREDICTION)]
     pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
-    return scoring.performance(pinned, scores_file, chunks, features, labels, tmp)
+    try:
+        return scoring.performance(pinned, scores_file, chunks, features, labels, tmp)
+    except UsageError as e:  # the drift result stands without it (the data checks say what is wrong)
+        if labels:  # asked for: say why it is not there
+            warn(f"No performance for {model.uri}: {e}")
+        return None
 
 
 def _check_executor(executor: str, scheduler: str | None, data: Any, logs: Any, window: str | None) -> None:

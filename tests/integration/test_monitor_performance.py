@@ -59,9 +59,17 @@ def test_monitor_estimates_performance_without_labels_and_shows_the_realised_bes
     html = outcome.html()
     assert "estimated (no labels)" in html and f"{est['accuracy']:.3f}" in html
 
+    warnings: list[str] = []
     unlabelled = watch("models:/clf@champion", data=str(project / "today.parquet"))
     assert unlabelled.result["performance"]["realised"] is None
     assert unlabelled.result["performance"]["estimated"] == est
 
     bad = CliRunner().invoke(main, ["monitor", "models:/clf@champion", "--data", "today.parquet", "--labels", "nope"])
     assert bad.exit_code == 2 and "--labels nope: the data has no such column" in bad.output
+
+    pq.write_table(pa.Table.from_pandas(current.drop(columns=["x3"])), project / "partial.parquet")
+    partial = watch(
+        "models:/clf@champion", data=str(project / "partial.parquet"), labels="outcome", warn=warnings.append
+    )
+    assert partial.result["performance"] is None and partial.result["validation"]["problems"]
+    assert any("No performance" in w and "'x3'" in w for w in warnings)
