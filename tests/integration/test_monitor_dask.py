@@ -113,3 +113,27 @@ def test_missing_dask_gives_the_install_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if Dask were not installed
     with pytest.raises(UsageError, match=r'pip install "mlops-nb\[dask\]"'):
         distributed.client("tcp://127.0.0.1:8786")
+
+
+@pytest.mark.slow
+def test_mlops_nb_monitor_executor_dask_gives_the_local_json(tmp_path, cluster, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlops_nb.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(9)
+    pq.write_table(pa.table(_frame(rng, 8000, 0)), tmp_path / "ref.parquet")
+    _write(tmp_path / "cur", rng, [5000, 4000, 3000], shift=2)
+    args = ["monitor", "--reference", "ref.parquet", "--data", "cur", "--sample-rows", str(SAMPLE), "--json", "-"]
+
+    local = CliRunner().invoke(main, args)
+    remote = CliRunner().invoke(main, [*args, "--executor", "dask", "--scheduler", cluster.scheduler_address])
+
+    assert local.exit_code == 0 and remote.exit_code == 0, local.output + remote.output
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+    assert json.loads(remote.stdout)["rows"] == 12_000
+    lacking = CliRunner().invoke(main, [*args, "--executor", "dask"])
+    assert lacking.exit_code == 2 and "--executor dask needs --scheduler ADDRESS" in lacking.output
+    windowed = CliRunner().invoke(main, [*args, "--executor", "dask", "--scheduler", "tcp://x:1", "--window", "10rows"])
+    assert windowed.exit_code == 2 and "without --logs or --window" in windowed.output
