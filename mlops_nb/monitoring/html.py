@@ -265,9 +265,19 @@ def _performance_rows(performance: dict[str, Any]) -> list[tuple[str, str, str, 
         value = (values or {}).get(metric)
         return "-" if value is None else f"{value:.3f}"
 
+    classes = performance.get("classes") or []
+    which = {  # F1 and ROC AUC: of the second class with two (scikit-learn's pos_label), else macro one-vs-rest
+        "f1": f"f1 ({classes[1]})" if len(classes) == 2 else "f1 (macro)",
+        "roc_auc": "roc_auc" if len(classes) == 2 else "roc_auc (macro, one-vs-rest)",
+    }
     realised = performance.get("realised")
     return [
-        (m, shown(performance.get("reference"), m), shown(performance.get("estimated"), m), shown(realised, m))
+        (
+            which.get(m, m),
+            shown(performance.get("reference"), m),
+            shown(performance.get("estimated"), m),
+            shown(realised, m),
+        )
         for m in ("accuracy", "f1", "roc_auc")
     ]
 
