@@ -34,5 +34,7 @@ def test_thresholds_and_drift_share_override_the_preset():
 
 
 def test_a_threshold_for_no_method_names_the_methods():
-    with pytest.raises(UsageError, match=r"No drift method 'wasserstien' to set a threshold for: use one of .*wasserstein"):
+    with pytest.raises(
+        UsageError, match=r"No drift method 'wasserstien' to set a threshold for: use one of .*wasserstein"
+    ):
         _pass(thresholds={"wasserstien": 0.2})
