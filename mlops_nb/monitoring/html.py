@@ -65,8 +65,9 @@ BODY = """<div class="mnb-monitor">
 <p class="meta">{{ rows }} rows &middot; preset {{ result.preset }}{% if result.run_id %} &middot; MLflow run
  {{ result.run_id }}{% endif %}{% if source %} &middot; {{ source }}{% endif %}</p>
 <p class="verdict {{ 'drift' if result.dataset_drift else 'nodrift' }}">{{ verdict }}</p>
-{% if performance %}<h2>Performance</h2><table>{% for k, v in performance %}<tr><th>{{ k }}</th>
-<td class="num">{{ v }}</td></tr>{% endfor %}</table>{% endif %}
+{% if performance %}<h2>Performance on {{ labelled }} labelled rows</h2>
+<table><tr><th>metric</th><th>now</th><th>at training</th></tr>{% for k, now, then in performance %}
+<tr><td>{{ k }}</td><td class="num">{{ now }}</td><td class="num">{{ then }}</td></tr>{% endfor %}</table>{% endif %}
 <h2>Data checks</h2>
 {% if problems %}<table><tr><th>column</th><th>check</th><th>detail</th></tr>
 {% for p in problems %}<tr><td>{{ p.column }}</td><td>{{ p.check }}</td><td>{{ p.detail }}</td></tr>{% endfor %}
@@ -85,6 +86,10 @@ BODY = """<div class="mnb-monitor">
 
 def _label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "\u2026"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _svg(figure: Any) -> str:
@@ -279,7 +284,11 @@ def render(result: dict[str, Any], current: CurrentData | None = None, *, source
         source=source,
         rows=f"{result['rows']:,}",
         verdict=f"{verdict}: {drifted} of {decided} features drifted ({result['drift_share']:.0%})",
-        performance=[(k, v) for k, v in performance.get("metrics", {}).items()],
+        performance=[
+            (k, _number(v), _number((performance.get("reference") or {}).get(k)))
+            for k, v in performance.get("metrics", {}).items()
+        ],
+        labelled=f"{performance.get('rows', 0):,}",
         problems=result["validation"]["problems"],
         headers=("feature", "kind", "method", "score", "threshold", "p-value", "missing", "drift"),
         table=table_rows(result),

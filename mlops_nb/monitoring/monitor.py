@@ -17,7 +17,7 @@ The result (:class:`Result`)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -127,6 +127,7 @@ def run_pass(
     window: Window | None = None,
     time_column: str | None = None,
     exclude: Iterable[str] = (),
+    observe: Callable[[Any], None] | None = None,
 ) -> Pass:
     """:func:`monitor`, and per ``window`` (a time series in ``result["windows"]``), in one read of the data.
 
@@ -134,6 +135,7 @@ def run_pass(
         window: cut the data into windows of this size (see :mod:`mlops_nb.monitoring.windows`).
         time_column: the rows' time (time windows); not monitored unless the reference has it.
         exclude: columns that are not features (a label column, the log's request ids).
+        observe: also called with each chunk as read (all its columns), e.g. to gather labels.
 
     Raises:
         UsageError: an unknown preset, no rows, or a time window without the time column.
@@ -151,6 +153,8 @@ def run_pass(
     dropped = {*exclude, *([time_column] if time_column and time_column not in reference.profile["columns"] else [])}
 
     def add(chunk: Any) -> None:
+        if observe is not None:
+            observe(chunk)
         times = None
         if windowed is not None and window is not None and window.seconds:
             if time_column not in chunk.schema.names:

@@ -143,9 +143,11 @@ def watch(
             from mlops_nb.tracking import monitor_runs
 
             model = monitor_runs.resolve(model_uri)
-        ref = _reference(model, reference, Path(tmp), with_prediction=logs is not None)
+        ref, scores = _reference(model, reference, Path(tmp), with_prediction=logs is not None)
         current, time_column = _current(data, logs, timestamp, chosen_window)
         from mlops_nb.monitoring.monitor import run_pass
+
+        labelled = _labelled(labels, model, Path(tmp)) if labels else None
 
         found = run_pass(
             ref,
@@ -155,8 +157,11 @@ def watch(
             window=chosen_window,
             time_column=time_column,
             exclude=(labels,) if labels else (),
+            observe=labelled.add if labelled is not None else None,
         )
         result = found.result
+        if labelled is not None:
+            result["performance"] = labelled.performance(scores)
         outcome = MonitorOutcome(result, found.current)
         if model is not None:
             result["model"] = model.name or model.uri
@@ -180,24 +185,25 @@ def _source(data: Any, logs: Any) -> str | None:
     return f"data {data}" if isinstance(data, (str, Path)) else None
 
 
-def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) -> Any:
-    from mlops_nb.monitoring.monitor import load_reference
-    from mlops_nb.monitoring.profile import Reference, reference_of
-
-    if isinstance(reference, Reference):
-        return reference
-    if reference is not None:
-        if isinstance(reference, (str, Path)):
-            return load_reference(reference)
-        return reference_of(reference)
+def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) -> tuple[Any, Any]:
+    """(the reference, the stored labelled scores table or None)."""
     import pyarrow.parquet as pq
 
-    from mlops_nb.monitoring.profile import load_profile
+    from mlops_nb.monitoring.monitor import load_reference
+    from mlops_nb.monitoring.profile import Reference, load_profile, reference_of
     from mlops_nb.monitoring.stored import model_reference
-    from mlops_nb.tracking import monitor_runs
-    from mlops_nb.tracking.models import PROFILE_FILE, SAMPLE_FILE
+    from mlops_nb.tracking.models import PROFILE_FILE, SAMPLE_FILE, SCORES_FILE
 
-    files = monitor_runs.fetch_reference(model, tmp / "reference")
+    files = {}
+    if model is not None:
+        from mlops_nb.tracking import monitor_runs
+
+        files = monitor_runs.fetch_reference(model, tmp / "reference")
+    scores = pq.read_table(files[SCORES_FILE]) if SCORES_FILE in files else None
+    if isinstance(reference, Reference):
+        return reference, scores
+    if reference is not None:
+        return (load_reference(reference) if isinstance(reference, (str, Path)) else reference_of(reference)), scores
     if PROFILE_FILE not in files:
         raise UsageError(
             f"{model.uri} has no stored reference (reference_profile.json): pass --reference with its training "
@@ -208,7 +214,36 @@ def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) 
         sample = pq.read_table(files[SAMPLE_FILE]) if SAMPLE_FILE in files else None
     except (OSError, ValueError) as e:
         raise UsageError(f"{model.uri}: its stored reference cannot be read ({e}). Pass --reference.") from e
-    return model_reference(profile, sample, with_prediction=with_prediction)
+    return model_reference(profile, sample, with_prediction=with_prediction), scores
+
+
+def _labelled(labels: str, model: Any, tmp: Path) -> Any:
+    """The gatherer of ``labels``, predicting rows with the model (loaded on first need) when it must."""
+    from mlops_nb.monitoring.labelled import Labelled
+
+    if model is None:
+        return Labelled(labels, None)
+    loaded: list[Any] = []
+
+    def predict(table: Any) -> Any:
+        if not loaded:
+            from mlops_nb.tracking import monitor_runs
+
+            loaded.append(monitor_runs.load_model(model, tmp / "model"))
+        estimator = loaded[0]
+        names = getattr(estimator, "feature_names_in_", None)
+        frame = table.to_pandas()
+        if names is None:
+            return estimator.predict(frame)
+        missing = [str(n) for n in names if n not in frame.columns]
+        if missing:
+            raise UsageError(
+                f"--labels {labels}: the model cannot predict these rows, which lack {', '.join(missing[:10])}. Give "
+                "data with every input column, or a 'prediction' column."
+            )
+        return estimator.predict(frame[list(names)])
+
+    return Labelled(labels, predict)
 
 
 def _current(data: Any, logs: Any, timestamp: str | None, window: Any) -> tuple[Any, str | None]:

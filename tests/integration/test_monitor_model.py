@@ -423,3 +423,34 @@ def test_the_served_models_prediction_log_windowed(project: Path) -> None:
     done = monitor("models:/churn@champion", "--logs", logs, "--window", "1h", "--json", "-")
     assert done.exit_code == 0, done.stderr
     assert sum(w["rows"] for w in json.loads(done.output)["windows"]) == 2000
+
+
+def test_labels_give_realised_performance_beside_the_training_one(project: Path) -> None:
+    import mlflow.sklearn
+    from sklearn.metrics import accuracy_score, f1_score
+
+    train(project)
+    now = training(2000, 4)
+    now["churn"] = labels_of(now)
+    now.loc[now.index[::2], "churn"] = np.where(now["churn"][::2] == "yes", "no", "yes")  # half of them flipped
+    now.to_csv(project / "labelled.csv", index=False)
+    done = monitor("models:/churn/1", "--data", "labelled.csv", "--labels", "churn", "--json", "-")
+    assert done.exit_code == 0, done.output + done.stderr
+    result = json.loads(done.output)
+    assert "churn" not in result["features"] and result["validation"]["ok"]  # the label is not a feature
+    performance = result["performance"]
+    model = mlflow.sklearn.load_model(embedded_client(project).get_model_version_download_uri("churn", "1"))
+    predicted = model.predict(now.drop(columns="churn"))
+    assert performance["source"] == "labels" and performance["rows"] == 2000 and performance["task"] == "classification"
+    assert performance["metrics"]["accuracy"] == pytest.approx(accuracy_score(now["churn"], predicted))
+    assert performance["metrics"]["f1_macro"] == pytest.approx(f1_score(now["churn"], predicted, average="macro"))
+    frame = training(5000, 0)  # at training: the stored scores' labels and predictions
+    assert performance["reference"]["accuracy"] == pytest.approx(accuracy_score(labels_of(frame), model.predict(frame)))
+    assert performance["metrics"]["accuracy"] < performance["reference"]["accuracy"] - 0.3
+
+    # Rows the model cannot predict (an input column gone): exit 2 naming it.
+    now.drop(columns="balance").to_csv(project / "partial.csv", index=False)
+    done = monitor("models:/churn/1", "--data", "partial.csv", "--labels", "churn")
+    assert done.exit_code == 2 and "lack balance" in done.stderr, done.stderr
+    done = monitor("models:/churn/1", "--data", "labelled.csv", "--labels", "outcome")
+    assert done.exit_code == 2 and "--labels outcome: the data has no such column" in done.stderr
