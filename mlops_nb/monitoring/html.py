@@ -189,7 +189,7 @@ def _margin(score: dict[str, Any]) -> float | None:
 
 
 def _scores_plot(result: dict[str, Any]) -> str | None:
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     items = []
     for name, feature in result["features"].items():
@@ -208,6 +208,7 @@ def _scores_plot(result: dict[str, Any]) -> str | None:
     axes.barh(range(len(items)), values, color=colours)
     axes.set_yticks(range(len(items)), labels)
     axes.set_xscale("log")
+    axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.2, 0.5, 1, 2, 5: readable within a decade
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # plain text: mathtext is off
     axes.xaxis.set_minor_formatter(NullFormatter())
     axes.axvline(1.0, color="#333", linestyle="--", linewidth=1)

@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import mlops_nb as mnb
 from mlops_nb.cli import main
 from tests.conftest import embedded_client, python
 from tests.integration.test_monitor import SHIFTED, drifted, training
@@ -366,13 +365,51 @@ def test_webhooks_get_the_summary_and_a_failing_one_loses_nothing(project: Path)
         silent.close()
 
 
-def test_mnb_monitor_in_python_displays_the_report(project: Path) -> None:
+@pytest.mark.slow
+def test_mnb_monitor_in_a_notebook_displays_the_report_and_chromium_renders_it_offline(project: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+    from playwright.sync_api import sync_playwright
+
+    from tests.notebooks import write_notebook
+
     train(project, with_labels=False)
-    outcome = mnb.monitor("models:/churn@champion", drifted(2000, 1), report="nb.html")
-    assert outcome.dataset_drift and outcome.result["model"] == "churn" and outcome.run_id
-    html = outcome._repr_html_()
+    drifted(2000, 1).to_csv(project / "current.csv", index=False)
+    path = write_notebook(
+        project / "watch.ipynb",
+        "import mlops_nb as mnb, pandas as pd\n"
+        "outcome = mnb.monitor('models:/churn@champion', pd.read_csv('current.csv'), report='nb.html')\noutcome",
+        "print(outcome.run_id, outcome.dataset_drift)",
+    )
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(project)}}).execute()
+    (shown,) = [o for o in nb.cells[0].outputs if o.output_type == "execute_result"]
+    html = shown.data["text/html"]
     assert "<svg" in html and "Dataset drift: 3 of 6 features drifted" in html and fetches(html) == []
-    assert (project / "nb.html").is_file()
+    run_id, drift = nb.cells[1].outputs[0].text.split()
+    assert drift == "True" and embedded_client(project).get_run(run_id).data.tags["mlops_nb.kind"] == "monitor"
+
+    # The report file in a real browser: nothing requested but the file, every plot drawn, no CSP violation.
+    report = project / "nb.html"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 1250, "height": 900})
+        requests: list[str] = []
+        problems_seen: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: problems_seen.append(m.text) if m.type in ("error", "warning") else None)
+        page.goto(report.as_uri())
+        sizes = page.eval_on_selector_all("svg", "els => els.map(e => e.getBoundingClientRect().width)")
+        page.screenshot(path=str(project / "report.png"), full_page=True)
+        browser.close()
+    assert requests == [report.as_uri()]
+    assert problems_seen == []
+    assert len(sizes) >= 7 and min(sizes) > 200  # scores + one per drawn feature, all laid out
+
     # import mlops_nb stays light: the report's libraries load on first use
     done = python(
         "import sys, mlops_nb\nheavy = {'matplotlib', 'mlflow', 'pandas', 'urllib3', 'jinja2'} & set(sys.modules)\n"
