@@ -21,13 +21,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring.current import SAMPLE_ROWS, CurrentData
 from mlops_nb.monitoring.drift import DEFAULT_PRESET
 from mlops_nb.monitoring.monitor import Result
 from mlops_nb.watch import webhook as hooks
+
+if TYPE_CHECKING:
+    from mlops_nb.tracking.monitor_runs import MonitoredModel
 
 RESULT_FILE = "result.json"
 REPORT_FILE = "report.html"
@@ -41,6 +44,7 @@ class MonitorOutcome:
 
     result: Result
     current: CurrentData | None = field(default=None, repr=False)
+    model: MonitoredModel | None = None  # the model resolved from MODEL_URI (name, version, run), None without
     run_id: str | None = None
     report: Path | None = None
     json: Path | None = None
@@ -162,7 +166,7 @@ def watch(
         result = found.result
         if labelled is not None:
             result["performance"] = labelled.performance(scores)
-        outcome = MonitorOutcome(result, found.current)
+        outcome = MonitorOutcome(result, found.current, model)
         if model is not None:
             result["model"] = model.name or model.uri
             result["version"] = model.version

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from mlops_nb.cli import main
 from tests.conftest import embedded_client, python
-from tests.integration.test_monitor import SHIFTED, drifted, training
+from tests.integration.test_monitor import SHIFTED, cli, drifted, training
 
 HOSTILE = '<img src=x onerror="alert(1)">'  # a column name: must reach the HTML report as text
 TRAIN = """
@@ -131,10 +131,18 @@ def test_monitor_a_registered_model_flags_the_shifts_records_a_run_and_tags_the_
     current.to_csv(project / "current.csv", index=False)
     training(4000, 2).to_csv(project / "same.csv", index=False)
 
-    done = monitor(
-        "models:/churn@champion", "--data", "current.csv", "--json", "out.json", "--report", "r.html", "--fail-on-drift"
+    done = cli(  # the real command, in its own process: what it recorded is in MLflow once it has exited
+        "models:/churn@champion",
+        "--data",
+        "current.csv",
+        "--json",
+        "out.json",
+        "--report",
+        "r.html",
+        "--fail-on-drift",
+        cwd=project,
     )
-    assert done.exit_code == 3, done.output + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
     result = json.loads((project / "out.json").read_text())
     assert {n for n, f in result["features"].items() if f["drift"]} == SHIFTED
     assert problems(result) == {
