@@ -94,15 +94,15 @@ def _number(value: float | None) -> str:
 
 def _svg(figure: Any) -> str:
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata=_NO_METADATA, bbox_inches="tight")
+    figure.savefig(buffer, format="svg", metadata=_NO_METADATA)
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # no XML prolog or DOCTYPE (which names a DTD URL) inside HTML
 
 
-def _figure(width: float, height: float) -> Any:
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), layout=layout)
 
 
 def distributions(current: CurrentData, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -151,7 +151,9 @@ def _distribution_plot(name: str, feature: dict[str, Any], drawn: dict[str, Any]
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
-    figure = _figure(3.9, 2.4)
+    # Fixed margins: a layout engine would take 4/5 of the time of each of these small, same-shaped plots.
+    figure = _figure(3.9, 2.6, layout=None)
+    figure.subplots_adjust(left=0.19, right=0.97, top=0.8, bottom=0.27 if drawn["kind"] == cols.CATEGORICAL else 0.13)
     axes = figure.subplots()
     drift = feature.get("drift")
     status = {True: "drift", False: "no drift", None: "not decided"}[drift]
@@ -172,7 +174,7 @@ def _distribution_plot(name: str, feature: dict[str, Any], drawn: dict[str, Any]
         if drawn["hidden"]:
             axes.text(0.99, 0.97, f"+{drawn['hidden']} categories", transform=axes.transAxes, ha="right", va="top")
         axes.set_ylabel("share of values")
-    figure.legend(loc="outside upper right", ncols=2, frameon=False, fontsize=8)  # never over the bars
+    figure.legend(loc="upper right", ncols=2, frameon=False, fontsize=8)  # above the plot: never over the bars
     return _svg(figure)
 
 
