@@ -17,7 +17,7 @@ The result (:class:`Result`)::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -129,6 +129,7 @@ def run_pass(
     exclude: Iterable[str] = (),
     thresholds: Mapping[str, float] | None = None,
     drift_share: float | None = None,
+    observe: Callable[[Any], None] | None = None,
 ) -> Pass:
     """:func:`monitor`, and per ``window`` (a time series in ``result["windows"]``), in one read of the data.
 
@@ -137,6 +138,7 @@ def run_pass(
         time_column: the rows' time (time windows); not monitored unless the reference has it.
         exclude: columns that are not features (a label column, the log's request ids).
         thresholds, drift_share: over the preset's (``[tool.mlops_nb.monitor]``).
+        observe: also called with each chunk as read (all its columns), e.g. to gather labels.
 
     Raises:
         UsageError: an unknown preset, no rows, or a time window without the time column.
@@ -154,6 +156,8 @@ def run_pass(
     dropped = {*exclude, *([time_column] if time_column and time_column not in reference.profile["columns"] else [])}
 
     def add(chunk: Any) -> None:
+        if observe is not None:
+            observe(chunk)
         times = None
         if windowed is not None and window is not None and window.seconds:
             if time_column not in chunk.schema.names:

@@ -20,7 +20,6 @@ Without a model URI, step 3 is skipped: the data is checked against ``--referenc
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_nb.config import RetrainSettings
 from mlops_nb.exceptions import UsageError
@@ -36,6 +35,9 @@ from mlops_nb.monitoring.current import SAMPLE_ROWS, CurrentData
 from mlops_nb.monitoring.drift import DEFAULT_PRESET
 from mlops_nb.monitoring.monitor import Result
 from mlops_nb.watch import webhook as hooks
+
+if TYPE_CHECKING:
+    from mlops_nb.tracking.monitor_runs import MonitoredModel
 
 RESULT_FILE = "result.json"
 REPORT_FILE = "report.html"
@@ -49,6 +51,7 @@ class MonitorOutcome:
 
     result: Result
     current: CurrentData | None = field(default=None, repr=False)
+    model: MonitoredModel | None = None  # the model resolved from MODEL_URI (name, version, run), None without
     run_id: str | None = None
     report: Path | None = None
     json: Path | None = None
@@ -168,7 +171,8 @@ def watch(
             from mlops_nb.tracking import monitor_runs
 
             model = monitor_runs.resolve(model_uri)
-        ref = _reference(model, reference, Path(tmp), with_prediction=logs is not None)
+        ref, scores = _reference(model, reference, Path(tmp), with_prediction=logs is not None)
+        labelled = None
         if executor == "dask":
             from mlops_nb.monitoring import distributed
             from mlops_nb.monitoring.monitor import summary_result
@@ -176,11 +180,12 @@ def watch(
             summary = distributed.summarise(ref, data, scheduler, sample_rows)
             tuning = {"thresholds": thresholds, "drift_share": drift_share}
             result = summary_result(summary, preset_name=preset, **tuning)  # type: ignore[arg-type]
-            outcome = MonitorOutcome(result, summary)
+            outcome = MonitorOutcome(result, summary, model)
         else:
             current, time_column = _current(data, logs, timestamp, chosen_window)
             from mlops_nb.monitoring.monitor import run_pass
 
+            labelled = _labelled(labels, model, Path(tmp)) if labels else None
             found = run_pass(
                 ref,
                 current,
@@ -191,11 +196,16 @@ def watch(
                 exclude=(labels,) if labels else (),
                 thresholds=thresholds,
                 drift_share=drift_share,
+                observe=labelled.add if labelled is not None else None,
             )
             result = found.result
-            outcome = MonitorOutcome(result, found.current)
+            outcome = MonitorOutcome(result, found.current, model)
+        performance = labelled.performance(scores) if labelled is not None else {}
         if model is not None and logs is None and executor == "local":
-            result["performance"] = _performance(model, ref, data, labels, Path(tmp), warn)  # type: ignore[typeddict-item]
+            label_free = _label_free(model, ref, scores, data, labels, Path(tmp), warn)
+            if label_free is not None:
+                performance["label_free"] = label_free
+        result["performance"] = performance or None
         if model is not None:
             result["model"] = model.name or model.uri
             result["version"] = model.version
@@ -219,17 +229,16 @@ def watch(
     return outcome
 
 
-def _performance(model: Any, ref: Any, data: Any, labels: str | None, tmp: Path, warn: Callable[[str], None]) -> Any:
-    """The classifier's estimated (and with ``labels`` realised) performance, when the model was logged with
-    held-out scores (``reference_y=``); else None."""
-    from mlops_nb.tracking.models import SCORES_FILE
-
-    scores_file = tmp / "reference" / SCORES_FILE
-    if not scores_file.is_file():
+def _label_free(
+    model: Any, ref: Any, scores: Any, data: Any, labels: str | None, tmp: Path, warn: Callable[[str], None]
+) -> Any:
+    """The classifier's estimated performance without labels (and with ``labels`` the realised beside it),
+    when the model was logged with held-out scores (``reference_y=``); else None."""
+    if scores is None:
         if labels:
             warn(
-                f"--labels {labels}: {model.uri} was logged without held-out scores, so no performance is "
-                "computed. Log it with mnb.log_model(model, name, reference=X_test, reference_y=y_test)."
+                f"--labels {labels}: {model.uri} was logged without held-out scores, so no label-free estimate. "
+                "Log it with mnb.log_model(model, name, reference=X_test, reference_y=y_test)."
             )
         return None
     from mlops_nb.monitoring import columns as cols
@@ -237,21 +246,14 @@ def _performance(model: Any, ref: Any, data: Any, labels: str | None, tmp: Path,
     from mlops_nb.monitoring.stored import PREDICTION
     from mlops_nb.watch import scoring
 
-    chunks = iter(data_io.chunks(data) if isinstance(data, (str, Path)) else cols.to_arrow_table(data).to_batches())
-    first = next(chunks, None)
-    if first is None:
-        return None
-    if labels and labels not in first.schema.names:  # bad input: the user named the column
-        seen = ", ".join(first.schema.names)
-        raise UsageError(f"--labels {labels}: the data has no such column (columns: {seen}).")
-    chunks = itertools.chain([first], chunks)
+    chunks = data_io.chunks(data) if isinstance(data, (str, Path)) else cols.to_arrow_table(data).to_batches()
     features = [c for c in ref.profile["columns"] if c not in (labels, PREDICTION)]
     pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
     try:
-        return scoring.performance(pinned, scores_file, chunks, features, labels, tmp)
+        return scoring.performance(pinned, scores, chunks, features, labels, tmp)
     except UsageError as e:  # the drift result stands without it (the data checks say what is wrong)
         if labels:  # asked for: say why it is not there
-            warn(f"No performance for {model.uri}: {e}")
+            warn(f"No label-free estimate for {model.uri}: {e}")
         return None
 
 
@@ -277,24 +279,25 @@ def _source(data: Any, logs: Any) -> str | None:
     return f"data {data}" if isinstance(data, (str, Path)) else None
 
 
-def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) -> Any:
-    from mlops_nb.monitoring.monitor import load_reference
-    from mlops_nb.monitoring.profile import Reference, reference_of
-
-    if isinstance(reference, Reference):
-        return reference
-    if reference is not None:
-        if isinstance(reference, (str, Path)):
-            return load_reference(reference)
-        return reference_of(reference)
+def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) -> tuple[Any, Any]:
+    """(the reference, the stored labelled scores table or None)."""
     import pyarrow.parquet as pq
 
-    from mlops_nb.monitoring.profile import load_profile
+    from mlops_nb.monitoring.monitor import load_reference
+    from mlops_nb.monitoring.profile import Reference, load_profile, reference_of
     from mlops_nb.monitoring.stored import model_reference
-    from mlops_nb.tracking import monitor_runs
-    from mlops_nb.tracking.models import PROFILE_FILE, SAMPLE_FILE
+    from mlops_nb.tracking.models import PROFILE_FILE, SAMPLE_FILE, SCORES_FILE
 
-    files = monitor_runs.fetch_reference(model, tmp / "reference")
+    files = {}
+    if model is not None:
+        from mlops_nb.tracking import monitor_runs
+
+        files = monitor_runs.fetch_reference(model, tmp / "reference")
+    scores = pq.read_table(files[SCORES_FILE]) if SCORES_FILE in files else None
+    if isinstance(reference, Reference):
+        return reference, scores
+    if reference is not None:
+        return (load_reference(reference) if isinstance(reference, (str, Path)) else reference_of(reference)), scores
     if PROFILE_FILE not in files:
         raise UsageError(
             f"{model.uri} has no stored reference (reference_profile.json): pass --reference with its training "
@@ -305,7 +308,36 @@ def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) 
         sample = pq.read_table(files[SAMPLE_FILE]) if SAMPLE_FILE in files else None
     except (OSError, ValueError) as e:
         raise UsageError(f"{model.uri}: its stored reference cannot be read ({e}). Pass --reference.") from e
-    return model_reference(profile, sample, with_prediction=with_prediction)
+    return model_reference(profile, sample, with_prediction=with_prediction), scores
+
+
+def _labelled(labels: str, model: Any, tmp: Path) -> Any:
+    """The gatherer of ``labels``, predicting rows with the model (loaded on first need) when it must."""
+    from mlops_nb.monitoring.labelled import Labelled
+
+    if model is None:
+        return Labelled(labels, None)
+    loaded: list[Any] = []
+
+    def predict(table: Any) -> Any:
+        if not loaded:
+            from mlops_nb.tracking import monitor_runs
+
+            loaded.append(monitor_runs.load_model(model, tmp / "model"))
+        estimator = loaded[0]
+        names = getattr(estimator, "feature_names_in_", None)
+        frame = table.to_pandas()
+        if names is None:
+            return estimator.predict(frame)
+        missing = [str(n) for n in names if n not in frame.columns]
+        if missing:
+            raise UsageError(
+                f"--labels {labels}: the model cannot predict these rows, which lack {', '.join(missing[:10])}. Give "
+                "data with every input column, or a 'prediction' column."
+            )
+        return estimator.predict(frame[list(names)])
+
+    return Labelled(labels, predict)
 
 
 def _current(data: Any, logs: Any, timestamp: str | None, window: Any) -> tuple[Any, str | None]:

@@ -67,12 +67,11 @@ def score(classifier: Any, chunks: Iterable[Any], features: list[str], labels: s
 
 
 def performance(
-    model_uri: str, scores_file: Path, chunks: Iterable[Any], features: list[str], labels: str | None, tmp: Path
+    model_uri: str, stored: Any, chunks: Iterable[Any], features: list[str], labels: str | None, tmp: Path
 ) -> perf.Performance:
-    """Estimated (and with ``labels``, realised) performance of the classifier on the current ``chunks``."""
-    import pyarrow.parquet as pq
-
-    classes, ref_scores, ref_labels = perf.scores_table(pq.read_table(scores_file))
+    """Estimated (and with ``labels``, realised) performance of the classifier on the current ``chunks``;
+    ``stored``: the model's ``reference_scores.parquet`` table."""
+    classes, ref_scores, ref_labels = perf.scores_table(stored)
     calibration = perf.calibrate(ref_scores, ref_labels, classes)
     classifier = load_classifier(model_uri, tmp / "model")
     known = [str(c) for c in getattr(classifier, "classes_", [])]

@@ -19,10 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import mlops_nb as mnb
 from mlops_nb.cli import main
 from tests.conftest import embedded_client, python
-from tests.integration.test_monitor import SHIFTED, drifted, training
+from tests.integration.test_monitor import SHIFTED, cli, drifted, training
 
 HOSTILE = '<img src=x onerror="alert(1)">'  # a column name: must reach the HTML report as text
 TRAIN = """
@@ -132,10 +131,18 @@ def test_monitor_a_registered_model_flags_the_shifts_records_a_run_and_tags_the_
     current.to_csv(project / "current.csv", index=False)
     training(4000, 2).to_csv(project / "same.csv", index=False)
 
-    done = monitor(
-        "models:/churn@champion", "--data", "current.csv", "--json", "out.json", "--report", "r.html", "--fail-on-drift"
+    done = cli(  # the real command, in its own process: what it recorded is in MLflow once it has exited
+        "models:/churn@champion",
+        "--data",
+        "current.csv",
+        "--json",
+        "out.json",
+        "--report",
+        "r.html",
+        "--fail-on-drift",
+        cwd=project,
     )
-    assert done.exit_code == 3, done.output + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
     result = json.loads((project / "out.json").read_text())
     assert {n for n, f in result["features"].items() if f["drift"]} == SHIFTED
     assert problems(result) == {
@@ -366,13 +373,51 @@ def test_webhooks_get_the_summary_and_a_failing_one_loses_nothing(project: Path)
         silent.close()
 
 
-def test_mnb_monitor_in_python_displays_the_report(project: Path) -> None:
+@pytest.mark.slow
+def test_mnb_monitor_in_a_notebook_displays_the_report_and_chromium_renders_it_offline(project: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+    from playwright.sync_api import sync_playwright
+
+    from tests.notebooks import write_notebook
+
     train(project, with_labels=False)
-    outcome = mnb.monitor("models:/churn@champion", drifted(2000, 1), report="nb.html")
-    assert outcome.dataset_drift and outcome.result["model"] == "churn" and outcome.run_id
-    html = outcome._repr_html_()
+    drifted(2000, 1).to_csv(project / "current.csv", index=False)
+    path = write_notebook(
+        project / "watch.ipynb",
+        "import mlops_nb as mnb, pandas as pd\n"
+        "outcome = mnb.monitor('models:/churn@champion', pd.read_csv('current.csv'), report='nb.html')\noutcome",
+        "print(outcome.run_id, outcome.dataset_drift)",
+    )
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(project)}}).execute()
+    (shown,) = [o for o in nb.cells[0].outputs if o.output_type == "execute_result"]
+    html = shown.data["text/html"]
     assert "<svg" in html and "Dataset drift: 3 of 6 features drifted" in html and fetches(html) == []
-    assert (project / "nb.html").is_file()
+    run_id, drift = nb.cells[1].outputs[0].text.split()
+    assert drift == "True" and embedded_client(project).get_run(run_id).data.tags["mlops_nb.kind"] == "monitor"
+
+    # The report file in a real browser: nothing requested but the file, every plot drawn, no CSP violation.
+    report = project / "nb.html"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 1250, "height": 900})
+        requests: list[str] = []
+        problems_seen: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: problems_seen.append(m.text) if m.type in ("error", "warning") else None)
+        page.goto(report.as_uri())
+        sizes = page.eval_on_selector_all("svg", "els => els.map(e => e.getBoundingClientRect().width)")
+        page.screenshot(path=str(project / "report.png"), full_page=True)
+        browser.close()
+    assert requests == [report.as_uri()]
+    assert problems_seen == []
+    assert len(sizes) >= 7 and min(sizes) > 200  # scores + one per drawn feature, all laid out
+
     # import mlops_nb stays light: the report's libraries load on first use
     done = python(
         "import sys, mlops_nb\nheavy = {'matplotlib', 'mlflow', 'pandas', 'urllib3', 'jinja2'} & set(sys.modules)\n"
@@ -423,3 +468,34 @@ def test_the_served_models_prediction_log_windowed(project: Path) -> None:
     done = monitor("models:/churn@champion", "--logs", logs, "--window", "1h", "--json", "-")
     assert done.exit_code == 0, done.stderr
     assert sum(w["rows"] for w in json.loads(done.output)["windows"]) == 2000
+
+
+def test_labels_give_realised_performance_beside_the_training_one(project: Path) -> None:
+    import mlflow.sklearn
+    from sklearn.metrics import accuracy_score, f1_score
+
+    train(project)
+    now = training(2000, 4)
+    now["churn"] = labels_of(now)
+    now.loc[now.index[::2], "churn"] = np.where(now["churn"][::2] == "yes", "no", "yes")  # half of them flipped
+    now.to_csv(project / "labelled.csv", index=False)
+    done = monitor("models:/churn/1", "--data", "labelled.csv", "--labels", "churn", "--json", "-")
+    assert done.exit_code == 0, done.output + done.stderr
+    result = json.loads(done.output)
+    assert "churn" not in result["features"] and result["validation"]["ok"]  # the label is not a feature
+    performance = result["performance"]
+    model = mlflow.sklearn.load_model(embedded_client(project).get_model_version_download_uri("churn", "1"))
+    predicted = model.predict(now.drop(columns="churn"))
+    assert performance["source"] == "labels" and performance["rows"] == 2000 and performance["task"] == "classification"
+    assert performance["metrics"]["accuracy"] == pytest.approx(accuracy_score(now["churn"], predicted))
+    assert performance["metrics"]["f1_macro"] == pytest.approx(f1_score(now["churn"], predicted, average="macro"))
+    frame = training(5000, 0)  # at training: the stored scores' labels and predictions
+    assert performance["reference"]["accuracy"] == pytest.approx(accuracy_score(labels_of(frame), model.predict(frame)))
+    assert performance["metrics"]["accuracy"] < performance["reference"]["accuracy"] - 0.3
+
+    # Rows the model cannot predict (an input column gone): exit 2 naming it.
+    now.drop(columns="balance").to_csv(project / "partial.csv", index=False)
+    done = monitor("models:/churn/1", "--data", "partial.csv", "--labels", "churn")
+    assert done.exit_code == 2 and "lack balance" in done.stderr, done.stderr
+    done = monitor("models:/churn/1", "--data", "labelled.csv", "--labels", "outcome")
+    assert done.exit_code == 2 and "--labels outcome: the data has no such column" in done.stderr
