@@ -37,7 +37,8 @@ def monitor(model_uri: str | None = None, data: Any = None, **options: Any) -> A
     """Check ``data`` (a frame or a path; or ``logs=`` a prediction log folder) against the reference stored
     with ``model_uri``, as an MLflow run: returns a ``MonitorOutcome`` that displays as the HTML report.
     Options as ``mlops-nb monitor``'s: ``reference``, ``labels``, ``window``, ``timestamp``, ``json_out``,
-    ``report``, ``webhook``, ``preset``, ``sample_rows`` (see ``mlops_nb.watch.monitor.watch``)."""
+    ``report``, ``webhook``, ``preset``, ``sample_rows``, ``thresholds``, ``drift_share``, ``executor``,
+    ``scheduler``, ``retrain`` (see ``mlops_nb.watch.monitor.watch``)."""
     from mlops_nb.watch.monitor import watch
 
     return watch(model_uri, data=data, **options)
