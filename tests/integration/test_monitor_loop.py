@@ -210,9 +210,11 @@ def test_a_scheduler_runs_mlops_nb_monitor_with_no_options_and_the_loop_closes(p
     (job,) = [r for r in runs(project, "train") if r.data.tags.get(KIND) == "job"]
     assert job.data.tags[TRIGGER] == f"monitor:{monitor_run.info.run_id}"
 
-    skipped = mlops_nb("monitor", "--no-retrain", "--json", "-", cwd=project)  # the loop left out this time
+    # version 1 again (the champion is version 2 now), the loop left out this time: drift, and nothing started
+    skipped = mlops_nb("monitor", "models:/churn/1", "--no-retrain", "--json", "-", cwd=project)
     assert skipped.returncode == 0, skipped.stderr
     assert json.loads(skipped.stdout)["dataset_drift"] and "retraining" not in json.loads(skipped.stdout)
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "2"
+    assert len([r for r in runs(project, "train") if r.data.tags.get(KIND) == "job"]) == 1
     bad = mlops_nb("monitor", "--promote", "churn", cwd=project)
     assert bad.returncode == 2 and "go with --retrain NOTEBOOK" in bad.stderr
