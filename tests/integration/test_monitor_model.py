@@ -211,6 +211,7 @@ def test_bad_input_exits_2_naming_the_fix(project: Path) -> None:
         (("models:/churn/1", "--logs", "nowhere"), "--logs nowhere: no such folder"),
         (("models:/churn/1", "--data", "current.csv", "--window", "1 fortnight"), "--window '1 fortnight'"),
         (("models:/churn/1", "--data", "current.csv", "--window", "1h"), "no column 'timestamp'"),
+        (("models:/churn/1", "--data", "current.csv", "--window", "1h", "--timestamp", "city"), "--timestamp city"),
         (("models:/churn/1", "--data", "current.csv", "--webhook", "ftp://host/x"), "http:// or https://"),
         (("models:/churn/1", "--data", "nope.csv"), "nope.csv: no such file or folder"),
     ]
