@@ -30,7 +30,11 @@ from mlops_nb.exceptions import UsageError
     metavar="PATH",
     help="The training data or its reference_profile.json (default: the reference stored with MODEL_URI).",
 )
-@click.option("--labels", metavar="COL", help="The column of true labels in the data: not a feature.")
+@click.option(
+    "--labels",
+    metavar="COL",
+    help="The column of true labels in the data: not a feature; gives the realised performance.",
+)
 @click.option("--window", metavar="W", help="Also the drift of each window: 1h, 30min, 1d (time) or 10000rows.")
 @click.option(
     "--timestamp", metavar="COL", help="The time column of --data for time windows (default: a column 'timestamp')."
@@ -40,7 +44,12 @@ from mlops_nb.exceptions import UsageError
 @click.option("--fail-on-drift", is_flag=True, help="Exit 3 when the dataset drifts.")
 @click.option("--webhook", metavar="URL", help="POST a JSON summary to URL (retried; a failure only warns).")
 @click.option(
-    "--webhook-timeout", default=5.0, show_default=True, metavar="S", help="Seconds per webhook attempt (3 attempts)."
+    "--webhook-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    metavar="S",
+    help="Seconds per webhook attempt (3 attempts).",
 )
 @click.option(
     "--preset",

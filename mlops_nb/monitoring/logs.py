@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import UsageError
+from mlops_nb.monitoring.stored import PREDICTION
 
 TIME = "time"
-PREDICTION = "prediction"
-META = ("request_id", "model_version")  # log fields that are not features
 _LOG_FILE = re.compile(r"^predictions-[^/]*\.jsonl(\.\d+)?$")
 FIX = (
     "Give the serving package's log folder (SERVING_LOG_DIR, logs/ by default) of a server started with "

@@ -18,10 +18,9 @@ from typing import Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import columns as cols
-from mlops_nb.monitoring.profile import Profile, Reference, reference_of
+from mlops_nb.monitoring.profile import SAMPLE_ROWS, Profile, Reference, reference_of
 from mlops_nb.monitoring.sample import SEED
 
-SAMPLE_ROWS = 100_000
 PREDICTION = "prediction"  # the model's output, as the serving package's prediction log names it
 LABEL = "label"
 SCORE_PREFIX = "score_"

@@ -123,7 +123,7 @@ def test_the_stored_reference_beside_the_model(project: Path) -> None:
 
 
 def test_monitor_a_registered_model_flags_the_shifts_records_a_run_and_tags_the_version(project: Path) -> None:
-    from mlops_nb.tracking.reading import lineage
+    from mlops_nb.tracking.reading import lineage, list_runs
 
     train(project)
     current = drifted(4000, 1)
@@ -180,6 +180,7 @@ def test_monitor_a_registered_model_flags_the_shifts_records_a_run_and_tags_the_
     last = json.loads(client.get_model_version("churn", "1").tags["mlops_nb.monitor.last"])
     assert last["run_id"] == result["run_id"] and last["dataset_drift"] is True and last["drift_share"] == 0.5
     assert [m["run_id"] for m in lineage("models:/churn/1")["monitors"]] == [result["run_id"]]
+    assert [r["run_id"] for r in list_runs(kind="monitor")["runs"]] == [result["run_id"]]  # mlops-nb runs --kind
 
     # Data like the training data: exit 0 even with --fail-on-drift; the tag follows the last monitor.
     done = monitor("models:/churn/1", "--data", "same.csv", "--fail-on-drift")
@@ -210,6 +211,7 @@ def test_bad_input_exits_2_naming_the_fix(project: Path) -> None:
         (("models:/churn/1", "--logs", "nowhere"), "--logs nowhere: no such folder"),
         (("models:/churn/1", "--data", "current.csv", "--window", "1 fortnight"), "--window '1 fortnight'"),
         (("models:/churn/1", "--data", "current.csv", "--window", "1h"), "no column 'timestamp'"),
+        (("models:/churn/1", "--data", "current.csv", "--window", "1h", "--timestamp", "city"), "--timestamp city"),
         (("models:/churn/1", "--data", "current.csv", "--webhook", "ftp://host/x"), "http:// or https://"),
         (("models:/churn/1", "--data", "nope.csv"), "nope.csv: no such file or folder"),
     ]
