@@ -4,7 +4,8 @@ An experiment with N job runs of 6 stages each (default 1,000 x 6 = 7,000 runs, 
 mlops-nb records them) in an embedded SQLite store. In one process, warm, medians of R repetitions:
 
 1. ``runs``: the first page of 100, newest first — ``reading.list_runs`` against ``MlflowClient.search_runs``
-   of the same page;
+   of the same page; asked again on an unchanged store (the page kept in memory, as the JupyterLab server
+   asks), and as after a write to the store (read from the tables again);
 2. ``show``: one job run with its stages — ``reading.run_detail`` against ``get_run`` + the stage search;
 3. ``diff`` of two job runs — ``reading.run_detail`` x2 + ``diff_runs`` against two ``get_run`` and two
    stage searches by hand (no code download on either side: no stage's code changed).
@@ -133,8 +134,15 @@ def main() -> None:
     def no_code(run_id: str) -> str:
         raise AssertionError("no stage's code changed: nothing to download")
 
+    from mlops_nb.tracking import fastread
+
+    def fresh_page() -> None:  # as after any write to the store: the kept page is not used
+        fastread._pages.clear()
+        reading.list_runs(max_results=100, settings=settings)
+
     rows = [
         ("runs: page of 100", lambda: reading.list_runs(max_results=100, settings=settings), anchor_page),
+        ("runs: page, store changed", fresh_page, anchor_page),
         ("show: a job and its stages", lambda: reading.run_detail(a, settings), anchor_show),
         (
             "diff: two jobs, per stage",

@@ -7,6 +7,10 @@ time. MLflow has no lighter public query. So for SQLite stores we read the same 
 and give the same answer — same filter, same order (start time, newest first, then run id), same page tokens
 (MLflow's base64 ``{"offset": N}``). Anything unexpected (another schema, a locked file) raises
 ``Unavailable`` and the caller uses MLflow's search; a test compares both on the same store.
+
+A process keeps one read-only connection per database and the pages it answered: a page asked again is
+answered from memory while SQLite's ``PRAGMA data_version`` says no other connection has committed anything
+since (the JupyterLab server asks for the same pages over and over; a one-shot command never benefits).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -65,18 +70,58 @@ def list_runs(
 ) -> RunPage | None:
     """A page of top-level runs, as ``reading.list_runs`` defines it; None when ``experiment`` does not exist."""
     offset = decode_token(page_token)
-    if not db.is_file():
-        raise Unavailable("no database file yet")
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as e:
-        raise Unavailable(str(e)) from e
-    try:
-        return _page(con, experiment, kind, notebook, max_results, offset)
-    except sqlite3.Error as e:
-        raise Unavailable(str(e)) from e
-    finally:
-        con.close()
+        stat = db.stat()
+    except OSError as e:
+        raise Unavailable("no database file yet") from e
+    key = (str(db), experiment, kind, notebook, max_results, offset)
+    with _lock:
+        try:
+            con = _connection(db, (stat.st_dev, stat.st_ino))
+            version = con.execute("PRAGMA data_version").fetchone()[0]
+            cached = _pages.get(key)
+            if cached is not None and cached[0] == (stat.st_dev, stat.st_ino, version):
+                return _copy(cached[1])
+            page = _page(con, experiment, kind, notebook, max_results, offset)
+        except sqlite3.Error as e:
+            _close(str(db))
+            raise Unavailable(str(e)) from e
+        if page is not None:
+            if len(_pages) >= _MAX_PAGES:
+                _pages.clear()
+            _pages[key] = ((stat.st_dev, stat.st_ino, version), page)
+        return _copy(page)
+
+
+_lock = threading.Lock()
+_connections: dict[str, tuple[tuple[int, int], sqlite3.Connection]] = {}  # db -> (its file's identity, connection)
+_pages: dict[tuple, tuple[tuple[int, int, int], RunPage]] = {}  # query -> (file identity + data_version, page)
+_MAX_PAGES = 256
+
+
+def _connection(db: Path, identity: tuple[int, int]) -> sqlite3.Connection:
+    """This process's read-only connection to ``db`` (a new one when the file was replaced)."""
+    known = _connections.get(str(db))
+    if known is not None and known[0] == identity:
+        return known[1]
+    _close(str(db))
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+    _connections[str(db)] = (identity, con)
+    return con
+
+
+def _close(db: str) -> None:
+    known = _connections.pop(db, None)
+    if known is not None:
+        known[1].close()
+
+
+def _copy(page: RunPage | None) -> RunPage | None:
+    """A page the caller may change without changing the one kept."""
+    if page is None:
+        return None
+    runs = [RunSummary(**{**r, "params": dict(r["params"]), "metrics": dict(r["metrics"])}) for r in page["runs"]]
+    return RunPage(runs=runs, next_page_token=page["next_page_token"])
 
 
 def _page(

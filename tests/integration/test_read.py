@@ -229,3 +229,26 @@ def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # values are escaped
     assert "params: scale" in page and "inputs: data, scale" in page
     assert "score" in repr(view)
+
+
+def test_a_page_asked_again_shows_what_was_recorded_since_and_not_a_callers_changes(project: Path) -> None:
+    """The embedded store's pages are kept between calls: anything committed since must show."""
+    from mlops_nb.config import load_settings
+    from mlops_nb.tracking import fastread
+
+    assert fastread.sqlite_path(load_settings().tracking_uri) is not None  # the fast path answers here
+    with mnb.start_run("first", kind="job"):
+        mnb.log_metric("m", 1.0)
+    assert mnb.flush(60)
+    first = reading.list_runs()
+    assert [r["name"] for r in first["runs"]] == ["first"]
+    first["runs"][0]["metrics"]["m"] = 99.0  # the caller's copy
+    assert reading.list_runs()["runs"][0]["metrics"] == {"m": 1.0}
+    with mnb.start_run("second", kind="job"):
+        mnb.log_metric("m", 2.0)
+    assert mnb.flush(60)
+    again = reading.list_runs()
+    assert [(r["name"], r["status"], r["metrics"]) for r in again["runs"]] == [
+        ("second", "FINISHED", {"m": 2.0}),
+        ("first", "FINISHED", {"m": 1.0}),
+    ]
