@@ -40,7 +40,7 @@ def test_diff_traces_a_parameter_and_a_code_change_to_the_stages_they_touch(proj
     code, out = cli("diff", a, b, "--json")
     assert code == 0, out
     by_param = json.loads(out)
-    assert by_param["params"] == {"scale": [None, "2.0"]}
+    assert by_param["params"] == {"scale": ["1.0", "2.0"]}  # the default against the injected value
     assert by_param["metrics"]["total"] == [45.0, 90.0, 45.0]
     stages = {s["stage"]: s for s in by_param["stages"]}
     assert stages["load"]["params_changed"] == ["scale"] and not stages["load"]["code_changed"]
@@ -76,7 +76,7 @@ def test_runs_and_show_page_newest_first_and_list_stages(project: Path) -> None:
 
     code, out = cli("show", second, "--json")
     detail = json.loads(out)
-    assert code == 0 and detail["kind"] == "job" and detail["params"] == {"n": "3"}
+    assert code == 0 and detail["kind"] == "job" and detail["params"] == {"n": "3", "scale": "1.0", "label": "a"}
     assert [(s["stage"], s["status"]) for s in detail["stages"]] == [("load", "FINISHED"), ("score", "FINISHED")]
     assert detail["stages"][1]["metrics"]["total"] == 3.0
     code, text = cli("show", second)
@@ -224,7 +224,7 @@ def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
     a = job(project)
     b = job(project, "-p", "scale", "2.0", "-p", "label", "<b>x</b>")
     view = mnb.diff(a, b)
-    assert view.record["params"] == {"label": [None, "<b>x</b>"], "scale": [None, "2.0"]}
+    assert view.record["params"] == {"label": ["a", "<b>x</b>"], "scale": ["1.0", "2.0"]}
     page = view._repr_html_()
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # values are escaped
     assert "params: scale" in page and "inputs: data, scale" in page
