@@ -217,6 +217,11 @@ def test_the_fast_page_of_an_embedded_store_is_what_mlflow_search_answers(projec
         key = lambda runs: [(r["run_id"], r["kind"], r["params"], repr(r["metrics"]), r["status"]) for r in runs]  # noqa: E731
         assert key(fast) == key(slow), query
         assert fast, query
+    for run in reading.list_runs(max_results=1000)["runs"]:  # each run with its stages, read both ways
+        mine, mlflows = fastread.run_detail(db, run["run_id"]), reading._mlflow_detail(settings, run["run_id"])
+        assert repr(mine) == repr(mlflows)  # repr: NaN equals NaN
+        assert mine["stages"] or run["name"] == "weird"
+    assert fastread.run_detail(db, "no-such-run") is None
 
 
 def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
