@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb import exit_codes
-from mlops_nb.exceptions import StoreError
+from mlops_nb.exceptions import StoreError, UsageError
 from mlops_nb.gates import GateResult, Requirement, check_all
 from mlops_nb.jobs.parameters import check_values
+from mlops_nb.stages.params import defaults
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.journal import JobHold, job_journals, read
 from mlops_nb.tracking.provenance import NOTEBOOK_ENV
@@ -143,6 +144,12 @@ class Job:
             run_tags[tags.PARENT] = options.parent_run_id
         # Checked before the run opens (plain papermill callers come here unchecked): a refusal records nothing.
         parameters = check_values(dict(nb.metadata.get("papermill", {}).get("parameters", {})))
+        # The run's params are every parameter the notebook ran with: its defaults, then the injected values
+        # (so two runs compare on all of them, as MLflow shows params). The artifact keeps the injected ones.
+        try:
+            ran_with = {**check_values(defaults(nb)), **parameters}
+        except UsageError:  # a default MLflow cannot hold: the injected ones still go in
+            ran_with = parameters
         self.run = open_run(
             options.run_name or stem,
             experiment=self.experiment,
@@ -153,7 +160,7 @@ class Job:
         self._hold: JobHold | None = None
         try:  # from here on the run is open: whatever fails ends it FAILED with the reason, never RUNNING
             self._hold = JobHold(self.settings.journal_dir, self.run.key)  # the kernel's journals are ours to read
-            self.run.log_params(parameters)
+            self.run.log_params(ran_with)
             self.run.log_text(json.dumps(parameters, indent=2), PARAMETERS_ARTIFACT)
             if notebook:
                 self._log_input(notebook)

@@ -7,6 +7,7 @@ parameters it reads; a stage that reads none is not invalidated when a parameter
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 from pathlib import Path
@@ -37,6 +38,36 @@ def declared(nb: dict[str, Any], *, injected: bool = False) -> set[str] | None:
             source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
             names = (names or set()) | set(_assigned(source))
     return names
+
+
+def defaults(nb: dict[str, Any]) -> dict[str, Any]:
+    """The values the ``parameters`` cell gives its names, where they are literals (``C = 1.0``,
+    ``layers = [2, 3]``); a name set by anything else (a call, an expression of other names) is left out."""
+    values: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") != "code" or "parameters" not in tags:
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            if len(targets) != 1 or not isinstance(targets[0], ast.Name) or getattr(node, "value", None) is None:
+                continue
+            try:
+                values[targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                values.pop(targets[0].id, None)  # set by something else: its value is not known here
+    return values
 
 
 def _assigned(source: str) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ from mlops_nb.tracking.records import (
     RunRecord,
     RunSummary,
     StageSummary,
+    stage_record,
+    summary_record,
 )
 
 if TYPE_CHECKING:
@@ -36,19 +38,16 @@ _RUN_FIX = "Check the run id (mlops-nb runs lists them) and that MLFLOW_TRACKING
 
 def _summary(run: MlflowRun) -> RunSummary:
     info, data = run.info, run.data
-    end = info.end_time or None
-    return RunSummary(
-        run_id=info.run_id,
-        name=info.run_name,
-        experiment_id=info.experiment_id,
-        kind=data.tags.get(tags.KIND),
-        status=info.status,
-        start_time=info.start_time,
-        end_time=end,
-        duration_s=round((end - info.start_time) / 1000, 3) if end else None,
-        notebook=data.tags.get(tags.NOTEBOOK),
-        params=dict(data.params),
-        metrics=dict(data.metrics),
+    return summary_record(
+        info.run_id,
+        info.run_name,
+        info.experiment_id,
+        info.status,
+        info.start_time,
+        info.end_time,
+        data.tags,
+        dict(data.params),
+        dict(data.metrics),
     )
 
 
@@ -56,30 +55,10 @@ def _record(run: MlflowRun) -> RunRecord:
     return RunRecord(**_summary(run), tags=dict(run.data.tags))
 
 
-def _prefixed(values: dict[str, str], prefix: str) -> dict[str, str]:
-    return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
-
-
 def _stage(run: MlflowRun) -> StageSummary:
-    info, t = run.info, run.data.tags
-    duration = t.get(tags.DURATION)
-    return StageSummary(
-        run_id=info.run_id,
-        stage=t.get(tags.STAGE, info.run_name or ""),
-        status=info.status,
-        start_time=info.start_time,
-        duration_s=float(duration) if duration else None,
-        cache_hit=t.get(tags.CACHE_HIT) == "true",
-        cache_key=t.get(tags.CACHE_KEY),
-        cache_source_run=t.get(tags.CACHE_SOURCE),
-        cache_miss_reason=t.get(tags.CACHE_MISS),
-        code_hash=t.get(tags.CODE_HASH),
-        params=dict(run.data.params),
-        metrics=dict(run.data.metrics),
-        inputs=_prefixed(t, tags.INPUT_PREFIX),
-        files=_prefixed(t, tags.FILE_PREFIX),
-        modules=_prefixed(t, tags.MODULE_PREFIX),
-        outputs=_prefixed(t, tags.OUTPUT_PREFIX),
+    info, data = run.info, run.data
+    return stage_record(
+        info.run_id, info.run_name, info.status, info.start_time, data.tags, dict(data.params), dict(data.metrics)
     )
 
 
@@ -203,6 +182,18 @@ def child_runs(run_id: str, settings: Settings | None = None) -> list[RunRecord]
 def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
     """One run with its tags and stages (oldest first). UsageError for an unknown id."""
     s = settings or load_settings()
+    db = fastread.sqlite_path(s.tracking_uri)
+    if db is not None:
+        try:
+            detail = fastread.run_detail(db, run_id)
+        except fastread.Unavailable:
+            detail = None  # MLflow's own reads answer the same question, slower
+        if detail is not None:
+            return detail
+    return _mlflow_detail(s, run_id)
+
+
+def _mlflow_detail(s: Settings, run_id: str) -> RunDetail:
     client = _client(s)
     run = _get_run(client, run_id, s.tracking_uri)
     with map_mlflow_errors("reading the experiment", fix=_RUN_FIX, uri=s.tracking_uri):

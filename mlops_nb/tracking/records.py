@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from mlops_nb.tracking import tags as tag_names
+
 
 class RunSummary(TypedDict):
     """A row of ``mlops-nb runs``."""
@@ -118,3 +120,66 @@ class Lineage(TypedDict):
     git_commit: str | None
     evidence: dict[str, str]  # the promotion's tags on the version
     monitors: list[RunSummary]  # monitoring runs of this version, newest first
+
+
+def summary_record(
+    run_id: str,
+    name: str | None,
+    experiment_id: str,
+    status: str,
+    start_time: int,
+    end_time: int | None,
+    tags: dict[str, str],
+    params: dict[str, str],
+    metrics: dict[str, float],
+) -> RunSummary:
+    """A run's summary from its plain values (MLflow's objects or its tables)."""
+    end = end_time or None
+    return RunSummary(
+        run_id=run_id,
+        name=name,
+        experiment_id=str(experiment_id),
+        kind=tags.get(tag_names.KIND),
+        status=status,
+        start_time=start_time,
+        end_time=end,
+        duration_s=round((end - start_time) / 1000, 3) if end else None,
+        notebook=tags.get(tag_names.NOTEBOOK),
+        params=params,
+        metrics=metrics,
+    )
+
+
+def _prefixed(values: dict[str, str], prefix: str) -> dict[str, str]:
+    return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+def stage_record(
+    run_id: str,
+    name: str | None,
+    status: str,
+    start_time: int,
+    tags: dict[str, str],
+    params: dict[str, str],
+    metrics: dict[str, float],
+) -> StageSummary:
+    """A stage run's summary from its plain values."""
+    duration = tags.get(tag_names.DURATION)
+    return StageSummary(
+        run_id=run_id,
+        stage=tags.get(tag_names.STAGE, name or ""),
+        status=status,
+        start_time=start_time,
+        duration_s=float(duration) if duration else None,
+        cache_hit=tags.get(tag_names.CACHE_HIT) == "true",
+        cache_key=tags.get(tag_names.CACHE_KEY),
+        cache_source_run=tags.get(tag_names.CACHE_SOURCE),
+        cache_miss_reason=tags.get(tag_names.CACHE_MISS),
+        code_hash=tags.get(tag_names.CODE_HASH),
+        params=params,
+        metrics=metrics,
+        inputs=_prefixed(tags, tag_names.INPUT_PREFIX),
+        files=_prefixed(tags, tag_names.FILE_PREFIX),
+        modules=_prefixed(tags, tag_names.MODULE_PREFIX),
+        outputs=_prefixed(tags, tag_names.OUTPUT_PREFIX),
+    )

@@ -40,7 +40,7 @@ def test_diff_traces_a_parameter_and_a_code_change_to_the_stages_they_touch(proj
     code, out = cli("diff", a, b, "--json")
     assert code == 0, out
     by_param = json.loads(out)
-    assert by_param["params"] == {"scale": [None, "2.0"]}
+    assert by_param["params"] == {"scale": ["1.0", "2.0"]}  # the default against the injected value
     assert by_param["metrics"]["total"] == [45.0, 90.0, 45.0]
     stages = {s["stage"]: s for s in by_param["stages"]}
     assert stages["load"]["params_changed"] == ["scale"] and not stages["load"]["code_changed"]
@@ -76,7 +76,7 @@ def test_runs_and_show_page_newest_first_and_list_stages(project: Path) -> None:
 
     code, out = cli("show", second, "--json")
     detail = json.loads(out)
-    assert code == 0 and detail["kind"] == "job" and detail["params"] == {"n": "3"}
+    assert code == 0 and detail["kind"] == "job" and detail["params"] == {"n": "3", "scale": "1.0", "label": "a"}
     assert [(s["stage"], s["status"]) for s in detail["stages"]] == [("load", "FINISHED"), ("score", "FINISHED")]
     assert detail["stages"][1]["metrics"]["total"] == 3.0
     code, text = cli("show", second)
@@ -217,6 +217,11 @@ def test_the_fast_page_of_an_embedded_store_is_what_mlflow_search_answers(projec
         key = lambda runs: [(r["run_id"], r["kind"], r["params"], repr(r["metrics"]), r["status"]) for r in runs]  # noqa: E731
         assert key(fast) == key(slow), query
         assert fast, query
+    for run in reading.list_runs(max_results=1000)["runs"]:  # each run with its stages, read both ways
+        mine, mlflows = fastread.run_detail(db, run["run_id"]), reading._mlflow_detail(settings, run["run_id"])
+        assert repr(mine) == repr(mlflows)  # repr: NaN equals NaN
+        assert mine["stages"] or run["name"] == "weird"
+    assert fastread.run_detail(db, "no-such-run") is None
 
 
 def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
@@ -224,8 +229,31 @@ def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
     a = job(project)
     b = job(project, "-p", "scale", "2.0", "-p", "label", "<b>x</b>")
     view = mnb.diff(a, b)
-    assert view.record["params"] == {"label": [None, "<b>x</b>"], "scale": [None, "2.0"]}
+    assert view.record["params"] == {"label": ["a", "<b>x</b>"], "scale": ["1.0", "2.0"]}
     page = view._repr_html_()
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # values are escaped
     assert "params: scale" in page and "inputs: data, scale" in page
     assert "score" in repr(view)
+
+
+def test_a_page_asked_again_shows_what_was_recorded_since_and_not_a_callers_changes(project: Path) -> None:
+    """The embedded store's pages are kept between calls: anything committed since must show."""
+    from mlops_nb.config import load_settings
+    from mlops_nb.tracking import fastread
+
+    assert fastread.sqlite_path(load_settings().tracking_uri) is not None  # the fast path answers here
+    with mnb.start_run("first", kind="job"):
+        mnb.log_metric("m", 1.0)
+    assert mnb.flush(60)
+    first = reading.list_runs()
+    assert [r["name"] for r in first["runs"]] == ["first"]
+    first["runs"][0]["metrics"]["m"] = 99.0  # the caller's copy
+    assert reading.list_runs()["runs"][0]["metrics"] == {"m": 1.0}
+    with mnb.start_run("second", kind="job"):
+        mnb.log_metric("m", 2.0)
+    assert mnb.flush(60)
+    again = reading.list_runs()
+    assert [(r["name"], r["status"], r["metrics"]) for r in again["runs"]] == [
+        ("second", "FINISHED", {"m": 2.0}),
+        ("first", "FINISHED", {"m": 1.0}),
+    ]

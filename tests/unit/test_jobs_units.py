@@ -277,3 +277,17 @@ def test_the_dask_executor_without_dask_installed_names_the_extra_to_install(mon
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if `pip install mlops-nb` had no [dask]
     with pytest.raises(UsageError, match=r"pip install 'mlops-nb\[dask\]'"):
         sweep._dask_client(None, 1)
+
+
+def test_a_notebooks_parameter_defaults_are_the_literals_its_parameters_cell_assigns() -> None:
+    from mlops_nb.stages.params import defaults
+
+    cell = "C = 1.0\nlayers: list = [2, 3]\npath = Path('x')\nname = 'a'\nlabel = name + 'b'\nn = 1\nn = f(n)\n"
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": cell},
+            {"cell_type": "code", "metadata": {}, "source": "seed = 5"},
+        ]
+    }
+    assert defaults(nb) == {"C": 1.0, "layers": [2, 3], "name": "a"}
+    assert defaults({"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = ("}]}) == {}
