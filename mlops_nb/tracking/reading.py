@@ -186,6 +186,19 @@ def _stages(client: Any, run: MlflowRun, uri: str) -> list[StageSummary]:
 def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
     """One run with its tags and stages (oldest first). UsageError for an unknown id."""
     s = settings or load_settings()
+    db = fastread.sqlite_path(s.tracking_uri)
+    if db is not None:
+        try:
+            found = fastread.run_detail(db, run_id)
+        except fastread.Unavailable:
+            found = None  # MLflow's client answers the same question, slower
+        if found is not None:
+            return found
+    return _run_detail(run_id, s)
+
+
+def _run_detail(run_id: str, s: Settings) -> RunDetail:
+    """``run_detail`` through MLflow's client (any store)."""
     client = _client(s)
     run = _get_run(client, run_id, s.tracking_uri)
     with map_mlflow_errors("reading the experiment", fix=_RUN_FIX, uri=s.tracking_uri):
