@@ -26,7 +26,7 @@ from mlops_nb.config import Settings
 from mlops_nb.exceptions import ConfigError, MlopsNbError, StoreError, UsageError
 from mlops_nb.redaction import redact_uri
 from mlops_nb.tracking import reading
-from mlops_nb.tracking.records import STAGE_EVENT_SCHEMA, NotebookRuns, PromotionResult, ServerStatus
+from mlops_nb.tracking.records import STAGE_EVENT_SCHEMA, NotebookRuns, PromotionResult, RunView, ServerStatus
 
 if TYPE_CHECKING:
     from mlops_nb.server.jobs import Jobs
@@ -217,11 +217,16 @@ class Runs(Base):
         await self.serve(work)
 
 
+def run_view(run_id: str, settings: Settings) -> RunView:
+    detail = _not_found(reading.run_detail, run_id, settings)
+    return RunView(**detail, artifacts=reading.run_artifacts(run_id, settings))
+
+
 class Run(Base):
     @tornado.web.authenticated
     async def get(self, run_id: str) -> None:
         async def work() -> Any:
-            return await self.blocking(_not_found, reading.run_detail, run_id, self.mlops_settings)
+            return await self.blocking(run_view, run_id, self.mlops_settings)
 
         await self.serve(work)
 

@@ -152,6 +152,17 @@ class ServerStatus(TypedDict):
     event_schema: str  # the schema id of the live stage events on jupyter_server's event bus
 
 
+class ArtifactRecord(TypedDict):
+    path: str  # relative to the run's artifact root, "/"-separated: "stage/code.py", "model/MLmodel"
+    size: int | None  # bytes
+
+
+class RunView(RunDetail):
+    """``GET /mlops-nb/api/runs/RUN_ID``: the run as ``mlops-nb show`` reads it, and its artifact files."""
+
+    artifacts: list[ArtifactRecord]  # its own files (a stage's are under that stage's run), at most MAX_ARTIFACTS
+
+
 class NotebookRuns(TypedDict):
     """``GET /mlops-nb/api/notebook?path=PATH``: what the sidebar shows for one notebook."""
 

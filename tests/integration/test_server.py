@@ -173,8 +173,13 @@ def test_runs_run_notebook_and_diff_answer_what_the_read_api_reads(api, project:
     status, other = api("runs", params={"notebook": "other.ipynb"})
     assert status == 200 and other == {"runs": [], "next_page_token": None}
 
-    status, detail = api(f"runs/{b}")
+    status, view = api(f"runs/{b}")
+    detail = {k: v for k, v in view.items() if k != "artifacts"}
     assert status == 200 and detail == _json(reading.run_detail(b))
+    assert view["artifacts"] == _json(reading.run_artifacts(b))
+    assert "environment/requirements.txt" in [a["path"] for a in view["artifacts"]]
+    status, stage = api(f"runs/{detail['stages'][0]['run_id']}")  # a stage is a run too
+    assert status == 200 and stage["kind"] == "stage" and stage["stages"] == []
     assert [(s["stage"], s["status"], s["cache_hit"]) for s in detail["stages"]] == [
         ("load", "FINISHED", False),
         ("score", "FINISHED", False),
