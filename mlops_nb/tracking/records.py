@@ -204,7 +204,7 @@ class JobStatus(TypedDict):
     notebook: str  # relative to the server's root_dir
     status: str  # running | succeeded | failed
     exit_code: int | None  # mlops-nb run's: 0 ok, 1 a cell raised, 2 bad input, 3 requirement, 4 kernel, 5 store
-    run_id: str | None  # the job's MLflow run: known soon after it starts (read from its journal), or at its end
+    run_id: str | None  # the job's MLflow run (known when it ends)
     outcome: str | None  # mlops-nb run --json's outcome
     message: str | None
     started: int  # milliseconds since the epoch
