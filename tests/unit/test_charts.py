@@ -56,7 +56,7 @@ def test_parallel_coordinates_scale_each_axis_and_skip_text_and_constant_params(
     assert {(p["param"], p["metric"]) for p in points} == {("C", "accuracy"), ("C", "f1_macro"), ("C", "train.loss")}
     assert len(points) == 3 + 1 + 1
     assert lines[0]["run"] == f"r ({RUNS[0]['run_id'][:8]})"
-    assert [row["run"] for row in lines if row["run_id"] == RUNS[2]["run_id"]][0].startswith("00000000 (")
+    assert next(row["run"] for row in lines if row["run_id"] == RUNS[2]["run_id"]).startswith("00000000 (")
 
 
 def test_a_param_that_is_not_a_number_in_every_run_is_no_axis_and_nan_metrics_are_left_out():
