@@ -1,7 +1,7 @@
 import { Cell, ICellModel } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { h, seconds, statusIcon } from './dom';
-import { IStageState, StageStore, trackedStage } from './stages';
+import { IStageState, StageStore, isOver, trackedStage } from './stages';
 
 const BADGE = 'mlops-nb-cell-badge';
 
@@ -14,7 +14,7 @@ function label(state: IStageState | undefined): string {
   if (state.cache_hit) {
     parts.push('cache hit');
   }
-  if (state.duration_s !== null && state.status !== 'RUNNING') {
+  if (state.duration_s !== null && isOver(state.status)) {
     parts.push(seconds(state.duration_s));
   }
   return parts.join(' · ');

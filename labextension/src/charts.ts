@@ -81,8 +81,8 @@ export function compareSpec(allRuns: IRunSummary[], params?: string[], metrics?:
   const parallel = {
     title: 'Parallel coordinates (each axis scaled to its min..max)',
     data: { values: lines },
-    width: Math.max(120 * axes.length, 240),
-    height: 200,
+    width: Math.max(70 * axes.length, 200),
+    height: 160,
     layer: [
       {
         mark: { type: 'line', opacity: 0.6, strokeWidth: 1.5 },
@@ -113,8 +113,8 @@ export function compareSpec(allRuns: IRunSummary[], params?: string[], metrics?:
       column: { field: 'param', type: 'nominal', title: null }
     },
     spec: {
-      width: 160,
-      height: 120,
+      width: 120,
+      height: 100,
       mark: { type: 'point', filled: true, size: 50 },
       encoding: {
         x: { field: 'x', type: 'quantitative', scale: { zero: false }, title: 'parameter' },

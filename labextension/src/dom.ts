@@ -78,7 +78,7 @@ const STATUS_ICONS: Record<string, string> = {
   FAILED: '✗',
   RUNNING: '●',
   KILLED: '■',
-  SCHEDULED: '…'
+  QUEUED: '…'
 };
 
 export function statusIcon(status: string): string {

@@ -7,7 +7,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { listIcon } from '@jupyterlab/ui-components';
 import { renderBadge, renderBadges } from './badges';
 import { Sidebar } from './sidebar';
-import { StageStore, trackedStage } from './stages';
+import { StageStore, isOver, trackedStage } from './stages';
 import { StatusItem } from './status';
 import { ISettings, IStageEvent } from './tokens';
 
@@ -18,6 +18,8 @@ const TRACK = 'mlops-nb:track-cell';
 const OPEN = 'mlops-nb:open-sidebar';
 /** After a %%track cell ends, re-read the notebook this long later if no live event said how it ended. */
 const FALLBACK_MS = 1500;
+/** After the last stage event of a burst, wait this long before asking MLflow for the stage run ids. */
+const RUN_ID_DELAY_MS = 3000;
 
 const DEFAULTS: ISettings = { refreshSeconds: 30, headlineMetrics: ['accuracy', 'f1_macro'], pageSize: 100 };
 
@@ -103,6 +105,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     tracker.currentChanged.connect(() => {
       const panel = current();
+      status.notebook = panel?.context.path ?? null;
       if (panel) {
         void panel.context.ready.then(() => sidebar.refresh(true));
       } else {
@@ -110,13 +113,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    // Live: a cell starting marks its stage RUNNING; the server's stage events say how it ended.
+    // Live: a cell queued marks its stage QUEUED; the server's stage events say when it starts and ends.
     const fallbacks = new Map<string, number>();
     NotebookActions.executionScheduled.connect((_, { notebook, cell }) => {
       const panel = panels().find(p => p.content === notebook);
       const stage = cell.model.type === 'code' ? trackedStage(cell.model.sharedModel.getSource()) : null;
       if (panel && stage) {
-        store.markLocal(panel.context.path, stage, 'RUNNING');
+        store.markLocal(panel.context.path, stage, 'QUEUED');
       }
     });
     NotebookActions.executed.connect((_, { notebook, cell, success }) => {
@@ -141,10 +144,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
       );
     });
     const openPaths = () => panels().map(p => p.context.path);
+    // Events come from the journals, before MLflow has the stage runs: re-read the notebook once things
+    // settle, for the run ids (a few tries: the recorder sends in the background).
+    const runIds = new Map<string, number>();
+    const fillRunIds = (path: string, tries: number) => {
+      window.clearTimeout(runIds.get(path));
+      runIds.set(
+        path,
+        window.setTimeout(() => {
+          void store
+            .refresh(path)
+            .catch(() => undefined)
+            .then(() => {
+              const missing = store.stages(path).some(s => isOver(s.status) && !s.run_id);
+              if (missing && tries > 1) {
+                fillRunIds(path, tries - 1);
+              }
+            });
+        }, RUN_ID_DELAY_MS)
+      );
+    };
     app.serviceManager.events.stream.connect((_, emission) => {
       const data = stageEvent(emission as Record<string, any>);
-      if (data) {
-        store.applyEvent(data, openPaths());
+      const path = data ? store.applyEvent(data, openPaths()) : null;
+      if (path && data && data.status !== 'RUNNING' && !data.run_id) {
+        fillRunIds(path, 4);
       }
     });
 
@@ -190,8 +214,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       window.clearInterval(timer);
       if (settings.refreshSeconds > 0) {
         timer = window.setInterval(() => {
-          if (sidebar.isVisible && sidebar.view !== 'stages') {
-            void sidebar.refresh(true);
+          if (sidebar.isVisible) {
+            void sidebar.poll();
           }
         }, settings.refreshSeconds * 1000);
       }

@@ -3,8 +3,8 @@ import { Widget } from '@lumino/widgets';
 import { compareSpec } from './charts';
 import { append, clear, empty, errorBox, h, num, runLink, seconds, statusIcon, when } from './dom';
 import { ApiError, query, requestAPI } from './handler';
-import { IStageState, StageStore } from './stages';
-import { IGateResult, IModelDetail, IModelList, IModelSummary, IPromotionResult, IRunDiff, IRunPage, IRunSummary, ISettings, IStageDiff } from './tokens';
+import { IStageState, StageStore, isOver, latestStages } from './stages';
+import { IRunDetail, IGateResult, IModelDetail, IModelList, IModelSummary, IPromotionResult, IRunDiff, IRunPage, IRunSummary, ISettings, IStageDiff } from './tokens';
 
 export const VEGALITE = 'application/vnd.vegalite.v5+json';
 type View = 'stages' | 'runs' | 'registry';
@@ -31,6 +31,9 @@ export class Sidebar extends Widget {
   private _selected = new Set<string>();
   private _chart: Widget | null = null;
   private _models: IModelSummary[] | null = null;
+  private _modelsHost: HTMLElement | null = null;
+  private _versionsHost: HTMLElement | null = null;
+  private _form: HTMLFormElement | null = null;
   private _model: string | null = null;
   private _loading = false;
 
@@ -92,6 +95,15 @@ export class Sidebar extends Widget {
     }
   }
 
+  /** The periodic refresh: re-read what is shown, unless that would throw away a selection or a comparison. */
+  async poll(): Promise<void> {
+    if (this._view === 'runs' && this._selected.size === 0 && !this._chart) {
+      await this._loadRuns(false);
+    } else if (this._view === 'registry') {
+      await this._loadModels(true);
+    }
+  }
+
   private _selectTab(): void {
     for (const [view, tab] of this._tabs) {
       const on = view === this._view;
@@ -126,6 +138,7 @@ export class Sidebar extends Widget {
   private _renderStages(): void {
     const note = this._opts.notebook();
     clear(this._body);
+    this._body.dataset.shows = 'stages';
     if (!note) {
       this._body.appendChild(empty('No notebook is open.', 'Open a notebook: its stages and runs show here.'));
       return;
@@ -150,9 +163,7 @@ export class Sidebar extends Widget {
     }
     const headline = this._opts.settings().headlineMetrics;
     const table = h('table', { className: 'mlops-nb-table mlops-nb-stages' });
-    table.appendChild(
-      h('thead', {}, h('tr', {}, ...['', 'stage', 'duration', 'cache', 'metrics', 'run'].map(t => h('th', { scope: 'col' }, t))))
-    );
+    table.appendChild(h('thead', {}, h('tr', {}, ...['', 'stage', 'time · cache'].map(t => h('th', { scope: 'col' }, t)))));
     const tbody = h('tbody');
     for (const name of names) {
       tbody.appendChild(this._stageRow(name, known.get(name), headline));
@@ -164,15 +175,26 @@ export class Sidebar extends Widget {
   private _stageRow(name: string, s: IStageState | undefined, headline: string[]): HTMLElement {
     const status = s?.status ?? 'NONE';
     const metrics = s ? pickMetrics(s.metrics, headline, 3) : [];
+    const cache = s?.cache_hit ? h('span', { className: 'mlops-nb-hit' }, 'cache hit') : s && isOver(s.status) ? h('span', { className: 'mlops-nb-dim' }, 'ran') : null;
     return h(
       'tr',
       { className: 'mlops-nb-stage-row', 'data-stage': name, 'data-status': status, 'data-cache-hit': String(Boolean(s?.cache_hit)) },
       h('td', { className: 'mlops-nb-status', title: status }, s ? statusIcon(status) : '○'),
-      h('td', {}, h('b', {}, name), s ? '' : h('span', { className: 'mlops-nb-dim' }, ' not run')),
-      h('td', {}, s ? seconds(s.duration_s) : ''),
-      h('td', {}, s?.cache_hit ? h('span', { className: 'mlops-nb-hit' }, 'hit') : s && s.status !== 'RUNNING' ? 'ran' : ''),
-      h('td', { className: 'mlops-nb-metrics' }, metrics.map(([k, v]) => `${k} ${num(v)}`).join(', ')),
-      h('td', {}, s?.run_id ? runLink(this._opts.uiBase(), s.run_id) : '')
+      h(
+        'td',
+        { className: 'mlops-nb-wrap' },
+        h('b', {}, name),
+        s ? (s.status === 'FINISHED' ? '' : ` ${s.status.toLowerCase()}`) : h('span', { className: 'mlops-nb-dim' }, ' not run'),
+        metrics.length || s?.run_id
+          ? h(
+              'div',
+              { className: 'mlops-nb-metrics' },
+              metrics.map(([k, v]) => `${k} ${num(v)}`).join(', '),
+              s?.run_id ? h('span', {}, metrics.length ? ' · run ' : 'run ', runLink(this._opts.uiBase(), s.run_id)) : null
+            )
+          : null
+      ),
+      h('td', {}, s && isOver(s.status) ? seconds(s.duration_s) : '', cache ? h('div', {}, cache) : null)
     );
   }
 
@@ -212,6 +234,7 @@ export class Sidebar extends Widget {
   private _renderRuns(): void {
     this._disposeChart();
     clear(this._body);
+    this._body.dataset.shows = 'runs';
     const note = this._opts.notebook();
     if (!note) {
       this._body.appendChild(empty('No notebook is open.', 'Open a notebook to see its runs.'));
@@ -297,8 +320,14 @@ export class Sidebar extends Widget {
     }
     this._disposeChart();
     clear(host);
-    const runs = this._runs.filter(r => this._selected.has(r.run_id));
     host.appendChild(h('h3', {}, `Comparing ${ids.length} runs`));
+    let runs: IRunSummary[];
+    try {
+      runs = await withStageParams(ids);
+    } catch (error) {
+      host.appendChild(errorBox(error));
+      return;
+    }
     host.appendChild(metricTable(runs, this._opts.settings().headlineMetrics));
     const chartHost = h('div', { className: 'mlops-nb-chart' }, h('span', { className: 'mlops-nb-dim' }, 'drawing…'));
     host.appendChild(chartHost);
@@ -350,23 +379,35 @@ export class Sidebar extends Widget {
   // ---- Registry -----------------------------------------------------------------------------------------
 
   private async _loadModels(reload: boolean): Promise<void> {
-    clear(this._body);
+    // The hosts and the form outlive a reload, so a refresh never wipes what the user typed or was told.
+    const models = (this._modelsHost ??= h('div', { className: 'mlops-nb-model-list' }));
+    const versions = (this._versionsHost ??= h('div', { className: 'mlops-nb-versions' }));
+    const form = (this._form ??= this._promoteForm());
+    const runId = form.querySelector<HTMLInputElement>('input[name=run_id]');
+    if (runId && !runId.dataset.edited) {
+      runId.value = this._defaultRunId();
+    }
+    if (this._body.dataset.shows !== 'registry') {
+      clear(this._body);
+      append(this._body, models, versions, form);
+      this._body.dataset.shows = 'registry';
+    }
     try {
       if (reload || this._models === null) {
         this._models = (await requestAPI<IModelList>('models')).models;
       }
-      this._renderRegistry();
+      this._renderModels(models);
       if (this._model) {
         await this._loadVersions(this._model);
       }
     } catch (error) {
-      this._renderRegistry();
-      this._body.prepend(errorBox(error));
+      clear(models);
+      models.appendChild(errorBox(error));
     }
   }
 
-  private _renderRegistry(): void {
-    clear(this._body);
+  private _renderModels(host: HTMLElement): void {
+    clear(host);
     const list = h('ul', { className: 'mlops-nb-models', 'aria-label': 'Registered models' });
     const models = this._models ?? [];
     for (const model of models) {
@@ -380,24 +421,25 @@ export class Sidebar extends Widget {
       );
       button.addEventListener('click', () => {
         this._model = name;
+        const input = this._form?.querySelector<HTMLInputElement>('input[name=name]');
+        if (input && !input.value) {
+          input.value = name;
+        }
         void this._loadModels(false);
       });
       list.appendChild(h('li', {}, button));
     }
     if (models.length === 0) {
-      this._body.appendChild(
+      host.appendChild(
         empty('No registered model yet.', 'Promote a run below (or run `mlops-nb promote RUN_ID --name NAME`) to register its model.')
       );
     } else {
-      this._body.appendChild(h('h3', {}, 'Models'));
-      this._body.appendChild(list);
+      append(host, h('h3', {}, 'Models'), list);
     }
-    this._body.appendChild(h('div', { className: 'mlops-nb-versions' }));
-    this._body.appendChild(this._promoteForm());
   }
 
   private async _loadVersions(name: string): Promise<void> {
-    const host = this._body.querySelector<HTMLElement>('.mlops-nb-versions');
+    const host = this._versionsHost;
     if (!host) {
       return;
     }
@@ -414,12 +456,16 @@ export class Sidebar extends Widget {
     const tbody = h('tbody');
     for (const v of versions) {
       const evidence = Object.entries(v.evidence);
+      // MLflow's version search leaves a version's aliases out: the model's alias map has them
+      const aliases = Object.entries(detail.aliases)
+        .filter(([, version]) => version === v.version)
+        .map(([alias]) => alias);
       tbody.appendChild(
         h(
           'tr',
-          { 'data-version': v.version, 'data-aliases': v.aliases.join(',') },
+          { 'data-version': v.version, 'data-aliases': aliases.join(',') },
           h('td', {}, h('b', {}, v.version)),
-          h('td', {}, ...v.aliases.map(a => h('span', { className: 'mlops-nb-alias' }, a))),
+          h('td', {}, ...aliases.map(a => h('span', { className: 'mlops-nb-alias' }, a))),
           h('td', {}, v.run_id ? runLink(this._opts.uiBase(), v.run_id) : '—'),
           h('td', {}, when(v.creation_time)),
           h(
@@ -436,13 +482,18 @@ export class Sidebar extends Widget {
     host.appendChild(h('div', { className: 'mlops-nb-scroll' }, table));
   }
 
-  private _promoteForm(): HTMLElement {
+  /** The run to promote unless the user typed one: the one selected in Runs, else the notebook's latest. */
+  private _defaultRunId(): string {
     const note = this._opts.notebook();
     const selected = [...this._selected];
-    const latest = note ? this._opts.store.latestRun(note.path)?.run_id : null;
+    return selected.length === 1 ? selected[0] : ((note && this._opts.store.latestRun(note.path)?.run_id) ?? '');
+  }
+
+  private _promoteForm(): HTMLFormElement {
     const field = (label: string, input: HTMLElement, hint?: string) =>
       h('label', { className: 'mlops-nb-field' }, h('span', {}, label), input, hint ? h('small', { className: 'mlops-nb-dim' }, hint) : null);
-    const runId = h('input', { className: 'jp-mod-styled', name: 'run_id', required: true, value: selected.length === 1 ? selected[0] : (latest ?? ''), placeholder: 'run id (Runs view: select one)' });
+    const runId = h('input', { className: 'jp-mod-styled', name: 'run_id', required: true, placeholder: 'run id (Runs view: select one)' });
+    runId.addEventListener('input', () => (runId.dataset.edited = 'true'));
     const name = h('input', { className: 'jp-mod-styled', name: 'name', required: true, value: this._model ?? '', placeholder: 'e.g. wine' });
     const alias = h('input', { className: 'jp-mod-styled', name: 'alias', value: 'champion' });
     const require = h('textarea', { className: 'jp-mod-styled', name: 'require', rows: 2, placeholder: 'accuracy >= 0.9' });
@@ -482,12 +533,9 @@ export class Sidebar extends Widget {
           clear(result);
           result.dataset.outcome = 'promoted';
           const done = h('p', { className: 'mlops-nb-ok' }, `✓ ${answer.name} version ${answer.version} is now @${answer.alias}`);
+          append(result, done, gateList(answer.gates));
           this._model = answer.name;
-          void this._loadModels(true).then(() => {
-            const again = this._body.querySelector('.mlops-nb-promote-result');
-            again?.setAttribute('data-outcome', 'promoted');
-            again?.append(done, gateList(answer.gates));
-          });
+          void this._loadModels(true);
         })
         .catch(error => {
           clear(result);
@@ -507,13 +555,44 @@ export class Sidebar extends Widget {
   }
 }
 
+/**
+ * The runs with their stages' parameters: a notebook run records its parameters on the stages that read
+ * them (C on train), not on itself. At most 6 requests at a time.
+ */
+async function withStageParams(ids: string[]): Promise<IRunSummary[]> {
+  const out: IRunSummary[] = new Array(ids.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < ids.length) {
+      const i = next++;
+      const run = await requestAPI<IRunDetail>(`runs/${encodeURIComponent(ids[i])}`);
+      const params = { ...run.params };
+      for (const stage of latestStages(run.stages)) {
+        for (const [k, v] of Object.entries(stage.params)) {
+          params[k] ??= v;
+        }
+      }
+      out[i] = { ...run, params };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(6, ids.length) }, worker));
+  return out;
+}
+
+/** Whether the server extension answered GET compare with its 404 page: then it is not asked again. */
+let noCompareRoute = false;
+
 /** The comparison spec of mlops_nb/widgets/charts.py from the server; its copy in charts.ts without the route. */
 async function comparison(runs: IRunSummary[]): Promise<Record<string, unknown>> {
+  if (noCompareRoute) {
+    return compareSpec(runs);
+  }
   try {
     return await requestAPI<Record<string, unknown>>(`compare${query({ runs: runs.map(r => r.run_id).join(',') })}`);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404 && error.body.error !== 'not_found') {
-      return compareSpec(runs); // a server extension without the compare route (tornado's own 404 page)
+      noCompareRoute = true; // a server extension without the compare route (tornado's own 404 page)
+      return compareSpec(runs);
     }
     throw error;
   }
@@ -540,7 +619,7 @@ function pickMetrics(metrics: Record<string, number>, headline: string[], n: num
 function metricTable(runs: IRunSummary[], headline: string[]): HTMLElement {
   const names = columnNames(runs.map(r => Object.keys(r.metrics)), headline);
   const table = h('table', { className: 'mlops-nb-table mlops-nb-metric-table' });
-  table.appendChild(h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'metric'), ...runs.map(r => h('th', { scope: 'col', title: r.run_id }, r.name ?? r.run_id.slice(0, 8))))));
+  table.appendChild(h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'metric'), ...runs.map(r => h('th', { scope: 'col', title: `${r.name ?? ''} ${r.run_id} · ${when(r.start_time)}` }, r.run_id.slice(0, 8))))));
   const tbody = h('tbody');
   for (const m of names) {
     const values = runs.map(r => r.metrics[m]);

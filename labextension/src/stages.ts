@@ -10,14 +10,16 @@ export interface IStageState {
   duration_s: number | null;
   run_id: string | null;
   metrics: Record<string, number>;
-  /** Browser time (ms) at which this state arrived: events beat older REST answers. */
-  seen: number;
+  /** When this execution of the stage started (ms since the epoch): a REST answer about an older one is ignored. */
+  started: number;
   /** Set by the browser (a cell started or failed), not yet confirmed by the server. */
   local?: boolean;
+  /** mlops-nb's id of this execution (from events), to keep its start time when it ends. */
+  run_key?: string;
 }
 
 /** Kernel and browser clocks may differ by this much (ms); they share a machine in the common case. */
-const CLOCK_SKEW_MS = 5000;
+const CLOCK_SKEW_MS = 2000;
 
 /** The path's end, for matching a kernel's notebook path with the one JupyterLab knows. */
 function samePath(a: string, b: string): boolean {
@@ -58,7 +60,6 @@ export class StageStore {
     if (running) {
       return running;
     }
-    const asked = Date.now();
     const job = requestAPI<INotebookRuns>(`notebook${query({ path })}`)
       .then(answer => {
         const run = answer.run;
@@ -66,10 +67,19 @@ export class StageStore {
         const known = this._stagesMap(path);
         for (const s of run ? latestStages(run.stages) : []) {
           const old = known.get(s.stage);
-          if (old && (old.seen > asked || (old.local && s.start_time < old.seen - CLOCK_SKEW_MS))) {
-            continue; // a live event newer than this answer, or a cell started after this stage ran
+          if (old && s.start_time < old.started - CLOCK_SKEW_MS) {
+            continue; // the stage ran again since: live events know better
           }
-          known.set(s.stage, fromSummary(s, asked));
+          const fresh = fromSummary(s);
+          if (old && !old.local && isOver(old.status) && !isOver(s.status)) {
+            // the same execution, which the events saw end before MLflow did: keep what they said
+            known.set(s.stage, { ...old, run_id: old.run_id ?? s.run_id });
+            continue;
+          }
+          if (old && !old.local) {
+            fresh.duration_s ??= old.duration_s;
+          }
+          known.set(s.stage, fresh);
         }
         this._changed.emit(path);
       })
@@ -88,21 +98,29 @@ export class StageStore {
     if (path === null) {
       return null;
     }
+    const old = this._stagesMap(path).get(data.stage);
+    const started =
+      data.status === 'RUNNING'
+        ? data.time
+        : old?.run_key === data.run_key
+          ? old.started
+          : data.time - (data.duration_s ?? 0) * 1000;
     this._stagesMap(path).set(data.stage, {
       stage: data.stage,
       status: data.status,
-      cache_hit: Boolean(data.cache_hit),
+      cache_hit: data.cache_hit,
       duration_s: data.duration_s,
       run_id: data.run_id,
       metrics: data.metrics,
-      seen: Date.now()
+      started,
+      run_key: data.run_key
     });
     this._changed.emit(path);
     return path;
   }
 
-  /** A %%track cell started (RUNNING) or failed (FAILED) in the browser, until the server says more. */
-  markLocal(path: string, stage: string, status: 'RUNNING' | 'FAILED'): void {
+  /** A %%track cell queued (QUEUED) or failed (FAILED) in the browser, until the server says more. */
+  markLocal(path: string, stage: string, status: 'QUEUED' | 'FAILED'): void {
     const old = this._stagesMap(path).get(stage);
     this._stagesMap(path).set(stage, {
       stage,
@@ -112,7 +130,7 @@ export class StageStore {
       duration_s: null,
       run_id: null,
       metrics: old?.metrics ?? {},
-      seen: Date.now()
+      started: status === 'QUEUED' ? Date.now() : (old?.started ?? Date.now())
     });
     this._changed.emit(path);
   }
@@ -127,6 +145,11 @@ export class StageStore {
   }
 }
 
+/** The stage has ended (FINISHED, FAILED, KILLED). */
+export function isOver(status: string): boolean {
+  return !['RUNNING', 'QUEUED'].includes(status);
+}
+
 /** The last execution of each stage, in the order the stages first ran. */
 export function latestStages(stages: IStageSummary[]): IStageSummary[] {
   const latest = new Map<string, IStageSummary>();
@@ -136,7 +159,7 @@ export function latestStages(stages: IStageSummary[]): IStageSummary[] {
   return [...latest.values()];
 }
 
-function fromSummary(s: IStageSummary, seen: number): IStageState {
+function fromSummary(s: IStageSummary): IStageState {
   return {
     stage: s.stage,
     status: s.status,
@@ -144,7 +167,7 @@ function fromSummary(s: IStageSummary, seen: number): IStageState {
     duration_s: s.duration_s,
     run_id: s.run_id,
     metrics: s.metrics,
-    seen
+    started: s.start_time
   };
 }
 

@@ -111,8 +111,8 @@ def compare_spec(
     parallel = {
         "title": "Parallel coordinates (each axis scaled to its min..max)",
         "data": {"values": lines},
-        "width": max(120 * len(axes), 240),
-        "height": 200,
+        "width": max(70 * len(axes), 200),
+        "height": 160,
         "layer": [
             {
                 "mark": {"type": "line", "opacity": 0.6, "strokeWidth": 1.5},
@@ -143,8 +143,8 @@ def compare_spec(
             "column": {"field": "param", "type": "nominal", "title": None},
         },
         "spec": {
-            "width": 160,
-            "height": 120,
+            "width": 120,
+            "height": 100,
             "mark": {"type": "point", "filled": True, "size": 50},
             "encoding": {
                 "x": {"field": "x", "type": "quantitative", "scale": {"zero": False}, "title": "parameter"},
