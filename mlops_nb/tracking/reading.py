@@ -15,7 +15,18 @@ from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import UsageError
 from mlops_nb.tracking import fastread, tags
 from mlops_nb.tracking.errors import map_mlflow_errors
-from mlops_nb.tracking.records import Lineage, ModelVersionRecord, RunDetail, RunPage, RunSummary, StageSummary
+from mlops_nb.tracking.records import (
+    Lineage,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    ModelVersionRecord,
+    ModelVersionSummary,
+    RunDetail,
+    RunPage,
+    RunSummary,
+    StageSummary,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run as MlflowRun
@@ -197,6 +208,19 @@ def stage_code(stage_run_id: str, settings: Settings | None = None) -> str:
         return Path(path).read_text(encoding="utf-8")
 
 
+def _version_record(version: Any) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        name=version.name,
+        version=str(version.version),
+        aliases=list(version.aliases or []),
+        run_id=version.run_id,
+        source=version.source,
+        status=str(version.status),
+        creation_time=int(version.creation_timestamp or 0),
+        tags=dict(version.tags or {}),
+    )
+
+
 def model_version(model_uri: str, settings: Settings | None = None) -> ModelVersionRecord:
     """The registered version ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` names (resolved once)."""
     s = settings or load_settings()
@@ -215,16 +239,7 @@ def model_version(model_uri: str, settings: Settings | None = None) -> ModelVers
             if not name or not number.isdigit():
                 raise UsageError(f"{model_uri!r}: give models:/NAME@ALIAS or models:/NAME/VERSION (a number).")
             version = client.get_model_version(name, number)
-    return ModelVersionRecord(
-        name=version.name,
-        version=str(version.version),
-        aliases=list(version.aliases or []),
-        run_id=version.run_id,
-        source=version.source,
-        status=str(version.status),
-        creation_time=int(version.creation_timestamp or 0),
-        tags=dict(version.tags or {}),
-    )
+    return _version_record(version)
 
 
 def lineage(model_uri: str, settings: Settings | None = None) -> Lineage:
@@ -247,4 +262,77 @@ def lineage(model_uri: str, settings: Settings | None = None) -> Lineage:
         git_commit=detail["tags"].get(tags.GIT_COMMIT) if detail else None,
         evidence=evidence,
         monitors=monitors,
+    )
+
+
+# registry/promote.py's LOCK_SUFFIX (the read side sits below the registry): a promotion's lock is a registered
+# model that lives for milliseconds, never a model to show. tests/unit/test_models_read.py keeps them equal.
+PROMOTION_LOCK_SUFFIX = ".mlops-nb-lock"
+_MODEL_FIX = "Check the name (GET /mlops-nb/api/models lists them) and MLFLOW_TRACKING_URI."
+
+
+def _aliases(model: Any) -> dict[str, str]:
+    aliases = model.aliases or {}
+    return {a: str(v) for a, v in sorted(aliases.items())}
+
+
+def list_models(settings: Settings | None = None) -> ModelList:
+    """The registered models, by name, with their aliases and latest version."""
+    s = settings or load_settings()
+    client = _client(s)
+    models: list[ModelSummary] = []
+    token = None
+    with map_mlflow_errors("listing registered models", fix="", uri=s.tracking_uri):
+        while True:
+            page = client.search_registered_models(max_results=MAX_PAGE, order_by=["name ASC"], page_token=token)
+            for model in page:
+                if model.name.endswith(PROMOTION_LOCK_SUFFIX):
+                    continue
+                latest = [int(v.version) for v in model.latest_versions or []]
+                models.append(
+                    ModelSummary(
+                        name=model.name,
+                        description=model.description or "",
+                        aliases=_aliases(model),
+                        latest_version=str(max(latest)) if latest else None,
+                        last_updated=int(model.last_updated_timestamp or 0),
+                        tags=dict(model.tags or {}),
+                    )
+                )
+            token = page.token
+            if not token:
+                break
+    return ModelList(models=models)
+
+
+def model_detail(name: str, settings: Settings | None = None) -> ModelDetail:
+    """Registered model ``name``: its versions (newest first) with their promotion evidence, its aliases and
+    the newest monitoring run of any of its versions. UsageError when there is no such model."""
+    s = settings or load_settings()
+    client = _client(s)
+    if not name or name.endswith(PROMOTION_LOCK_SUFFIX):
+        raise UsageError(f"No registered model {name!r}. {_MODEL_FIX}")
+    with map_mlflow_errors(f"No registered model {name!r}", fix=_MODEL_FIX, uri=s.tracking_uri):
+        model = client.get_registered_model(name)
+        found = client.search_model_versions(f"name = '{_quote(name)}'", max_results=MAX_PAGE)
+    versions = sorted((_version_record(v) for v in found), key=lambda v: -int(v["version"]))
+    monitors = _search(
+        s, [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` LIKE '{_quote(name)}/%'"], None, 1, None
+    )["runs"]
+    watched = None
+    if monitors:
+        with map_mlflow_errors("reading the monitoring run", fix=_RUN_FIX, uri=s.tracking_uri):
+            watched = client.get_run(monitors[0]["run_id"]).data.tags.get(tags.MODEL, "").rpartition("/")[2] or None
+    return ModelDetail(
+        name=model.name,
+        description=model.description or "",
+        aliases=_aliases(model),
+        last_updated=int(model.last_updated_timestamp or 0),
+        tags=dict(model.tags or {}),
+        versions=[
+            ModelVersionSummary(**v, evidence={k: t for k, t in v["tags"].items() if k.startswith("mlops_nb.")})
+            for v in versions
+        ],
+        last_monitor=monitors[0] if monitors else None,
+        last_monitor_version=watched,
     )

@@ -104,3 +104,117 @@ class Lineage(TypedDict):
     git_commit: str | None
     evidence: dict[str, str]  # the promotion's tags on the version
     monitors: list[RunSummary]  # monitoring runs of this version, newest first
+
+
+class ModelVersionSummary(ModelVersionRecord):
+    """A version in ``GET /mlops-nb/api/models/NAME``: the record plus its promotion evidence."""
+
+    evidence: dict[str, str]  # the version's mlops_nb.* tags (source run, gates, who promoted it when)
+
+
+class ModelSummary(TypedDict):
+    """A row of ``GET /mlops-nb/api/models``."""
+
+    name: str
+    description: str
+    aliases: dict[str, str]  # alias -> version
+    latest_version: str | None
+    last_updated: int  # milliseconds since the epoch
+    tags: dict[str, str]
+
+
+class ModelList(TypedDict):
+    models: list[ModelSummary]
+
+
+class ModelDetail(TypedDict):
+    """One registered model (``GET /mlops-nb/api/models/NAME``): its versions, newest first."""
+
+    name: str
+    description: str
+    aliases: dict[str, str]  # alias -> version
+    last_updated: int
+    tags: dict[str, str]
+    versions: list[ModelVersionSummary]
+    last_monitor: RunSummary | None  # the newest monitoring run of any of its versions
+    last_monitor_version: str | None  # the version that monitor watched
+
+
+# The JupyterLab server's own answers (mlops_nb/server); mirrored by the labextension's TypeScript interfaces.
+
+
+class ServerStatus(TypedDict):
+    """``GET /mlops-nb/api/status``."""
+
+    version: str  # mlops-nb's
+    experiment: str | None  # the configured experiment (None: each notebook's stem)
+    tracking_uri: str  # credentials redacted
+    event_schema: str  # the schema id of the live stage events on jupyter_server's event bus
+
+
+class NotebookRuns(TypedDict):
+    """``GET /mlops-nb/api/notebook?path=PATH``: what the sidebar shows for one notebook."""
+
+    path: str  # as given, relative to the server's root_dir
+    run: RunDetail | None  # the notebook's latest run (notebook or job) with its stages; None before any
+
+
+class Error(TypedDict):
+    """Every error answer of the server: 4xx for bad input (404 unknown id), 409 refused promotion, 5xx store."""
+
+    error: str  # bad_request | not_found | conflict | store_unavailable | internal
+    message: str  # what went wrong and how to fix it
+
+
+class GateResult(TypedDict):
+    name: str  # "accuracy >= 0.9", "beats @champion on accuracy"
+    ok: bool
+    message: str
+
+
+class PromotionResult(TypedDict):
+    """``POST /mlops-nb/api/models/NAME/promote``: 200 when promoted; 409 (with ``error``/``message`` too)
+    when a gate refused it (nothing registered, the alias unchanged)."""
+
+    name: str
+    version: str | None  # the version registered; None when refused
+    alias: str
+    promoted: bool
+    model: str  # STAGE/NAME of the model found in the run
+    gates: list[GateResult]
+    previous_version: str | None  # where the alias pointed before
+    alias_version: str | None  # where it points now
+
+
+class JobStatus(TypedDict):
+    """``POST /mlops-nb/api/jobs`` (202) and ``GET /mlops-nb/api/jobs/ID``: a background ``mlops-nb run``."""
+
+    id: str
+    notebook: str  # relative to the server's root_dir
+    status: str  # running | succeeded | failed
+    exit_code: int | None  # mlops-nb run's: 0 ok, 1 a cell raised, 2 bad input, 3 requirement, 4 kernel, 5 store
+    run_id: str | None  # the job's MLflow run (known when it ends)
+    outcome: str | None  # mlops-nb run --json's outcome
+    message: str | None
+    started: int  # milliseconds since the epoch
+    ended: int | None
+    log_tail: str  # the last lines of its output (credentials redacted)
+
+
+class StageEvent(TypedDict):
+    """A live stage event on jupyter_server's event bus (schema id ``STAGE_EVENT_SCHEMA``), read from the
+    local journals: sent when a stage starts and when it ends."""
+
+    notebook: str | None  # relative to the server's root_dir; None for a script or a notebook outside it
+    stage: str
+    status: str  # RUNNING | FINISHED | FAILED | KILLED
+    cache_hit: bool
+    duration_s: float | None  # the cell's own time (known at the end)
+    run_id: str | None  # the stage's MLflow run id once the sender created it
+    run_key: str  # mlops-nb's own id of the stage run (MLflow tag mlops_nb.run_key)
+    parent_key: str | None  # the run key of the notebook or job run the stage nests under
+    metrics: dict[str, float]  # latest value of each metric logged so far
+    time: int  # milliseconds since the epoch of the start or end
+
+
+STAGE_EVENT_SCHEMA = "https://schema.jupyter.org/mlops_nb/stage/v1"

@@ -1,0 +1,324 @@
+"""The Jupyter server extension: a real jupyter_server (pytest-jupyter) over real SQLite MLflow stores.
+
+The fixtures of pytest-jupyter are imported into this module only (not registered as a plugin), so its
+autouse fixtures (an event loop per test, server cleanup) stay out of the other tests; the tests drive the
+server's event loop themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_jupyter.jupyter_server import *  # noqa: F403 - the jp_* fixtures, for this module only
+from tornado.httpclient import HTTPClientError
+
+import mlops_nb as mnb
+from mlops_nb.server.handlers import ROUTES
+from mlops_nb.tracking import reading
+from mlops_nb.tracking.diff import diff_runs
+from mlops_nb.tracking.records import STAGE_EVENT_SCHEMA
+from tests.conftest import SETTING_VARS
+from tests.notebooks import PIPELINE, PIPELINE_PARAMETERS, write_notebook
+
+pytestmark = pytest.mark.slow
+API = "mlops-nb/api"
+
+
+@pytest.fixture
+def jp_server_config():  # ours replaces pytest-jupyter's: load the extension
+    from traitlets.config import Config
+
+    return Config({"ServerApp": {"jpserver_extensions": {"mlops_nb.server": True}}})
+
+
+@pytest.fixture
+def jp_root_dir(project: Path) -> Path:  # the server's root is the test's project folder
+    return project
+
+
+@pytest.fixture
+def api(jp_serverapp, jp_fetch, jp_asyncio_loop):
+    """``api(path, method=..., body=..., params=..., headers=...)`` -> (status, JSON) on the running server."""
+
+    def call(path: str, *, method: str = "GET", body: Any = None, params=None, headers=None) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {"method": method, "params": params, "headers": headers}
+        if body is not None:
+            kwargs["body"] = body if isinstance(body, str) else json.dumps(body)
+        elif method == "POST":
+            kwargs["body"] = "{}"
+        try:
+            response = jp_asyncio_loop.run_until_complete(jp_fetch(API, *path.split("/"), **kwargs))
+        except HTTPClientError as e:
+            assert e.response is not None, e
+            assert e.response.headers["Content-Type"].startswith("application/json")
+            return e.code, json.loads(e.response.body)
+        return response.code, json.loads(response.body)
+
+    return call
+
+
+def recorded(name: str, notebook: Path, params: dict[str, Any], score: float) -> str:
+    """A notebook run of ``notebook`` with stages ``load`` and ``score`` (the real recorder, in this process)."""
+    os.environ["MLOPS_NB_NOTEBOOK"] = str(notebook)  # as a kernel of that notebook says (removed by `project`)
+    with mnb.start_run(name, kind="notebook") as run:
+        mnb.log_params(params)
+        with mnb.stage("load"):
+            mnb.log_metric("rows", 10.0)
+            time.sleep(0.01)  # stages are ordered by their start, in milliseconds
+        with mnb.stage("score"):
+            mnb.log_metric("accuracy", score)
+    assert mnb.flush(60)
+    return run.run_id
+
+
+@pytest.fixture
+def two_runs(project: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    monkeypatch.setenv("MLOPS_NB_NOTEBOOK", str(project / "nb.ipynb"))
+    return recorded("a", project / "nb.ipynb", {"C": 1.0}, 0.9), recorded("b", project / "nb.ipynb", {"C": 0.5}, 0.8)
+
+
+def _concrete(pattern: str) -> str:
+    return pattern.replace("([^/]+)", "some-id").removeprefix(f"/{API}/")
+
+
+def test_every_route_answers_403_json_without_a_token(api) -> None:
+    checked = []
+    for pattern, handler in ROUTES:
+        for method in ("GET", "POST"):
+            if method.lower() not in vars(handler):
+                continue
+            status, body = api(_concrete(pattern), method=method, headers={"Authorization": ""})
+            assert status == 403, (pattern, method, status)
+            assert body["error"] == "forbidden" and body["message"]
+            checked.append((pattern, method))
+    assert len(checked) == len(ROUTES)  # each route has exactly one method, and none escaped
+
+
+def test_status_names_the_store_without_its_credentials(api, monkeypatch: pytest.MonkeyPatch) -> None:
+    status, body = api("status")
+    assert status == 200 and body["event_schema"] == STAGE_EVENT_SCHEMA and body["version"]
+    assert body["tracking_uri"].startswith("sqlite:///") and body["tracking_uri"].endswith(".mlops_nb/mlflow.db")
+
+
+@pytest.fixture
+def secret_uri(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@127.0.0.1:9/")
+    return "http://alice:***@127.0.0.1:9/"
+
+
+def test_status_redacts_a_password_in_the_tracking_uri(secret_uri: str, api) -> None:
+    status, body = api("status")
+    assert status == 200 and body["tracking_uri"] == secret_uri
+
+
+def test_bad_input_and_unknown_ids_answer_4xx_json(api, project: Path, two_runs) -> None:
+    outside = project.parent / "outside"
+    outside.mkdir()
+    (project / "link").symlink_to(outside)
+    cases = [
+        ("runs/no-such-run", {}, 404, "No run 'no-such-run'"),
+        ("models/no-such-model", {}, 404, "No registered model 'no-such-model'"),
+        ("jobs/no-such-job", {}, 404, "No job 'no-such-job'"),
+        ("diff", {"a": two_runs[0], "b": "no-such-run"}, 404, "No run 'no-such-run'"),
+        ("diff", {"a": two_runs[0]}, 400, "diff?a=RUN_ID&b=RUN_ID"),
+        ("notebook", {"path": "../../etc/passwd"}, 400, "outside the server's root folder"),
+        ("notebook", {"path": "/etc/passwd"}, 400, "outside the server's root folder"),
+        ("notebook", {"path": "link/nb.ipynb"}, 400, "outside the server's root folder"),  # a symlink out
+        ("notebook", {}, 400, "Give path=PATH"),
+        ("runs", {"notebook": "../../etc/passwd"}, 400, "outside the server's root folder"),
+        ("runs", {"max_results": "abc"}, 400, "max_results takes a whole number"),
+        ("runs", {"max_results": "0"}, 400, "max_results takes 1 to 1000"),
+        ("runs", {"max_results": "1001"}, 400, "max_results takes 1 to 1000"),
+        ("runs", {"kind": "stage"}, 400, "--kind takes one of"),
+    ]
+    for path, params, code, message in cases:
+        status, body = api(path, params=params)
+        assert (status, body["error"]) == (code, "not_found" if code == 404 else "bad_request"), (path, params, body)
+        assert message in body["message"], (path, params, body)
+    for body, message in [
+        ("not json", "not JSON"),
+        ("[1]", "must be a JSON object"),
+        ({}, "Give the notebook to run"),
+        ({"notebook": "../../etc/passwd"}, "outside the server's root folder"),
+        ({"notebook": "missing.ipynb"}, "is not a notebook file"),
+        ({"notebook": "link/x.ipynb"}, "outside the server's root folder"),
+    ]:
+        status, answer = api("jobs", method="POST", body=body)
+        assert status == 400 and message in answer["message"], (body, answer)
+    status, answer = api("models/churn/promote", method="POST", body={"run_id": two_runs[0], "require": "x"})
+    assert status == 400 and "'require' takes a list of strings" in answer["message"]
+    assert reading.list_models()["models"] == []  # nothing registered by the refused requests
+
+
+def _json(record: Any) -> Any:
+    return json.loads(json.dumps(record))
+
+
+def test_runs_run_notebook_and_diff_answer_what_the_read_api_reads(api, project: Path, two_runs) -> None:
+    a, b = two_runs
+    status, page = api("runs", params={"notebook": "nb.ipynb", "max_results": "1"})
+    assert status == 200 and page == _json(reading.list_runs(str(project / "nb.ipynb"), max_results=1))
+    assert [r["run_id"] for r in page["runs"]] == [b] and page["next_page_token"]
+    status, second = api("runs", params={"notebook": "nb.ipynb", "page_token": page["next_page_token"]})
+    assert [r["run_id"] for r in second["runs"]] == [a] and second["next_page_token"] is None
+    status, other = api("runs", params={"notebook": "other.ipynb"})
+    assert status == 200 and other == {"runs": [], "next_page_token": None}
+
+    status, detail = api(f"runs/{b}")
+    assert status == 200 and detail == _json(reading.run_detail(b))
+    assert [(s["stage"], s["status"], s["cache_hit"]) for s in detail["stages"]] == [
+        ("load", "FINISHED", False),
+        ("score", "FINISHED", False),
+    ]
+    assert detail["stages"][1]["metrics"] == {"accuracy": 0.8} and detail["params"] == {"C": "0.5"}
+
+    status, notebook = api("notebook", params={"path": "nb.ipynb"})
+    assert status == 200 and notebook == {"path": "nb.ipynb", "run": detail}
+    status, empty = api("notebook", params={"path": "sub/new.ipynb"})
+    assert status == 200 and empty == {"path": "sub/new.ipynb", "run": None}
+
+    status, diff = api("diff", params={"a": a, "b": b})
+    expected = diff_runs(reading.run_detail(a), reading.run_detail(b), reading.stage_code)
+    assert status == 200 and diff == _json(expected)
+    assert diff["params"] == {"C": ["1.0", "0.5"]}
+    assert diff["metrics"]["accuracy"][:2] == [0.9, 0.8]
+
+
+def _train(accuracy: float) -> str:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.RandomState(0).rand(40, 3)
+    y = (X[:, 0] > 0.5).astype(int)
+    with mnb.start_run("train", kind="job") as job, mnb.stage("train"):
+        mnb.log_model(LogisticRegression().fit(X, y), "model", input_example=X[:5])
+        mnb.log_metrics({"accuracy": accuracy})
+    assert mnb.flush(120)
+    return job.run_id
+
+
+def test_promote_moves_the_alias_through_the_gates_and_a_refusal_answers_409(api) -> None:
+    good, bad = _train(0.93), _train(0.6)
+    gate = {"require": ["accuracy >= 0.9"]}
+
+    status, promoted = api("models/churn/promote", method="POST", body={"run_id": good, **gate})
+    assert status == 200, promoted
+    assert promoted["promoted"] and promoted["version"] == "1" and promoted["alias_version"] == "1"
+    assert promoted["model"] == "train/model" and promoted["gates"][0]["ok"]
+
+    status, refused = api("models/churn/promote", method="POST", body={"run_id": bad, **gate})
+    assert status == 409 and refused["error"] == "conflict" and not refused["promoted"]
+    assert "accuracy >= 0.9" in refused["message"] and refused["gates"][0]["ok"] is False
+    assert refused["version"] is None and refused["alias_version"] == "1"
+
+    status, models = api("models")
+    assert status == 200 and models == _json(reading.list_models())
+    assert [(m["name"], m["aliases"], m["latest_version"]) for m in models["models"]] == [
+        ("churn", {"champion": "1"}, "1")
+    ]
+    status, model = api("models/churn")
+    assert status == 200 and model == _json(reading.model_detail("churn"))
+    assert [v["version"] for v in model["versions"]] == ["1"] and model["aliases"] == {"champion": "1"}
+    assert model["versions"][0]["evidence"]["mlops_nb.source_run"] == good
+    assert model["versions"][0]["evidence"]["mlops_nb.promotion.status"] == "promoted"
+    assert model["last_monitor"] is None
+
+
+def test_a_posted_job_runs_in_the_background_and_is_followed_to_its_end(api, project: Path, jp_asyncio_loop) -> None:
+    write_notebook(project / "notebooks" / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    started = time.monotonic()
+    status, job = api("jobs", method="POST", body={"notebook": "notebooks/pipe.ipynb", "parameters": {"scale": 2.0}})
+    assert time.monotonic() - started < 2, "the server waited for the job"
+    assert status == 202 and job["status"] == "running" and job["notebook"] == "notebooks/pipe.ipynb"
+    assert api("status")[0] == 200  # the server answers while the job runs
+    deadline = time.monotonic() + 240
+    while job["status"] == "running":
+        assert time.monotonic() < deadline, job
+        jp_asyncio_loop.run_until_complete(asyncio.sleep(0.5))
+        status, job = api(f"jobs/{job['id']}")
+        assert status == 200
+    assert job["status"] == "succeeded" and job["exit_code"] == 0 and job["outcome"] == "succeeded", job
+    assert "OK (succeeded)" in job["log_tail"]
+    detail = reading.run_detail(job["run_id"])
+    assert detail["kind"] == "job" and detail["params"] == {"scale": "2.0"}
+    assert detail["notebook"] == str(project / "notebooks" / "pipe.ipynb")
+    assert [s["stage"] for s in detail["stages"]] == ["load", "score"]
+
+    status, failed = api("jobs", method="POST", body={"notebook": "notebooks/pipe.ipynb", "parameters": {"nope": 1}})
+    assert status == 202
+    while failed["status"] == "running":
+        jp_asyncio_loop.run_until_complete(asyncio.sleep(0.3))
+        failed = api(f"jobs/{failed['id']}")[1]
+    assert failed["exit_code"] == 2 and failed["run_id"] is None and "nope" in failed["log_tail"]
+
+
+RECORD_A_STAGE = """
+import sys, time
+import mlops_nb as mnb
+with mnb.start_run("live", kind="notebook"):
+    with mnb.stage("prepare"):
+        pass
+    sys.stdin.readline()  # the test is listening: go on
+    with mnb.stage("train"):
+        mnb.log_metric("accuracy", 0.75)
+        time.sleep(0.3)
+    print(time.time(), flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_stage_end_reaches_the_event_bus_within_a_second(jp_serverapp, jp_asyncio_loop, project: Path) -> None:
+    loop = jp_asyncio_loop
+    loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
+    events: list[tuple[float, dict[str, Any]]] = []
+
+    async def listener(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
+        events.append((time.time(), data))
+
+    jp_serverapp.event_logger.add_listener(schema_id=STAGE_EVENT_SCHEMA, listener=listener)
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    env["MLOPS_NB_NOTEBOOK"] = str(project / "work" / "live.ipynb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(RECORD_A_STAGE)],
+        cwd=project,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        async def until(test: Any, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while not test():
+                assert time.monotonic() < deadline, events
+                await asyncio.sleep(0.05)
+
+        loop.run_until_complete(until(lambda: any(e["stage"] == "prepare" for _, e in events), 60))
+        process.stdin.write("\n")
+        process.stdin.flush()
+        ended = loop.run_until_complete(loop.run_in_executor(None, process.stdout.readline))
+        loop.run_until_complete(
+            until(lambda: any(e["stage"] == "train" and e["status"] != "RUNNING" for _, e in events), 5)
+        )
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
+    train = [(t, e) for t, e in events if e["stage"] == "train"]
+    assert [e["status"] for _, e in train] == ["RUNNING", "FINISHED"]
+    arrived, end = train[1]
+    assert arrived - float(ended) < 1.0, f"the stage end arrived {arrived - float(ended):.2f} s after the cell"
+    assert end["notebook"] == "work/live.ipynb" and end["cache_hit"] is False
+    assert end["metrics"] == {"accuracy": 0.75} and end["duration_s"] >= 0.3 and end["run_key"]
+    assert end["time"] <= arrived * 1000
