@@ -323,7 +323,7 @@ export class Sidebar extends Widget {
     host.appendChild(h('h3', {}, `Comparing ${ids.length} runs`));
     let runs: IRunSummary[];
     try {
-      runs = await withStageParams(ids);
+      runs = await withStageParams(this._runs.filter(r => this._selected.has(r.run_id)));
     } catch (error) {
       host.appendChild(errorBox(error));
       return;
@@ -556,26 +556,27 @@ export class Sidebar extends Widget {
 }
 
 /**
- * The runs with their stages' parameters: a notebook run records its parameters on the stages that read
- * them (C on train), not on itself. At most 6 requests at a time.
+ * The runs with their parameters: a job or sweep run has them itself; a notebook run records them on the
+ * stages that read them (C on train), so those runs are read with their stages, 6 requests at a time.
  */
-async function withStageParams(ids: string[]): Promise<IRunSummary[]> {
-  const out: IRunSummary[] = new Array(ids.length);
+async function withStageParams(runs: IRunSummary[]): Promise<IRunSummary[]> {
+  const out = [...runs];
+  const todo = runs.map((r, i) => i).filter(i => Object.keys(runs[i].params).length === 0);
   let next = 0;
   const worker = async () => {
-    while (next < ids.length) {
-      const i = next++;
-      const run = await requestAPI<IRunDetail>(`runs/${encodeURIComponent(ids[i])}`);
+    while (next < todo.length) {
+      const i = todo[next++];
+      const run = await requestAPI<IRunDetail>(`runs/${encodeURIComponent(runs[i].run_id)}`);
       const params = { ...run.params };
       for (const stage of latestStages(run.stages)) {
         for (const [k, v] of Object.entries(stage.params)) {
           params[k] ??= v;
         }
       }
-      out[i] = { ...run, params };
+      out[i] = { ...runs[i], params };
     }
   };
-  await Promise.all(Array.from({ length: Math.min(6, ids.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(6, todo.length) }, worker));
   return out;
 }
 
