@@ -20,6 +20,8 @@ const OPEN = 'mlops-nb:open-sidebar';
 const FALLBACK_MS = 1500;
 /** After the last stage event of a burst, wait this long before asking MLflow for the stage run ids. */
 const RUN_ID_DELAY_MS = 3000;
+/** How many times (3 s, 6 s, 9 s... apart) before the sidebar gives up until the next refresh. */
+const RUN_ID_TRIES = 6;
 
 const DEFAULTS: ISettings = { refreshSeconds: 30, headlineMetrics: ['accuracy', 'f1_macro'], pageSize: 100 };
 
@@ -161,14 +163,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
                 fillRunIds(path, tries - 1);
               }
             });
-        }, RUN_ID_DELAY_MS)
+        }, RUN_ID_DELAY_MS * (RUN_ID_TRIES + 1 - tries))
       );
     };
     app.serviceManager.events.stream.connect((_, emission) => {
       const data = stageEvent(emission as Record<string, any>);
       const path = data ? store.applyEvent(data, openPaths()) : null;
       if (path && data && data.status !== 'RUNNING' && !data.run_id) {
-        fillRunIds(path, 4);
+        fillRunIds(path, RUN_ID_TRIES);
       }
     });
 

@@ -156,6 +156,28 @@ def check_the_whole_story(page, server) -> None:
     shot(page, "5-registry")
     assert server.api("mlops-nb/api/models/wine")["aliases"] == {"champion": "1"}
 
+    # "Track this cell" from the cell's context menu: a new cell becomes a stage, with its badge.
+    page.locator(".jp-Notebook .jp-Cell").last.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type("report = len(predictions)")
+    page.keyboard.press("Escape")
+    page.locator(".jp-Notebook .jp-Cell").last.click(button="right")
+    page.click(".lm-Menu-itemLabel:text-is('Track this cell')")
+    page.wait_for_selector(".mlops-nb-cell-badge[data-stage='report'][data-status='NONE']")
+    source = page.locator(".jp-Notebook .jp-Cell").last.locator(".cm-content").inner_text()
+    assert source.splitlines() == ["%%track report", "report = len(predictions)"]
+
+    # The dark theme: the sidebar and badges use JupyterLab's theme variables.
+    page.click("li.lm-MenuBar-item:has-text('Settings')")
+    page.hover(".lm-Menu-itemLabel:text-is('Theme')")
+    page.click(".lm-Menu-itemLabel:text-is('JupyterLab Dark')")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
+    page.click("#mlops-nb-sidebar .mlops-nb-tab[data-view='stages']")
+    page.wait_for_selector("#mlops-nb-sidebar tr.mlops-nb-stage-row[data-stage='train']")
+    shot(page, "6-dark")
+
     # Chromium logs every non-2xx answer: the refused promotion's 409 is the point of that step, and the 404
     # is the one probe for a compare route that the server extension does not have (yet)
     expected = ("409 (Conflict) @ " + server.url + "/mlops-nb/api/models/wine/promote", "/mlops-nb/api/compare?runs=")
