@@ -26,8 +26,8 @@ from pathlib import Path
 STAGES = ["load", "clean", "split", "features", "train", "evaluate"]
 
 
-def populate(uri: str, jobs: int) -> tuple[str, list[str]]:
-    """Runs as mlops-nb records them, written straight through MLflow's client (fast to set up)."""
+def populate(uri: str, jobs: int, notebook: str = "/project/notebooks/train.ipynb") -> tuple[str, list[str]]:
+    """Runs of ``notebook`` as mlops-nb records them, written straight through MLflow's client (fast to set up)."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
@@ -41,7 +41,7 @@ def populate(uri: str, jobs: int) -> tuple[str, list[str]]:
             experiment,
             start_time=t,
             run_name=f"train-{j}",
-            tags={"mlops_nb.kind": "job", "mlops_nb.notebook": "/project/notebooks/train.ipynb"},
+            tags={"mlops_nb.kind": "job", "mlops_nb.notebook": notebook},
         )
         run_id = job.info.run_id
         job_ids.append(run_id)

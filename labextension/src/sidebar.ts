@@ -4,7 +4,7 @@ import { compareSpec } from './charts';
 import { append, clear, empty, errorBox, h, num, runLink, seconds, statusIcon, when } from './dom';
 import { ApiError, query, requestAPI } from './handler';
 import { IStageState, StageStore, isOver, latestStages } from './stages';
-import { IRunDetail, IGateResult, IModelDetail, IModelList, IModelSummary, IPromotionResult, IRunDiff, IRunPage, IRunSummary, ISettings, IStageDiff } from './tokens';
+import { IRunView, IGateResult, IModelDetail, IModelList, IModelSummary, IPromotionResult, IRunDiff, IRunPage, IRunSummary, ISettings, IStageDiff } from './tokens';
 
 export const VEGALITE = 'application/vnd.vegalite.v5+json';
 type View = 'stages' | 'runs' | 'registry';
@@ -566,7 +566,7 @@ async function withStageParams(runs: IRunSummary[]): Promise<IRunSummary[]> {
   const worker = async () => {
     while (next < todo.length) {
       const i = todo[next++];
-      const run = await requestAPI<IRunDetail>(`runs/${encodeURIComponent(runs[i].run_id)}`);
+      const run = await requestAPI<IRunView>(`runs/${encodeURIComponent(runs[i].run_id)}`);
       const params = { ...run.params };
       for (const stage of latestStages(run.stages)) {
         for (const [k, v] of Object.entries(stage.params)) {

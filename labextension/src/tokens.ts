@@ -45,6 +45,17 @@ export interface IRunDetail extends IRunSummary {
   stages: IStageSummary[];
 }
 
+/** One artifact file of a run (records.ArtifactRecord). */
+export interface IArtifactRecord {
+  path: string;
+  size: number | null;
+}
+
+/** GET runs/RUN_ID (records.RunView): the run, its stages and its own artifact files. */
+export interface IRunView extends IRunDetail {
+  artifacts: IArtifactRecord[];
+}
+
 /** A page of runs, newest first (records.RunPage). */
 export interface IRunPage {
   runs: IRunSummary[];

@@ -21,6 +21,7 @@ from typing import Any
 from mlops_nb.config import Settings
 from mlops_nb.exceptions import UsageError
 from mlops_nb.redaction import redact_uri
+from mlops_nb.tracking.follow import top_run_id
 from mlops_nb.tracking.records import JobStatus
 
 LOG_TAIL = 4096  # bytes of the log a status shows
@@ -36,6 +37,7 @@ class _Job:
     process: subprocess.Popen[bytes]
     started: int
     ended: int | None = None
+    run_id: str | None = None  # read from its journal while it runs
 
 
 def _now() -> int:
@@ -134,6 +136,8 @@ class Jobs:
     def _status(self, job: _Job) -> JobStatus:
         code = job.process.returncode if job.ended is not None else None
         result: dict[str, Any] = {}
+        if code is None and job.run_id is None:
+            job.run_id = top_run_id(self.settings.journal_dir, job.process.pid, "job")
         if code is not None:
             try:
                 result = json.loads((job.folder / RESULT).read_text(encoding="utf-8") or "{}")
@@ -144,7 +148,7 @@ class Jobs:
             notebook=job.notebook,
             status="running" if code is None else "succeeded" if code == 0 else "failed",
             exit_code=code,
-            run_id=result.get("run_id"),
+            run_id=result.get("run_id") or job.run_id,
             outcome=result.get("outcome"),
             message=redact_uri(result["message"]) if result.get("message") else None,
             started=job.started,

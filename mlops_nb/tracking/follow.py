@@ -190,3 +190,27 @@ class Follower:
 
 def _ms(t: Any) -> int:
     return int(t) if isinstance(t, (int, float)) else 0
+
+
+def top_run_id(folder: Path, pid: int, kind: str) -> str | None:
+    """The MLflow id of the first ``kind`` run that process ``pid`` (on this host) started, once its sender has
+    created it: how a running ``mlops-nb run`` is linked to its job run before it prints the id."""
+    import socket
+
+    for path in folder.glob(f"{socket.gethostname()}-{pid}-*{SUFFIX}"):
+        key = None
+        try:
+            with path.open("rb") as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if key is None and record.get("op") == "start":
+                        if (record.get("tags") or {}).get(tags.KIND) == kind:
+                            key = record.get("run")
+                    elif key is not None and record.get("op") == "created" and record.get("run") == key:
+                        return str(record.get("run_id"))
+        except OSError:
+            continue  # deleted meanwhile: the process has ended, and says the id itself
+    return None

@@ -16,6 +16,7 @@ from mlops_nb.exceptions import UsageError
 from mlops_nb.tracking import fastread, tags
 from mlops_nb.tracking.errors import map_mlflow_errors
 from mlops_nb.tracking.records import (
+    ArtifactRecord,
     Lineage,
     ModelDetail,
     ModelList,
@@ -186,6 +187,19 @@ def _stages(client: Any, run: MlflowRun, uri: str) -> list[StageSummary]:
 def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
     """One run with its tags and stages (oldest first). UsageError for an unknown id."""
     s = settings or load_settings()
+    db = fastread.sqlite_path(s.tracking_uri)
+    if db is not None:
+        try:
+            found = fastread.run_detail(db, run_id)
+        except fastread.Unavailable:
+            found = None  # MLflow's client answers the same question, slower
+        if found is not None:
+            return found
+    return _run_detail(run_id, s)
+
+
+def _run_detail(run_id: str, s: Settings) -> RunDetail:
+    """``run_detail`` through MLflow's client (any store)."""
     client = _client(s)
     run = _get_run(client, run_id, s.tracking_uri)
     with map_mlflow_errors("reading the experiment", fix=_RUN_FIX, uri=s.tracking_uri):
@@ -336,3 +350,24 @@ def model_detail(name: str, settings: Settings | None = None) -> ModelDetail:
         last_monitor=monitors[0] if monitors else None,
         last_monitor_version=watched,
     )
+
+
+MAX_ARTIFACTS = 1000
+
+
+def run_artifacts(run_id: str, settings: Settings | None = None) -> list[ArtifactRecord]:
+    """The artifact files of run ``run_id`` (folders walked, at most ``MAX_ARTIFACTS``), sorted by path.
+    UsageError for an unknown id."""
+    s = settings or load_settings()
+    client = _client(s)
+    found: list[ArtifactRecord] = []
+    folders = [None]
+    with map_mlflow_errors(f"No run {run_id!r}", fix=_RUN_FIX, uri=s.tracking_uri):
+        client.get_run(run_id)  # an unknown id is an error, not a run without files
+        while folders and len(found) < MAX_ARTIFACTS:
+            for item in client.list_artifacts(run_id, folders.pop()):
+                if item.is_dir:
+                    folders.append(item.path)
+                elif len(found) < MAX_ARTIFACTS:
+                    found.append(ArtifactRecord(path=item.path, size=item.file_size))
+    return sorted(found, key=lambda a: a["path"])

@@ -152,6 +152,17 @@ class ServerStatus(TypedDict):
     event_schema: str  # the schema id of the live stage events on jupyter_server's event bus
 
 
+class ArtifactRecord(TypedDict):
+    path: str  # relative to the run's artifact root, "/"-separated: "stage/code.py", "model/MLmodel"
+    size: int | None  # bytes
+
+
+class RunView(RunDetail):
+    """``GET /mlops-nb/api/runs/RUN_ID``: the run as ``mlops-nb show`` reads it, and its artifact files."""
+
+    artifacts: list[ArtifactRecord]  # its own files (a stage's are under that stage's run), at most MAX_ARTIFACTS
+
+
 class NotebookRuns(TypedDict):
     """``GET /mlops-nb/api/notebook?path=PATH``: what the sidebar shows for one notebook."""
 
@@ -193,7 +204,7 @@ class JobStatus(TypedDict):
     notebook: str  # relative to the server's root_dir
     status: str  # running | succeeded | failed
     exit_code: int | None  # mlops-nb run's: 0 ok, 1 a cell raised, 2 bad input, 3 requirement, 4 kernel, 5 store
-    run_id: str | None  # the job's MLflow run (known when it ends)
+    run_id: str | None  # the job's MLflow run: known soon after it starts (read from its journal), or at its end
     outcome: str | None  # mlops-nb run --json's outcome
     message: str | None
     started: int  # milliseconds since the epoch

@@ -196,3 +196,35 @@ def test_mnb_diff_shows_the_same_record_as_html(project: Path) -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # values are escaped
     assert "params: scale" in page and "inputs: data, scale" in page
     assert "score" in repr(view)
+
+
+def test_the_fast_detail_of_an_embedded_store_is_what_mlflow_reads(project: Path) -> None:
+    """``run_detail`` on SQLite reads MLflow's tables itself: it must agree with MLflow's client."""
+    from mlflow import MlflowClient
+
+    from mlops_nb.config import load_settings
+    from mlops_nb.tracking import fastread
+
+    ids = []
+    for i in range(2):
+        with mnb.start_run(f"r{i}", kind="job", tags={"mlops_nb.notebook": "nb/a.ipynb"}) as run:
+            mnb.log_params({"i": i})
+            mnb.log_metric("m", float("nan") if i else 0.5)
+            for name in ("load", "train", "load"):  # a stage run twice
+                with mnb.stage(name, tags={"mlops_nb.input.x": f"fp{i}", "mlops_nb.file.data/a.csv": "f"}):
+                    mnb.log_param("p", name)
+                    mnb.log_metric("inner", float(i), step=0)
+                    mnb.log_metric("inner", float(i) + 1, step=1)
+        ids.append(run.run_id)
+    assert mnb.flush(120)
+    settings = load_settings()
+    client = MlflowClient(settings.tracking_uri)
+    deleted = reading._run_detail(ids[1], settings)["stages"][1]["run_id"]
+    client.delete_run(deleted)  # a deleted stage is not listed; a deleted run is still read by its id
+    client.delete_run(ids[0])
+    db = fastread.sqlite_path(settings.tracking_uri)
+    for run_id in ids:
+        fast, slow = fastread.run_detail(db, run_id), reading._run_detail(run_id, settings)
+        assert repr(fast) == repr(slow)  # repr: NaN equals itself
+        assert len(fast["stages"]) == (3 if run_id == ids[0] else 2)
+    assert fastread.run_detail(db, "no-such-run") is None

@@ -173,8 +173,13 @@ def test_runs_run_notebook_and_diff_answer_what_the_read_api_reads(api, project:
     status, other = api("runs", params={"notebook": "other.ipynb"})
     assert status == 200 and other == {"runs": [], "next_page_token": None}
 
-    status, detail = api(f"runs/{b}")
+    status, view = api(f"runs/{b}")
+    detail = {k: v for k, v in view.items() if k != "artifacts"}
     assert status == 200 and detail == _json(reading.run_detail(b))
+    assert view["artifacts"] == _json(reading.run_artifacts(b))
+    assert "environment/requirements.txt" in [a["path"] for a in view["artifacts"]]
+    status, stage = api(f"runs/{detail['stages'][0]['run_id']}")  # a stage is a run too
+    assert status == 200 and stage["kind"] == "stage" and stage["stages"] == []
     assert [(s["stage"], s["status"], s["cache_hit"]) for s in detail["stages"]] == [
         ("load", "FINISHED", False),
         ("score", "FINISHED", False),
@@ -241,13 +246,17 @@ def test_a_posted_job_runs_in_the_background_and_is_followed_to_its_end(api, pro
     assert status == 202 and job["status"] == "running" and job["notebook"] == "notebooks/pipe.ipynb"
     assert api("status")[0] == 200  # the server answers while the job runs
     deadline = time.monotonic() + 240
+    seen_running = set()
     while job["status"] == "running":
         assert time.monotonic() < deadline, job
-        jp_asyncio_loop.run_until_complete(asyncio.sleep(0.5))
+        jp_asyncio_loop.run_until_complete(asyncio.sleep(0.3))
         status, job = api(f"jobs/{job['id']}")
         assert status == 200
+        if job["status"] == "running":
+            seen_running.add(job["run_id"])
     assert job["status"] == "succeeded" and job["exit_code"] == 0 and job["outcome"] == "succeeded", job
     assert "OK (succeeded)" in job["log_tail"]
+    assert job["run_id"] in seen_running  # linked to its run while it ran
     detail = reading.run_detail(job["run_id"])
     assert detail["kind"] == "job" and detail["params"] == {"scale": "2.0"}
     assert detail["notebook"] == str(project / "notebooks" / "pipe.ipynb")
