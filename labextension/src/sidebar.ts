@@ -150,6 +150,8 @@ export class Sidebar extends Widget {
     const head = h('div', { className: 'mlops-nb-caption' }, h('b', {}, note.path.split('/').pop() ?? note.path));
     if (run) {
       append(head, ' · latest run ', runLink(this._opts.uiBase(), run.run_id, run.experiment_id), ` · ${run.status.toLowerCase()}`);
+    } else if (store.recording(note.path)) {
+      append(head, h('span', { className: 'mlops-nb-dim' }, ' · a new run, being recorded'));
     }
     this._body.appendChild(head);
     if (names.length === 0) {
@@ -334,7 +336,9 @@ export class Sidebar extends Widget {
     const diffHost = h('div', { className: 'mlops-nb-diff' });
     host.appendChild(diffHost);
     const chart = this._chartInto(chartHost, runs);
-    const diff = ids.length === 2 ? this._diffInto(diffHost, ids[0], ids[1]) : Promise.resolve();
+    // a = the older run, b = the newer: deltas say what the newer run changed
+    const [older, newer] = [...runs].sort((x, y) => x.start_time - y.start_time).map(r => r.run_id);
+    const diff = ids.length === 2 ? this._diffInto(diffHost, older, newer) : Promise.resolve();
     await Promise.all([chart, diff]);
     host.scrollIntoView({ block: 'nearest' });
   }

@@ -37,6 +37,8 @@ export class StageStore {
   private _runs = new Map<string, IRunDetail | null>();
   private _changed = new Signal<this, string>(this);
   private _inflight = new Map<string, Promise<void>>();
+  /** Per notebook: the run key of the run its live events belong to, and when that run's first event came. */
+  private _live = new Map<string, { parent: string | null; since: number }>();
 
   get changed(): ISignal<this, string> {
     return this._changed;
@@ -50,8 +52,16 @@ export class StageStore {
     return this._byPath.get(path)?.get(name);
   }
 
+  /** The notebook's latest run as MLflow has it; null while live events show a newer run MLflow lacks yet. */
   latestRun(path: string): IRunDetail | null {
-    return this._runs.get(path) ?? null;
+    const run = this._runs.get(path) ?? null;
+    const live = this._live.get(path);
+    return run && live && run.start_time < live.since - CLOCK_SKEW_MS ? null : run;
+  }
+
+  /** Live events show a run that MLflow has not answered with yet (its stages are shown, its id not). */
+  recording(path: string): boolean {
+    return this._live.has(path) && this.latestRun(path) === null;
   }
 
   /** Re-read the notebook's latest run from the server (one request at a time per notebook). */
@@ -97,6 +107,10 @@ export class StageStore {
     const path = openPaths.find(p => samePath(p, from)) ?? null;
     if (path === null) {
       return null;
+    }
+    const live = this._live.get(path);
+    if (!live || live.parent !== data.parent_key) {
+      this._live.set(path, { parent: data.parent_key, since: data.time });
     }
     const old = this._stagesMap(path).get(data.stage);
     const started =
