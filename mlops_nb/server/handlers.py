@@ -46,6 +46,18 @@ class Context:
     executor: ThreadPoolExecutor = dataclasses.field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlops-nb")
     )
+    # Answers of the read routes of an embedded store, kept while the database is unchanged: the sidebar asks
+    # again and again for the same page. key -> (the store's stamp, the JSON text).
+    answers: dict[tuple, tuple[tuple, str]] = dataclasses.field(default_factory=dict)
+
+    def stamp(self) -> tuple | None:
+        from mlops_nb.tracking import fastread
+
+        db = fastread.sqlite_path(self.settings.tracking_uri) if self.settings is not None else None
+        return fastread.stamp(db) if db is not None else None
+
+
+MAX_ANSWERS = 256
 
 
 class NotFound(Exception):
@@ -149,13 +161,26 @@ class Base(APIHandler):
         self.set_status(status)
         self.finish(json.dumps({"error": code, "message": redact_uri(message)}))
 
-    async def serve(self, work: Callable[[], Any]) -> None:
+    async def serve(self, work: Callable[[], Any], *, reuse: bool = False) -> None:
+        """Answer ``work()``'s record; ``reuse``: a read of the database only, kept until the store changes."""
+        answers, key, stamp = self.context.answers, (self.request.path, self.request.query), None
+        if reuse:
+            stamp = self.context.stamp()
+            kept = answers.get(key)
+            if stamp is not None and kept is not None and kept[0] == stamp:
+                self.finish(kept[1])
+                return
         try:
             record = await work()
         except Exception as e:  # noqa: BLE001 - every error answers as JSON (MLflow's unknown ones as 500)
             self.fail(e)
-        else:
-            self.answer(record)
+            return
+        text = json.dumps(_finite(record))
+        if stamp is not None:
+            if len(answers) >= MAX_ANSWERS:
+                answers.clear()
+            answers[key] = (stamp, text)
+        self.finish(text)
 
 
 def _not_found(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -214,7 +239,7 @@ class Runs(Base):
                 settings=self.mlops_settings,
             )
 
-        await self.serve(work)
+        await self.serve(work, reuse=True)
 
 
 def run_view(run_id: str, settings: Settings) -> RunView:
@@ -246,7 +271,7 @@ class Notebook(Base):
             confine(self.context.root, path)  # refused before any thread is used
             return await self.blocking(notebook_runs, self.context.root, path, self.mlops_settings)
 
-        await self.serve(work)
+        await self.serve(work, reuse=True)
 
 
 def diff(a: str, b: str, settings: Settings) -> Any:

@@ -35,6 +35,25 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return Path(path[1:] if path.startswith("//") else path) if path not in ("", "/", "/:memory:") else None
 
 
+def stamp(db: Path, settle: float = 1.0) -> tuple | None:
+    """A value that changes with every committed write to the database (its file, WAL and rollback journal:
+    times and sizes), for callers that keep answers until the store changes. None when there is no database, or
+    it changed within the last ``settle`` seconds: a file system with coarse times could hide a second write."""
+    import time
+
+    parts = []
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-journal")):
+        try:
+            st = path.stat()
+        except OSError:
+            parts.append(None)
+            continue
+        if time.time() - st.st_mtime < settle:
+            return None
+        parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(parts) if parts[0] is not None else None
+
+
 def decode_token(token: str | None) -> int:
     if not token:
         return 0

@@ -163,7 +163,9 @@ def _json(record: Any) -> Any:
     return json.loads(json.dumps(record))
 
 
-def test_runs_run_notebook_and_diff_answer_what_the_read_api_reads(api, project: Path, two_runs) -> None:
+def test_runs_run_notebook_and_diff_answer_what_the_read_api_reads(
+    api, project: Path, two_runs, jp_asyncio_loop
+) -> None:
     a, b = two_runs
     status, page = api("runs", params={"notebook": "nb.ipynb", "max_results": "1"})
     assert status == 200 and page == _json(reading.list_runs(str(project / "nb.ipynb"), max_results=1))
@@ -190,6 +192,14 @@ def test_runs_run_notebook_and_diff_answer_what_the_read_api_reads(api, project:
     assert status == 200 and notebook == {"path": "nb.ipynb", "run": detail}
     status, empty = api("notebook", params={"path": "sub/new.ipynb"})
     assert status == 200 and empty == {"path": "sub/new.ipynb", "run": None}
+
+    jp_asyncio_loop.run_until_complete(asyncio.sleep(1.1))  # the store settles: its answers are kept
+    kept = api("runs", params={"notebook": "nb.ipynb"})
+    assert api("runs", params={"notebook": "nb.ipynb"}) == kept and len(kept[1]["runs"]) == 2
+    c = recorded("c", project / "nb.ipynb", {"C": 0.1}, 0.7)
+    status, changed = api("runs", params={"notebook": "nb.ipynb"})
+    assert [r["run_id"] for r in changed["runs"]] == [c, b, a]  # a write is seen at once
+    assert api("notebook", params={"path": "nb.ipynb"})[1]["run"]["run_id"] == c
 
     status, diff = api("diff", params={"a": a, "b": b})
     expected = diff_runs(reading.run_detail(a), reading.run_detail(b), reading.stage_code)
