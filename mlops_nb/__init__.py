@@ -60,6 +60,11 @@ def load_ipython_extension(ipython: Any) -> None:
     load(ipython)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built JupyterLab extension is (``jupyter labextension develop .`` links it from here)."""
+    return [{"src": "labextension", "dest": "mlops-nb"}]
+
+
 __version__ = "0.1.0"
 
 __all__ = [

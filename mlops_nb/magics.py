@@ -100,9 +100,9 @@ class MlopsMagics(Magics):
 
             recorder.get_recorder().flush(timeout=15)  # so that the table shows the MLflow run ids
             return stage_table(self.runner.records)
-        from mlops_nb.widgets.stages import StagePanel
+        from mlops_nb.widgets.runs import panel
 
-        return StagePanel(self.runner).widget
+        return panel(self.runner, provenance.notebook_path)
 
 
 IDLE_SECONDS = 0.5  # no cell started for this long after one ended: the notebook is idle

@@ -140,10 +140,36 @@ def test_stages_table_and_panel(ip, project: Path) -> None:
     assert list(table["stage"]) == ["one", "one"]
     assert list(table["cache_hit"]) == [False, True]
     assert all(len(run_id) == 32 for run_id in table["run_id"])
-    panel = cell(ip, "%mlops panel").result
+    tabs = cell(ip, "%mlops panel").result
+    assert [tabs.get_title(i) for i in range(2)] == ["Stages", "Runs"]
+    panel = tabs.children[0]
     assert panel.value.count("<tr>") == 3 and "⟳ cache" in panel.value
     cell(ip, "%%track two\nw = 2")
     assert panel.value.count("<tr>") == 4  # live: the panel re-rendered when the stage ran
+
+
+def test_panel_runs_tab_compares_two_runs(ip, project: Path) -> None:
+    from mlops_nb.widgets.runs import VEGALITE, RunsPanel, comparison
+
+    cell(ip, "import mlops_nb as mnb")
+    for c in (1.0, 0.1):
+        cell(ip, f"C = {c}")
+        assert cell(ip, "%%track fit --params C\nscore = 0.9 - abs(C - 0.1)\nmnb.log_metric('accuracy', score)").success
+        cell(ip, "%mlops init --experiment Default")  # ends this run: the next stage starts a new one
+    assert mnb.flush(60)  # the first connection to a fresh store may take longer than the panel's 15 s
+    runs = RunsPanel(lambda: None)
+    runs.refresh()
+    assert len(runs.select.options) == 2
+    runs.select.value = [value for _, value in runs.select.options]
+    from mlops_nb.tracking.reading import run_detail
+
+    chart, diff = comparison([runs._runs[i] for i in runs.select.value], run_detail)
+    axes = {row["axis"] for row in chart[VEGALITE]["vconcat"][0]["data"]["values"]}
+    assert axes == {"C", "accuracy"}  # C from the stage: the runs themselves have no params
+    (fit,) = diff.record["stages"]
+    assert fit["params_changed"] == ["C"] and not fit["code_changed"]
+    assert diff.record["metrics"]["accuracy"][:2] == [pytest.approx(0.0), pytest.approx(0.9)]  # older -> newer
+    assert comparison([runs._runs[runs.select.value[0]]], run_detail) == ["Select two or more runs to compare them."]
 
 
 def test_mlops_init_switches_experiment(ip, project: Path, capsys) -> None:
