@@ -171,7 +171,11 @@ def watch(
             from mlops_nb.tracking import monitor_runs
 
             model = monitor_runs.resolve(model_uri)
-        ref, scores = _reference(model, reference, Path(tmp), with_prediction=logs is not None)
+        current, time_column = (None, None) if executor == "dask" else _current(data, logs, timestamp, chosen_window)
+        predicted = logs is not None  # the log holds the model's predictions; data may have them as a column
+        if current is not None and not predicted:
+            predicted, current = _peek_prediction(current)
+        ref, scores = _reference(model, reference, Path(tmp), with_prediction=predicted)
         labelled = None
         if executor == "dask":
             from mlops_nb.monitoring import distributed
@@ -182,7 +186,6 @@ def watch(
             result = summary_result(summary, preset_name=preset, **tuning)  # type: ignore[arg-type]
             outcome = MonitorOutcome(result, summary, model)
         else:
-            current, time_column = _current(data, logs, timestamp, chosen_window)
             from mlops_nb.monitoring.monitor import run_pass
 
             labelled = _labelled(labels, model, Path(tmp)) if labels else None
@@ -353,6 +356,25 @@ def _current(data: Any, logs: Any, timestamp: str | None, window: Any) -> tuple[
     if window is not None and window.seconds:
         return data, timestamp or TIMESTAMP
     return data, timestamp
+
+
+def _peek_prediction(current: Any) -> tuple[bool, Any]:
+    """(whether the current data has the model's ``prediction`` column, the data to read): a frame or table
+    says so by its columns; of chunks, the first one is read and put back."""
+    import itertools
+
+    from mlops_nb.monitoring.stored import PREDICTION
+
+    names = getattr(current, "column_names", None)
+    if names is None and hasattr(current, "columns"):
+        names = [str(c) for c in current.columns]
+    if names is not None:
+        return PREDICTION in names, current
+    chunks = iter(current)
+    first = next(chunks, None)
+    if first is None:
+        return False, iter(())
+    return PREDICTION in first.column_names, itertools.chain([first], chunks)
 
 
 def _write(outcome: MonitorOutcome, json_out: Any, report: Any, tmp: Path, *, source: str | None) -> list[Path]:

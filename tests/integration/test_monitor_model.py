@@ -430,6 +430,21 @@ def test_mnb_monitor_in_a_notebook_displays_the_report_and_chromium_renders_it_o
 
 
 @pytest.mark.slow
+def test_a_prediction_column_in_the_data_is_monitored_as_prediction_drift(project: Path) -> None:
+    """Scored data (a batch job's output, say) carries the model's predictions: they are compared with the
+    predictions stored beside the model, not reported as an unexpected column."""
+    train(project)
+    scored = training(4000, 2)  # inputs like the training data's ...
+    scored["prediction"] = "yes"  # ... but the model now says "yes" to everyone
+    scored.to_csv(project / "scored.csv", index=False)
+    done = monitor("models:/churn/1", "--data", "scored.csv", "--json", "-")
+    assert done.exit_code == 0, done.output + done.stderr
+    result = json.loads(done.output)
+    assert result["features"]["prediction"]["drift"] and result["features"]["prediction"]["kind"] == "categorical"
+    assert ("prediction", "unexpected_column") not in problems(result)
+    assert not any(f["drift"] for name, f in result["features"].items() if name != "prediction")
+
+
 def test_the_served_models_prediction_log_windowed(project: Path) -> None:
     """Export the model, serve it as a real process with prediction logging on, send normal then shifted
     rows, and monitor its log: the shifted window drifts, predictions included."""
