@@ -85,14 +85,16 @@ class RunsPanel:
 
 
 def panel(runner: Any, notebook: Callable[[], str | None]) -> Any:
-    """``%mlops panel``: the live stage table and the Runs tab (the runs of ``notebook()``)."""
+    """``%mlops panel``: the live stage table, the Runs tab (the runs of ``notebook()``) and the Registry tab."""
     import ipywidgets
 
+    from mlops_nb.widgets.registry import RegistryPanel
     from mlops_nb.widgets.stages import StagePanel
 
-    runs = RunsPanel(notebook)
-    tabs = ipywidgets.Tab(children=[StagePanel(runner).widget, runs.widget])
-    tabs.set_title(0, "Stages")
-    tabs.set_title(1, "Runs")
-    tabs.observe(lambda change: change["new"] == 1 and runs.refresh(), names="selected_index")
+    runs, registry = RunsPanel(notebook), RegistryPanel()
+    tabs = ipywidgets.Tab(children=[StagePanel(runner).widget, runs.widget, registry.widget])
+    for index, title in enumerate(("Stages", "Runs", "Registry")):
+        tabs.set_title(index, title)
+    refresh = {1: runs.refresh, 2: registry.refresh}
+    tabs.observe(lambda change: change["new"] in refresh and refresh[change["new"]](), names="selected_index")
     return tabs

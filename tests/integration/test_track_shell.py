@@ -172,6 +172,41 @@ def test_panel_runs_tab_compares_two_runs(ip, project: Path) -> None:
     assert comparison([runs._runs[runs.select.value[0]]], run_detail) == ["Select two or more runs to compare them."]
 
 
+def test_panel_registry_tab_promotes_behind_the_gates(ip, project: Path) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.widgets.registry import RegistryPanel
+
+    X = np.random.RandomState(0).rand(40, 3)
+    with mnb.start_run("train", kind="job") as job, mnb.stage("train"):
+        mnb.log_model(LogisticRegression().fit(X, (X[:, 0] > 0.5).astype(int)), "model", input_example=X[:5])
+        mnb.log_metric("accuracy", 0.9)
+    assert mnb.flush(120)
+    registry = RegistryPanel()
+    registry.refresh()
+    assert registry.models.options == () and "No registered models yet" in registry.versions.value
+    registry.run_id.value, registry.name.value = job.run_id, "churn"
+
+    registry.require.value = "accuracy >= 0.95"  # a gate that fails: nothing registered, the reason shown
+    registry.promote()
+    assert "✗ accuracy &gt;= 0.95" in registry.outcome.value and "<b>Refused</b>" in registry.outcome.value
+    assert registry.models.options == ()
+
+    registry.require.value = "accuracy >= 0.5, accuracy > 0.8"
+    registry.promote()
+    assert "<b>Promoted</b>: churn@champion → version 1" in registry.outcome.value
+    assert registry.models.options == ("churn",) and registry.models.value == "churn"
+    assert (
+        "@champion" in registry.versions.value
+        and "✓ accuracy &gt;= 0.5; ✓ accuracy &gt; 0.8" in registry.versions.value
+    )
+
+    registry.run_id.value = "no-such-run"  # bad input: said in the panel, nothing raised into the notebook
+    registry.promote()
+    assert "<b>Not promoted</b>: No run" in registry.outcome.value
+
+
 def test_mlops_init_switches_experiment(ip, project: Path, capsys) -> None:
     cell(ip, "%mlops init --experiment churn-model")
     assert "experiment 'churn-model'" in capsys.readouterr().out
