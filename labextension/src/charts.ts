@@ -1,8 +1,8 @@
 /**
  * The run comparison chart, a line-by-line copy of mlops_nb/widgets/charts.py (`compare_spec`): the same
- * Vega-Lite v5 spec for the same runs. The sidebar asks the server for it (GET compare?runs=) and builds it
- * here only while the server has no such route. tests/unit/test_charts.py runs both on the same runs and
- * checks that the specs are equal: change both together.
+ * Vega-Lite v5 spec for the same runs, built here from the runs the sidebar already holds (no round trip for
+ * a chart of hundreds of runs). tests/unit/test_charts.py runs both on the same runs and checks that the
+ * specs are equal: change both together.
  */
 import { IRunSummary } from './tokens';
 

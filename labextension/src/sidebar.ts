@@ -346,7 +346,7 @@ export class Sidebar extends Widget {
   private async _chartInto(host: HTMLElement, runs: IRunSummary[]): Promise<void> {
     const rendermime = this._opts.rendermime;
     try {
-      const spec = await comparison(runs);
+      const spec = compareSpec(runs);
       if (!rendermime || !rendermime.mimeTypes.includes(VEGALITE)) {
         throw new Error('JupyterLab has no Vega-Lite renderer enabled (the @jupyterlab/vega5-extension).');
       }
@@ -582,25 +582,6 @@ async function withStageParams(runs: IRunSummary[]): Promise<IRunSummary[]> {
   };
   await Promise.all(Array.from({ length: Math.min(6, todo.length) }, worker));
   return out;
-}
-
-/** Whether the server extension answered GET compare with its 404 page: then it is not asked again. */
-let noCompareRoute = false;
-
-/** The comparison spec of mlops_nb/widgets/charts.py from the server; its copy in charts.ts without the route. */
-async function comparison(runs: IRunSummary[]): Promise<Record<string, unknown>> {
-  if (noCompareRoute) {
-    return compareSpec(runs);
-  }
-  try {
-    return await requestAPI<Record<string, unknown>>(`compare${query({ runs: runs.map(r => r.run_id).join(',') })}`);
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404 && error.body.error !== 'not_found') {
-      noCompareRoute = true; // a server extension without the compare route (tornado's own 404 page)
-      return compareSpec(runs);
-    }
-    throw error;
-  }
 }
 
 /** The metric names: the headline ones first (in setting order), then the others alphabetically. */
