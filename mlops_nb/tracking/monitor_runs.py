@@ -111,18 +111,6 @@ def fetch_reference(model: MonitoredModel, dst: Path, settings: Settings | None 
     return found
 
 
-def load_model(model: MonitoredModel, dst: Path, settings: Settings | None = None) -> Any:
-    """The model itself (a scikit-learn estimator), downloaded into ``dst``: to predict labelled data."""
-    import mlflow.sklearn
-
-    from mlops_nb.tracking.query import download_model
-
-    s = settings or load_settings()
-    path = download_model(f"models:/{model.name}/{model.version}" if model.name else model.uri, dst, s)
-    with map_mlflow_errors(f"loading {model.uri}", fix=_URI_FIX, uri=s.tracking_uri):
-        return mlflow.sklearn.load_model(str(path))
-
-
 def metric_name(prefix: str, feature: str) -> str:
     """``prefix`` + the feature name as MLflow takes it: unsafe characters as ``_``, at most 80 of them, and
     a short hash when anything was changed (two features never share a metric)."""

@@ -324,9 +324,11 @@ def _labelled(labels: str, model: Any, tmp: Path) -> Any:
 
     def predict(table: Any) -> Any:
         if not loaded:
-            from mlops_nb.tracking import monitor_runs
+            from mlops_nb.watch.scoring import load_classifier
 
-            loaded.append(monitor_runs.load_model(model, tmp / "model"))
+            # loaded as export loads it: its skops file, only inert types; never a pickle (foreign code)
+            pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
+            loaded.append(load_classifier(pinned, tmp / "model"))
         estimator = loaded[0]
         names = getattr(estimator, "feature_names_in_", None)
         frame = table.to_pandas()

@@ -516,3 +516,43 @@ def test_labels_give_realised_performance_beside_the_training_one(project: Path)
     assert done.exit_code == 2 and "lack balance" in done.stderr, done.stderr
     done = monitor("models:/churn/1", "--data", "labelled.csv", "--labels", "outcome")
     assert done.exit_code == 2 and "--labels outcome: the data has no such column" in done.stderr
+
+
+class _Payload:
+    """A pickle that writes a file when it is loaded: the code a stranger's model file can run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_labels_never_load_a_pickled_model(project: Path) -> None:
+    """--labels predicts with the model, loaded as export loads it: a pickle (code of whoever logged the
+    model) is refused, never unpickled."""
+    import pickle
+
+    import yaml
+
+    run_id = train(project)
+    client = embedded_client(project)
+    folder = Path(client.download_artifacts(run_id, "model", str(project / "dl")))
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    flavor = mlmodel["flavors"]["sklearn"]
+    (folder / flavor["pickled_model"]).unlink()
+    marker = project / "unpickled"
+    (folder / "model.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    flavor.update(serialization_format="cloudpickle", pickled_model="model.pkl")
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    run = client.create_run(client.get_run(run_id).info.experiment_id)
+    client.log_artifacts(run.info.run_id, str(folder), "model")
+    client.set_terminated(run.info.run_id)
+    client.create_model_version("churn", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+
+    now = training(500, 4)
+    now["churn"] = labels_of(now)
+    now.to_csv(project / "labelled.csv", index=False)
+    done = monitor("models:/churn/2", "--data", "labelled.csv", "--labels", "churn")
+    assert done.exit_code == 2 and "saved as a pickle" in done.stderr, done.output + done.stderr
+    assert not marker.exists()
