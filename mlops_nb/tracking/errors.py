@@ -27,7 +27,7 @@ def map_mlflow_errors(what: str, *, fix: str, uri: str) -> Iterator[None]:
     except MlflowException as e:
         detail = getattr(e, "message", str(e))
         if error_code(e) in NOT_FOUND:
-            raise UsageError(f"{what}: {detail}. {fix}") from e
+            raise UsageError(f"{what} in MLflow at {uri}: {detail}. {fix}") from e
         raise StoreError(f"MLflow at {uri} could not answer ({what}): {detail}") from e
     except OSError as e:
         raise StoreError(f"MLflow at {uri} could not be reached ({what}): {e}") from e

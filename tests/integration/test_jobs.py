@@ -45,7 +45,7 @@ def test_run_records_one_job_with_nested_stages_and_reruns_from_the_cache(projec
     assert job.info.status == "FINISHED"
     assert job.data.tags["mlops_nb.kind"] == "job"
     assert job.data.tags["mlops_nb.notebook"] == str((project / "pipe.ipynb").resolve())
-    assert job.data.params == {"scale": "2", "label": "b"}  # the injected parameters only
+    assert job.data.params == {"n": "10", "scale": "2", "label": "b"}  # the defaults, then the injected
     assert job.data.metrics == {"total": 90.0, "accuracy": 0.7}  # rolled up from the stages
     artifacts = {a.path for a in client.list_artifacts(run_id, "notebook")}
     assert artifacts == {"notebook/input.ipynb", "notebook/output.ipynb", "notebook/parameters.json"}
@@ -247,7 +247,7 @@ def test_plain_papermill_cli_with_the_mlops_nb_engine_records_the_job(project: P
     assert len(jobs) == 1
     job = jobs[0]
     assert job.info.status == "FINISHED"
-    assert job.data.params == {"scale": "4"}
+    assert job.data.params == {"n": "10", "scale": "4", "label": "a"}
     assert job.data.metrics["accuracy"] == pytest.approx(0.9)
     stages = [r for r in runs(project, "pipe") if r.data.tags.get("mlflow.parentRunId") == job.info.run_id]
     assert len(stages) == 2
