@@ -262,7 +262,7 @@ def test_a_posted_job_runs_in_the_background_and_is_followed_to_its_end(api, pro
     assert job["status"] == "succeeded" and job["exit_code"] == 0 and job["outcome"] == "succeeded", job
     assert "OK (succeeded)" in job["log_tail"]
     detail = reading.run_detail(job["run_id"])
-    assert detail["kind"] == "job" and detail["params"] == {"scale": "2.0"}
+    assert detail["kind"] == "job" and detail["params"] == {"n": "10", "scale": "2.0", "label": "a"}
     assert detail["notebook"] == str(project / "notebooks" / "pipe.ipynb")
     assert [s["stage"] for s in detail["stages"]] == ["load", "score"]
 
