@@ -172,9 +172,10 @@ def main() -> None:
         return lambda: server.request("GET", ours[route], headers=auth)
 
     def write_to_store() -> None:
-        """A committed write (it changes nothing), as a recording process makes: kept answers are read again."""
-        with sqlite3.connect(folder / "mlflow.db") as con:
-            query = "UPDATE experiments SET last_update_time = last_update_time WHERE experiment_id = ?"
+        """A committed write, as a recording process makes: kept answers are read again. (A write of the same
+        value would not do: SQLite commits nothing for it, and nothing read changes.)"""
+        with sqlite3.connect(home / "mlflow.db") as con:
+            query = "UPDATE experiments SET last_update_time = last_update_time + 1 WHERE experiment_id = ?"
             con.execute(query, (experiment,))
 
     def their_page(server: Server):
