@@ -214,15 +214,7 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
         if key not in _BY_NAME:
             if isinstance(raw, dict):
                 continue  # sub-tables ([tool.mlops_nb.ci] ...) belong to the features that read them
-            import difflib
-
-            close = difflib.get_close_matches(key, _BY_NAME, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"Unknown setting '{key}' in {table_source}.{hint} Known settings: {', '.join(_BY_NAME)}.",
-                setting=key,
-                source=table_source,
-            )
+            raise _unknown_setting(key, list(_BY_NAME), table_source)
         values[key] = _parse(_BY_NAME[key], raw, table_source)
         sources[key] = table_source
     for setting in SETTINGS:
@@ -403,6 +395,17 @@ class MonitorSettings:
         return self.model is not None or self.data is not None or self.retrain is not None
 
 
+def _unknown_setting(key: str, known: list[str], source: str) -> ConfigError:
+    """The error of a key no setting declares: the closest known name, and every known one."""
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ConfigError(
+        f"Unknown setting '{key}' in {source}.{hint} Known settings: {', '.join(known)}.", setting=key, source=source
+    )
+
+
 def _read_table(
     table: Any, declared: tuple[Setting, ...], source: str, env: Mapping[str, str], subtables: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -415,15 +418,7 @@ def _read_table(
         if key in subtables:
             continue
         if key not in by_name:
-            import difflib
-
-            close = difflib.get_close_matches(key, by_name, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"Unknown setting '{key}' in {source}.{hint} Known settings: {', '.join(by_name)}.",
-                setting=key,
-                source=source,
-            )
+            raise _unknown_setting(key, list(by_name), source)
         values[key] = _parse(by_name[key], raw, source)
     for setting in declared:
         for var in setting.env:
