@@ -59,8 +59,13 @@ export class Sidebar extends Widget {
     this._body = h('div', { className: 'mlops-nb-body', role: 'tabpanel' });
     append(this.node, h('div', { className: 'mlops-nb-header' }, tablist, refresh), this._body);
     _opts.store.changed.connect((_, path) => {
-      if (this._view === 'stages' && path === this._opts.notebook()?.path) {
+      if (path !== this._opts.notebook()?.path) {
+        return;
+      }
+      if (this._view === 'stages') {
         this._renderStages();
+      } else if (this._view === 'registry') {
+        this._fillRunId();
       }
     });
     this._selectTab();
@@ -387,10 +392,7 @@ export class Sidebar extends Widget {
     const models = (this._modelsHost ??= h('div', { className: 'mlops-nb-model-list' }));
     const versions = (this._versionsHost ??= h('div', { className: 'mlops-nb-versions' }));
     const form = (this._form ??= this._promoteForm());
-    const runId = form.querySelector<HTMLInputElement>('input[name=run_id]');
-    if (runId && !runId.dataset.edited) {
-      runId.value = this._defaultRunId();
-    }
+    this._fillRunId();
     if (this._body.dataset.shows !== 'registry') {
       clear(this._body);
       append(this._body, models, versions, form);
@@ -486,11 +488,20 @@ export class Sidebar extends Widget {
     host.appendChild(h('div', { className: 'mlops-nb-scroll' }, table));
   }
 
-  /** The run to promote unless the user typed one: the one selected in Runs, else the notebook's latest. */
-  private _defaultRunId(): string {
+  /**
+   * The run to promote unless the user typed one: the one selected in Runs, else the notebook's latest (as
+   * the store knows it, else the newest the Runs view listed). Called again when the store learns of a run.
+   */
+  private _fillRunId(): void {
+    const runId = this._form?.querySelector<HTMLInputElement>('input[name=run_id]');
+    if (!runId || runId.dataset.edited) {
+      return;
+    }
     const note = this._opts.notebook();
     const selected = [...this._selected];
-    return selected.length === 1 ? selected[0] : ((note && this._opts.store.latestRun(note.path)?.run_id) ?? '');
+    const listed = note && this._runsPath === note.path ? this._runs[0]?.run_id : undefined;
+    const latest = (note && this._opts.store.latestRun(note.path)?.run_id) || listed || '';
+    runId.value = selected.length === 1 ? selected[0] : latest;
   }
 
   private _promoteForm(): HTMLFormElement {

@@ -133,7 +133,10 @@ def monitor(
     on dataset drift the notebook runs as a job tagged mlops_nb.trigger=monitor:<run id>, and its model is
     promoted only when every gate holds; a failed job or gate leaves the alias where it was.
     """
+    from mlops_nb.monitoring import data as data_io
     from mlops_nb.monitoring import report as text_report
+
+    data_io.returning_allocator()
     from mlops_nb.watch.monitor import watch
 
     config = load_monitor_settings()

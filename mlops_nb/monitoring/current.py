@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_nb.monitoring import columns as cols
-from mlops_nb.monitoring import sorted_arrays
+from mlops_nb.monitoring import parallel, sorted_arrays
 from mlops_nb.monitoring.profile import Reference, bin_counts
 from mlops_nb.monitoring.sample import RowSample
 
@@ -219,10 +219,12 @@ class CurrentData:
         if self._finished:
             return
         self._finished = True
+        if self.sample is not None:
+            self.sample.seal()
         if self.sample is not None and not self.streaming:
-            for name, state in self.states.items():
-                if state.kind == cols.NUMERIC:  # KS counts are taken when scored: one column's at a time
-                    self._count(name, self.sample.sorted_values(name), ks=False)
+            numeric = [name for name, state in self.states.items() if state.kind == cols.NUMERIC]
+            # KS counts are taken when scored: one column's at a time
+            parallel.each(lambda name: self._count(name, self.sample.sorted_values(name), ks=False), numeric)
 
     def sorted_sample(self, name: str) -> Any:
         """The current sample of a numeric column's present values, sorted (all of them up to ``sample_rows``)."""
@@ -273,8 +275,8 @@ def ks_counts(present: Any, unique: Any) -> tuple[Any, tuple[Any, Any]]:
 
     if len(unique) > len(present):
         size = len(unique) + 1
-        le = np.cumsum(np.bincount(np.searchsorted(unique, present, side="left"), minlength=size)[:-1])
-        lt = np.cumsum(np.bincount(np.searchsorted(unique, present, side="right"), minlength=size)[:-1])
+        le = np.cumsum(np.bincount(sorted_arrays.searchsorted(unique, present, side="left"), minlength=size)[:-1])
+        lt = np.cumsum(np.bincount(sorted_arrays.searchsorted(unique, present, side="right"), minlength=size)[:-1])
         tied = np.flatnonzero(le != lt)
         return le, (tied, le[tied] - lt[tied])
     le = sorted_arrays.searchsorted(present, unique, side="right")

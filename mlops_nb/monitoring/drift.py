@@ -23,6 +23,7 @@ from typing import Any, TypedDict
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import columns as cols
+from mlops_nb.monitoring import parallel
 from mlops_nb.monitoring.current import ColumnState, CurrentData
 from mlops_nb.monitoring.methods import CategoricalData, NumericData, Score, methods
 
@@ -202,7 +203,9 @@ def feature(current: CurrentData, name: str, chosen: Preset) -> Feature:
 
 def features(current: CurrentData, chosen: Preset) -> dict[str, Feature]:
     """The drift of every reference column found in the current data, in the current data's order."""
-    return {name: feature(current, name, chosen) for name, s in current.states.items() if s.kind != cols.OTHER}
+    current.finish()  # the samples sorted and counted before the columns are scored side by side
+    names = [name for name, s in current.states.items() if s.kind != cols.OTHER]
+    return dict(zip(names, parallel.each(lambda name: feature(current, name, chosen), names), strict=True))
 
 
 def dataset_drift(found: dict[str, Feature], drift_share: float) -> tuple[bool, float]:

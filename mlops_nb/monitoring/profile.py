@@ -27,7 +27,7 @@ from typing import Any, TypedDict
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import columns as cols
-from mlops_nb.monitoring import sorted_arrays
+from mlops_nb.monitoring import parallel, sorted_arrays
 from mlops_nb.monitoring.sample import RowSample
 
 SCHEMA_VERSION = 2
@@ -183,22 +183,28 @@ class ProfileBuilder:
             "columns": {},
         }
         samples = {}
-        for name, kind in self._kinds.items():
-            missing = self._missing[name]
-            spec: ColumnProfile = {
-                "kind": kind,
-                "dtype": self._dtypes[name],
-                "count": self.rows - missing,
-                "missing_rate": missing / self.rows if self.rows else 0.0,
-            }
-            if kind == cols.NUMERIC and self._sample is not None:
-                sample = self._sample.sorted_values(name)
-                samples[name] = sample
-                spec.update(_numeric(self._moments[name], sample))
-            elif kind == cols.CATEGORICAL:
-                spec.update(_categorical(self._categories[name]))
+        if self._sample is not None:
+            self._sample.seal()
+        for name, spec in zip(self._kinds, parallel.each(self._column, self._kinds), strict=True):
             profile["columns"][name] = spec
+            if self._sample is not None and spec["kind"] == cols.NUMERIC:
+                samples[name] = self._sample.sorted_values(name)  # sorted by _column already
         return Reference(profile, samples)
+
+    def _column(self, name: str) -> ColumnProfile:
+        kind = self._kinds[name]
+        missing = self._missing[name]
+        spec: ColumnProfile = {
+            "kind": kind,
+            "dtype": self._dtypes[name],
+            "count": self.rows - missing,
+            "missing_rate": missing / self.rows if self.rows else 0.0,
+        }
+        if kind == cols.NUMERIC and self._sample is not None:
+            spec.update(_numeric(self._moments[name], self._sample.sorted_values(name)))
+        elif kind == cols.CATEGORICAL:
+            spec.update(_categorical(self._categories[name]))
+        return spec
 
 
 def _numeric(moments: _Moments, sample: Any) -> ColumnProfile:

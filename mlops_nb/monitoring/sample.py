@@ -91,6 +91,12 @@ class RowSample:
             self._compact()
         return self._values[name][0] if self._values[name] else np.empty(0)
 
+    def seal(self) -> None:
+        """Settle which rows are kept. Call it before :meth:`sorted_values` of different columns run on
+        threads side by side: each then sorts its own column only, and nothing shared changes."""
+        if self._held > self.cap or len(self._keys) > 1:
+            self._compact()
+
     def sorted_values(self, name: str) -> Any:
         """The sampled, present (not NaN) values of a column, sorted in place: no copy of the column.
 
@@ -100,8 +106,7 @@ class RowSample:
 
         if name in self._sorted:
             return self._sorted[name]
-        if self._held > self.cap or len(self._keys) > 1:
-            self._compact()
+        self.seal()
         column = self._values[name][0] if self._values[name] else np.empty(0)
         column.sort()  # NaN sort last
         missing = int(np.isnan(column).sum()) if len(column) and np.isnan(column[-1]) else 0
