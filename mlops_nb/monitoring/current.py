@@ -7,8 +7,8 @@ categorical columns the count of every category.
 
 While every row fits in the sample, the numeric counts are taken once, at the end, from the sorted sample:
 one sort per column, whatever the chunking. When a chunk takes the data past ``sample_rows``, the rows held
-so far are counted and from then on each chunk is sorted and counted as it comes: counts add up, so KS and
-PSI stay exact over every row, and memory stays bounded by the chunk and the sample.
+so far are counted and from then on the chunks are sorted and counted in blocks of :data:`STREAM_ROWS` rows:
+counts add up, so KS and PSI stay exact over every row, and memory stays bounded by a block and the sample.
 
 Parts of the data summarised apart (Dask partitions, each started at its first row's ``offset``) combine:
 :meth:`CurrentData.counted` takes a part's counts over all its rows, :meth:`CurrentData.merge` adds a later
@@ -27,6 +27,7 @@ from mlops_nb.monitoring.profile import Reference, bin_counts
 from mlops_nb.monitoring.sample import RowSample
 
 SAMPLE_ROWS = 1_000_000
+STREAM_ROWS = 1_000_000  # past the sample, chunks are counted in blocks of this many rows
 
 
 @dataclass
@@ -70,6 +71,8 @@ class CurrentData:
         # Reference distinct values and how many sample values are <= each (None: all distinct, so 1, 2, 3 ...)
         self._unique: dict[str, tuple[Any, Any]] = {}
         self.streaming = False  # past sample_rows: numeric counts are taken chunk by chunk
+        self._pending: list[dict[str, Any]] = []  # streaming: chunks' numbers not counted yet
+        self._pending_rows = 0
         self._finished = False
 
     def _start(self, schema: Any) -> None:
@@ -123,19 +126,39 @@ class CurrentData:
             # yet), then count each chunk as it comes.
             self._count_held()
         if self.streaming:
-            for name, numbers in values.items():
-                self._count(name, np.sort(numbers[~np.isnan(numbers)]))
+            self._pending.append(values)
+            self._pending_rows += rows
+            if self._pending_rows >= STREAM_ROWS:
+                self._count_pending()
         self.sample.add(values, rows)
+
+    def _count_pending(self) -> None:
+        """Count the chunks held since the last count: a sort and a search cost less a row in one large block
+        than in several small ones (the reading chunks are small to keep memory down)."""
+        import numpy as np
+
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        if not pending:
+            return
+
+        def count(name: str) -> None:
+            parts = [values[name] for values in pending]
+            self._count_all(name, parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+        parallel.each(count, list(pending[0]))
 
     def _count_held(self) -> None:
         """Count every row the sample holds (all rows so far) and count chunks as they come from now on."""
+        self.streaming = True
+        self.sample.seal()
+        numeric = [name for name, state in self.states.items() if state.kind == cols.NUMERIC]
+        parallel.each(lambda name: self._count_all(name, self.sample.values(name)), numeric)
+
+    def _count_all(self, name: str, numbers: Any) -> None:
+        """Add the counts of a numeric column's values (NaN for missing), in any order."""
         import numpy as np
 
-        self.streaming = True
-        for name, state in self.states.items():
-            if state.kind == cols.NUMERIC:
-                held = self.sample.values(name)
-                self._count(name, np.sort(held[~np.isnan(held)]))
+        self._count(name, np.sort(numbers[~np.isnan(numbers)]))
 
     def counted(self) -> CurrentData:
         """This part's summary, ready to merge: every count taken over all its rows. Returns itself."""
@@ -143,6 +166,7 @@ class CurrentData:
             raise RuntimeError("CurrentData.counted after finish()")
         if self.sample is not None and not self.streaming:
             self._count_held()
+        self._count_pending()
         return self
 
     def merge(self, later: CurrentData) -> CurrentData:
@@ -219,6 +243,7 @@ class CurrentData:
         if self._finished:
             return
         self._finished = True
+        self._count_pending()
         if self.sample is not None:
             self.sample.seal()
         if self.sample is not None and not self.streaming:

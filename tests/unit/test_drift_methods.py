@@ -13,6 +13,7 @@ from hypothesis import strategies as s
 from scipy.spatial.distance import jensenshannon
 
 from mlops_nb.exceptions import UsageError
+from mlops_nb.monitoring import current as current_module
 from mlops_nb.monitoring.current import CurrentData
 from mlops_nb.monitoring.drift import PRESETS, categorical_data, numeric_data
 from mlops_nb.monitoring.methods import ks_p_value, ks_statistic, methods, wasserstein
@@ -131,8 +132,11 @@ def test_chunked_reference_equals_whole():
     assert chunked.profile["columns"]["c"] == whole.profile["columns"]["c"]
 
 
-def test_sampling_beyond_the_cap_does_not_depend_on_chunking():
-    """Above sample_rows the rows kept are a seeded uniform sample, the same however the data is split."""
+@pytest.mark.parametrize("block", [current_module.STREAM_ROWS, 2_500])
+def test_sampling_beyond_the_cap_does_not_depend_on_chunking(block: int, monkeypatch: pytest.MonkeyPatch):
+    """Above sample_rows the rows kept are a seeded uniform sample, the same however the data is split (and
+    however many rows are counted at once past the cap)."""
+    monkeypatch.setattr(current_module, "STREAM_ROWS", block)
     rng = np.random.default_rng(4)
     table = pa.table({"x": rng.normal(size=30_000)})
     results = []
