@@ -176,7 +176,7 @@ def watch(
         if current is not None and not predicted:
             predicted, current = _peek_prediction(current)
         ref, scores = _reference(model, reference, Path(tmp), with_prediction=predicted)
-        labelled = None
+        labelled = estimate = None
         if executor == "dask":
             from mlops_nb.monitoring import distributed
             from mlops_nb.monitoring.monitor import summary_result
@@ -189,6 +189,14 @@ def watch(
             from mlops_nb.monitoring.monitor import run_pass
 
             labelled = _labelled(labels, model, Path(tmp)) if labels else None
+            if model is not None and logs is None:
+                estimate = _label_free(model, ref, scores, labels, Path(tmp), warn)
+            observers = [o.add for o in (labelled, estimate) if o is not None]
+
+            def observe(chunk: Any) -> None:  # labels and scores gathered in the drift pass's one read
+                for add in observers:
+                    add(chunk)
+
             found = run_pass(
                 ref,
                 current,
@@ -199,15 +207,17 @@ def watch(
                 exclude=(labels,) if labels else (),
                 thresholds=thresholds,
                 drift_share=drift_share,
-                observe=labelled.add if labelled is not None else None,
+                observe=observe if observers else None,
             )
             result = found.result
             outcome = MonitorOutcome(result, found.current, model)
         performance = labelled.performance(scores) if labelled is not None else {}
-        if model is not None and logs is None and executor == "local":
-            label_free = _label_free(model, ref, scores, data, labels, Path(tmp), warn)
-            if label_free is not None:
-                performance["label_free"] = label_free
+        if estimate is not None:
+            try:
+                performance["label_free"] = estimate.performance()
+            except UsageError as e:  # the drift result stands without it (the data checks say what is wrong)
+                if labels:  # asked for: say why it is not there
+                    warn(f"No label-free estimate for {model.uri}: {e}")
         result["performance"] = performance or None
         if model is not None:
             result["model"] = model.name or model.uri
@@ -232,11 +242,9 @@ def watch(
     return outcome
 
 
-def _label_free(
-    model: Any, ref: Any, scores: Any, data: Any, labels: str | None, tmp: Path, warn: Callable[[str], None]
-) -> Any:
-    """The classifier's estimated performance without labels (and with ``labels`` the realised beside it),
-    when the model was logged with held-out scores (``reference_y=``); else None."""
+def _label_free(model: Any, ref: Any, scores: Any, labels: str | None, tmp: Path, warn: Callable[[str], None]) -> Any:
+    """The scoring behind the classifier's estimated performance without labels (and with ``labels`` the
+    realised beside it), when the model was logged with held-out scores (``reference_y=``); else None."""
     if scores is None:
         if labels:
             warn(
@@ -244,17 +252,14 @@ def _label_free(
                 "Log it with mnb.log_model(model, name, reference=X_test, reference_y=y_test)."
             )
         return None
-    from mlops_nb.monitoring import columns as cols
-    from mlops_nb.monitoring import data as data_io
     from mlops_nb.monitoring.stored import PREDICTION
     from mlops_nb.watch import scoring
 
-    chunks = data_io.chunks(data) if isinstance(data, (str, Path)) else cols.to_arrow_table(data).to_batches()
     features = [c for c in ref.profile["columns"] if c not in (labels, PREDICTION)]
     pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
     try:
-        return scoring.performance(pinned, scores, chunks, features, labels, tmp)
-    except UsageError as e:  # the drift result stands without it (the data checks say what is wrong)
+        return scoring.start(pinned, scores, features, labels, tmp)
+    except UsageError as e:  # the drift result stands without it
         if labels:  # asked for: say why it is not there
             warn(f"No label-free estimate for {model.uri}: {e}")
         return None

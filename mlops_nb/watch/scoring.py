@@ -2,20 +2,19 @@
 scores (``reference_scores.parquet``, logged with ``mnb.log_model(..., reference_y=...)``).
 
 The model is fetched and loaded the way ``mlops-nb export`` loads it (skops, only inert or default-trusted
-types), scored chunk by chunk on the current data (``predict_proba``), and
+types), scored chunk by chunk on the current data (``predict_proba``, as the drift pass reads it), and
 :func:`mlops_nb.monitoring.performance.performance` estimates accuracy, F1 and ROC AUC without labels and,
 with ``labels`` (a column of the data), gives the realised figures beside them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import performance as perf
-from mlops_nb.monitoring.profile import feed
 
 
 def load_classifier(model_uri: str, dst: Path) -> Any:
@@ -41,36 +40,90 @@ def load_classifier(model_uri: str, dst: Path) -> Any:
     return skops.io.load(str(model_file), trusted=list(trusted))
 
 
-def score(classifier: Any, chunks: Iterable[Any], features: list[str], labels: str | None) -> tuple[Any, Any]:
-    """(predict_proba scores, labels or None) of every row of the Arrow ``chunks``, one chunk at a time."""
-    import numpy as np
+class Scorer:
+    """Scores Arrow chunks as they are read (``predict_proba``), keeping the labels of ``labels`` beside."""
 
-    scores: list[Any] = []
-    truth: list[Any] = []
+    def __init__(self, classifier: Any, features: list[str], labels: str | None) -> None:
+        self.classifier = classifier
+        self.features = features
+        self.labels = labels
+        self.scores: list[Any] = []
+        self.truth: list[Any] = []
 
-    def add(chunk: Any) -> None:
+    def add(self, chunk: Any) -> None:
+        """Score one chunk.
+
+        Raises:
+            UsageError: the chunk lacks an input column of the model, or the labels column.
+        """
+        import numpy as np
+
         names = set(chunk.schema.names)
-        missing = [f for f in features if f not in names]
+        missing = [f for f in self.features if f not in names]
         if missing:
             raise UsageError(f"The data lacks the model's input column {missing[0]!r}: performance needs every one.")
-        if labels is not None and labels not in names:
-            raise UsageError(f"--labels {labels}: the data has no such column (columns: {', '.join(sorted(names))}).")
-        frame = chunk.select(features).to_pandas()
-        scores.append(np.asarray(classifier.predict_proba(frame), dtype=float))
-        if labels is not None:
-            truth.append(chunk.column(labels).to_numpy(zero_copy_only=False))
+        if self.labels is not None and self.labels not in names:
+            raise UsageError(
+                f"--labels {self.labels}: the data has no such column (columns: {', '.join(sorted(names))})."
+            )
+        frame = chunk.select(self.features).to_pandas()
+        self.scores.append(np.asarray(self.classifier.predict_proba(frame), dtype=float))
+        if self.labels is not None:
+            self.truth.append(chunk.column(self.labels).to_numpy(zero_copy_only=False))
 
-    feed(add, chunks)
-    if not scores:
-        raise UsageError("No current rows to score.")
-    return np.concatenate(scores), np.concatenate(truth) if labels is not None else None
+    def result(self) -> tuple[Any, Any]:
+        """(the scores of every row, its labels or None).
+
+        Raises:
+            UsageError: no row was scored.
+        """
+        import numpy as np
+
+        if not self.scores:
+            raise UsageError("No current rows to score.")
+        return np.concatenate(self.scores), np.concatenate(self.truth) if self.labels is not None else None
 
 
-def performance(
-    model_uri: str, stored: Any, chunks: Iterable[Any], features: list[str], labels: str | None, tmp: Path
-) -> perf.Performance:
-    """Estimated (and with ``labels``, realised) performance of the classifier on the current ``chunks``;
-    ``stored``: the model's ``reference_scores.parquet`` table."""
+@dataclass
+class Scoring:
+    """A classifier's label-free estimate under way: the calibration from its held-out scores, and the scorer
+    the current chunks go through, as the drift pass reads them. A chunk it cannot score stops the scoring,
+    not the pass: :meth:`performance` raises that problem."""
+
+    calibration: Any
+    scorer: Scorer
+    problem: UsageError | None = None
+
+    def add(self, chunk: Any) -> None:
+        """Score one chunk, unless a problem stopped the scoring (then nothing more is kept)."""
+        if self.problem is not None:
+            return
+        try:
+            self.scorer.add(chunk)
+        except UsageError as e:
+            self.problem = e
+            self.scorer.scores.clear()
+            self.scorer.truth.clear()
+
+    def performance(self) -> perf.Performance:
+        """Estimated (and with labels, realised) performance over the chunks scored.
+
+        Raises:
+            UsageError: a chunk could not be scored, or no row was.
+        """
+        if self.problem is not None:
+            raise self.problem
+        scores, truth = self.scorer.result()
+        return perf.performance(self.calibration, scores, truth)
+
+
+def start(model_uri: str, stored: Any, features: list[str], labels: str | None, tmp: Path) -> Scoring:
+    """Calibrate on ``stored`` (the model's ``reference_scores.parquet`` table) and load the classifier at
+    ``model_uri`` to score the current data's ``features``.
+
+    Raises:
+        UsageError: the stored scores or the model cannot be used (the message names the fix).
+    """
     classes, ref_scores, ref_labels = perf.scores_table(stored)
     calibration = perf.calibrate(ref_scores, ref_labels, classes)
     classifier = load_classifier(model_uri, tmp / "model")
@@ -79,5 +132,4 @@ def performance(
         raise UsageError(
             f"{model_uri}'s classes {known} are not those of its stored scores {classes}: log the model again."
         )
-    scores, truth = score(classifier, chunks, features, labels)
-    return perf.performance(calibration, scores, truth)
+    return Scoring(calibration, Scorer(classifier, features, labels))
