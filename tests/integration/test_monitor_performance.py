@@ -75,3 +75,9 @@ def test_monitor_estimates_performance_without_labels_and_shows_the_realised_bes
     partial = watch("models:/clf@champion", data=str(project / "partial.parquet"), warn=warnings.append)
     assert partial.result["performance"] is None and partial.result["validation"]["problems"]
     assert not warnings  # not asked for: the missing column is the data checks' to report
+
+    # With --labels the realised figures need the model's predictions: bad input, and the message says why.
+    done = CliRunner().invoke(
+        main, ["monitor", "models:/clf@champion", "--data", "partial.parquet", "--labels", "outcome"]
+    )
+    assert done.exit_code == 2 and "the model cannot predict these rows, which lack x3" in done.output, done.output
