@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_nb.config import Settings, load_settings
-from mlops_nb.exceptions import UsageError
+from mlops_nb.exceptions import StoreError, UsageError
 from mlops_nb.tracking import tags
-from mlops_nb.tracking.errors import map_mlflow_errors
+from mlops_nb.tracking.errors import STORE_FIX, map_mlflow_errors, short_error
 from mlops_nb.tracking.models import REFERENCE_FILES
 
 MAX_FEATURE_METRICS = 200  # per-feature drift metrics of one monitor run (the JSON artifact has every feature)
@@ -105,9 +105,10 @@ def fetch_reference(model: MonitoredModel, dst: Path, settings: Settings | None 
                 )
             )
         except (MlflowException, OSError) as e:
-            from mlops_nb.exceptions import StoreError
-
-            raise StoreError(f"Cannot download {file} of {model.uri} from MLflow at {s.tracking_uri}: {e}") from e
+            detail = short_error(getattr(e, "message", str(e)))
+            raise StoreError(
+                f"Cannot download {file} of {model.uri} from MLflow at {s.tracking_uri}: {detail}. {STORE_FIX}"
+            ) from e
     return found
 
 
@@ -158,13 +159,31 @@ class MonitorRun:
         from mlops_nb.tracking.runs import default_experiment
 
         self.model = model
+        self._uri = s.tracking_uri
         self._run = open_run(
             f"monitor {model.label}"[:250],
             experiment=experiment or default_experiment(),
             kind="monitor",
             tags={tags.MODEL: model.label},
         )
-        self.run_id = self._run.run_id
+
+    @property
+    def run_id(self) -> str:
+        """The run's MLflow id, waiting up to ``flush_timeout`` for MLflow to create it.
+
+        Raises:
+            StoreError: MLflow did not create it in time (the run stays open in the journal: log and end it).
+        """
+        from mlops_nb.tracking.recorder import get_recorder
+
+        try:
+            return self._run.run_id
+        except StoreError as e:
+            last = getattr(get_recorder().sender, "last_error", None) or ""
+            raise StoreError(
+                f"MLflow at {self._uri} did not create the monitor run ({short_error(last) or 'no answer'}). "
+                f"{STORE_FIX}"
+            ) from e
 
     def log(self, result: dict[str, Any], files: list[Path], windows: list[dict[str, Any]] | None = None) -> None:
         """Log the result's metrics (and each window's, as a time series), the files as artifacts under

@@ -81,12 +81,15 @@ def _quiet(*loggers: str) -> Iterator[None]:
 
 def quiet_console() -> None:
     """In mlops-nb's own processes (the CLI's, the papermill engine's): MLflow's INFO lines (alembic's schema
-    checks among them) and download bars stay off the console. Read when MLflow loads; the user's own
-    MLFLOW_* settings win."""
+    checks among them) and download bars stay off the console, and a server that is gone is said so in
+    seconds, not minutes. Read when MLflow loads; the user's own MLFLOW_* settings win."""
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow's 7 retries with doubling backoff wait 4 minutes before saying a server is gone; 3 say so in about
+    # 13 s. (The sender retries on its own, keeping the records in the journal meanwhile.)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
 
 
 class Store:

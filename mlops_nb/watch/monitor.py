@@ -418,23 +418,46 @@ def _record(
     source: str | None,
     warn: Callable[[str], None],
 ) -> None:
-    """The monitor's MLflow run around writing the files, then the version's tag."""
+    """The monitor's MLflow run around writing the files, then the version's tag. MLflow gone since the
+    reference came: the files are written all the same (nothing computed is lost), the run kept in the journal
+    if it was opened, and a StoreError says so."""
+    from mlops_nb.exceptions import StoreError
     from mlops_nb.tracking import monitor_runs
 
-    run = monitor_runs.MonitorRun(model)
-    outcome.run_id = outcome.result["run_id"] = run.run_id
+    run: monitor_runs.MonitorRun | None = None
+    unreached: StoreError | None = None
+    try:
+        run = monitor_runs.MonitorRun(model)
+        outcome.run_id = outcome.result["run_id"] = run.run_id
+    except StoreError as e:
+        unreached = e
     try:
         files = _write(outcome, json_out, report, tmp, source=source)
-        names = []
-        for path, name in zip(files, (RESULT_FILE, REPORT_FILE), strict=True):
-            if path.name != name:  # logged under fixed names, whatever the user called the files
-                (tmp / name).write_bytes(path.read_bytes())
-                path = tmp / name
-            names.append(path)
-        run.log(dict(outcome.result), names, outcome.result.get("windows"))
+        if run is not None:
+            names = []
+            for path, name in zip(files, (RESULT_FILE, REPORT_FILE), strict=True):
+                if path.name != name:  # logged under fixed names, whatever the user called the files
+                    (tmp / name).write_bytes(path.read_bytes())
+                    path = tmp / name
+                names.append(path)
+            run.log(dict(outcome.result), names, outcome.result.get("windows"))
     except BaseException as e:
-        run.fail(e)
+        if run is not None:
+            run.fail(e)
         raise
+    if unreached is not None:
+        written = " and ".join(str(p) for p in (outcome.json, outcome.report) if p is not None)
+        kept = (
+            "the monitor run (metrics, result, report) is kept in the journal and sent the next time mlops-nb "
+            "starts with this tracking URI"
+            if run is not None
+            else "no monitor run was recorded"
+        )
+        raise StoreError(
+            f"{unreached} The monitor itself is done: "
+            + (f"its result is written to {written}; " if written else "")
+            + f"{kept}; {model.label} is not tagged with this result."
+        ) from unreached
     if not monitor_runs.flush():
         warn("MLflow did not take the monitor run in time: it stays in the journal and is sent on the next run.")
     last = {
