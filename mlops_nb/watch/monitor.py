@@ -189,7 +189,7 @@ def watch(
             from mlops_nb.monitoring.monitor import run_pass
 
             labelled = _labelled(labels, model, Path(tmp)) if labels else None
-            if model is not None and logs is None:
+            if model is not None:  # --data, or the served model's logged inputs
                 estimate = _label_free(model, ref, scores, labels, Path(tmp), warn)
             observers = [o.add for o in (labelled, estimate) if o is not None]
 

@@ -447,10 +447,11 @@ def test_a_prediction_column_in_the_data_is_monitored_as_prediction_drift(projec
 
 def test_the_served_models_prediction_log_windowed(project: Path) -> None:
     """Export the model, serve it as a real process with prediction logging on, send normal then shifted
-    rows, and monitor its log: the shifted window drifts, predictions included."""
+    rows, and monitor its log: the shifted window drifts, predictions included; the model's accuracy on the
+    logged rows is estimated without labels from its stored held-out scores."""
     from tests.integration.test_export import Server, child_env, export
 
-    train(project, with_labels=False)
+    train(project)
     assert export("models:/churn@champion", "--out", "pkg").exit_code == 0
     logs = project / "served-logs"
     normal = training(1000, 7)
@@ -481,6 +482,9 @@ def test_the_served_models_prediction_log_windowed(project: Path) -> None:
     assert {n for n, f in second["features"].items() if f["drift"]} >= {"age", "income", "score", "city", "prediction"}
     assert not {n for n, f in first["features"].items() if f["drift"]}  # (with a few hundred rows, noise can drift)
     assert "time" not in result["features"]  # the log's time orders the windows; it is not a feature
+    estimate = result["performance"]["label_free"]
+    assert estimate["rows"] == 2000 and estimate["realised"] is None  # the log has no labels
+    assert 0.0 <= estimate["estimated"]["accuracy"] <= 1.0
 
     done = monitor("models:/churn@champion", "--logs", logs, "--window", "1h", "--json", "-")
     assert done.exit_code == 0, done.stderr
