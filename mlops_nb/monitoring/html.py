@@ -235,8 +235,17 @@ def _series_plot(result: dict[str, Any]) -> str | None:
         x: list[Any] = [datetime.fromisoformat(w["start"].replace("Z", "+00:00")) for w in windows]
     else:
         x = [w["first_row"] for w in windows]
-    figure = _figure(9, 4.6)
-    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
+    realised = _window_metrics(windows)
+    if realised:
+        figure = _figure(9, 6.2)
+        top, bottom, scored = figure.subplots(3, 1, sharex=True, height_ratios=[1, 1.4, 1])
+        for metric, values in realised.items():
+            scored.plot(x, values, marker="o", markersize=3, label=metric)
+        scored.set_ylabel("realised (labels)")
+        scored.legend(loc="upper left", fontsize=7, frameon=False, ncols=3)
+    else:
+        figure = _figure(9, 4.6)
+        top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
     share = [w["drift_share"] for w in windows]
     top.plot(x, share, color="#444", marker="o", markersize=3)
     drifted = [i for i, w in enumerate(windows) if w["dataset_drift"]]
@@ -258,12 +267,25 @@ def _series_plot(result: dict[str, Any]) -> str | None:
         bottom.plot(x, np.asarray(y, dtype=float) / threshold, marker=".", label=_label(name))
     bottom.axhline(1.0, color="#333", linestyle="--", linewidth=1)
     bottom.set_ylabel("score / threshold")
-    bottom.set_xlabel("window start (UTC)" if timed else "first row of the window")
+    (scored if realised else bottom).set_xlabel("window start (UTC)" if timed else "first row of the window")
     if bottom.lines[1:]:
         bottom.legend(loc="upper left", fontsize=7, frameon=False, ncols=2)
     if timed:
         figure.autofmt_xdate()
     return _svg(figure)
+
+
+def _window_metrics(windows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each realised metric of the windows (with --labels), NaN where a window has none."""
+    names = list(dict.fromkeys(m for w in windows for m in ((w.get("performance") or {}).get("metrics") or {})))
+    nan = float("nan")
+    return {
+        name: [
+            nan if (v := ((w.get("performance") or {}).get("metrics") or {}).get(name)) is None else float(v)
+            for w in windows
+        ]
+        for name in names
+    }
 
 
 def _performance_rows(performance: dict[str, Any]) -> list[tuple[str, str, str, str]]:

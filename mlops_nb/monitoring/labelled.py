@@ -31,6 +31,10 @@ class Labelled:
         self._labels: list[Any] = []
         self._predictions: list[Any] = []
 
+    def fresh(self) -> Labelled:
+        """An empty gatherer of the same labels, predicting the same way (one per window)."""
+        return Labelled(self.label, self._predict)
+
     def add(self, chunk: Any) -> None:
         import numpy as np
 

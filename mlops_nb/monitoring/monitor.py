@@ -130,6 +130,7 @@ def run_pass(
     thresholds: Mapping[str, float] | None = None,
     drift_share: float | None = None,
     observe: Callable[[Any], None] | None = None,
+    window_observer: Callable[[], Any] | None = None,
 ) -> Pass:
     """:func:`monitor`, and per ``window`` (a time series in ``result["windows"]``), in one read of the data.
 
@@ -139,6 +140,8 @@ def run_pass(
         exclude: columns that are not features (a label column, the log's request ids).
         thresholds, drift_share: over the preset's (``[tool.mlops_nb.monitor]``).
         observe: also called with each chunk as read (all its columns), e.g. to gather labels.
+        window_observer: with ``window``, makes for each window an observer of its rows (all columns; ``add``
+            and ``performance()``), whose performance goes into that window of ``result["windows"]``.
 
     Raises:
         UsageError: an unknown preset, no rows, or a time window without the time column.
@@ -153,6 +156,7 @@ def run_pass(
         if window.seconds and not time_column:
             raise UsageError(f"--window {window.text} needs the rows' time: give --timestamp COLUMN.")
         windowed = Windowed(window, lambda: CurrentData(reference, min(sample_rows, WINDOW_SAMPLE_ROWS)))
+    observed = Windowed(window, window_observer) if window is not None and window_observer is not None else None
     dropped = {*exclude, *([time_column] if time_column and time_column not in reference.profile["columns"] else [])}
 
     def add(chunk: Any) -> None:
@@ -169,6 +173,8 @@ def run_pass(
                 times = seconds(chunk.column(time_column))
             except UsageError as e:
                 raise UsageError(f"--timestamp {time_column}: {e}") from e
+        if observed is not None:
+            observed.add(chunk, times)
         if dropped & set(chunk.schema.names):
             chunk = chunk.select([n for n in chunk.schema.names if n not in dropped])
         summary.add(chunk)
@@ -185,6 +191,9 @@ def run_pass(
             _window(windowed.bounds(key), _result(part, chosen, tolerances))
             for key, part in sorted(windowed.parts.items())
         ]
+        if observed is not None:  # the same windows: same rows, same times
+            for found, key in zip(result["windows"], sorted(windowed.parts), strict=True):
+                found["performance"] = observed.parts[key].performance()
     return Pass(result, summary)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import columns as cols
@@ -44,6 +44,7 @@ class WindowDrift(TypedDict):
     drift_share: float
     features: dict[str, dict[str, Any]]  # name -> {method, statistic, drift}
     problems: int
+    performance: NotRequired[dict[str, Any]]  # with --labels: the window's realised performance
 
 
 def parse_window(text: str) -> Window:

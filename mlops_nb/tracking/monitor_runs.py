@@ -196,6 +196,9 @@ class MonitorRun:
             self._run.log_metric("window.drift_share", float(window["drift_share"]), step, stamp)
             self._run.log_metric("window.dataset_drift", float(window["dataset_drift"]), step, stamp)
             self._run.log_metric("window.rows", float(window["rows"]), step, stamp)
+            for metric, value in ((window.get("performance") or {}).get("metrics") or {}).items():
+                if value is not None:  # with --labels: the window's realised accuracy, F1 (or MAE, RMSE, R2)
+                    self._run.log_metric(f"window.{metric}", float(value), step, stamp)
         for file in files:
             self._run.log_artifact(file, "monitor")
         self._run.end("FINISHED")

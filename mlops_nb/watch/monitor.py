@@ -208,6 +208,7 @@ def watch(
                 thresholds=thresholds,
                 drift_share=drift_share,
                 observe=observe if observers else None,
+                window_observer=labelled.fresh if labelled is not None and chosen_window is not None else None,
             )
             result = found.result
             outcome = MonitorOutcome(result, found.current, model)

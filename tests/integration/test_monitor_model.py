@@ -522,6 +522,40 @@ def test_labels_give_realised_performance_beside_the_training_one(project: Path)
     assert done.exit_code == 2 and "--labels outcome: the data has no such column" in done.stderr
 
 
+def test_labels_with_windows_give_each_windows_realised_performance(project: Path) -> None:
+    """Two days of labelled rows, the second with half its labels flipped: each window has its own realised
+    accuracy, in the JSON and as the run's metric history; the whole-data figure covers both."""
+    import mlflow.sklearn
+    from sklearn.metrics import accuracy_score
+
+    train(project)
+    days = [training(1500, 20 + i) for i in range(2)]
+    for i, day in enumerate(days):
+        day["churn"] = labels_of(day)
+        day["seen"] = (
+            pd.Timestamp("2026-11-01", tz="UTC") + pd.Timedelta(days=i) + pd.to_timedelta(np.arange(1500), "s")
+        )
+    days[1].loc[days[1].index[::2], "churn"] = np.where(days[1]["churn"][::2] == "yes", "no", "yes")
+    pd.concat(days).to_parquet(project / "labelled.parquet")
+
+    args = ["--labels", "churn", "--window", "1d", "--timestamp", "seen", "--json", "w.json", "--report", "w.html"]
+    done = monitor("models:/churn/1", "--data", "labelled.parquet", *args)
+    assert done.exit_code == 0, done.output + done.stderr
+    result = json.loads((project / "w.json").read_text())
+    model = mlflow.sklearn.load_model(embedded_client(project).get_model_version_download_uri("churn", "1"))
+    first, second = result["windows"]
+    for window, day in zip((first, second), days, strict=True):
+        expected = accuracy_score(day["churn"], model.predict(day.drop(columns=["churn", "seen"])))
+        assert window["performance"]["rows"] == 1500
+        assert window["performance"]["metrics"]["accuracy"] == pytest.approx(expected)
+    assert second["performance"]["metrics"]["accuracy"] < first["performance"]["metrics"]["accuracy"] - 0.3
+    assert result["performance"]["rows"] == 3000  # the whole data's figure covers both windows
+    history = embedded_client(project).get_metric_history(result["run_id"], "window.accuracy")
+    assert [h.step for h in history] == [0, 1]
+    assert [h.value for h in history] == [w["performance"]["metrics"]["accuracy"] for w in (first, second)]
+    assert "Over time" in (project / "w.html").read_text()
+
+
 class _Payload:
     """A pickle that writes a file when it is loaded: the code a stranger's model file can run."""
 
