@@ -142,12 +142,14 @@ class _JobClient(PapermillNotebookClient):
                 self.start_new_kernel_client()
         except BaseException:
             if self.owns_km and self.km is not None:
-                self.shutdown_kernel = "immediate"  # it has run nothing: no graceful shutdown to wait for
+                # It has run nothing: killed at once, before the clean-up, which runs on the event loop the
+                # Ctrl-C broke into, where the interrupted start may still be waiting for the kernel.
+                _kill(self.km)
+                self.shutdown_kernel = "immediate"
                 try:
-                    self._cleanup_kernel()
-                except Exception as e:  # noqa: BLE001 - the event loop the Ctrl-C broke into may be unusable
+                    self._cleanup_kernel()  # its connection file and channels
+                except Exception as e:  # noqa: BLE001 - that loop may be unusable
                     logger.debug("mlops-nb: kernel clean-up after an interrupted start failed: %r", e)
-                    _kill(self.km)
             raise
         with super().setup_kernel(**kwargs):
             yield
