@@ -1,9 +1,13 @@
 """The stage cache: content-addressed entries of a stage's outputs, checked on every restore.
 
-An entry is a folder ``<cache_dir>/v1/<key[:2]>/<key>/`` with one file per output — parquet for data
-frames, ``.npy`` for numeric arrays, pickle for everything else — a copy of each file (or folder) the stage
-wrote under ``files/``, and ``manifest.json`` with each file's SHA-256, the outputs' fingerprints, the
-metrics the stage logged and the run that produced it. Entries are
+An entry is a folder ``<cache_dir>/v2/<key[:2]>/<key>/`` with parquet files for data frames, ``.npy``
+files for numeric arrays, and one pickle, ``objects.pkl``, of every other output and of the new state of the
+inputs the stage changed in place, pickled together so that shared references survive (a pipeline's step *is*
+the fitted scaler). Inside it, the stage's inputs are references by name, bound on a restore to the objects the
+namespace holds then (their fingerprints are in the key, so they are equal): an output that holds an input
+holds *that* object again. A copy of each file (or folder) the stage wrote is under ``files/``, and
+``manifest.json`` has each file's SHA-256, the outputs' fingerprints, the metrics the stage logged, what it
+showed (``outputs.json``, see outputs.py) and the run that produced it. Entries are
 written to a temporary folder and renamed into place, so a reader never sees half an entry. Restoring
 checks every file's digest first: a corrupt, missing or unreadable entry is a miss (and is deleted),
 never a wrong value. The least recently used entries are evicted beyond the size bound.
@@ -22,11 +26,23 @@ from typing import Any
 
 from mlops_nb.tracking.recorder import unique_id
 
-FORMAT = "v1"
+FORMAT = "v2"
+OBJECTS = "objects.pkl"
+SHOWN = "outputs.json"
 
 
 class CacheMiss(Exception):
     """An entry is missing, corrupt or unreadable: run the stage."""
+
+
+@dataclass
+class Restored:
+    """What a restore gives back: output values, the states of mutated inputs (name -> (kind, state)), and
+    what the stage showed (None for an entry that kept nothing)."""
+
+    values: dict[str, Any]
+    states: dict[str, tuple[str, Any]]
+    shown: dict[str, Any] | None
 
 
 @dataclass
@@ -44,8 +60,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write(value: Any, folder: Path, name: str) -> tuple[str, str]:
-    """Write one output; returns (file name, format)."""
+def _write(value: Any, folder: Path, name: str) -> tuple[str, str] | None:
+    """Write a data frame or numeric array output to a file of its own; None for other values (pickled)."""
     kind = type(value).__module__.split(".")[0], type(value).__name__
     if kind == ("pandas", "DataFrame") and all(isinstance(c, str) for c in value.columns) and value.columns.is_unique:
         try:
@@ -58,11 +74,7 @@ def _write(value: Any, folder: Path, name: str) -> tuple[str, str]:
 
         np.save(folder / f"{name}.npy", value, allow_pickle=False)
         return f"{name}.npy", "npy"
-    import pickle
-
-    with (folder / f"{name}.pkl").open("wb") as f:
-        pickle.dump(value, f, protocol=5)  # numpy buffers inside objects are written out-of-band-fast
-    return f"{name}.pkl", "pickle"
+    return None
 
 
 def _read(path: Path, fmt: str) -> Any:
@@ -70,14 +82,34 @@ def _read(path: Path, fmt: str) -> Any:
         import pandas as pd
 
         return pd.read_parquet(path, engine="pyarrow")
-    if fmt == "npy":
-        import numpy as np
+    import numpy as np
 
-        return np.load(path, allow_pickle=False)
+    return np.load(path, allow_pickle=False)
+
+
+def _pickle(path: Path, graph: Any, refs: dict[int, str]) -> None:
+    """Pickle ``graph`` with the objects in ``refs`` (id -> input name) written as references by name."""
     import pickle
 
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj: Any) -> str | None:
+            return refs.get(id(obj))
+
+    with path.open("wb") as f:
+        Pickler(f, protocol=5).dump(graph)  # numpy buffers inside objects are written out-of-band-fast
+
+
+def _unpickle(path: Path, refs: dict[str, Any]) -> Any:
+    import pickle
+
+    class Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid: Any) -> Any:
+            if pid not in refs:
+                raise CacheMiss(f"the cached outputs refer to an input {pid!r} that is not defined now")
+            return refs[pid]
+
     with path.open("rb") as f:
-        return pickle.load(f)
+        return Unpickler(f).load()
 
 
 def _copy_in(entry: Path, name: str, path: str, folder: bool) -> dict[str, Any]:
@@ -136,17 +168,37 @@ class Cache:
             return None
         return Entry(key, folder, manifest)
 
-    def restore(self, entry: Entry) -> dict[str, Any]:
-        """The entry's output values, every file verified first, and the files the stage wrote written back.
-        Raises CacheMiss (and drops the entry)."""
-        values = {}
+    def restore(self, entry: Entry, refs: dict[str, Any] | None = None) -> Restored:
+        """The entry's outputs and the kept states of the inputs the stage changed, every file verified first,
+        and the files the stage wrote written back. ``refs``: the stage's inputs as the namespace holds them
+        now. Raises CacheMiss (and drops the entry)."""
+        refs = refs or {}
+        values: dict[str, Any] = {}
         try:
-            for name, meta in entry.manifest["outputs"].items():
-                path = entry.folder / meta["file"]
-                if _sha256(path) != meta["sha256"]:
-                    raise CacheMiss(f"{path.name} does not match its recorded SHA-256")
-                values[name] = _read(path, meta["format"])
-            written = entry.manifest.get("files", {})
+            manifest = entry.manifest
+            for meta in manifest["outputs"].values():
+                if "file" in meta and _sha256(entry.folder / meta["file"]) != meta["sha256"]:
+                    raise CacheMiss(f"{meta['file']} does not match its recorded SHA-256")
+            graph: dict[str, Any] = {"values": {}, "states": {}}
+            if OBJECTS in manifest:
+                if _sha256(entry.folder / OBJECTS) != manifest[OBJECTS]:
+                    raise CacheMiss(f"{OBJECTS} does not match its recorded SHA-256")
+                graph = _unpickle(entry.folder / OBJECTS, refs)
+            for name, meta in manifest["outputs"].items():
+                if meta["format"] == "ref":
+                    if meta["ref"] not in refs:
+                        raise CacheMiss(f"output {name} is the input {meta['ref']}, which is not defined now")
+                    values[name] = refs[meta["ref"]]
+                elif meta["format"] == "object":
+                    values[name] = graph["values"][name]
+                else:
+                    values[name] = _read(entry.folder / meta["file"], meta["format"])
+            shown = None
+            if SHOWN in manifest:
+                if _sha256(entry.folder / SHOWN) != manifest[SHOWN]:
+                    raise CacheMiss(f"{SHOWN} does not match its recorded SHA-256")
+                shown = json.loads((entry.folder / SHOWN).read_text())
+            written = manifest.get("files", {})
             for meta in written.values():
                 for file, digest in meta.get("members", {}).items():
                     if _sha256(entry.folder / file) != digest:
@@ -163,7 +215,7 @@ class Cache:
             os.utime(entry.folder / "manifest.json")  # recently used, for eviction
         except OSError:
             pass  # a read-only cache is still a cache; eviction then goes by creation time
-        return values
+        return Restored(values, graph["states"], shown)
 
     def store(
         self,
@@ -172,24 +224,44 @@ class Cache:
         fingerprints: dict[str, str | None],
         meta: dict[str, Any],
         files: dict[str, bool] | None = None,
+        *,
+        refs: dict[str, Any] | None = None,
+        states: dict[str, tuple[str, Any]] | None = None,
+        shown: dict[str, Any] | None = None,
     ) -> Entry:
         """Write an entry atomically. ``files``: paths the stage wrote (True: may be a folder), copied in as
-        they are now (a path that is gone is deleted again on a restore). Raises whatever serialising an
-        output raises (nothing is left behind)."""
+        they are now (a path that is gone is deleted again on a restore). ``refs``: the stage's inputs (name
+        -> object), stored as references; ``states``: the new states of the inputs it changed in place (name
+        -> (kind, state), see mutation.py); ``shown``: what it showed (outputs.py). Raises whatever
+        serialising an output raises (nothing is left behind)."""
         if self._total is None:
             self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{unique_id()}"
         tmp.mkdir()
+        states = states or {}
+        by_value = {id(state) for kind, state in states.values() if kind == "value"}  # kept as copies
+        ref_ids = {id(v): n for n, v in (refs or {}).items() if id(v) not in by_value}
         try:
-            outputs_meta = {}
+            outputs_meta: dict[str, Any] = {}
+            objects: dict[str, Any] = {}
             for name, value in outputs.items():
-                file, fmt = _write(value, tmp, name)
-                outputs_meta[name] = {
-                    "file": file,
-                    "format": fmt,
-                    "sha256": _sha256(tmp / file),
-                    "fingerprint": fingerprints.get(name),
-                }
+                meta_of: dict[str, Any] = {"fingerprint": fingerprints.get(name)}
+                written_as = None if id(value) in ref_ids else _write(value, tmp, name)
+                if id(value) in ref_ids:
+                    meta_of.update(format="ref", ref=ref_ids[id(value)])
+                elif written_as is not None:
+                    meta_of.update(file=written_as[0], format=written_as[1], sha256=_sha256(tmp / written_as[0]))
+                else:
+                    meta_of["format"] = "object"
+                    objects[name] = value
+                outputs_meta[name] = meta_of
+            extra: dict[str, Any] = {}
+            if objects or states:
+                _pickle(tmp / OBJECTS, {"values": objects, "states": states}, ref_ids)
+                extra[OBJECTS] = _sha256(tmp / OBJECTS)
+            if shown and (shown.get("outputs") or shown.get("result")):
+                (tmp / SHOWN).write_text(json.dumps(shown))
+                extra[SHOWN] = _sha256(tmp / SHOWN)
             written = {
                 path: _copy_in(tmp, f"files/{i}", path, folder)
                 for i, (path, folder) in enumerate((files or {}).items())
@@ -201,7 +273,9 @@ class Cache:
                 "created": time.time(),
                 "size": size,
                 "outputs": outputs_meta,
+                "mutated": {n: kind for n, (kind, _) in states.items()},
                 "files": written,
+                **extra,
                 **meta,
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, default=str))

@@ -22,17 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.stages import files, rng
+from mlops_nb.stages import figures, files, mutation, rng
 from mlops_nb.stages import params as params_mod
 from mlops_nb.stages.analysis import CellAnalysis, analyse, evaluate_path
-from mlops_nb.stages.cache import Cache
+from mlops_nb.stages.cache import Cache, CacheMiss
 from mlops_nb.stages.fingerprint import fingerprint, fingerprints, is_local_file, package_version
+from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import Run, stage
 
-CACHE_VERSION = "mlops-nb-stage-cache-2"  # bump when the key or the entry format changes meaning
+CACHE_VERSION = "mlops-nb-stage-cache-3"  # bump when the key or the entry format changes meaning
 # The names other modules import from here; each tag is declared once, in tracking/tags.py.
 CACHE_KEY_TAG = tags.CACHE_KEY
 CACHE_SOURCE_TAG = tags.CACHE_SOURCE
@@ -124,6 +125,41 @@ class _Plan:
     key: str
     uncacheable: str = ""  # why the stage cannot be served from or stored in the cache
     seeds: tuple[str, ...] = ()  # global generators the cell seeds before it draws
+    hidden: dict[str, str | None] = field(default_factory=dict)  # globals its functions read: fingerprints
+    shows_name: str = ""  # the name its last expression is, when it is a bare name (shown again as it is)
+
+    def refs(self, namespace: dict[str, Any]) -> dict[str, Any]:
+        """The objects the stage reads that it may change or hold on to, by name, as the namespace has them."""
+        names = [*self.inputs, *self.hidden]
+        return {n: namespace[n] for n in names if n in namespace and mutation.checkable(namespace[n])}
+
+
+@dataclass
+class _Running:
+    """A stage whose code returned, waiting for its cell to end (the inline backend flushes figures then)."""
+
+    plan: _Plan
+    analysis: CellAnalysis
+    run: Run
+    record: StageRecord
+    capture: Capture | None
+    refs: dict[str, Any]
+    states: dict[str, tuple[str, Any]]
+    outputs: dict[str, Any]
+    fps: dict[str, str | None]
+    written: list[str]
+    rng_before: dict[str, Any]
+    figures_before: set[int]
+    skipped: str
+
+
+def _shown_name(python: str) -> str:
+    """The name a cell's last statement is, when it is a bare name (``model``): a hit shows that value."""
+    import ast
+
+    body = ast.parse(python).body
+    last = body[-1] if body else None
+    return last.value.id if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name) else ""
 
 
 def _holds(folder: Path, home: Path) -> bool:
@@ -146,21 +182,6 @@ def _split(declared: list[str] | None) -> tuple[list[str] | None, list[str]]:
     return [n for n in declared if n.isidentifier()], [p for p in declared if not p.isidentifier()]
 
 
-class _Tee:
-    """Stands in for sys.stdout during a stage: writes through, keeps the tail for the record."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self.tail = ""
-
-    def write(self, text: str) -> int:
-        self.tail = (self.tail + text)[-STDOUT_TAIL:]
-        return self._stream.write(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
 class StageRunner:
     """The stages of one IPython session, run against its user namespace."""
 
@@ -170,6 +191,8 @@ class StageRunner:
         self.listeners: list[Callable[[StageRecord], None]] = []
         self._notebook = notebook
         self._cache: Cache | None = None
+        self._running: _Running | None = None  # a stage whose cell has not ended yet
+        self._replay_after: Captured | None = None  # what a restored stage shows once its cell's code returned
         # Names of builtins that IPython itself puts into the namespace (``open``, ``exit``): not the user's,
         # unless the user assigns them (``max = 99`` is an input like any other).
         self._shell_builtins = {
@@ -194,8 +217,11 @@ class StageRunner:
             listener(record)
 
     def run(self, name: str, cell: str, options: StageOptions) -> Any:
-        """Run ``cell`` as stage ``name``; returns the value of its last expression, like a cell."""
+        """Run ``cell`` as stage ``name``; returns the value of its last expression, like a cell. The stage
+        ends when its cell does (``finish``): what the cell shows after its code returned (figures) is its
+        own."""
         __tracebackhide__ = True
+        self.finish()  # a stage of this cell still open (two stages run from one cell)
         analysis = analyse(cell)  # a SyntaxError surfaces as in a plain cell, before anything is recorded
         plan = self._plan(name, analysis, options)
         settings = get_recorder().settings
@@ -208,7 +234,8 @@ class StageRunner:
         run = stage(name, tags={CACHE_KEY_TAG: plan.key, **options.tags})
         record.run = run
         self._changed(record)
-        with run:
+        capture: Capture | None = None
+        try:
             run.log_params(plan.params)
             run.set_tags({f"{tags.INPUT_PREFIX}{n}": fp or "unhashable" for n, fp in plan.fps.items()})
             run.set_tags({_tag_key(tags.FILE_PREFIX, p): fp for p, fp in plan.files.items() if len(p) < 200})
@@ -220,32 +247,114 @@ class StageRunner:
             if skipped:
                 run.set_tags({CACHE_SKIPPED_TAG: skipped[:500], CACHE_MISS_TAG: skipped[:500]})
             else:
-                miss = self._restore(plan, analysis.restore_code, run, record)
-                if miss is None:
+                served = self._restore(plan, analysis.restore_code, run, record)
+                if not isinstance(served, str):
                     record.duration = time.perf_counter() - started
-                    return None
-                run.set_tag(CACHE_MISS_TAG, miss[:500])
+                    return served.value
+                run.set_tag(CACHE_MISS_TAG, served[:500])
             uses_random = "random" in analysis.inputs or "random" in analysis.modules
             rng_before = rng.states(python=uses_random) if not skipped else {}
             files_before = files.snapshot(plan.watch) if not skipped else {}
+            refs = plan.refs(self.ns)
+            figures_before = figures.open_figures()
+            shell = ipython_shell()
+            capture = Capture(shell).start() if shell is not None else None
             try:
-                value, stdout = self._execute(analysis.python, run)
-            except BaseException:
-                record.status = "FAILED"
-                record.duration = time.perf_counter() - started
-                self._changed(record)
-                raise
+                value = self._execute(analysis.python)
+            finally:
+                if capture is not None:
+                    capture.end_cell()
             outputs = self._outputs(analysis, options)
+            mutated = self._mutated(plan, refs, outputs)
             out_fps = fingerprints({n: self.ns[n] for n in outputs if n in self.ns})
+            out_fps.update(mutated)
             run.set_tags({f"{tags.OUTPUT_PREFIX}{n}": fp or "unhashable" for n, fp in out_fps.items()})
+            if mutated:
+                run.set_tag(tags.MUTATED, ",".join(sorted(mutated))[:5000])
             record.duration = time.perf_counter() - started
             run.set_tag(DURATION_TAG, f"{record.duration:.3f}")
-            if not skipped:
-                written = files.changed(files_before, files.snapshot(plan.watch))
-                self._store(plan, out_fps, written, rng_before, analysis.restore_code, run, record, stdout)
+            written = files.changed(files_before, files.snapshot(plan.watch)) if not skipped else []
+            states = {} if skipped else {n: mutation.state_of(refs[n]) for n in mutated}
+        except BaseException as e:
+            record.status = "FAILED"
+            record.duration = time.perf_counter() - started
+            if capture is not None:
+                self._log_shown(run, capture.stop())
+            run.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", e)
+            self._changed(record)
+            raise
+        values = {n: self.ns[n] for n in outputs if n in self.ns}
+        self._running = _Running(
+            plan,
+            analysis,
+            run,
+            record,
+            capture,
+            refs,
+            states,
+            values,
+            out_fps,
+            written,
+            rng_before,
+            figures_before,
+            skipped,
+        )
+        self._at_cell_end()
+        return value
+
+    def _at_cell_end(self) -> None:
+        """Finish the open stage when its cell ends (at once outside IPython)."""
+        shell = ipython_shell()
+        events = getattr(shell, "events", None)
+        if events is None:
+            self.finish()
+            return
+        if self._finish_at_end not in events.callbacks["post_run_cell"]:
+            events.register("post_run_cell", self._finish_at_end)
+
+    def _finish_at_end(self, *_: Any) -> None:
+        shell = ipython_shell()
+        if shell is not None and self._finish_at_end in shell.events.callbacks["post_run_cell"]:
+            shell.events.unregister("post_run_cell", self._finish_at_end)
+        self.finish()
+
+    def finish(self) -> None:
+        """End the stage whose code has returned: keep what its cell showed and its outputs in the cache,
+        end its run. Replays what a restored stage showed after its code (figures). Safe to call twice."""
+        replaying, self._replay_after = self._replay_after, None
+        if replaying is not None:
+            replay(replaying, AFTER)
+        running, self._running = self._running, None
+        if running is None:
+            return
+        run, record = running.run, running.record
+        try:
+            shown = running.capture.stop() if running.capture is not None else Captured()
+            self._log_shown(run, shown)
+            if not running.skipped:
+                self._store(running, shown)
+            run.end("FINISHED")
+        except BaseException as e:  # noqa: BLE001 - recorded on the stage; the cell itself succeeded
+            run.end("FAILED", e)
+            record.status = "FAILED"
+            self._changed(record)
+            return
         record.status = "FINISHED"
         self._changed(record)
-        return value
+
+    @staticmethod
+    def _log_shown(run: Run, shown: Captured) -> None:
+        stdout = shown.stdout
+        if stdout:
+            run.log_text(stdout[-STDOUT_TAIL:], "stage/stdout.txt")
+        if shown.outputs or shown.result is not None:
+            run.log_text(json.dumps(shown.nbformat()), "stage/outputs.json")
+
+    def _mutated(self, plan: _Plan, refs: dict[str, Any], outputs: list[str]) -> dict[str, str | None]:
+        """The inputs (and globals its functions read) the stage changed in place: their new fingerprints."""
+        before = {**plan.fps, **plan.hidden}
+        after = fingerprints({n: obj for n, obj in refs.items() if n in before})
+        return {n: fp for n, fp in after.items() if fp != before[n] or fp is None}
 
     def _plan(self, name: str, analysis: CellAnalysis, options: StageOptions) -> _Plan:
         """The stage's inputs (names, files, local modules), their fingerprints and its key."""
@@ -272,7 +381,20 @@ class StageRunner:
             "store": _store_identity(get_recorder().settings.tracking_uri),
         }
         key = stage_key(analysis.normalised, fps, options.outputs, files=file_fps, modules=modules, context=context)
-        return _Plan(inputs, fps, params, file_fps, watch, modules, key, "; ".join(reasons), analysis.seeds)
+        hidden = fingerprints({n: self.ns[n] for n in mutation.hidden_globals(self.ns, inputs)})
+        return _Plan(
+            inputs,
+            fps,
+            params,
+            file_fps,
+            watch,
+            modules,
+            key,
+            "; ".join(reasons),
+            analysis.seeds,
+            hidden,
+            _shown_name(analysis.python),
+        )
 
     def _files(
         self, analysis: CellAnalysis, options: StageOptions, declared: list[str], reasons: list[str]
@@ -374,8 +496,8 @@ class StageRunner:
             and not isinstance(self.ns[n], (types.ModuleType, io.IOBase))  # modules, and files (``with open``)
         ]
 
-    def _execute(self, python: str, run: Run) -> tuple[Any, str]:
-        """Run the cell's code in the user namespace; returns its last expression's value and stdout tail."""
+    def _execute(self, python: str) -> Any:
+        """Run the cell's code in the user namespace; returns its last expression's value."""
         __tracebackhide__ = True
         import ast
 
@@ -383,19 +505,12 @@ class StageRunner:
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         shell = ipython_shell()
         filename = shell.compile.cache(python) if shell is not None else "<stage>"
-        tee = _Tee(sys.stdout)
-        sys.stdout = tee
-        try:
-            exec(compile(tree, filename, "exec"), self.ns)
-            value = eval(compile(ast.Expression(last.value), filename, "eval"), self.ns) if last else None
-        finally:
-            sys.stdout = tee._stream
-            if tee.tail:
-                run.log_text(tee.tail, "stage/stdout.txt")
-        return value, tee.tail
+        exec(compile(tree, filename, "exec"), self.ns)
+        return eval(compile(ast.Expression(last.value), filename, "eval"), self.ns) if last else None
 
-    def _restore(self, plan: _Plan, restore_code: str, run: Run, record: StageRecord) -> str | None:
-        """Serve the stage from the cache; returns None when it was, else why not (the miss reason)."""
+    def _restore(self, plan: _Plan, restore_code: str, run: Run, record: StageRecord) -> _Served | str:
+        """Serve the stage from the cache; returns what the cell shows as its value when it was, else why not
+        (the miss reason)."""
         entry = self.cache.lookup(plan.key)
         if entry is None:
             return "no cached result for this code and these inputs"
@@ -405,13 +520,25 @@ class StageRunner:
         differs = sorted(g for g, fp in needed.items() if current.get(g) != fp)
         if differs:
             return f"the global random state ({', '.join(differs)}) is not the one the cached run started from"
+        refs = plan.refs(self.ns)
         try:
             if restore_code:  # imports and definitions first: unpickling may need them
                 exec(compile(restore_code, "<mlops-nb restore>", "exec"), self.ns)
-            values = self.cache.restore(entry)
+            with figures.restoring() as held:
+                restored = self.cache.restore(entry, refs)
+                held.extend(restored.values[n] for n in manifest.get("figures_open", []) if n in restored.values)
+                in_place = {n: s for n, s in restored.states.items() if s[0] != "value"}
+                refused = [n for n, (kind, state) in in_place.items() if not mutation.can_put(refs.get(n), kind, state)]
+                if refused:
+                    raise CacheMiss(f"the state of {', '.join(refused)} cannot be put back in place")
         except Exception as e:  # noqa: BLE001 - CacheMiss, or an import that fails now: run the cell instead
             return str(e)
-        self.ns.update(values)
+        for name, (kind, state) in restored.states.items():
+            if kind == "value":
+                self.ns[name] = state
+            else:
+                mutation.put_state(refs[name], kind, state)
+        self.ns.update(restored.values)
         rng.set_states(manifest.get("rng_after", {}))
         run.set_tag(tags.CACHE_HIT, "true")
         if manifest.get("run_key"):
@@ -419,48 +546,65 @@ class StageRunner:
         run.set_tags(
             {f"{tags.OUTPUT_PREFIX}{n}": o["fingerprint"] or "unhashable" for n, o in manifest["outputs"].items()}
         )
+        if manifest.get("mutated"):
+            run.set_tag(tags.MUTATED, ",".join(sorted(manifest["mutated"]))[:5000])
         for key, value, step in manifest.get("metrics", []):
             run.log_metric(key, value, step)
-        if manifest.get("stdout"):
-            run.log_text(manifest["stdout"], "stage/stdout.txt")
+        shown = Captured.from_json(restored.shown) if restored.shown else Captured()
+        self._log_shown(run, shown)
+        replay(shown, CELL)
+        self._replay_after = shown
+        self._at_cell_end()
         record.cache_hit = True
         record.status = "FINISHED"
         record.note = f"restored from the cache, {manifest.get('duration', 0):.2f} s saved"
         run.end("FINISHED")
         self._changed(record)
-        return None
+        if plan.shows_name in self.ns:
+            return _Served(self.ns[plan.shows_name])
+        return _Served(Replayed(shown.result) if shown.result is not None else None)
 
-    def _store(
-        self,
-        plan: _Plan,
-        fps: dict[str, str | None],
-        written: list[str],
-        rng_before: dict[str, Any],
-        restore_code: str,
-        run: Run,
-        record: StageRecord,
-        stdout: str,
-    ) -> None:
-        values = {n: self.ns[n] for n in fps}
-        rng_after = rng.states(python="random" in rng_before)
-        drawn = rng.drawn(rng_before, rng_after)
+    def _store(self, running: _Running, shown: Captured) -> None:
+        plan, run, record = running.plan, running.run, running.record
+        rng_after = rng.states(python="random" in running.rng_before)
+        drawn = rng.drawn(running.rng_before, rng_after)
+        left_open = figures.left_open(running.figures_before, running.outputs)
         meta = {
             "stage": record.name,
             "run_key": run.key,
             "metrics": run.metric_history,
             "duration": record.duration,
-            "stdout": stdout,
-            "restore_code": restore_code,
+            "restore_code": running.analysis.restore_code,
             # a generator the cell seeds first thing does not depend on the state it started from
-            "rng_before": rng.fingerprints({g: rng_before[g] for g in drawn if g not in plan.seeds}),
+            "rng_before": rng.fingerprints({g: running.rng_before[g] for g in drawn if g not in plan.seeds}),
             "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
+            "figures_open": left_open.held,
         }
-        if written:
-            run.set_tag(tags.OUTPUT_FILES, ",".join(written)[:5000])
+        if running.written:
+            run.set_tag(tags.OUTPUT_FILES, ",".join(running.written)[:5000])
         if len(run.metric_history) >= MAX_METRIC_HISTORY:
             run.set_tag(CACHE_SKIPPED_TAG, f"it logged more than {MAX_METRIC_HISTORY} metric values")
             return
+        if left_open.unheld:
+            run.set_tag(CACHE_SKIPPED_TAG, f"it leaves {left_open.unheld} pyplot figure(s) open that no output holds")
+            return
         try:
-            self.cache.store(plan.key, values, fps, meta, files={p: plan.watch[p] for p in written})
+            self.cache.store(
+                plan.key,
+                running.outputs,
+                running.fps,
+                meta,
+                files={p: plan.watch[p] for p in running.written},
+                refs=running.refs,
+                states=running.states,
+                shown=shown.to_json(),
+            )
         except Exception as e:  # noqa: BLE001 - an output that cannot be saved: the stage just is not cached
             run.set_tag(CACHE_SKIPPED_TAG, f"cannot save the outputs: {e!r}"[:500])
+
+
+@dataclass
+class _Served:
+    """A stage served from the cache: the value its cell shows (what the run's last expression showed)."""
+
+    value: Any

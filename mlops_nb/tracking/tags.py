@@ -45,6 +45,7 @@ OUTPUT_PREFIX = "mlops_nb.output."  # + name: the fingerprint of an output value
 FILE_PREFIX = "mlops_nb.file."  # + path: the content fingerprint of a file input
 MODULE_PREFIX = "mlops_nb.module."  # + module: the fingerprint of an imported module (local: content)
 OUTPUT_FILES = "mlops_nb.output_files"
+MUTATED = "mlops_nb.mutated"  # inputs the stage changed in place (kept and restored like outputs)
 
 # Jobs, sweeps, reproductions, monitors
 JOB_CWD = "mlops_nb.job.cwd"

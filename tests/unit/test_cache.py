@@ -17,8 +17,8 @@ def test_outputs_round_trip_in_fitting_formats(tmp_path: Path) -> None:
     values = {"frame": frame, "array": np.arange(6.0).reshape(2, 3), "obj": {"k": [1, 2]}, "series": frame["a"]}
     entry = cache.store("k" * 64, values, dict.fromkeys(values, "fp"), {"stage": "s"})
     formats = {name: meta["format"] for name, meta in entry.manifest["outputs"].items()}
-    assert formats == {"frame": "parquet", "array": "npy", "obj": "pickle", "series": "pickle"}
-    restored = cache.restore(cache.lookup("k" * 64))
+    assert formats == {"frame": "parquet", "array": "npy", "obj": "object", "series": "object"}
+    restored = cache.restore(cache.lookup("k" * 64)).values
     pd.testing.assert_frame_equal(restored["frame"], frame)
     np.testing.assert_array_equal(restored["array"], values["array"])
     assert restored["obj"] == {"k": [1, 2]}
@@ -36,7 +36,7 @@ def test_a_corrupt_or_missing_file_is_a_miss_and_the_entry_is_dropped(tmp_path: 
         cache.restore(cache.lookup("a" * 64))
     assert cache.lookup("a" * 64) is None
     entry = cache.store("b" * 64, {"y": 1}, {"y": "fp"}, {})
-    (entry.folder / "y.pkl").unlink()
+    (entry.folder / "objects.pkl").unlink()
     with pytest.raises(CacheMiss):
         cache.restore(cache.lookup("b" * 64))
 
@@ -71,7 +71,7 @@ def test_a_read_only_entry_is_still_a_hit(tmp_path: Path, monkeypatch: pytest.Mo
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "utime", refuse)
-    np.testing.assert_array_equal(cache.restore(cache.lookup("d" * 64))["x"], np.arange(5))
+    np.testing.assert_array_equal(cache.restore(cache.lookup("d" * 64)).values["x"], np.arange(5))
 
 
 def test_files_a_stage_wrote_are_verified_and_written_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,3 +96,35 @@ def test_files_a_stage_wrote_are_verified_and_written_back(tmp_path: Path, monke
     with pytest.raises(CacheMiss, match="SHA-256"):
         cache.restore(entry)
     assert Path("out.csv").read_text() == "mine"  # nothing written from a corrupt entry
+
+
+def test_outputs_keep_their_shared_references_and_inputs_are_bound_by_name(tmp_path: Path) -> None:
+    """A pipeline's step *is* the fitted scaler after a restore, and an output holding an input holds the
+    namespace's object then, not a copy."""
+    cache = Cache(tmp_path, max_bytes=10**9)
+    config = {"alpha": 1}  # an input the stage reads and keeps a reference to
+    scaler = {"fitted": True}
+    pipeline = [scaler, config]
+    values = {"scaler": scaler, "pipeline": pipeline, "same": config}
+    cache.store("d" * 64, values, dict.fromkeys(values, "fp"), {}, refs={"config": config})
+    now = {"alpha": 1}  # a fresh kernel's equal object
+    restored = cache.restore(cache.lookup("d" * 64), {"config": now}).values
+    assert restored["pipeline"][0] is restored["scaler"]
+    assert restored["pipeline"][1] is now and restored["same"] is now
+    with pytest.raises(CacheMiss, match="config"):  # an input gone since: never a wrong value
+        cache.restore(cache.lookup("d" * 64), {})
+
+
+def test_mutated_inputs_keep_their_new_state(tmp_path: Path) -> None:
+    from mlops_nb.stages import mutation
+
+    cache = Cache(tmp_path, max_bytes=10**9)
+    rng = np.random.RandomState(0)
+    before = np.random.RandomState(0)
+    rng.normal(size=5)  # the stage drew from it
+    cache.store("e" * 64, {}, {}, {}, refs={"rng": rng}, states={"rng": mutation.state_of(rng)})
+    restored = cache.restore(cache.lookup("e" * 64), {"rng": before})
+    kind, state = restored.states["rng"]
+    assert mutation.can_put(before, kind, state)
+    mutation.put_state(before, kind, state)
+    assert before.normal() == rng.normal()
