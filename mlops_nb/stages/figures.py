@@ -23,6 +23,11 @@ def _gcf_registry() -> Any:
     return getattr(helpers, "Gcf", None)
 
 
+def _inline_show() -> Any:
+    """matplotlib-inline's ``show``, whose ``_draw_called`` makes it show open figures when the cell ends."""
+    return getattr(sys.modules.get("matplotlib_inline.backend_inline"), "show", None)
+
+
 def _open() -> dict[int, Any]:
     """Open figures by number (empty when pyplot is not loaded)."""
     gcf = _gcf_registry()
@@ -80,10 +85,8 @@ def restoring() -> Iterator[list[Any]]:
     """Around a restore: figures that unpickling opens again are closed, unless the run left them open. The
     caller puts the restored outputs that the run left holding open figures into the list it is given.
     Whether pyplot was asked to draw stays as it was."""
-    inline = sys.modules.get("matplotlib_inline.backend_inline")
-    show = getattr(inline, "show", None)
-    drawn = getattr(show, "_draw_called", None)
     before = set(_open())
+    drawn = bool(getattr(_inline_show(), "_draw_called", False))
     held: list[Any] = []
     try:
         yield held
@@ -95,5 +98,11 @@ def restoring() -> Iterator[list[Any]]:
 
             for fig in reopened:
                 plt.close(fig)
-        if show is not None and drawn is not None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None and getattr(pyplot, "_backend_mod", True) is None:
+            # the run drew, which loaded pyplot's backend (the inline one registers how figures display);
+            # importing pyplot again on a restore does not load it
+            pyplot._get_backend_mod()
+        show = _inline_show()
+        if show is not None:
             show._draw_called = drawn

@@ -1,0 +1,98 @@
+"""A cached Run All looks and computes like a fresh one, in real kernels: what each stage printed, displayed,
+drew and returned is shown again on a hit, generators the stages drew from are where a run leaves them, and
+objects shared between stages are still shared."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import embedded_client
+from tests.notebooks import KERNELSPEC
+
+pytestmark = pytest.mark.slow
+
+CELLS = [
+    # a generator handed from stage to stage, drawn from inside expressions and by scikit-learn
+    "import numpy as np\nrng = np.random.RandomState(0)\nX = rng.normal(size=(60, 3))\nprint('made', X.shape)\nX.shape",
+    "y = X.dot([1.0, 2.0, 3.0]) + rng.normal(size=60)\nprint('noise', round(float(y[0]), 6))",
+    "from sklearn.model_selection import train_test_split\n"
+    "Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=rng)\nprint('split', round(float(ytr[0]), 6))",
+    # objects refit in place by a pipeline that holds them
+    "from sklearn.decomposition import PCA\nfrom sklearn.linear_model import LinearRegression\n"
+    "from sklearn.pipeline import make_pipeline\nfrom sklearn.preprocessing import StandardScaler\n"
+    "scaler = StandardScaler().fit(Xtr)\npca = PCA(n_components=2).fit(Xtr)\n"
+    "clf = make_pipeline(scaler, pca, LinearRegression()).fit(Xtr, ytr)\nclf",
+    "print(clf[1] is pca, clf[0] is scaler, [round(float(v), 6) for v in pca.components_[0]])",
+    # a helper function drawing from a global generator; a list appended to in place
+    "def jitter(a):\n    return a + rng.uniform(size=len(a))\nseen = []\nz = jitter(ytr)\nseen.append(len(z))",
+    "seen.append(round(float(z.sum()), 6))\nimport sys\nprint('to stderr', file=sys.stderr)\nseen",
+    # displays of several kinds, a figure the inline backend flushes after the cell, one shown later
+    "import matplotlib.pyplot as plt\nfrom IPython.display import HTML, Markdown, display\n"
+    "fig, ax = plt.subplots()\nax.plot(y)\nax.set_title('y')\ndisplay(HTML('<b>bold</b>'))\n"
+    "display(Markdown('*md*'), {'a': 1}, raw=False)",
+    "plt.figure()\nplt.plot([1, 2, 3])\nprint('figures open', len(plt.get_fignums()))",
+]
+LAST = "print(rng.normal(), seen, fig.get_axes()[0].get_title(), len(plt.get_fignums()))\nfig"
+
+
+def notebook(path: Path, *, track: bool) -> Path:
+    cells = ["%load_ext mlops_nb"] if track else []
+    cells += [f"%%track s{i:02d}\n{code}" if track else code for i, code in enumerate(CELLS)]
+    cells.append(LAST)
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def execute(path: Path) -> list[list[tuple]]:
+    """Run in a fresh kernel; each cell's outputs as (type, name or mimetypes, text), the ⟳ lines left out."""
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(path.parent)}}).execute()
+    deadline = time.monotonic() + 60
+    while list((path.parent / ".mlops_nb" / "journal").glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # a kernel shut down right after its last cell may leave the rest to its helper
+    shown = []
+    for cell in nb.cells:
+        outputs: list[tuple] = []
+        for o in cell.outputs:
+            if o.output_type == "stream":
+                text = "".join(line for line in o.text.splitlines(True) if not line.startswith("⟳ "))
+                if outputs and outputs[-1][:2] == ("stream", o.name):  # a notebook merges them too
+                    outputs[-1] = ("stream", o.name, outputs[-1][2] + text)
+                elif text:
+                    outputs.append(("stream", o.name, text))
+            elif o.output_type == "error":
+                outputs.append(("error", o.ename, o.evalue))
+            else:
+                outputs.append((o.output_type, tuple(sorted(o.data)), o.data.get("text/plain", "")))
+        shown.append(outputs)
+    return shown
+
+
+def test_a_cached_run_all_shows_and_computes_what_a_fresh_one_does(project: Path) -> None:
+    plain = execute(notebook(project / "plain.ipynb", track=False))
+    tracked = notebook(project / "tracked.ipynb", track=True)
+    cold = execute(tracked)[1:]
+    warm = execute(tracked)[1:]
+    assert not any(o[0] == "error" for cell in plain for o in cell), plain
+    assert cold == plain
+    assert warm == plain  # every print, display, figure and last value; the same numbers
+    figures = sum(1 for cell in warm for o in cell if "image/png" in o[1])
+    assert figures == 3  # the two flushed after their cells and the one shown by the last cell: no extra
+
+    client = embedded_client(project)
+    stages = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`mlops_nb.kind` = 'stage'", max_results=100
+    )
+    hits = [r for r in stages if r.data.tags["mlops_nb.cache_hit"] == "true"]
+    assert len(hits) == len(CELLS)  # the warm run was all hits
+    mutated = {r.data.tags["mlops_nb.stage"]: r.data.tags.get("mlops_nb.mutated") for r in hits}
+    assert mutated["s01"] == "rng" and mutated["s02"] == "rng"  # drawn from, never assigned
+    assert mutated["s05"] is not None and "rng" in mutated["s05"]  # through the helper's global
+    assert "seen" in (mutated["s06"] or "")
