@@ -46,6 +46,7 @@ class MlopsMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.runner = StageRunner(shell.user_ns, provenance.notebook_path)
+        self._namer: Any = None  # %mlops auto's stage names (stages/auto.py), once it is on
 
     @magic_arguments()
     @argument("stage", help="the stage name, e.g. train")
@@ -78,13 +79,21 @@ class MlopsMagics(Magics):
         return value
 
     @magic_arguments()
-    @argument("command", choices=["init", "stages", "panel"], help="init | stages | panel")
+    @argument("command", choices=["init", "stages", "panel", "auto"], help="init | stages | panel | auto")
     @argument("--experiment", help="init: the MLflow experiment of this notebook's runs")
     @argument("--tracking-uri", help="init: where records go (default: MLFLOW_TRACKING_URI or the embedded store)")
+    @argument("--off", action="store_true", help="auto: stop tracking every cell")
     @line_magic
     def mlops(self, line: str) -> Any:
-        """%mlops init [--experiment NAME] [--tracking-uri URI] | %mlops stages | %mlops panel"""
+        """%mlops init [--experiment NAME] [--tracking-uri URI] | %mlops stages | %mlops panel |
+        %mlops auto [--off] (every code cell that does work runs as a stage named after its first comment or
+        the markdown heading above it)"""
         args = parse_argstring(self.mlops, line)
+        if args.off and args.command != "auto":
+            raise UsageError(f"--off goes with %mlops auto, not %mlops {args.command}")
+        if args.command == "auto":
+            self._auto(not args.off)
+            return None
         if args.command == "init":
             try:
                 recorder.configure(experiment=args.experiment, tracking_uri=args.tracking_uri)
@@ -103,6 +112,26 @@ class MlopsMagics(Magics):
         from mlops_nb.widgets.runs import panel
 
         return panel(self.runner, provenance.notebook_path)
+
+    def _auto(self, on: bool) -> None:
+        transformers = self.shell.input_transformers_cleanup
+        if self._auto_cell in transformers:
+            transformers.remove(self._auto_cell)
+        if on:
+            from mlops_nb.stages.auto import Namer
+
+            self._namer = Namer(provenance.notebook_path())
+            transformers.append(self._auto_cell)
+            print("mlops-nb: every code cell that does work now runs as a stage (%mlops auto --off to stop)")
+
+    def _auto_cell(self, lines: list[str]) -> list[str]:
+        """IPython input transformer of ``%mlops auto``: a cell that does work gets its ``%%track`` line."""
+        from mlops_nb.stages.auto import does_work
+
+        cell = "".join(lines)
+        if not does_work(cell):
+            return lines
+        return [f"%%track {self._namer.name(cell, self.shell.execution_count)}\n", *lines]
 
 
 IDLE_SECONDS = 0.5  # no cell started for this long after one ended: the notebook is idle
