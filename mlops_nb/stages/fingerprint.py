@@ -146,6 +146,8 @@ def package_version(module_name: str) -> str:
     # the old version's metadata beside the new one's, and a shadowed install may be the one imported.
     found = set()
     for folder in _installers().get(top, ()):
+        if not Path(folder).is_dir():  # uninstalled since the map was read
+            continue
         dist = metadata.Distribution.at(folder)
         found.add(f"{dist.metadata['Name'] or Path(folder).stem.partition('-')[0]} {dist.version}")
     return ", ".join(sorted(found)) if found else _file_identity(top)

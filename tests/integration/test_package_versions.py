@@ -123,3 +123,16 @@ def test_an_upgraded_package_whose_import_name_differs_runs_the_stage_again(proj
 
     (target / "mlops_nb_probe_dist-1.0.dist-info").rename(tmp_path / "removed")  # the stale metadata gone
     assert stage_of(run()).data.tags["mlops_nb.module.nbprobe"] == f"version {DIST} 2.0"
+
+
+def test_the_map_of_modules_to_distributions_is_the_one_importlib_metadata_reads() -> None:
+    from importlib import metadata
+
+    from mlops_nb.stages.fingerprint import _installers
+
+    expected = {top: sorted(set(dists)) for top, dists in metadata.packages_distributions().items()}
+    found = {
+        top: sorted({metadata.Distribution.at(folder).metadata["Name"] for folder in folders})
+        for top, folders in _installers().items()
+    }
+    assert found == expected
