@@ -29,6 +29,14 @@ SETTING_VARS = (
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--corpus",
+        action="store_true",
+        help="also run the whole corpus of real notebooks (tests/corpus/test_corpus.py; or MLOPS_NB_CORPUS=1)",
+    )
+
+
 @pytest.fixture(autouse=True)
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clean project folder as cwd, no mlops-nb/MLflow settings inherited; the recorder reset after."""

@@ -11,8 +11,8 @@ what it does, not by its name:
   class too, wherever it sits (in a list, inside a scikit-learn pipeline);
 - a local module: its members.
 
-Installed code is its module, qualified name and package version. A value that cannot be hashed gets
-``None``: the stage that reads it cannot be served from the cache.
+Installed code is its module, qualified name and the version of the distribution that installed it. A
+value that cannot be hashed gets ``None``: the stage that reads it cannot be served from the cache.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import sys
 import sysconfig
 import types
+from pathlib import Path
 from typing import Any
 
 UNHASHABLE = None
@@ -56,7 +57,17 @@ def _installed_roots() -> tuple[str, ...]:
 
     paths.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
     paths.add(site.getusersitepackages())
+    # Folders on sys.path that pip installed into (``pip install --target``, a site folder added by a .pth):
+    # they hold distributions' metadata, so their code is installed, not the project's.
+    paths.update(p for p in sys.path if p and _holds_distributions(p))
     return tuple(sorted(os.path.realpath(p) + os.sep for p in paths if p))
+
+
+def _holds_distributions(folder: str) -> bool:
+    try:
+        return any(p.name.endswith(".dist-info") and p.is_dir() for p in Path(folder).iterdir())
+    except OSError:
+        return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,20 +91,81 @@ def is_local_module(name: str | None) -> bool:
     return isinstance(filename, str) and is_local_file(filename)
 
 
+@functools.lru_cache(maxsize=1)
+def _installers() -> dict[str, tuple[str, ...]]:
+    """Top-level module name -> the metadata folders of the distributions that install it, in sys.path order:
+    what ``importlib.metadata.packages_distributions()`` maps (``top_level.txt``, else the first part of each
+    path in ``RECORD``), read as plain text once per process: ~50 ms for 300 distributions, where it takes
+    ~0.8 s."""
+    found: dict[str, list[str]] = {}
+    for entry in sys.path:
+        try:
+            folders = sorted(p for p in Path(entry or ".").iterdir() if p.suffix in (".dist-info", ".egg-info"))
+        except OSError:
+            continue
+        for folder in folders:
+            for name in _top_level_names(folder):
+                found.setdefault(name, []).append(str(folder))
+    return {name: tuple(folders) for name, folders in found.items()}
+
+
+def _top_level_names(folder: Path) -> set[str]:
+    try:
+        return set((folder / "top_level.txt").read_text().split())
+    except OSError:
+        pass
+    try:
+        record = (folder / "RECORD").read_text(errors="replace")
+    except OSError:
+        return set()
+    names = set()
+    for line in record.splitlines():
+        first = line.partition(",")[0].partition("/")[0]
+        stem, dot, suffix = first.partition(".")
+        if not dot or suffix == "py" or suffix.endswith(("so", "pyd")):  # a package, a module, an extension
+            names.add(stem)
+    names.discard("")
+    names.discard("__pycache__")
+    return names
+
+
 @functools.lru_cache(maxsize=1024)
 def package_version(module_name: str) -> str:
-    """The version of the installed package that ``module_name`` belongs to ('' when unknown)."""
-    top = module_name.partition(".")[0]
-    module = sys.modules.get(top)
-    version = getattr(module, "__version__", None)
-    if isinstance(version, str):
-        return version
+    """What installed the package that ``module_name`` belongs to: ``scikit-learn 1.5.2`` for
+    ``sklearn.datasets`` (its distributions and their versions, from their metadata), ``python 3.11.9`` for
+    the standard library, else the top-level module's file and its size and modification time. Read without
+    importing anything, so a module's part of a key is the same before and after it is imported."""
     from importlib import metadata
 
-    try:
-        return metadata.version(top)
-    except (metadata.PackageNotFoundError, ValueError):
+    top = module_name.partition(".")[0]
+    if not top:
         return ""
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return "python " + ".".join(map(str, sys.version_info[:3]))
+    # Every distribution that claims the module, each version once: ``pip install --target --upgrade`` leaves
+    # the old version's metadata beside the new one's, and a shadowed install may be the one imported.
+    found = set()
+    for folder in _installers().get(top, ()):
+        if not Path(folder).is_dir():  # uninstalled since the map was read
+            continue
+        dist = metadata.Distribution.at(folder)
+        found.add(f"{dist.metadata['Name'] or Path(folder).stem.partition('-')[0]} {dist.version}")
+    return ", ".join(sorted(found)) if found else _file_identity(top)
+
+
+def _file_identity(top: str) -> str:
+    """A module that no distribution claims, by its file (the file changes when it is replaced)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    if not origin or not Path(origin).is_file():
+        return ""
+    stat = Path(origin).stat()
+    return f"file {origin} {stat.st_size} {stat.st_mtime_ns}"
 
 
 # --- values -----------------------------------------------------------------------------------------

@@ -26,7 +26,13 @@ from mlops_nb.stages import figures, files, mutation, rng
 from mlops_nb.stages import params as params_mod
 from mlops_nb.stages.analysis import CellAnalysis, analyse, evaluate_path
 from mlops_nb.stages.cache import Cache, CacheMiss
-from mlops_nb.stages.fingerprint import fingerprint, fingerprints, is_local_file, package_version
+from mlops_nb.stages.fingerprint import (
+    fingerprint,
+    fingerprints,
+    is_local_file,
+    is_local_module,
+    package_version,
+)
 from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
@@ -454,29 +460,30 @@ class StageRunner:
 
     def _modules(self, names: tuple[str, ...], reasons: list[str]) -> dict[str, str]:
         """Fingerprints of the modules the cell imports: a local module by its content (imported first, as the
-        cell would), an installed one by its version."""
+        cell would), an installed one by its distribution's version, the same before and after its import."""
         import importlib
         import importlib.util
 
         found: dict[str, str] = {}
         for module in names:
-            top = module.partition(".")[0]
             if module in sys.modules:
-                loaded = sys.modules[module]
+                local = is_local_module(module)
             else:
+                top = module.partition(".")[0]
                 try:
                     spec = importlib.util.find_spec(top)
                 except (ImportError, ValueError):
                     spec = None
                 origin = getattr(spec, "origin", None) if spec is not None else None
-                if not origin or not is_local_file(origin):
-                    found[module] = "version " + package_version(module)
-                    continue
-                try:
-                    loaded = importlib.import_module(module)
-                except Exception as e:  # noqa: BLE001 - the cell's own import will raise it again
-                    reasons.append(f"local module {module} cannot be imported: {e!r}"[:300])
-                    continue
+                local = bool(origin) and is_local_file(origin) and top != "mlops_nb"
+            if not local:
+                found[module] = "version " + package_version(module)
+                continue
+            try:
+                loaded = importlib.import_module(module)
+            except Exception as e:  # noqa: BLE001 - the cell's own import will raise it again
+                reasons.append(f"local module {module} cannot be imported: {e!r}"[:300])
+                continue
             fp = fingerprint(loaded)
             if fp is None:
                 reasons.append(f"module {module} cannot be fingerprinted")

@@ -1,0 +1,69 @@
+"""The whole corpus: every notebook of both sources that runs offline in about 20 s of CPU, tracked cold,
+warm and changed, against its plain runs. Long (several seconds to a minute a notebook): it runs only with
+``pytest --corpus`` or ``MLOPS_NB_CORPUS=1`` (CI runs it as its own step, see .ci/run), for at most
+``MLOPS_NB_CORPUS_MINUTES`` when that is set.
+
+Today the warm and changed runs differ where issue 17's items 1-3 and 9 are not done yet (outputs replayed
+on a hit, mutated inputs, pyplot state, object graphs): a notebook whose every difference has one of those
+causes is an expected failure (xfail), anything else fails.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.corpus import run as corpus
+from tests.corpus import sources
+
+ENABLED = os.environ.get("MLOPS_NB_CORPUS") == "1"
+BUDGET_ENV = "MLOPS_NB_CORPUS_MINUTES"  # at most this long in all; the notebooks after it are skipped
+_STARTED = time.monotonic()
+# The causes that are issue 17's open items (the lead's work), as compare.cause() names them.
+OPEN_ITEMS = ("item 1)", "item 3)", "items 2/9)")
+
+pytestmark = [pytest.mark.corpus, pytest.mark.slow]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "notebook" in metafunc.fixturenames:
+        enabled = ENABLED or metafunc.config.getoption("corpus", default=False)
+        found = sources.notebooks() if enabled else []
+        metafunc.parametrize("notebook", found, ids=[n.name for n in found])
+
+
+def _expected(mode: corpus.ModeResult) -> str | None:
+    """Why the differences are expected today (each one an open item of issue 17), or None."""
+    differences = mode.comparison.differences if mode.comparison else []
+    if mode.error or not differences or not all(d.cause.endswith(OPEN_ITEMS) for d in differences):
+        return None
+    return "; ".join(sorted({d.cause for d in differences}))
+
+
+def test_tracked_runs_show_what_plain_runs_show(notebook: sources.Notebook, tmp_path: Path) -> None:
+    budget = float(os.environ.get(BUDGET_ENV) or "inf") * 60
+    if time.monotonic() - _STARTED > budget:
+        pytest.skip(f"over the corpus's time budget ({BUDGET_ENV}={os.environ[BUDGET_ENV]})")
+    known = corpus.survey([notebook], progress=lambda _: None)[notebook.name]
+    if known["error"]:
+        pytest.skip(f"does not run plainly here: {known['error']}")
+    if known["cpu_seconds"] > corpus.MAX_SECONDS:
+        pytest.skip(f"{known['cpu_seconds']:.0f} s of CPU, over the corpus's {corpus.MAX_SECONDS:.0f} s")
+    result = corpus.check(notebook, tmp_path)
+    if result.plain_error:
+        pytest.skip(f"does not run plainly twice: {result.plain_error}")
+    assert result.modes["cold"].equal, corpus.describe(result)
+    # A notebook without a numeric literal in its early cells has no changed run to compare.
+    modes = [result.modes["warm"], *([result.modes["changed"]] if result.modes["changed"].change else [])]
+    failing = [m for m in modes if not m.equal]
+    if not failing:
+        return
+    reasons = [_expected(m) for m in failing]
+    if all(reasons):
+        pytest.xfail(
+            "issue 17 open items: " + " | ".join(f"{m.mode}: {r}" for m, r in zip(failing, reasons, strict=True))
+        )
+    pytest.fail(corpus.describe(result))
