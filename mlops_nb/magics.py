@@ -14,7 +14,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from mlops_nb.exceptions import MlopsNbError
 from mlops_nb.redaction import redact_uri
-from mlops_nb.stages.stage import StageOptions, StageRunner
+from mlops_nb.stages.plan import StageOptions
+from mlops_nb.stages.stage import StageRunner
 from mlops_nb.tracking import provenance, recorder, runs
 
 

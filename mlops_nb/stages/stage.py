@@ -1,45 +1,35 @@
 """Running a notebook cell as a tracked, cached pipeline stage.
 
-``StageRunner.run`` is what ``%%track`` calls: it works out the cell's inputs and outputs, fingerprints the
-inputs, computes the stage key, and then either restores the outputs from the cache (re-running the
-cell's imports and definitions, never unpickling modules) or executes the cell in the user's namespace,
-stores its outputs and records it. Either way the stage is an MLflow run nested under the notebook's run.
+``StageRunner.run`` is what ``%%track`` calls: it plans the stage (plan.py: inputs, fingerprints, key), and
+then either restores it from the cache (re-running the cell's imports and definitions, never unpickling
+modules; putting back the inputs it changed, mutation.py; showing again what it showed, outputs.py) or
+executes the cell in the user's namespace, records what it shows and which inputs it changed, and stores it
+when its cell ends. Either way the stage is an MLflow run nested under the notebook's run.
 """
 
 from __future__ import annotations
 
-import builtins
 import hashlib
-import io
 import json
-import os
 import re
-import sys
 import time
-import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from mlops_nb.stages import figures, files, mutation, rng
-from mlops_nb.stages import params as params_mod
-from mlops_nb.stages.analysis import CellAnalysis, analyse, evaluate_path
+from mlops_nb.stages.analysis import CellAnalysis, analyse
 from mlops_nb.stages.cache import Cache, CacheMiss
 from mlops_nb.stages.fingerprint import (
-    fingerprint,
     fingerprints,
-    is_local_file,
-    is_local_module,
-    package_version,
 )
 from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay
+from mlops_nb.stages.plan import Plan, Planner, StageOptions
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import Run, stage
 
-CACHE_VERSION = "mlops-nb-stage-cache-3"  # bump when the key or the entry format changes meaning
 # The names other modules import from here; each tag is declared once, in tracking/tags.py.
 CACHE_KEY_TAG = tags.CACHE_KEY
 CACHE_SOURCE_TAG = tags.CACHE_SOURCE
@@ -48,22 +38,6 @@ CACHE_MISS_TAG = tags.CACHE_MISS
 DURATION_TAG = tags.DURATION  # the cell's own time, without the recording around it
 STDOUT_TAIL = 10_000
 MAX_METRIC_HISTORY = 100_000  # metric values (every step) a cache entry keeps for a hit to log again
-# IPython's own names in the user namespace: never inputs or outputs of a stage.
-_IPYTHON_NAMES = re.compile(r"^(_+|_i+|_i?\d+|_oh|_dh|_ih|In|Out|get_ipython|exit|quit|__builtins?__|__name__)$")
-
-
-@dataclass
-class StageOptions:
-    """What ``%%track`` was told: declared inputs/outputs/params override the inference.
-
-    ``inputs`` and ``outputs`` hold names of the namespace and file paths (any entry that is not a Python name).
-    """
-
-    inputs: list[str] | None = None
-    outputs: list[str] | None = None
-    params: list[str] = field(default_factory=list)
-    cache: bool = True
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,68 +57,11 @@ class StageRecord:
         return self.run.known_run_id if self.run is not None else ""
 
 
-def stage_key(
-    normalised_code: str,
-    inputs: dict[str, str | None],
-    outputs: list[str] | None = None,
-    *,
-    files: dict[str, str] | None = None,
-    modules: dict[str, str] | None = None,
-    context: dict[str, str] | None = None,
-) -> str:
-    """The cache key: normalised code, the fingerprints of the names, files and modules it depends on, the
-    declared outputs, the context (Python version, store) and the cache version."""
-    h = hashlib.sha256(CACHE_VERSION.encode())
-    payload = {
-        "code": normalised_code,
-        "in": sorted(inputs.items()),
-        "files": sorted((files or {}).items()),
-        "modules": sorted((modules or {}).items()),
-        "out": sorted(outputs) if outputs is not None else None,
-        "context": sorted((context or {}).items()),
-    }
-    h.update(json.dumps(payload).encode())
-    return h.hexdigest()
-
-
-def _store_identity(uri: str) -> str:
-    """The tracking store a stage records into, without credentials or query (they do not change the store)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-@dataclass
-class _Plan:
-    """What a stage depends on, worked out before it runs."""
-
-    inputs: list[str]
-    fps: dict[str, str | None]
-    params: dict[str, Any]
-    files: dict[str, str]  # file inputs: path -> content fingerprint ("absent" for a declared missing file)
-    watch: dict[str, bool]  # paths whose change while the stage runs makes them outputs (-> may be a folder)
-    modules: dict[str, str]
-    key: str
-    uncacheable: str = ""  # why the stage cannot be served from or stored in the cache
-    seeds: tuple[str, ...] = ()  # global generators the cell seeds before it draws
-    hidden: dict[str, str | None] = field(default_factory=dict)  # globals its functions read: fingerprints
-    shows_name: str = ""  # the name its last expression is, when it is a bare name (shown again as it is)
-
-    def refs(self, namespace: dict[str, Any]) -> dict[str, Any]:
-        """The objects the stage reads that it may change or hold on to, by name, as the namespace has them."""
-        names = [*self.inputs, *self.hidden]
-        return {n: namespace[n] for n in names if n in namespace and mutation.checkable(namespace[n])}
-
-
 @dataclass
 class _Running:
     """A stage whose code returned, waiting for its cell to end (the inline backend flushes figures then)."""
 
-    plan: _Plan
+    plan: Plan
     analysis: CellAnalysis
     run: Run
     record: StageRecord
@@ -159,33 +76,9 @@ class _Running:
     skipped: str
 
 
-def _shown_name(python: str) -> str:
-    """The name a cell's last statement is, when it is a bare name (``model``): a hit shows that value."""
-    import ast
-
-    body = ast.parse(python).body
-    last = body[-1] if body else None
-    return last.value.id if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name) else ""
-
-
-def _holds(folder: Path, home: Path) -> bool:
-    """True when ``folder`` is mlops-nb's home or contains it (its cache and journals change at every stage)."""
-    if not folder.is_dir():
-        return False
-    resolved = folder.resolve()
-    return resolved == home or resolved in home.parents
-
-
 def _tag_key(prefix: str, name: str) -> str:
     """A tag key MLflow accepts for a path or module name (letters, digits, ``_-./`` and spaces)."""
     return prefix + re.sub(r"[^\w./\- ]", "_", name)
-
-
-def _split(declared: list[str] | None) -> tuple[list[str] | None, list[str]]:
-    """Names and file paths of a ``--in``/``--out`` list."""
-    if declared is None:
-        return None, []
-    return [n for n in declared if n.isidentifier()], [p for p in declared if not p.isidentifier()]
 
 
 class StageRunner:
@@ -195,21 +88,10 @@ class StageRunner:
         self.ns = namespace
         self.records: list[StageRecord] = []
         self.listeners: list[Callable[[StageRecord], None]] = []
-        self._notebook = notebook
+        self.planner = Planner(namespace, notebook)
         self._cache: Cache | None = None
         self._running: _Running | None = None  # a stage whose cell has not ended yet
         self._replay_after: Captured | None = None  # what a restored stage shows once its cell's code returned
-        # Names of builtins that IPython itself puts into the namespace (``open``, ``exit``): not the user's,
-        # unless the user assigns them (``max = 99`` is an input like any other).
-        self._shell_builtins = {
-            n: v
-            for n, v in namespace.items()
-            if n in vars(builtins)
-            and (
-                vars(builtins)[n] in (v, getattr(v, "__wrapped__", None))  # IPython's open() wraps the builtin
-                or str(getattr(v, "__module__", "")).startswith(("IPython", "ipykernel"))
-            )
-        }
 
     @property
     def cache(self) -> Cache:
@@ -229,7 +111,7 @@ class StageRunner:
         __tracebackhide__ = True
         self.finish()  # a stage of this cell still open (two stages run from one cell)
         analysis = analyse(cell)  # a SyntaxError surfaces as in a plain cell, before anything is recorded
-        plan = self._plan(name, analysis, options)
+        plan = self.planner.plan(name, analysis, options)
         settings = get_recorder().settings
         cache_on = options.cache and settings.cache
         skipped = "--no-cache" if not options.cache else "cache off" if not cache_on else plan.uncacheable
@@ -270,7 +152,7 @@ class StageRunner:
             finally:
                 if capture is not None:
                     capture.end_cell()
-            outputs = self._outputs(analysis, options)
+            outputs = self.planner.outputs(analysis, options)
             mutated = self._mutated(plan, refs, outputs)
             out_fps = fingerprints({n: self.ns[n] for n in outputs if n in self.ns})
             out_fps.update(mutated)
@@ -356,152 +238,11 @@ class StageRunner:
         if shown.outputs or shown.result is not None:
             run.log_text(json.dumps(shown.nbformat()), "stage/outputs.json")
 
-    def _mutated(self, plan: _Plan, refs: dict[str, Any], outputs: list[str]) -> dict[str, str | None]:
+    def _mutated(self, plan: Plan, refs: dict[str, Any], outputs: list[str]) -> dict[str, str | None]:
         """The inputs (and globals its functions read) the stage changed in place: their new fingerprints."""
         before = {**plan.fps, **plan.hidden}
         after = fingerprints({n: obj for n, obj in refs.items() if n in before})
         return {n: fp for n, fp in after.items() if fp != before[n] or fp is None}
-
-    def _plan(self, name: str, analysis: CellAnalysis, options: StageOptions) -> _Plan:
-        """The stage's inputs (names, files, local modules), their fingerprints and its key."""
-        declared_names, declared_paths = _split(options.inputs)
-        missing = sorted(n for n in {*(declared_names or ()), *options.params} if n not in self.ns)
-        if missing:
-            raise NameError(f"%%track {name}: declared input(s) {', '.join(missing)} are not defined")
-        inputs = (
-            declared_names
-            if declared_names is not None
-            else [n for n in analysis.inputs if n in self.ns and not self._not_an_input(n)]
-        )
-        fps = fingerprints({n: self.ns[n] for n in [*inputs, *(p for p in options.params if p not in inputs)]})
-        parameter_names = params_mod.parameter_names(self.ns, self._notebook())
-        params = {n: self.ns[n] for n in fps if n in parameter_names or n in options.params}
-        reasons = [f"input {n!r} cannot be fingerprinted" for n, fp in fps.items() if fp is None]
-
-        file_fps, watch = self._files(analysis, options, declared_paths, reasons)
-        modules = self._modules(analysis.modules, reasons)
-        if analysis.opaque and options.inputs is None:
-            reasons.append("the cell " + "; ".join(analysis.opaque) + ": declare its inputs with --in to cache it")
-        context = {
-            "python": "{}.{}".format(*sys.version_info[:2]),
-            "store": _store_identity(get_recorder().settings.tracking_uri),
-        }
-        key = stage_key(analysis.normalised, fps, options.outputs, files=file_fps, modules=modules, context=context)
-        hidden = fingerprints({n: self.ns[n] for n in mutation.hidden_globals(self.ns, inputs)})
-        return _Plan(
-            inputs,
-            fps,
-            params,
-            file_fps,
-            watch,
-            modules,
-            key,
-            "; ".join(reasons),
-            analysis.seeds,
-            hidden,
-            _shown_name(analysis.python),
-        )
-
-    def _files(
-        self, analysis: CellAnalysis, options: StageOptions, declared: list[str], reasons: list[str]
-    ) -> tuple[dict[str, str], dict[str, bool]]:
-        """The stage's file inputs (path -> content fingerprint) and the paths to compare after it ran (-> may
-        be a folder): paths in the code, inputs used as paths, paths built from inputs, declared paths. Folders
-        count when a file call names them (or they are declared); a string that happens to name a folder
-        ('.', 'data') does not."""
-        candidates = dict.fromkeys(analysis.paths)
-        folders = {*declared, *analysis.call_paths}
-        for n in analysis.path_names:
-            value = self.ns.get(n)
-            if isinstance(value, (str, os.PathLike)):
-                candidates.setdefault(os.fspath(value))
-                folders.add(os.fspath(value))
-            elif n not in self.ns and options.inputs is None:  # a loop or comprehension variable: not known now
-                reasons.append(f"the cell reads or writes a file by a path computed at run time ({n})")
-        for expression in (*analysis.path_exprs, *analysis.file_exprs):
-            path = evaluate_path(expression, self.ns)
-            if path is None:
-                reasons.append(f"the path {expression} cannot be worked out before the cell runs")
-                continue
-            candidates.setdefault(path)
-            if expression in analysis.path_exprs:
-                folders.add(path)
-        home = get_recorder().settings.home.resolve()
-        fps: dict[str, str] = {}
-        for path in candidates:
-            if path in analysis.write_only:
-                continue  # a file the stage only writes is an output (compared after it runs), not an input
-            if path in folders and _holds(Path(path), home):
-                reasons.append(
-                    f"it reads the folder {path}, which holds mlops-nb's own records: name its files with --in"
-                )
-                continue
-            try:
-                fp = (
-                    files.glob_fingerprint(path)
-                    if files.is_pattern(path)
-                    else files.fingerprint(path, folders=path in folders)
-                )
-            except files.TooManyFiles as e:
-                reasons.append(str(e))
-                continue
-            if fp is not None:
-                fps[path] = fp
-        for path in declared:
-            fps.setdefault(path, "absent")
-        watch = {p: p in folders for p in candidates if not files.is_pattern(p)}
-        watch.update(dict.fromkeys(_split(options.outputs)[1], True))
-        return fps, watch
-
-    def _not_an_input(self, name: str) -> bool:
-        return bool(_IPYTHON_NAMES.match(name)) or (
-            name in self._shell_builtins and self.ns[name] is self._shell_builtins[name]
-        )
-
-    def _modules(self, names: tuple[str, ...], reasons: list[str]) -> dict[str, str]:
-        """Fingerprints of the modules the cell imports: a local module by its content (imported first, as the
-        cell would), an installed one by its distribution's version, the same before and after its import."""
-        import importlib
-        import importlib.util
-
-        found: dict[str, str] = {}
-        for module in names:
-            if module in sys.modules:
-                local = is_local_module(module)
-            else:
-                top = module.partition(".")[0]
-                try:
-                    spec = importlib.util.find_spec(top)
-                except (ImportError, ValueError):
-                    spec = None
-                origin = getattr(spec, "origin", None) if spec is not None else None
-                local = bool(origin) and is_local_file(origin) and top != "mlops_nb"
-            if not local:
-                found[module] = "version " + package_version(module)
-                continue
-            try:
-                loaded = importlib.import_module(module)
-            except Exception as e:  # noqa: BLE001 - the cell's own import will raise it again
-                reasons.append(f"local module {module} cannot be imported: {e!r}"[:300])
-                continue
-            fp = fingerprint(loaded)
-            if fp is None:
-                reasons.append(f"module {module} cannot be fingerprinted")
-            else:
-                found[module] = fp
-        return found
-
-    def _outputs(self, analysis: CellAnalysis, options: StageOptions) -> list[str]:
-        declared = _split(options.outputs)[0]
-        if declared is not None:
-            return declared
-        return [
-            n
-            for n in analysis.outputs
-            if n in self.ns
-            and not _IPYTHON_NAMES.match(n)
-            and not isinstance(self.ns[n], (types.ModuleType, io.IOBase))  # modules, and files (``with open``)
-        ]
 
     def _execute(self, python: str) -> Any:
         """Run the cell's code in the user namespace; returns its last expression's value."""
@@ -515,7 +256,7 @@ class StageRunner:
         exec(compile(tree, filename, "exec"), self.ns)
         return eval(compile(ast.Expression(last.value), filename, "eval"), self.ns) if last else None
 
-    def _restore(self, plan: _Plan, restore_code: str, run: Run, record: StageRecord) -> _Served | str:
+    def _restore(self, plan: Plan, restore_code: str, run: Run, record: StageRecord) -> _Served | str:
         """Serve the stage from the cache; returns what the cell shows as its value when it was, else why not
         (the miss reason)."""
         entry = self.cache.lookup(plan.key)

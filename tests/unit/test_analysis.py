@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlops_nb.stages.analysis import analyse
-from mlops_nb.stages.stage import stage_key
+from mlops_nb.stages.plan import stage_key
 
 
 @pytest.mark.parametrize(
