@@ -114,6 +114,7 @@ class Capture:
         self.thread = threading.current_thread()
         self.captured = Captured()
         self._bytes = 0
+        self._full = False  # once one output is over the bound, the later ones are left out too
         self._phase = CELL
         self._clear_pending = False
         self._ids: dict[str, int] = {}
@@ -166,15 +167,20 @@ class Capture:
         return self.captured
 
     # --- what is recorded ----------------------------------------------------------------------------
-    def _add(self, output: dict[str, Any]) -> bool:
-        if self._clear_pending:
-            self._clear()
-        size = _size(output)
-        if self._bytes + size > self.limit:
+    def _fits(self, size: int) -> bool:
+        if self._full or self._bytes + size > self.limit:
+            self._full = True
             self.captured.dropped += 1
             self.captured.dropped_bytes += size
             return False
         self._bytes += size
+        return True
+
+    def _add(self, output: dict[str, Any]) -> bool:
+        if self._clear_pending:
+            self._clear()
+        if not self._fits(_size(output)):
+            return False
         output["phase"] = self._phase
         self.captured.outputs.append(output)
         return True
@@ -187,12 +193,8 @@ class Capture:
             self._clear()
         last = outputs[-1] if outputs else None
         if last is not None and last["output_type"] == "stream" and last["name"] == name:
-            if self._bytes + len(text) > self.limit:
-                self.captured.dropped += 1
-                self.captured.dropped_bytes += len(text)
-                return
-            self._bytes += len(text)
-            last["text"] += text
+            if self._fits(len(text)):
+                last["text"] += text
             return
         self._add({"output_type": "stream", "name": name, "text": text})
 
@@ -229,13 +231,8 @@ class Capture:
 
     def _result(self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None) -> None:
         bundle = {"data": _jsonable(dict(format_dict)), "metadata": dict(md_dict or {})}
-        size = _size(bundle)
-        if self._bytes + size > self.limit:
-            self.captured.dropped += 1
-            self.captured.dropped_bytes += size
-            return
-        self._bytes += size
-        self.captured.result = bundle
+        if self._fits(_size(bundle)):
+            self.captured.result = bundle
 
 
 class Replayed:
