@@ -37,6 +37,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def postgres_schema(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """MLflow's schema in the shared PostgreSQL database, made once before any test starts a server on it:
+    servers started at once on an empty database (pytest-xdist's workers) would each migrate it, and leave
+    it half-migrated."""
+    uri = os.environ.get("MLOPS_NB_TEST_POSTGRES_URI")
+    if not uri:
+        return
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this session
+    with FileLock(str(shared / "postgres-schema.lock")):
+        done = shared / "postgres-schema.done"
+        if not done.exists():
+            init = (
+                "import sys; from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as S; S(*sys.argv[1:])"
+            )
+            subprocess.run(
+                [sys.executable, "-c", init, uri, str(shared / "pg-artifacts")],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+            done.write_text(uri)
+
+
 @pytest.fixture(autouse=True)
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clean project folder as cwd, no mlops-nb/MLflow settings inherited; the recorder reset after."""
