@@ -32,3 +32,22 @@ def test_arrays_estimators_and_plain_values() -> None:
 
 def test_unpicklable_values_have_no_fingerprint() -> None:
     assert fingerprint(threading.Lock()) is None
+
+
+def test_objects_keep_their_fingerprint_through_a_pickle_round_trip_whatever_their_arrays_layout() -> None:
+    """A restored input must not look changed: a fitted PCA's (1, n) components_ have other strides after a
+    pickle round trip, and arrays inside objects are equal whatever their order or step."""
+    import pickle
+
+    import numpy as np
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
+    X = np.random.RandomState(0).normal(size=(50, 3))
+    model = make_pipeline(PCA(n_components=1), LinearRegression()).fit(X, X[:, 0])
+    assert fingerprint(model) == fingerprint(pickle.loads(pickle.dumps(model)))
+    wide = np.arange(12.0).reshape(3, 4)
+    assert fingerprint({"a": np.asfortranarray(wide)}) == fingerprint({"a": wide.copy()})
+    assert fingerprint([np.arange(8.0)[::2]]) == fingerprint([np.array([0.0, 2.0, 4.0, 6.0])])
+    assert fingerprint([wide]) != fingerprint([wide.T.copy()])  # another shape is another value
