@@ -3,9 +3,7 @@ warm and changed, against its plain runs. Long (several seconds to a minute a no
 ``pytest --corpus`` or ``MLOPS_NB_CORPUS=1`` (CI runs it as its own step, see .ci/run), for at most
 ``MLOPS_NB_CORPUS_MINUTES`` when that is set.
 
-Today the warm and changed runs differ where issue 17's items 1-3 and 9 are not done yet (outputs replayed
-on a hit, mutated inputs, pyplot state, object graphs): a notebook whose every difference has one of those
-causes is an expected failure (xfail), anything else fails.
+Every notebook's warm run and changed run must show what its plain runs show.
 """
 
 from __future__ import annotations
@@ -22,8 +20,6 @@ from tests.corpus import sources
 ENABLED = os.environ.get("MLOPS_NB_CORPUS") == "1"
 BUDGET_ENV = "MLOPS_NB_CORPUS_MINUTES"  # at most this long in all; the notebooks after it are skipped
 _STARTED = time.monotonic()
-# The causes that are issue 17's open items (the lead's work), as compare.cause() names them.
-OPEN_ITEMS = ("item 1)", "item 3)", "items 2/9)")
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 
@@ -33,14 +29,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         enabled = ENABLED or metafunc.config.getoption("corpus", default=False)
         found = sources.notebooks() if enabled else []
         metafunc.parametrize("notebook", found, ids=[n.name for n in found])
-
-
-def _expected(mode: corpus.ModeResult) -> str | None:
-    """Why the differences are expected today (each one an open item of issue 17), or None."""
-    differences = mode.comparison.differences if mode.comparison else []
-    if mode.error or not differences or not all(d.cause.endswith(OPEN_ITEMS) for d in differences):
-        return None
-    return "; ".join(sorted({d.cause for d in differences}))
 
 
 def test_tracked_runs_show_what_plain_runs_show(notebook: sources.Notebook, tmp_path: Path) -> None:
@@ -58,12 +46,4 @@ def test_tracked_runs_show_what_plain_runs_show(notebook: sources.Notebook, tmp_
     assert result.modes["cold"].equal, corpus.describe(result)
     # A notebook without a numeric literal in its early cells has no changed run to compare.
     modes = [result.modes["warm"], *([result.modes["changed"]] if result.modes["changed"].change else [])]
-    failing = [m for m in modes if not m.equal]
-    if not failing:
-        return
-    reasons = [_expected(m) for m in failing]
-    if all(reasons):
-        pytest.xfail(
-            "issue 17 open items: " + " | ".join(f"{m.mode}: {r}" for m, r in zip(failing, reasons, strict=True))
-        )
-    pytest.fail(corpus.describe(result))
+    assert all(m.equal for m in modes), corpus.describe(result)

@@ -16,32 +16,10 @@ from tests.corpus import run as corpus
 
 pytestmark = pytest.mark.slow
 
-# Differences seen on 2026-12-07 whose causes are issue 17's items that are the lead's work (not the harness):
-# item 1: a hit shows nothing of what the run showed (prints, the last expression's value, figures);
-# item 2: a stage changes an input through a method call (rng.normal(...) on a RandomState from an earlier
-#         stage), a hit restores the input as it was before, and later stages compute other numbers;
-# item 3: pyplot's state across cells (a figure left open by a restored cell shows up under a later one).
-ITEM_1 = "issue 17 item 1: a cache hit does not replay the stage's outputs (prints, values, figures)"
-ITEM_2 = (
-    "issue 17 item 2: a stage mutates its input rng (a RandomState from an earlier stage); a hit leaves it unchanged"
-)
-WARM = {
-    "sklearn/classification/plot_lda": ITEM_1,
-    "sklearn/cluster/plot_kmeans_assumptions": ITEM_1,
-    "sklearn/cross_decomposition/plot_pcr_vs_pls": f"{ITEM_1}; {ITEM_2}",
-    "sklearn/linear_model/plot_nnls": ITEM_1,
-    "sklearn/miscellaneous/plot_isotonic_regression": ITEM_1,
-    "sklearn/mixture/plot_gmm_pdf": ITEM_1,
-    "sklearn/svm/plot_separating_hyperplane": ITEM_1,
-    "sklearn/preprocessing/plot_scaling_importance": ITEM_1,
-    "statsmodels/ols": ITEM_1,
-    "statsmodels/glm_weights": ITEM_1,
-}
-CHANGED = {
-    "sklearn/cross_decomposition/plot_pcr_vs_pls": ITEM_1,
-}
-
 _results: dict[str, corpus.Result] = {}
+# A notebook's three tests share its runs: under pytest-xdist they stay on one worker (--dist loadgroup),
+# while the notebooks spread over the workers.
+NOTEBOOKS = [pytest.param(name, marks=pytest.mark.xdist_group(f"corpus-{name}")) for name in corpus.SAMPLE]
 
 
 @pytest.fixture
@@ -60,27 +38,20 @@ def checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return result
 
 
-def _xfail(known: dict[str, str]) -> list:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=False, reason=known[name])) if name in known else name
-        for name in corpus.SAMPLE
-    ]
-
-
-@pytest.mark.parametrize("name", corpus.SAMPLE)
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_cold_tracked_run_shows_what_the_plain_run_shows(name: str, checked) -> None:
     result = checked(name)
     assert result.modes["cold"].equal, corpus.describe(result)
     assert result.modes["cold"].stages, "no stage was recorded"
 
 
-@pytest.mark.parametrize("name", _xfail(WARM))
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_warm_tracked_run_shows_what_the_plain_run_shows(name: str, checked) -> None:
     result = checked(name)
     assert result.modes["warm"].equal, corpus.describe(result)
 
 
-@pytest.mark.parametrize("name", _xfail(CHANGED))
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_tracked_run_after_a_changed_literal_shows_what_the_changed_plain_run_shows(name: str, checked) -> None:
     result = checked(name)
     changed = result.modes["changed"]
