@@ -61,14 +61,14 @@ def test_the_search_finds_the_planted_weak_segment_with_two_conditions() -> None
     assert worst, "no weak segment found"
     top = worst[0]
     assert "cat0 == 'c'" in top["slice"] and "num1" in top["slice"] and " and " in top["slice"]
-    assert top["gap"] > 0.3 and top["rows"] >= 30
+    assert top["gap"] > 0.3 and 30 <= top["rows"] <= weak.sum() + 30
     assert [w["gap"] for w in worst] == sorted((w["gap"] for w in worst), reverse=True)
     assert slices.worst_of(worst)["accuracy_score"] == top["metrics"]["accuracy_score"]
 
 
 def test_a_bad_slice_names_the_columns() -> None:
     _, frame, *_ = _data(rows=60)
-    with pytest.raises(UsageError, match="no column 'colour'.*num0, num1, cat0"):
+    with pytest.raises(UsageError, match=r"no column 'colour'.*num0, num1, cat0"):
         slices.declared(frame, ["colour"])
     with pytest.raises(UsageError, match="not numeric"):
         slices.declared(frame, ["cat0:quantile(4)"])
