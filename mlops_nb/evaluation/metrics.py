@@ -178,14 +178,14 @@ def score(model: Any, X: Any, y: Any) -> tuple[Scored, list[Skipped]]:
             raise UsageError(f"y of a regressor must be numbers: {_first_line(e)}") from e
         return Scored(task, truth, np.asarray(pred, dtype=float).reshape(-1), None, (), kept), skipped
     classes = np.asarray(model.classes_)
-    truth, unknown = _encode(classes, labels)
+    truth, unknown = encode(classes, labels)
     if unknown.any():
         strange = sorted({str(v) for v in labels[unknown]})[:10]
         raise UsageError(
             f"y has labels the model never saw ({', '.join(strange)}); its classes are "
             f"{', '.join(str(c) for c in classes)}. Evaluate on rows labelled with the model's classes."
         )
-    predicted, _ = _encode(classes, np.asarray(pred))
+    predicted, _ = encode(classes, np.asarray(pred))
     proba = None
     if callable(getattr(model, "predict_proba", None)):
         try:
@@ -201,6 +201,23 @@ def score(model: Any, X: Any, y: Any) -> tuple[Scored, list[Skipped]]:
             }
         )
     return Scored(task, truth, predicted, proba, tuple(jsonable(c) for c in classes), kept), skipped
+
+
+def frame_of(X: Any) -> Any:
+    """``X`` as a DataFrame: its own columns, or ``x0``, ``x1`` ... for an array."""
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame):
+        return X
+    values = np.asarray(X)
+    if values.ndim != 2:
+        raise UsageError(f"X has shape {values.shape}: give a table (a DataFrame or a 2-d array).")
+    return pd.DataFrame(values, columns=[f"x{i}" for i in range(values.shape[1])])
+
+
+def model_input(model: Any, frame: Any) -> Any:
+    """What ``model`` was fitted on: the frame for a model that knows its feature names, else its values."""
+    return frame if hasattr(model, "feature_names_in_") else frame.to_numpy()
 
 
 def _length(X: Any) -> int:
@@ -230,7 +247,7 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
-def _encode(classes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode(classes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the index of each value in ``classes``, -1 where it is none of them; the mask of those)."""
     index = {jsonable(c): i for i, c in enumerate(classes)}
     codes = np.fromiter((index.get(jsonable(v), -1) for v in values), dtype=np.int64, count=len(values))
