@@ -80,7 +80,7 @@ def test_the_permutation_explainer_adds_up_to_each_rows_output_minus_the_backgro
     found, skipped = explain.shap_values(knn, X, s)
     assert skipped == [] and found.summary["explainer"] == "PermutationExplainer"
     assert found.summary["rows"] == explain.PERMUTATION_ROWS
-    assert [f["feature"] for f in found.summary["features"]][0] == "a"
+    assert found.summary["features"][0]["feature"] == "a"
 
 
 def test_without_shap_the_part_is_skipped_with_the_pip_command(cancer, monkeypatch) -> None:
