@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from mlops_nb.evaluation.metrics import COUNTS, REGRESSION, Skipped, evaluate, score, task_of
+from mlops_nb.evaluation.metrics import BOUNDED, COUNTS, REGRESSION, Skipped, evaluate, score, task_of
 from mlops_nb.evaluation.resampling import LEVEL, SEED
 from mlops_nb.exceptions import UsageError
 
@@ -86,5 +86,8 @@ def cross_validate(model: Any, X: Any, y: Any, cv: Any) -> tuple[dict[str, FoldS
             continue
         mean, sd = float(values.mean()), float(values.std(ddof=1))
         half = float(stats.t.ppf((1 + LEVEL) / 2, len(values) - 1)) * sd / np.sqrt(len(values))
-        summary[name] = {"mean": mean, "low": mean - half, "high": mean + half, "std": sd}
+        low, high = mean - half, mean + half
+        if name in BOUNDED:  # a t interval can pass the metric's range; the metric cannot
+            low, high = max(low, 0.0), min(high, 1.0)
+        summary[name] = {"mean": mean, "low": float(low), "high": float(high), "std": sd}
     return summary, skipped

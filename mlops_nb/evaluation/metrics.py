@@ -43,6 +43,9 @@ LOWER_IS_BETTER = frozenset(
 COUNTS = frozenset(
     {"example_count", "true_negatives", "false_positives", "false_negatives", "true_positives", "sum_on_target"}
 )
+BOUNDED = frozenset(
+    {"accuracy_score", "precision_score", "recall_score", "f1_score", "roc_auc", "precision_recall_auc"}
+)  # within [0, 1]
 # The metric a slice, a worst segment or a permutation is judged by, per task (scikit-learn's score()).
 PRIMARY = {BINARY: "accuracy_score", MULTICLASS: "accuracy_score", REGRESSION: "r2_score"}
 # Short names accepted in gates (``cv.accuracy.low``, ``worst_slice.recall``) for MLflow's long ones.
