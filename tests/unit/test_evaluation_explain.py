@@ -65,7 +65,6 @@ def test_one_hot_columns_keep_their_transformed_names() -> None:
     assert {f["feature"] for f in found.summary["features"]} == {"cat__colour_blue", "cat__colour_red", "num__size"}
 
 
-
 def test_the_permutation_explainer_adds_up_to_each_rows_output_minus_the_background() -> None:
     rng = np.random.default_rng(2)
     X = pd.DataFrame({"a": rng.normal(size=150), "b": rng.normal(size=150), "c": rng.normal(size=150)})
