@@ -48,19 +48,6 @@ BOUNDED = frozenset(
 )  # within [0, 1]
 # The metric a slice, a worst segment or a permutation is judged by, per task (scikit-learn's score()).
 PRIMARY = {BINARY: "accuracy_score", MULTICLASS: "accuracy_score", REGRESSION: "r2_score"}
-# Short names accepted in gates (``cv.accuracy.low``, ``worst_slice.recall``) for MLflow's long ones.
-ALIASES = {
-    "accuracy": "accuracy_score",
-    "precision": "precision_score",
-    "recall": "recall_score",
-    "f1": "f1_score",
-    "mae": "mean_absolute_error",
-    "mse": "mean_squared_error",
-    "rmse": "root_mean_squared_error",
-    "r2": "r2_score",
-    "mape": "mean_absolute_percentage_error",
-    "pr_auc": "precision_recall_auc",
-}
 
 
 class Skipped(TypedDict):
@@ -400,6 +387,3 @@ def _why_undefined(s: Scored, name: str) -> str:
     return "undefined on these rows"
 
 
-def canonical(name: str) -> str:
-    """MLflow's name of a metric given by its short name (``accuracy`` -> ``accuracy_score``)."""
-    return ALIASES.get(name, name)
