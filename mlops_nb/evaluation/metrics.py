@@ -385,5 +385,3 @@ def _why_undefined(s: Scored, name: str) -> str:
     if name == "r2_score":
         return "y is constant, so R² is undefined"
     return "undefined on these rows"
-
-

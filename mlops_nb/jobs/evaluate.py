@@ -125,9 +125,13 @@ def _check_name(name: str) -> None:
 
 
 def _record(run: Any, evaluation: Evaluation) -> None:
+    from mlops_nb.exceptions import TrackingError
     from mlops_nb.tracking import evaluations
 
-    evaluation.result["run_id"] = run.run_id
+    try:
+        evaluation.result["run_id"] = run.run_id
+    except TrackingError:  # a job's kernel only journals: the process that sends its runs knows their ids
+        evaluation.result["run_id"] = None
     specs = {chart.name: chart.spec() for chart in evaluation.charts}
     evaluations.record(run, dict(evaluation.result), evaluation.html(page=True), specs)
 

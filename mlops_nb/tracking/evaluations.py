@@ -99,9 +99,11 @@ def find_result(run_id: str, name: str = DEFAULT_NAME, settings: Settings | None
         with tempfile.TemporaryDirectory(prefix="mlops-nb-evaluation-") as tmp:
             try:
                 path = query.download_artifacts(candidate["run_id"], f"{name}/{RESULT_FILE}", Path(tmp), s)
-                return dict(json.loads(path.read_text()))
+                result = dict(json.loads(path.read_text()))
             except (StoreError, OSError, ValueError):
                 continue  # its artifact is not (yet) in MLflow: an older stage may have one
+        result["run_id"] = candidate["run_id"]  # a job's kernel journals without knowing the id
+        return result
     return None
 
 
