@@ -17,7 +17,7 @@ run of each is not counted: imports and numba compilation happen there):
 Every metric of ours is checked against MLflow's where both have it (to 1e-12), and the plots MLflow failed to
 log are counted.
 
-    python benchmarks/bench_evaluate.py [--repeat 3] [--no-shap-anchor]
+    python benchmarks/bench_evaluate.py [--repeat 3] [--no-shap-anchor] [--model logistic|100-tree] 2>/dev/null
 
 Prints figures and ratios; asserts nothing (this machine is shared and noisy).
 """
@@ -72,12 +72,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-shap-anchor", action="store_true", help="skip MLflow's SHAP run (30 s each here)")
+    parser.add_argument("--model", choices=["both", "logistic", "100-tree"], default="both")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     folder = Path(tempfile.mkdtemp(prefix="bench-evaluate-"))
     os.chdir(folder)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     import mlflow
+    import skops.io
 
     import mlops_nb as mnb
     from mlops_nb.evaluation.report import evaluate_model
@@ -88,8 +90,14 @@ def main() -> None:
     print(f"load: {os.getloadavg()[0]:.1f} (1-minute load average, 2 cores shared)")
     mlflow.set_experiment("bench")
     for label, model in models(X_train, y_train).items():
+        if args.model != "both" and not label.startswith(args.model):
+            continue
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))  # a forest's Tree nodes
         with mlflow.start_run(run_name="log"):
-            uri = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"]).model_uri
+            logged = mlflow.sklearn.log_model(
+                model, name="model", pip_requirements=["scikit-learn"], skops_trusted_types=trusted or None
+            )
+            uri = logged.model_uri
 
         def ours(model: Any = model) -> Any:
             evaluation = evaluate_model(model, X_test, y_test, slices=["mean radius:quantile(4)"], cv=5)
