@@ -44,6 +44,17 @@ def monitor(model_uri: str | None = None, data: Any = None, **options: Any) -> A
     return watch(model_uri, data=data, **options)
 
 
+def evaluate(model: Any, X: Any, y: Any, **options: Any) -> Any:
+    """Evaluate a fitted scikit-learn model on labelled rows and record it into the current run (the
+    ``%%track`` stage, else the notebook's run): metrics under MLflow's names, plots, explanations, slices,
+    and with ``cv=K`` cross-validation, with ``baseline=`` paired deltas. Returns an ``Evaluation`` that
+    displays as the report. Options: ``slices``, ``baseline``, ``cv``, ``explain``, ``name``,
+    ``registered_model``, ``min_support``, ``record`` (see ``mlops_nb.jobs.evaluate.evaluate``)."""
+    from mlops_nb.jobs.evaluate import evaluate as _evaluate
+
+    return _evaluate(model, X, y, **options)
+
+
 def diff(a: Any, b: Any) -> Any:
     """Why run ``b`` differs from run ``a``: params, metric deltas and, per stage, whether its code, the
     parameters it read or its inputs changed. Displays as HTML in a notebook; ``.record`` is the JSON of
@@ -76,6 +87,7 @@ __all__ = [
     "active_run",
     "diff",
     "end_run",
+    "evaluate",
     "flush",
     "load_ipython_extension",
     "log_artifact",

@@ -19,6 +19,22 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
+# Short names of mnb.evaluate's metrics (MLflow's default evaluator's names) and of interval bounds, as gates
+# accept them: "cv.accuracy.low" reads cv.accuracy_score.low, "worst_slice.recall" worst_slice.recall_score.
+METRIC_ALIASES = {
+    "accuracy": "accuracy_score",
+    "precision": "precision_score",
+    "recall": "recall_score",
+    "f1": "f1_score",
+    "mae": "mean_absolute_error",
+    "mse": "mean_squared_error",
+    "rmse": "root_mean_squared_error",
+    "r2": "r2_score",
+    "mape": "mean_absolute_percentage_error",
+    "pr_auc": "precision_recall_auc",
+    "lower": "low",
+    "upper": "high",
+}
 _PATTERN = re.compile(r"^\s*(?P<metric>[^<>=!\s]+)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[^<>=!\s]\S*)\s*$")
 
 
@@ -44,7 +60,7 @@ class Requirement:
         return f"{self.metric} {self.op} {self.value:g}"
 
     def check(self, metrics: Mapping[str, float]) -> GateResult:
-        actual = metrics.get(self.metric)
+        actual = lookup(metrics, self.metric)
         if actual is None:
             close = difflib.get_close_matches(self.metric, list(metrics), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -59,6 +75,17 @@ class Requirement:
         gap = actual - self.value
         how = f"{abs(gap):g} {'below' if gap < 0 else 'above'}" if gap else "equal to it"
         return GateResult(self, False, actual, f"{self}: {self.metric} = {actual:g}, {how} the threshold")
+
+
+def canonical(metric: str) -> str:
+    """``metric`` with each dotted part's short name spelled out: ``cv.accuracy.low`` -> ``cv.accuracy_score.low``."""
+    return ".".join(METRIC_ALIASES.get(part, part) for part in metric.split("."))
+
+
+def lookup(metrics: Mapping[str, float], metric: str) -> float | None:
+    """The value of ``metric`` in ``metrics``, by its own name or its spelled-out one (:func:`canonical`)."""
+    value = metrics.get(metric)
+    return metrics.get(canonical(metric)) if value is None else value
 
 
 def parse_requirement(text: str) -> Requirement:

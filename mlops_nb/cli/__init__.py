@@ -32,6 +32,7 @@ COMMANDS = {
     "diff": "mlops_nb.cli.read:diff",
     "lineage": "mlops_nb.cli.read:lineage",
     "monitor": "mlops_nb.cli.monitor:monitor",
+    "evaluate": "mlops_nb.cli.evaluate:evaluate",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
@@ -45,6 +46,7 @@ HELP = {
     "diff": "Why two runs differ: params, metrics, and the stages whose code or inputs changed.",
     "lineage": "A model version back to its run, stages, notebook, commit and evidence.",
     "monitor": "Check new data against the training reference: data problems and drift.",
+    "evaluate": "A model's quality report: metrics, plots, explanations, slices, CV, a baseline.",
 }
 
 

@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import StoreError, UsageError
-from mlops_nb.gates import Requirement, parse_requirement
-from mlops_nb.tracking import query, reading, registry, tags
+from mlops_nb.gates import Requirement, canonical, lookup, parse_requirement
+from mlops_nb.tracking import evaluations, query, reading, registry, tags
 from mlops_nb.tracking.records import RunRecord
 from mlops_nb.tracking.registry import LOCK_SUFFIX
 
@@ -35,7 +35,9 @@ _ALIAS = re.compile(r"^[\w-]+$")  # MLflow's rule for alias names
 _RUN_TAGS = (tags.GIT_COMMIT, tags.GIT_DIRTY)  # copied from the source run onto the version
 _MAX_TAG = 8000  # MLflow's limit on a run tag's value
 # the must-beat evidence, kept with a refusal
-_COMPARED = ("metric", "value", "champion_version", "champion_run", "champion_value", "previous_version")
+_COMPARED = (
+    "metric", "value", "champion_version", "champion_run", "champion_value", "previous_version", "paired_delta"
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +131,9 @@ def promote(
             "and promote the new run."
         )
     found = find_model(run, model, s)
-    gates = [_requirement_gate(r, run["metrics"], run_id) for r in requirements]
+    evaluation = evaluations.find_result(run_id, settings=s)  # mnb.evaluate's: figures, paired deltas, report
+    metrics = {**(evaluations.metrics_of(evaluation) if evaluation else {}), **run["metrics"]}
+    gates = [_requirement_gate(r, metrics, run_id) for r in requirements]
     before = registry.aliases(name, s)
     if must_beat is not None and must_beat not in before:
         close = difflib.get_close_matches(must_beat, list(before), n=1)
@@ -138,8 +142,10 @@ def promote(
                 f"--must-beat {must_beat!r}: no version of {name!r} has that alias (it has "
                 f"{', '.join(sorted(before))}). Did you mean {close[0]!r}?"
             )
-    attempt = _Attempt(s, run, found, name, alias, must_beat, metric, higher_is_better)
+    attempt = _Attempt(s, run, found, name, alias, must_beat, metric, higher_is_better, evaluation)
     evidence = _evidence(run, found, alias, before.get(alias))
+    if evaluation is not None and evaluation.get("run_id"):  # the report behind the gates, on the version
+        evidence[TAG + "evaluation"] = f"runs:/{evaluation['run_id']}/{evaluation['name']}/report.html"
     if must_beat is not None:
         gate, compared = attempt.must_beat_gate(before.get(must_beat))
         gates.append(gate)
@@ -182,9 +188,13 @@ class _Attempt:
     must_beat: str | None
     metric: str | None
     higher_is_better: bool
+    evaluation: dict | None = None  # the run's evaluation result (mnb.evaluate), when it has one
 
     def must_beat_gate(self, version: str | None) -> tuple[Gate, dict[str, str]]:
         assert self.must_beat is not None and self.metric is not None
+        paired = _paired_gate(self, version)
+        if paired is not None:
+            return paired
         return _must_beat_gate(
             self.settings, self.name, self.must_beat, version, self.metric, self.higher_is_better, self.run
         )
@@ -363,7 +373,7 @@ def _missing_metric(metric: str, metrics: Mapping[str, float], run_id: str, opti
 
 
 def _requirement_gate(requirement: Requirement, metrics: Mapping[str, float], run_id: str) -> Gate:
-    if requirement.metric not in metrics:
+    if lookup(metrics, requirement.metric) is None:
         raise _missing_metric(requirement.metric, metrics, run_id, "--require")
     result = requirement.check(metrics)
     return Gate(str(requirement), result.ok, result.message)
@@ -416,6 +426,34 @@ def _must_beat_gate(
     compared.update(
         {TAG + "champion_version": version, TAG + "champion_run": source, TAG + "champion_value": repr(best)}
     )
+    return Gate(gate, ok, f"{gate}: {message}"), compared
+
+
+def _paired_gate(attempt: _Attempt, version: str | None) -> tuple[Gate, dict[str, str]] | None:
+    """The must-beat gate from the run's evaluation when its baseline was that very version: the paired
+    bootstrap's interval of the difference must lie above zero (below, when lower is better). None when the
+    evaluation has no such comparison (the gate then compares the two runs' numbers)."""
+    baseline = (attempt.evaluation or {}).get("baseline") or {}
+    metric = canonical(attempt.metric or "")
+    delta = (baseline.get("deltas") or {}).get(attempt.metric) or (baseline.get("deltas") or {}).get(metric)
+    if version is None or delta is None or baseline.get("model") != f"models:/{attempt.name}/{version}":
+        return None
+    gate = f"beats @{attempt.must_beat} on {attempt.metric}"
+    ok = delta["low"] > 0 if attempt.higher_is_better else delta["high"] < 0
+    shown = f"{delta['delta']:+.4g} [{delta['low']:+.4g}, {delta['high']:+.4g}]"
+    rows = baseline.get("rows", "the")
+    against = f"version {version} on the same {rows} rows (paired bootstrap, 95% interval)"
+    if ok:
+        message = f"{attempt.metric} {shown} over {against}: better"
+    else:
+        message = f"{attempt.metric} {shown} over {against}: not clearly better (the interval reaches 0)"
+    compared = {
+        TAG + "metric": attempt.metric or "",
+        TAG + "value": repr(attempt.evaluation["metrics"].get(metric)) if attempt.evaluation else "",
+        TAG + "champion_version": version,
+        TAG + "champion_value": repr(baseline.get("metrics", {}).get(metric)),
+        TAG + "paired_delta": json.dumps(delta),
+    }
     return Gate(gate, ok, f"{gate}: {message}"), compared
 
 

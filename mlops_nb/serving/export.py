@@ -359,3 +359,26 @@ def _model_requirements(folder: Path) -> list[str]:
         return []
     lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
     return [line for line in lines if line and not line.startswith("-")]
+
+
+def load_model(model_uri: str, dst: Path) -> Any:
+    """The scikit-learn model at ``model_uri`` (a pinned ``models:/NAME/VERSION`` or ``runs:/`` URI), loaded
+    from its skops file with the trust ``export`` gives (no pickle, no type that can run code): the monitor's
+    scoring and ``mlops-nb evaluate`` load models so.
+
+    Raises:
+        UsageError: no sklearn flavor, a pickled model, or types nobody trusted (the message names the fix).
+    """
+    import skops.io
+
+    from mlops_nb.tracking import query
+
+    folder = query.download_model(model_uri, dst)
+    flavor = sklearn_flavor(query.mlmodel(folder))
+    if flavor.get("serialization_format", "cloudpickle") != "skops":
+        raise UsageError(
+            f"{model_uri} is saved as a pickle: mlops-nb loads only skops files to score or evaluate it. Log it "
+            "again with mnb.log_model (skops), or leave it out."
+        )
+    model_file, trusted, _ = trusted_model_file(folder, flavor, (), (), False)
+    return skops.io.load(str(model_file), trusted=list(trusted))

@@ -22,7 +22,7 @@ from mlops_nb.tracking import tags as tag_names
 from mlops_nb.tracking.recorder import JOB_RUN_ENV, Recorder, get_recorder, param_value, unique_id
 from mlops_nb.tracking.tags import TOP_LEVEL_KINDS
 
-OPEN_KINDS = TOP_LEVEL_KINDS  # open_run also opens a model's monitors (mlops_nb.watch); "monitor" is one
+OPEN_KINDS = TOP_LEVEL_KINDS  # open_run also opens a model's monitors and evaluations ("monitor", "evaluation")
 _MAX_HISTORY = 100_000
 
 

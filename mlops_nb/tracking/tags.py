@@ -8,7 +8,7 @@ from __future__ import annotations
 PREFIX = "mlops_nb."  # every tag of mlops-nb's own
 
 # Every run mlops-nb creates
-KIND = "mlops_nb.kind"  # notebook | job | sweep | stage | script | monitor
+KIND = "mlops_nb.kind"  # notebook | job | sweep | stage | script | monitor | evaluation
 RUN_KEY = "mlops_nb.run_key"  # mlops-nb's own id of the run (journal replays are idempotent through it)
 END_REASON = "mlops_nb.end_reason"
 ERROR = "mlops_nb.error"
@@ -59,13 +59,15 @@ SWEEP_JOBS = "mlops_nb.sweep.jobs"
 SWEEP_FAILURES = "mlops_nb.sweep.failures"
 REPRODUCES = "mlops_nb.reproduces"  # on a reproduction: the run it reproduces
 REPRODUCE_RESULT = "mlops_nb.reproduce.result"  # its verdict
-MODEL = "mlops_nb.model"  # a monitor's model: NAME/VERSION
+MODEL = "mlops_nb.model"  # a monitor's or an evaluation run's model: NAME/VERSION
+EVALUATION = "mlops_nb.evaluation"  # the names of the evaluations a run logged (mnb.evaluate), comma-separated
 TRIGGER = "mlops_nb.trigger"  # a job started by a monitor: monitor:<run id>
 
 # Model versions (promotion evidence)
 SOURCE_RUN = "mlops_nb.source_run"
 MODEL_RUN = "mlops_nb.model_run"
+EVALUATION_LAST = "mlops_nb.evaluation.last"  # the last evaluation: JSON {run_id, time, metrics of note}
 MONITOR_LAST = "mlops_nb.monitor.last"  # the last monitor's summary: JSON {run_id, time, dataset_drift, drift_share}
 PROMOTION_PREFIX = "mlops_nb.promotion."
 
-TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script", "monitor")
+TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script", "monitor", "evaluation")

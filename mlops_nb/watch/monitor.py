@@ -330,11 +330,11 @@ def _labelled(labels: str, model: Any, tmp: Path) -> Any:
 
     def predict(table: Any) -> Any:
         if not loaded:
-            from mlops_nb.watch.scoring import load_classifier
+            from mlops_nb.serving.export import load_model
 
             # loaded as export loads it: its skops file, only inert types; never a pickle (foreign code)
             pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
-            loaded.append(load_classifier(pinned, tmp / "model"))
+            loaded.append(load_model(pinned, tmp / "model"))
         estimator = loaded[0]
         names = getattr(estimator, "feature_names_in_", None)
         frame = table.to_pandas()

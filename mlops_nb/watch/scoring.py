@@ -15,29 +15,7 @@ from typing import Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import performance as perf
-
-
-def load_classifier(model_uri: str, dst: Path) -> Any:
-    """The scikit-learn model at ``model_uri`` (a pinned ``models:/NAME/VERSION`` or ``runs:/`` URI), loaded
-    from its skops file with the trust ``mlops-nb export`` gives (no pickle, no type that can run code).
-
-    Raises:
-        UsageError: no sklearn flavor, a pickled model, or types nobody trusted (the message names the fix).
-    """
-    import skops.io
-
-    from mlops_nb.serving.export import sklearn_flavor, trusted_model_file
-    from mlops_nb.tracking import query
-
-    folder = query.download_model(model_uri, dst)
-    flavor = sklearn_flavor(query.mlmodel(folder))
-    if flavor.get("serialization_format", "cloudpickle") != "skops":
-        raise UsageError(
-            f"{model_uri} is saved as a pickle: mlops-nb loads only skops files to score it. Log it again with "
-            "mnb.log_model (skops), or leave performance out."
-        )
-    model_file, trusted, _ = trusted_model_file(folder, flavor, (), (), False)
-    return skops.io.load(str(model_file), trusted=list(trusted))
+from mlops_nb.serving.export import load_model
 
 
 class Scorer:
@@ -126,7 +104,7 @@ def start(model_uri: str, stored: Any, features: list[str], labels: str | None, 
     """
     classes, ref_scores, ref_labels = perf.scores_table(stored)
     calibration = perf.calibrate(ref_scores, ref_labels, classes)
-    classifier = load_classifier(model_uri, tmp / "model")
+    classifier = load_model(model_uri, tmp / "model")
     known = [str(c) for c in getattr(classifier, "classes_", [])]
     if known != classes:
         raise UsageError(
