@@ -11,6 +11,7 @@ never a wrong value. The least recently used entries are evicted beyond the size
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ from typing import Any
 from mlops_nb.tracking.recorder import unique_id
 
 FORMAT = "v1"
+_TMP_PREFIX = ".tmp-"
+_TMP_GRACE = 60.0  # seconds
 
 
 class CacheMiss(Exception):
@@ -178,8 +181,11 @@ class Cache:
         output raises (nothing is left behind)."""
         if self._total is None:
             self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{unique_id()}"
+        tmp = self.root / f"{_TMP_PREFIX}{unique_id()}"
         tmp.mkdir()
+        # Locked while this process writes it: a temporary nobody holds is what a killed writer left.
+        hold = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        fcntl.flock(hold, fcntl.LOCK_EX)
         try:
             outputs_meta = {}
             for name, value in outputs.items():
@@ -212,6 +218,8 @@ class Cache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            os.close(hold)
         if self._total is None:
             self.evict()
         else:
@@ -224,7 +232,9 @@ class Cache:
         shutil.rmtree(self._folder(key), ignore_errors=True)
 
     def evict(self) -> None:
-        """Delete least recently used entries until the cache fits ``max_bytes``."""
+        """Delete what killed writers left, then least recently used entries until the cache fits ``max_bytes``."""
+        for tmp in self.root.glob(f"{_TMP_PREFIX}*"):
+            _remove_if_abandoned(tmp)
         entries = []
         for manifest in self.root.glob("*/*/manifest.json"):
             try:
@@ -238,3 +248,22 @@ class Cache:
             shutil.rmtree(folder, ignore_errors=True)
             total -= size
         self._total = total
+
+
+def _remove_if_abandoned(tmp: Path) -> None:
+    """Delete the temporary entry folder ``tmp`` unless a live writer holds its lock (``store``). One younger
+    than ``_TMP_GRACE`` is left alone: its writer may not have taken the lock yet."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # renamed into place or removed meanwhile
+    try:
+        if time.time() - os.fstat(fd).st_mtime < _TMP_GRACE:
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # being written
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        os.close(fd)
