@@ -27,6 +27,7 @@ from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import StoreError, UsageError
 from mlops_nb.gates import Requirement, parse_requirement
 from mlops_nb.tracking import query, reading, registry, tags
+from mlops_nb.tracking.filters import quotable
 from mlops_nb.tracking.records import RunRecord
 from mlops_nb.tracking.registry import LOCK_SUFFIX
 
@@ -324,6 +325,8 @@ def check_model_name(name: str) -> None:
         problem = "it starts or ends with a space"
     elif posixpath.normpath(name) != name or name.startswith(".."):
         problem = "MLflow's rule: a name cannot be a relative path such as '.' or '..'"
+    elif not quotable(name):
+        problem = "MLflow's searches cannot find a name holding both ' and \" or ending in a backslash"
     if problem:
         raise UsageError(
             f"--name {name!r} is not a valid registered model name: {problem}. Choose another --name: letters, "

@@ -16,6 +16,7 @@ from mlops_nb.exceptions import UsageError
 from mlops_nb.tracking import fastread, tags
 from mlops_nb.tracking._client import client as _client
 from mlops_nb.tracking.errors import map_mlflow_errors
+from mlops_nb.tracking.filters import literal
 from mlops_nb.tracking.records import (
     ArtifactRecord,
     Lineage,
@@ -66,10 +67,6 @@ def _stage(run: MlflowRun) -> StageSummary:
     return stage_record(
         info.run_id, info.run_name, info.status, info.start_time, data.tags, dict(data.params), dict(data.metrics)
     )
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _experiment_ids(client: Any, experiment: str | None, uri: str) -> list[str]:
@@ -125,7 +122,7 @@ def list_runs(
             _experiment_ids(_client(s), experiment, s.tracking_uri)  # raises: no such experiment, did you mean
     filters = [f"tags.`{tags.KIND}` = '{kind}'" if kind else f"tags.`{tags.KIND}` != 'stage'"]
     if path:
-        filters.append(f"tags.`{tags.NOTEBOOK}` LIKE '%{_quote(path)}'")
+        filters.append(f"tags.`{tags.NOTEBOOK}` LIKE {literal('%' + path, 'notebook path')}")
     return _search(s, filters, experiment, max_results, page_token)
 
 
@@ -263,9 +260,8 @@ def lineage(model_uri: str, settings: Settings | None = None) -> Lineage:
     detail = run_detail(source, s) if source else None
     evidence = {k: v for k, v in version["tags"].items() if k.startswith(tags.PREFIX)}
     watched = f"{version['name']}/{version['version']}"
-    monitors = _search(
-        s, [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` = '{_quote(watched)}'"], None, MAX_PAGE, None
-    )["runs"]
+    watching = [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` = {literal(watched, 'model')}"]
+    monitors = _search(s, watching, None, MAX_PAGE, None)["runs"]
     return Lineage(
         model=version,
         source_run=detail,
@@ -323,11 +319,10 @@ def model_detail(name: str, settings: Settings | None = None) -> ModelDetail:
         raise UsageError(f"No registered model {name!r}. {_MODEL_FIX}")
     with map_mlflow_errors(f"No registered model {name!r}", fix=_MODEL_FIX, uri=s.tracking_uri):
         model = client.get_registered_model(name)
-        found = client.search_model_versions(f"name = '{_quote(name)}'", max_results=MAX_PAGE)
+        found = client.search_model_versions(f"name = {literal(name, 'model name')}", max_results=MAX_PAGE)
     versions = sorted((_version_record(v) for v in found), key=lambda v: -int(v["version"]))
-    monitors = _search(
-        s, [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` LIKE '{_quote(name)}/%'"], None, 1, None
-    )["runs"]
+    watching = [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` LIKE {literal(name + '/%', 'model name')}"]
+    monitors = _search(s, watching, None, 1, None)["runs"]
     watched = None
     if monitors:
         with map_mlflow_errors("reading the monitoring run", fix=_RUN_FIX, uri=s.tracking_uri):

@@ -1,0 +1,59 @@
+"""What a hostile or odd store gives the read commands: quoted names, terminal escapes, deleted runs, short
+ids, missing notebooks and records still in a journal (real embedded MLflow stores, the real CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import mlops_nb as mnb
+from mlops_nb.cli import main
+from mlops_nb.exceptions import UsageError
+from mlops_nb.tracking import filters, reading
+from tests.conftest import embedded_client
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def recorded(name: str, **params: str) -> str:
+    with mnb.start_run(name, kind="job") as run:
+        mnb.log_params(params)
+        mnb.log_metric("accuracy", 0.9)
+    assert mnb.flush(60)
+    return run.run_id
+
+
+@pytest.mark.parametrize("value", ["bob's model", 'say "hi"', "back\\slash", "100%_sure", "plain"])
+def test_a_filter_value_is_quoted_as_mlflows_parser_reads_it(value: str) -> None:
+    from mlflow.utils.search_utils import SearchUtils
+
+    (parsed,) = SearchUtils.parse_search_filter(f"tags.t = {filters.literal(value)}")
+    assert parsed["value"] == value
+
+
+def test_a_value_mlflows_filters_cannot_hold_is_refused_naming_it() -> None:
+    for value in ("both ' and \"", "ends in \\"):
+        assert not filters.quotable(value)
+        with pytest.raises(UsageError, match="cannot be searched for"):
+            filters.literal(value, "model name")
+
+
+def test_a_model_named_with_a_quote_shows_its_versions_and_its_monitor(project: Path) -> None:
+    run_id = recorded("train")
+    client = embedded_client(project)
+    for name in ("bob's model", "back\\slash"):
+        client.create_registered_model(name)
+        client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+        experiment = client.get_run(run_id).info.experiment_id
+        monitor = client.create_run(experiment, tags={"mlops_nb.kind": "monitor", "mlops_nb.model": f"{name}/1"})
+        detail = reading.model_detail(name)
+        assert [v["version"] for v in detail["versions"]] == ["1"], name
+        assert detail["last_monitor"]["run_id"] == monitor.info.run_id
+        assert [m["run_id"] for m in reading.lineage(f"models:/{name}/1")["monitors"]] == [monitor.info.run_id]
