@@ -3,6 +3,7 @@ ids, missing notebooks and records still in a journal (real embedded MLflow stor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,19 @@ def test_a_model_named_with_a_quote_shows_its_versions_and_its_monitor(project: 
         assert [v["version"] for v in detail["versions"]] == ["1"], name
         assert detail["last_monitor"]["run_id"] == monitor.info.run_id
         assert [m["run_id"] for m in reading.lineage(f"models:/{name}/1")["monitors"]] == [monitor.info.run_id]
+
+
+HOSTILE = "\x1b]0;pwned\x07name\x1b[2J\r\u202e"
+
+
+def test_runs_show_and_diff_show_control_characters_from_the_store_as_escapes(project: Path) -> None:
+    a = recorded(HOSTILE, C=HOSTILE)
+    b = recorded("plain", C="1")
+    for args in (("runs",), ("show", a), ("diff", a, b)):
+        result = CliRunner().invoke(main, list(args), color=True)  # as a terminal gets it, styles and all
+        assert result.exit_code == 0, result.output
+        for raw in ("\x1b]", "\x07", "\x1b[2J", "\r", "\u202e"):
+            assert raw not in result.output, (args, result.output)
+        assert "\\x1b]0;pwned\\x07name\\x1b[2J" in result.output, (args, result.output)
+    code, out, _ = cli("show", a, "--json")
+    assert code == 0 and json.loads(out)["name"] == HOSTILE and "\x1b" not in out  # JSON escapes them itself
