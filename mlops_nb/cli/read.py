@@ -122,9 +122,13 @@ def show(run_id: str, as_json: bool) -> None:
         _dump(detail)
         return
     detail = _shown(detail)
+    if detail["deleted"]:
+        click.echo(_deleted(detail["run_id"]), err=True)
+    deleted = click.style(" DELETED", fg="red") if detail["deleted"] else ""
     click.echo(
         f"{click.style(detail['run_id'], bold=True)}  {detail['kind'] or 'run'} {detail['name'] or ''}  "
-        f"{_status(detail['status'])}  experiment {detail['experiment']!r}  started {_when(detail['start_time'])}"
+        f"{_status(detail['status'])}{deleted}  experiment {detail['experiment']!r}  "
+        f"started {_when(detail['start_time'])}"
     )
     if detail["notebook"]:
         click.echo(f"notebook  {detail['notebook']}")
@@ -148,6 +152,14 @@ def show(run_id: str, as_json: bool) -> None:
         click.echo(_table(["stage", "status", "cache", "seconds", "metrics", "stage run"], rows))
 
 
+def _deleted(run_id: str) -> str:
+    return click.style(
+        f"Run {run_id} is deleted: it is in MLflow's trash, and `mlflow gc` removes it for good. "
+        f"`mlflow runs restore --run-id {run_id}` brings it back.",
+        fg="yellow",
+    )
+
+
 def _arrow(a: Any, b: Any) -> str:
     return f"{'—' if a is None else a} → {'—' if b is None else b}"
 
@@ -167,6 +179,9 @@ def diff(run_a: str, run_b: str, as_json: bool) -> None:
     if as_json:
         _dump(result)
         return
+    for run_id, deleted in zip((result["a"], result["b"]), result["deleted"], strict=True):
+        if deleted:
+            click.echo(_deleted(run_id), err=True)
     code = [s["code_diff"] for s in result["stages"]]  # shown line by line, tabs kept
     result = _shown(result)
     click.echo(f"a = {result['a']}\nb = {result['b']}")

@@ -201,7 +201,12 @@ def _mlflow_detail(s: Settings, run_id: str) -> RunDetail:
     run = _get_run(client, run_id, s.tracking_uri)
     with map_mlflow_errors("reading the experiment", fix=_RUN_FIX, uri=s.tracking_uri):
         experiment = client.get_experiment(run.info.experiment_id).name
-    return RunDetail(**_record(run), experiment=experiment, stages=_stages(client, run, s.tracking_uri))
+    return RunDetail(
+        **_record(run),
+        experiment=experiment,
+        stages=_stages(client, run, s.tracking_uri),
+        deleted=run.info.lifecycle_stage == "deleted",
+    )
 
 
 def stage_code(stage_run_id: str, settings: Settings | None = None) -> str:

@@ -74,3 +74,16 @@ def test_runs_show_and_diff_show_control_characters_from_the_store_as_escapes(pr
         assert "\\x1b]0;pwned\\x07name\\x1b[2J" in result.output, (args, result.output)
     code, out, _ = cli("show", a, "--json")
     assert code == 0 and json.loads(out)["name"] == HOSTILE and "\x1b" not in out  # JSON escapes them itself
+
+
+def test_show_and_diff_of_a_deleted_run_say_it_is_deleted(project: Path) -> None:
+    a, b = recorded("a"), recorded("b")
+    embedded_client(project).delete_run(a)
+    assert reading.run_detail(a)["deleted"] and not reading.run_detail(b)["deleted"]
+    assert reading._mlflow_detail(reading.load_settings(), a)["deleted"]  # MLflow's own read says so too
+    code, out, err = cli("show", a)
+    assert code == 0 and "DELETED" in out and f"Run {a} is deleted" in err and "mlflow runs restore" in err
+    code, out, err = cli("diff", a, b, "--json")
+    assert code == 0 and json.loads(out)["deleted"] == [True, False]
+    code, out, err = cli("diff", b, a)
+    assert code == 0 and f"Run {a} is deleted" in err and f"Run {b} is deleted" not in err
