@@ -124,6 +124,7 @@ def promote(
     _check_arguments(name, alias, must_beat, metric)
     s = settings or load_settings()
     run = reading.get_run(run_id, s)
+    run_id = run["run_id"]  # the full id, when a prefix was given
     if run["status"] in ("FAILED", "KILLED"):
         raise UsageError(
             f"Run {run_id} ended {run['status']}; its model is not promoted. Fix the notebook, run it again "

@@ -220,7 +220,7 @@ class Runs(Base):
 
 def run_view(run_id: str, settings: Settings) -> RunView:
     detail = _not_found(reading.run_detail, run_id, settings)
-    return RunView(**detail, artifacts=reading.run_artifacts(run_id, settings))
+    return RunView(**detail, artifacts=reading.run_artifacts(detail["run_id"], settings))
 
 
 class Run(Base):

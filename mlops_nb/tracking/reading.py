@@ -7,6 +7,7 @@ size of the experiment.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,10 +162,53 @@ def _stages(client: Any, run: MlflowRun, uri: str) -> list[StageSummary]:
     return [_stage(c) for c in children]
 
 
-def get_run(run_id: str, settings: Settings | None = None) -> RunRecord:
-    """One run with its tags (no stages: one read). UsageError for an unknown id."""
+_PREFIX = re.compile(r"[0-9a-f]{1,31}")
+MIN_PREFIX = 4
+_CANDIDATES = 10
+
+
+def resolve_run_id(run_id: str, settings: Settings | None = None) -> str:
+    """The full id of the one run whose id starts with ``run_id`` (the 8 characters the tables show), or
+    ``run_id`` itself when it is no shorter prefix of hex digits (a full id costs no read).
+
+    Raises:
+        UsageError: no run, or several, start with the prefix (the message names the candidates).
+    """
+    if not _PREFIX.fullmatch(run_id):
+        return run_id
+    if len(run_id) < MIN_PREFIX:
+        raise UsageError(f"Run id {run_id!r} is too short: give at least {MIN_PREFIX} of its characters.")
+    from mlflow.entities import ViewType
+
     s = settings or load_settings()
-    return _record(_get_run(_client(s), run_id, s.tracking_uri))
+    client = _client(s)
+    with map_mlflow_errors(f"looking up run ids starting with {run_id!r}", fix=_RUN_FIX, uri=s.tracking_uri):
+        ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=MAX_PAGE)]
+        found = (
+            client.search_runs(
+                ids,
+                filter_string=f"attributes.run_id LIKE '{run_id}%'",
+                run_view_type=ViewType.ALL,
+                max_results=_CANDIDATES + 1,
+                order_by=["attributes.start_time DESC"],
+            )
+            if ids
+            else []
+        )
+    if len(found) == 1:
+        return found[0].info.run_id
+    if not found:
+        raise UsageError(f"No run id starts with {run_id!r}. {_RUN_FIX}")
+    listed = "".join(f"\n  {r.info.run_id}  {r.info.run_name or ''}" for r in found[:_CANDIDATES])
+    more = "\n  ..." if len(found) > _CANDIDATES else ""
+    raise UsageError(f"Run id {run_id!r} is ambiguous: give more of it. Runs whose id starts so:{listed}{more}")
+
+
+def get_run(run_id: str, settings: Settings | None = None) -> RunRecord:
+    """One run with its tags (no stages: one read). ``run_id`` may be a unique prefix. UsageError for an
+    unknown id."""
+    s = settings or load_settings()
+    return _record(_get_run(_client(s), resolve_run_id(run_id, s), s.tracking_uri))
 
 
 def child_runs(run_id: str, settings: Settings | None = None) -> list[RunRecord]:
@@ -183,8 +227,10 @@ def child_runs(run_id: str, settings: Settings | None = None) -> list[RunRecord]
 
 
 def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
-    """One run with its tags and stages (oldest first). UsageError for an unknown id."""
+    """One run with its tags and stages (oldest first). ``run_id`` may be a unique prefix. UsageError for an
+    unknown id."""
     s = settings or load_settings()
+    run_id = resolve_run_id(run_id, s)
     db = fastread.sqlite_path(s.tracking_uri)
     if db is not None:
         try:

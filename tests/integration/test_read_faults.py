@@ -87,3 +87,32 @@ def test_show_and_diff_of_a_deleted_run_say_it_is_deleted(project: Path) -> None
     assert code == 0 and json.loads(out)["deleted"] == [True, False]
     code, out, err = cli("diff", b, a)
     assert code == 0 and f"Run {a} is deleted" in err and f"Run {b} is deleted" not in err
+
+
+def test_a_unique_prefix_of_a_run_id_names_the_run_and_an_ambiguous_one_names_the_candidates(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = recorded("a"), recorded("b")
+    code, out, err = cli("show", a[:8], "--json")
+    assert code == 0, err
+    assert json.loads(out)["run_id"] == a
+    code, out, err = cli("diff", a[:8], b[:8], "--json")
+    assert code == 0, err
+    assert (json.loads(out)["a"], json.loads(out)["b"]) == (a, b)
+    assert reading.get_run(b[:10])["run_id"] == b
+
+    client = embedded_client(project)
+    experiment = client.get_run(a).info.experiment_id
+    ids = [a, b] + [client.create_run(experiment, run_name=f"r{i}").info.run_id for i in range(15)]
+    monkeypatch.setattr(reading, "MIN_PREFIX", 1)  # 17 runs, 16 hex digits: two ids share a first character
+    first = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    code, out, err = cli("show", first)
+    assert code == 2 and "ambiguous" in err
+    assert all(i in err for i in ids if i.startswith(first)), err
+    free = next((c for c in "0123456789abcdef" if not any(i.startswith(c) for i in ids)), None)
+    if free is not None:
+        code, _, err = cli("show", free)
+        assert code == 2 and f"No run id starts with {free!r}" in err
+    monkeypatch.setattr(reading, "MIN_PREFIX", 4)
+    code, _, err = cli("show", a[:3])
+    assert code == 2 and "at least 4" in err
