@@ -78,9 +78,22 @@ def runs(
     notebook: str | None, experiment: str | None, kind: str | None, limit: int, page_token: str | None, as_json: bool
 ) -> None:
     """The runs of NOTEBOOK (or of every notebook), newest first, with their headline params and metrics."""
+    from pathlib import Path
+
+    from mlops_nb.exceptions import UsageError
+    from mlops_nb.tracking import recorder
     from mlops_nb.tracking.reading import list_runs
 
+    waiting = recorder.waiting_records()
+    if waiting:  # a killed kernel's records, say: sent first, so that the list is complete
+        click.echo(f"{waiting} records of processes that ended are not in MLflow yet: sending them...", err=True)
+        recorder.send_waiting()
     page = list_runs(notebook, experiment=experiment, kind=kind, max_results=limit, page_token=page_token)
+    if notebook and not page["runs"] and not page_token and not Path(notebook).exists():
+        raise UsageError(
+            f"No notebook {notebook!r} here (in {Path.cwd()}), and no recorded run's notebook path ends so. "
+            "Check the path, or give the end of a recorded one (mlops-nb runs lists every run)."
+        )
     if as_json:
         _dump(page)
         return

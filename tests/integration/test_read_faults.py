@@ -116,3 +116,33 @@ def test_a_unique_prefix_of_a_run_id_names_the_run_and_an_ambiguous_one_names_th
     monkeypatch.setattr(reading, "MIN_PREFIX", 4)
     code, _, err = cli("show", a[:3])
     assert code == 2 and "at least 4" in err
+
+
+def test_runs_of_a_notebook_that_does_not_exist_exits_2(project: Path) -> None:
+    code, _, err = cli("runs", "no/such.ipynb")
+    assert code == 2 and "No notebook 'no/such.ipynb'" in err
+    (project / "new.ipynb").write_text("{}")
+    code, _, err = cli("runs", "new.ipynb")
+    assert code == 0 and "No runs yet" in err  # it exists: it has no runs yet
+
+
+def test_runs_sends_what_a_killed_process_left_in_the_journal_and_lists_it(project: Path) -> None:
+    from tests.conftest import python
+
+    out = python(
+        """
+        import os
+        import mlops_nb as mnb
+        with mnb.start_run("left-behind", kind="script"):
+            mnb.log_metric("accuracy", 0.5)
+        os._exit(0)  # as a killed kernel: no exit flush
+        """,
+        cwd=project,
+        env={"MLOPS_NB_FLUSH_INTERVAL": "600"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert list((project / ".mlops_nb" / "journal").glob("*.jsonl"))
+    code, out, err = cli("runs")
+    assert code == 0, err
+    assert "records of processes that ended are not in MLflow yet: sending them" in err
+    assert "left-behind" in out
