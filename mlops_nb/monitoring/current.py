@@ -37,6 +37,7 @@ class ColumnState:
     kind: str  # the reference's kind
     dtype: str  # the current Arrow type (the first chunk's)
     current_kind: str
+    types: dict[str, str] = field(default_factory=dict)  # kind -> the first Arrow type its chunks came in as
     missing: int = 0
     infinite: int = 0  # +-inf values, counted as missing too
     readable: bool = True  # False: a numeric reference column whose current values are not numbers
@@ -97,6 +98,7 @@ class CurrentData:
     def add(self, chunk: Any) -> None:
         """Add a ``pyarrow.RecordBatch`` or ``pyarrow.Table``."""
         import numpy as np
+        import pyarrow as pa
 
         if self._finished:
             raise RuntimeError("CurrentData.add after finish()")
@@ -113,6 +115,8 @@ class CurrentData:
                     values[name] = np.full(rows, np.nan)
                 continue
             column = chunk.column(name)
+            if not pa.types.is_null(column.type):  # partitions may disagree: int64 in one, string in another
+                state.types.setdefault(cols.kind_of(column.type), str(column.type))
             if state.kind == cols.NUMERIC:
                 values[name] = self._numbers(state, column, rows)
             else:
@@ -187,6 +191,7 @@ class CurrentData:
             for count in ("missing", "infinite", "present", "below", "above"):
                 setattr(state, count, getattr(state, count) + getattr(other, count))
             state.readable = state.readable and other.readable
+            state.types = {**other.types, **state.types}
             state.low, state.high = min(state.low, other.low), max(state.high, other.high)
             state.cur_le = _add(state.cur_le, other.cur_le)
             state.psi_counts = _add(state.psi_counts, other.psi_counts)
