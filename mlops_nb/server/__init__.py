@@ -61,7 +61,7 @@ class MlopsNbExtension(ExtensionApp):
             await self._follow.stop()
         context = self.settings.get("mlops_nb")
         if context is not None:
-            context.executor.shutdown(wait=False)
+            context.shutdown()
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

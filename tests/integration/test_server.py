@@ -297,6 +297,32 @@ assert mnb.flush(60)
 """
 
 
+def test_a_run_that_ended_has_its_files_walked_once_and_a_running_one_every_time(api, project: Path) -> None:
+    from mlflow import MlflowClient
+
+    (project / "report.txt").write_text("r")
+    with mnb.start_run("ended", kind="job") as run:
+        mnb.log_artifact(project / "report.txt")
+    assert mnb.flush(60)
+    client = MlflowClient(f"sqlite:///{project / '.mlops_nb' / 'mlflow.db'}")
+    running = client.create_run(client.get_run(run.run_id).info.experiment_id, run_name="running").info.run_id
+    client.log_artifact(running, str(project / "report.txt"))
+
+    def files(run_id: str) -> list[str]:
+        status, view = api(f"runs/{run_id}")
+        assert status == 200, view
+        return [a["path"] for a in view["artifacts"]]
+
+    assert "report.txt" in files(run.run_id) and files(running) == ["report.txt"]
+    (project / "notes.txt").write_text("n")
+    client.log_artifact(running, str(project / "notes.txt"))
+    assert files(running) == ["notes.txt", "report.txt"]  # a running run's files are read again
+    artifacts = project / ".mlops_nb" / "artifacts"
+    artifacts.rename(project / "moved")  # the artifact store gone: an ended run's files are not walked again
+    assert "report.txt" in files(run.run_id)
+    assert files(running) == []
+
+
 def test_a_kernel_in_a_subfolder_records_into_the_store_the_server_reads(
     api, jp_serverapp, jp_asyncio_loop, project: Path
 ) -> None:
