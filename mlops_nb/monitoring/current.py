@@ -85,7 +85,10 @@ class CurrentData:
             if name not in ref_columns:
                 continue
             kind = ref_columns[name].get("kind", cols.OTHER)
-            self.states[name] = ColumnState(kind, str(arrow_field.type), cols.kind_of(arrow_field.type))
+            current_kind = cols.kind_of(arrow_field.type)
+            if kind == cols.CATEGORICAL and cols.is_label(arrow_field.type):
+                current_kind = cols.CATEGORICAL  # integer labels of categories (a classifier's classes, 0 and 1)
+            self.states[name] = ColumnState(kind, str(arrow_field.type), current_kind)
             sample = self.reference.samples.get(name)
             if kind == cols.NUMERIC and sample is not None and len(sample):
                 last = np.empty(len(sample), dtype=bool)  # the last of each run of equal sorted values

@@ -106,7 +106,9 @@ def _parquet(found: list[Path], batch_rows: int) -> Iterator[Any]:
         try:
             # read through a 1 MiB buffer per column: unbuffered, each column chunk would be read whole
             reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=PARQUET_BUFFER)
-            yield from reader.iter_batches(batch_size=batch_rows, use_threads=False)
+            index = _pandas_index(reader.schema_arrow)
+            columns = [n for n in reader.schema_arrow.names if n not in index] if index else None
+            yield from reader.iter_batches(batch_size=batch_rows, use_threads=False, columns=columns)
         except (pa.ArrowException, OSError, ValueError) as e:
             raise UsageError(f"{file}: cannot read it as parquet ({_short(e)}). Check the file. {FIX}") from e
 
@@ -156,6 +158,17 @@ def _open(ds: Any, found: list[Path], fmt: Any, where: str) -> Any:
         return ds.dataset([str(p) for p in found], format=fmt)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise UsageError(f"{where}: cannot read it ({_short(e)}). Check the file, or convert it. {FIX}") from e
+
+
+def _pandas_index(schema: Any) -> set[str]:
+    """The columns that hold a pandas DataFrame's index (``__index_level_0__``, or a named index), as
+    ``DataFrame.to_parquet`` records them in the file's pandas metadata: the index, not data. pandas reads
+    them back as the index; ``iter_batches`` would hand them on as columns."""
+    try:
+        meta = schema.pandas_metadata or {}
+    except (TypeError, ValueError):  # metadata that is not pandas' JSON: no index to drop
+        return set()
+    return {name for name in meta.get("index_columns", []) if isinstance(name, str)}  # a RangeIndex is a dict
 
 
 def _dataset(found: list[Path], fmt: str, batch_rows: int) -> Iterator[Any]:

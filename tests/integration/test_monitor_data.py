@@ -59,3 +59,56 @@ def test_a_late_non_numeric_value_in_a_csv_column_is_the_data_problem_an_early_o
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((project / "late.json").read_text())["rows"] == rows
+
+
+def test_a_pandas_index_stored_in_parquet_is_not_read_as_a_column(project: Path) -> None:
+    ref = reference(project)
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.integers(0, 100, 4000), "y": rng.normal(0, 1, 4000)})
+    frame[frame["y"] > 0].to_parquet(project / "filtered.parquet")  # not a RangeIndex: stored as a column
+    named = frame.set_index(pd.Index(rng.permutation(4000), name="customer"))
+    named.to_parquet(project / "named.parquet")
+    for name in ("filtered", "named"):
+        result = monitor(load_reference(ref), data_io.chunks(project / f"{name}.parquet"))
+        assert result["validation"]["problems"] == [], (name, result["validation"])
+        assert set(result["features"]) == {"x", "y"}
+
+
+def test_a_classifiers_predicted_class_is_monitored_as_categorical(project: Path) -> None:
+    import pyarrow as pa
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_nb.monitoring.profile import reference_of
+    from mlops_nb.monitoring.stored import model_reference, reference_sample
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"a": rng.normal(0, 1, 3000), "b": rng.normal(0, 1, 3000)})
+    model = LogisticRegression().fit(X, (X["a"] + X["b"] > 0).astype(int))
+    sample = reference_sample(X, model)
+    ref = model_reference(reference_of(X).profile, sample, with_prediction=True)
+    assert ref.profile["columns"]["prediction"]["kind"] == "categorical"
+    new = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(0, 1, 2000)})
+    logged = pa.Table.from_pandas(new, preserve_index=False).append_column(
+        "prediction", pa.array(model.predict(new).tolist())  # as the prediction log has them: plain integers
+    )
+    result = monitor(ref, logged)
+    assert result["features"]["prediction"]["method"] == "jensenshannon"
+    assert result["features"]["prediction"]["drift"] is False
+    assert result["validation"]["problems"] == []
+
+
+def test_small_samples_warn_that_effect_sizes_decide_and_suggest_the_p_value_preset(project: Path) -> None:
+    from mlops_nb.monitoring.html import page
+    from mlops_nb.monitoring.report import text
+
+    ref = load_reference(reference(project, rows=220))
+    rng = np.random.default_rng(5)
+    current = pd.DataFrame({"x": rng.integers(0, 100, 133), "y": rng.normal(0, 1, 133)})
+    result = monitor(ref, current)
+    (warning,) = result["warnings"]
+    assert "220 reference and 133 current rows" in warning and "--preset evidently" in warning
+    assert f"Note: {warning}" in text(dict(result), color=False)
+    assert warning in page(result)
+    assert "warnings" not in monitor(ref, current, preset_name="evidently")
+    enough = pd.DataFrame({"x": rng.integers(0, 100, 3000), "y": rng.normal(0, 1, 3000)})
+    assert "warnings" not in monitor(load_reference(reference(project, rows=5000)), enough)
