@@ -89,7 +89,8 @@ def test_a_classifiers_predicted_class_is_monitored_as_categorical(project: Path
     assert ref.profile["columns"]["prediction"]["kind"] == "categorical"
     new = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(0, 1, 2000)})
     logged = pa.Table.from_pandas(new, preserve_index=False).append_column(
-        "prediction", pa.array(model.predict(new).tolist())  # as the prediction log has them: plain integers
+        "prediction",
+        pa.array(model.predict(new).tolist()),  # as the prediction log has them: plain integers
     )
     result = monitor(ref, logged)
     assert result["features"]["prediction"]["method"] == "jensenshannon"
