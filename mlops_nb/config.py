@@ -16,6 +16,10 @@ from typing import Any
 from mlops_nb.exceptions import ConfigError
 
 HOME_DIRNAME = ".mlops_nb"
+# The project root itself, instead of the nearest pyproject.toml above the working directory. The Jupyter
+# server extension sets it for the kernels it starts (they start in the notebook's folder), so that a kernel
+# records where the server reads, however the project is laid out.
+PROJECT_ROOT_ENV = "MLOPS_NB_PROJECT_ROOT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +155,13 @@ def embedded_tracking_uri(home: Path) -> str:
     return f"sqlite:///{home / 'mlflow.db'}"
 
 
-def find_project_root(start: Path | None = None) -> Path:
-    """The folder of the nearest ``pyproject.toml`` at or above ``start`` (default: cwd), else ``start``."""
+def find_project_root(start: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The folder of the nearest ``pyproject.toml`` at or above ``start``, else ``start``. Without ``start``:
+    ``MLOPS_NB_PROJECT_ROOT`` when it is set, else the search starts at the working directory."""
+    if start is None:
+        given = (os.environ if env is None else env).get(PROJECT_ROOT_ENV)
+        if given:
+            return Path(given).expanduser().resolve()
     start = (start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         if (folder / "pyproject.toml").is_file():
@@ -197,7 +206,8 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
     """Resolve the settings for the project around ``start`` (default: the working directory).
 
     Args:
-        start: folder to look for the nearest pyproject.toml from.
+        start: folder to look for the nearest pyproject.toml from (default: ``MLOPS_NB_PROJECT_ROOT``, else the
+            working directory).
         env: environment to read (default ``os.environ``).
         **overrides: explicit values (highest priority); ``None`` means "not given".
 
@@ -205,7 +215,7 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
         ConfigError: an unknown key, a bad value, or an unreadable pyproject.toml.
     """
     env = os.environ if env is None else env
-    root = find_project_root(start)
+    root = find_project_root(start, env)
     table, table_source = _pyproject_table(root)
     values: dict[str, Any] = dict(DEFAULTS)
     sources: dict[str, str] = {}
@@ -438,7 +448,7 @@ def load_monitor_settings(start: Path | None = None, env: Mapping[str, str] | No
             setting, where it was read and the fix.
     """
     env = os.environ if env is None else env
-    root = find_project_root(start)
+    root = find_project_root(start, env)
     table, where = _pyproject_table(root)
     source = where.replace("[tool.mlops_nb]", "[tool.mlops_nb.monitor]")
     values = _read_table(table.get("monitor", {}), MONITOR_SETTINGS, source, env, subtables=("retrain",))

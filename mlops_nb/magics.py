@@ -6,11 +6,12 @@ or ``tracking/``, format the answer.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from mlops_nb.exceptions import MlopsNbError
 from mlops_nb.redaction import redact_uri
@@ -29,6 +30,16 @@ def _names(text: str | None, *, paths: bool = False) -> list[str] | None:
         what = "a Python name or a file path" if paths else "a Python name"
         raise UsageError(f"not {what}: {', '.join(bad)} (separate them by commas: --in df,data/raw.csv)")
     return names
+
+
+def _arguments(magic: Any, line: str) -> Any:
+    """The arguments of a magic's ``line``, quoted as in a shell: ``%%track "a b"`` names stage ``a b``
+    (IPython's own ``parse_argstring`` keeps the quotes)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as e:
+        raise UsageError(f"{e} in {line!r}: close the quote") from e
+    return magic.parser.parse_args(argv)
 
 
 def where() -> str:
@@ -61,7 +72,7 @@ class MlopsMagics(Magics):
         """Run the cell as the pipeline stage STAGE: an MLflow run nested under the notebook's run, skipped
         (its outputs restored from the cache) when its code, inputs and parameters are unchanged."""
         __tracebackhide__ = True
-        args = parse_argstring(self.track, line)
+        args = _arguments(self.track, line)
         try:
             tags = runs.parse_tags(args.tag)
         except MlopsNbError as e:
@@ -89,7 +100,7 @@ class MlopsMagics(Magics):
         """%mlops init [--experiment NAME] [--tracking-uri URI] | %mlops stages | %mlops panel |
         %mlops auto [--off] (every code cell that does work runs as a stage named after its first comment or
         the markdown heading above it)"""
-        args = parse_argstring(self.mlops, line)
+        args = _arguments(self.mlops, line)
         if args.off and args.command != "auto":
             raise UsageError(f"--off goes with %mlops auto, not %mlops {args.command}")
         if args.command == "auto":

@@ -185,8 +185,35 @@ function fromSummary(s: IStageSummary): IStageState {
   };
 }
 
-/** `%%track NAME ...` at the top of a cell: NAME, else null. */
+/** `%%track NAME ...` at the top of a cell: NAME, read as the kernel reads it (shell quoting: `"a b"` and
+ * `'a b'` name stage `a b`), else null. */
 export function trackedStage(source: string): string | null {
-  const match = /^\s*%%track[ \t]+([^\s]+)/.exec(source);
-  return match ? match[1] : null;
+  const line = /^\s*%%track[ \t]+([^\n]*)/.exec(source);
+  if (!line) {
+    return null;
+  }
+  let name = '';
+  let quote = '';
+  let escaped = false;
+  for (const char of line[1]) {
+    if (escaped) {
+      name += quote === '"' && char !== '"' && char !== '\\' ? '\\' + char : char;
+      escaped = false;
+    } else if (char === '\\' && quote !== "'") {
+      escaped = true;
+    } else if (quote) {
+      if (char === quote) {
+        quote = '';
+      } else {
+        name += char;
+      }
+    } else if (char === '"' || char === "'") {
+      quote = char;
+    } else if (/\s/.test(char)) {
+      break;
+    } else {
+      name += char;
+    }
+  }
+  return name && !quote ? name : null;
 }

@@ -43,6 +43,7 @@ export interface IRunDetail extends IRunSummary {
   experiment: string;
   tags: Record<string, string>;
   stages: IStageSummary[];
+  deleted: boolean;
 }
 
 /** One artifact file of a run (records.ArtifactRecord). */
@@ -82,6 +83,7 @@ export interface IRunDiff {
   params: Record<string, [string | null, string | null]>;
   metrics: Record<string, [number | null, number | null, number | null]>;
   stages: IStageDiff[];
+  deleted: [boolean, boolean];
 }
 
 /** A registered model version (records.ModelVersionRecord). */

@@ -244,7 +244,8 @@ def sweep(
     """Run NOTEBOOK once per combination of the --grid values: a `sweep` run with one `job` run each.
 
     A failed job does not stop the others. Prints the sweep's run id (stdout) and a table of its jobs with
-    the best by --metric (stderr). Exit 0 when every job succeeded, 1 when some failed.
+    the best by --metric (stderr). Exit 0 when every job succeeded, 1 when some failed, 2 when --metric
+    names a metric no job logged (the message lists those they did).
 
     \b
     mlops-nb sweep train.ipynb --grid alpha=0.1,1,10 --grid penalty=l1,l2 --parallel 2 --metric accuracy

@@ -1,12 +1,14 @@
 """``mlops-nb runs / show / diff / lineage``: what was recorded, as tables on a terminal or ``--json``.
 
 Glue only: the records come from ``tracking.reading`` and ``tracking.diff``; this module formats them.
-Colour goes to terminals only (click drops it elsewhere).
+Colour goes to terminals only (click drops it elsewhere). Every text from the store is shown with its control
+characters escaped (``_shown``): a run name from a shared store is data, never a terminal command.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,24 @@ import click
 from mlops_nb.cli import handle_errors
 
 HEADLINE = 4  # params and metrics shown as columns of `runs`
+# C0 and C1 controls (ESC, CR, BEL...), and the invisible format characters that reorder or hide text
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _visible(text: str, keep: str = "") -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\r``, ``\\u202e``), except ``keep``."""
+    return _CONTROL.sub(lambda m: m[0] if m[0] in keep else m[0].encode("unicode_escape").decode(), text)
+
+
+def _shown(value: Any) -> Any:
+    """A record with every text in it (keys too) made ``_visible``, for a terminal."""
+    if isinstance(value, str):
+        return _visible(value)
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
 
 
 def _when(ms: int | None) -> str:
@@ -60,15 +80,29 @@ def runs(
     notebook: str | None, experiment: str | None, kind: str | None, limit: int, page_token: str | None, as_json: bool
 ) -> None:
     """The runs of NOTEBOOK (or of every notebook), newest first, with their headline params and metrics."""
+    from pathlib import Path
+
+    from mlops_nb.exceptions import UsageError
+    from mlops_nb.tracking import recorder
     from mlops_nb.tracking.reading import list_runs
 
+    waiting = recorder.waiting_records()
+    if waiting:  # a killed kernel's records, say: sent first, so that the list is complete
+        click.echo(f"{waiting} records of processes that ended are not in MLflow yet: sending them...", err=True)
+        recorder.send_waiting()
     page = list_runs(notebook, experiment=experiment, kind=kind, max_results=limit, page_token=page_token)
+    if notebook and not page["runs"] and not page_token and not Path(notebook).exists():
+        raise UsageError(
+            f"No notebook {notebook!r} here (in {Path.cwd()}), and no recorded run's notebook path ends so. "
+            "Check the path, or give the end of a recorded one (mlops-nb runs lists every run)."
+        )
     if as_json:
         _dump(page)
         return
     if not page["runs"]:
         click.echo("No runs yet. Record some with %%track in a notebook, or mlops-nb run NOTEBOOK.", err=True)
         return
+    page = _shown(page)
     params = list(dict.fromkeys(k for r in page["runs"] for k in r["params"]))[:HEADLINE]
     metrics = list(dict.fromkeys(k for r in page["runs"] for k in sorted(r["metrics"])))[:HEADLINE]
     header = ["run_id", "kind", "status", "started", "duration", "name", *params, *metrics]
@@ -102,9 +136,14 @@ def show(run_id: str, as_json: bool) -> None:
     if as_json:
         _dump(detail)
         return
+    detail = _shown(detail)
+    if detail["deleted"]:
+        click.echo(_deleted(detail["run_id"]), err=True)
+    deleted = click.style(" DELETED", fg="red") if detail["deleted"] else ""
     click.echo(
         f"{click.style(detail['run_id'], bold=True)}  {detail['kind'] or 'run'} {detail['name'] or ''}  "
-        f"{_status(detail['status'])}  experiment {detail['experiment']!r}  started {_when(detail['start_time'])}"
+        f"{_status(detail['status'])}{deleted}  experiment {detail['experiment']!r}  "
+        f"started {_when(detail['start_time'])}"
     )
     if detail["notebook"]:
         click.echo(f"notebook  {detail['notebook']}")
@@ -128,6 +167,14 @@ def show(run_id: str, as_json: bool) -> None:
         click.echo(_table(["stage", "status", "cache", "seconds", "metrics", "stage run"], rows))
 
 
+def _deleted(run_id: str) -> str:
+    return click.style(
+        f"Run {run_id} is deleted: it is in MLflow's trash, and `mlflow gc` removes it for good. "
+        f"`mlflow runs restore --run-id {run_id}` brings it back.",
+        fg="yellow",
+    )
+
+
 def _arrow(a: Any, b: Any) -> str:
     return f"{'—' if a is None else a} → {'—' if b is None else b}"
 
@@ -147,6 +194,11 @@ def diff(run_a: str, run_b: str, as_json: bool) -> None:
     if as_json:
         _dump(result)
         return
+    for run_id, deleted in zip((result["a"], result["b"]), result["deleted"], strict=True):
+        if deleted:
+            click.echo(_deleted(run_id), err=True)
+    code = [s["code_diff"] for s in result["stages"]]  # shown line by line, tabs kept
+    result = _shown(result)
     click.echo(f"a = {result['a']}\nb = {result['b']}")
     if result["params"]:
         click.echo(click.style("\nparams", bold=True))
@@ -157,10 +209,10 @@ def diff(run_a: str, run_b: str, as_json: bool) -> None:
         rows = [[k, _arrow(_num(v[0]), _num(v[1])), _delta(v[2])] for k, v in changed.items()]
         click.echo(_table(["name", "a → b", "b - a"], rows))
     click.echo(click.style("\nstages", bold=True))
-    for s in result["stages"]:
+    for s, code_diff in zip(result["stages"], code, strict=True):
         click.echo(f"  {click.style(s['stage'], bold=True)}: {_stage_line(s)}")
-        if s["code_diff"]:
-            for line in s["code_diff"].splitlines():
+        if code_diff:
+            for line in (_visible(line, keep="\t") for line in code_diff.splitlines()):
                 colour = "green" if line.startswith("+") else "red" if line.startswith("-") else None
                 click.echo("      " + (click.style(line, fg=colour) if colour else line))
 
@@ -194,6 +246,7 @@ def lineage(model_uri: str, as_json: bool) -> None:
     if as_json:
         _dump(result)
         return
+    result = _shown(result)
     m = result["model"]
     aliases = f" @{', @'.join(m['aliases'])}" if m["aliases"] else ""
     click.echo(

@@ -39,6 +39,21 @@ def typed(text: str) -> Any:
     return text
 
 
+def like_defaults(nb: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` typed like the notebook's defaults where that loses nothing: a whole number given for a
+    parameter whose default is a float (``C = 1.0``; ``-p C 1``, ``--grid C=0.1,1,10``) becomes a float, so
+    the job sees, records and caches ``1.0`` as the notebook would have had it."""
+    from mlops_nb.stages.params import defaults
+
+    known = defaults(nb)
+    return {
+        name: float(value)
+        if isinstance(known.get(name), float) and isinstance(value, int) and not isinstance(value, bool)
+        else value
+        for name, value in parameters.items()
+    }
+
+
 def read_file(path: Path) -> dict[str, Any]:
     """The parameters in a YAML (or JSON) file: a mapping of names to values."""
     try:

@@ -173,6 +173,7 @@ def reproduce(
     if rtol < 0 or atol < 0:
         raise UsageError("--rtol and --atol must be >= 0.")
     old = reading.run_detail(run_id)
+    run_id = old["run_id"]  # the full id, when a prefix was given
     recorded_tags = old["tags"]
     if recorded_tags.get(tags.KIND) != "job":
         raise UsageError(

@@ -153,6 +153,7 @@ def run_job(
     options = options or JobOptions()
     nb = load_notebook(notebook)
     params_mod.check_names(str(notebook), nb, parameters, allow_new)
+    parameters = params_mod.like_defaults(nb, parameters)
     kernel_name, language = kernel_of(nb, kernel)
     if cwd is not None and not cwd.is_dir():
         raise UsageError(f"--cwd {cwd} is not a folder.")

@@ -15,6 +15,7 @@ A failed job does not stop the others; the sweep run lists the failures and the 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import json
 import random
@@ -125,8 +126,26 @@ class SweepResult:
         return [c for c in self.children if not c.ok]
 
     @property
+    def unknown_metric(self) -> str | None:
+        """Why no job is the best by ``metric`` when jobs succeeded but none logged it (a typo), else None."""
+        done = [c for c in self.children if c.ok and c.result is not None]
+        if not self.metric or self.best is not None or not done:
+            return None
+        logged = sorted({k for c in done for k in c.result.metrics})  # type: ignore[union-attr]
+        close = [m for m in logged if m.startswith(self.metric)][:1] or difflib.get_close_matches(
+            self.metric, logged, n=1
+        )
+        return (
+            f"--metric {self.metric!r}: no job logged it, so none is the best. The jobs logged "
+            f"{', '.join(logged) if logged else 'no metric at all'}."
+            + (f" Did you mean --metric {close[0]}?" if close else "")
+        )
+
+    @property
     def exit_code(self) -> int:
-        return exit_codes.FAILED if self.failed else exit_codes.OK
+        if self.failed:
+            return exit_codes.FAILED
+        return exit_codes.USAGE if self.unknown_metric else exit_codes.OK
 
     def summary(self) -> str:
         ok = len(self.children) - len(self.failed)
@@ -145,6 +164,8 @@ class SweepResult:
         if self.best is not None and self.best.result is not None:
             value = self.best.result.metrics[self.metric] if self.metric else None
             lines.append(f"best by {self.metric}: [{self.best.index}] run {self.best.result.run_id} ({value:.6g})")
+        if self.unknown_metric:
+            lines.append(f"Error: {self.unknown_metric}")
         return "\n".join(lines)
 
 
@@ -343,6 +364,9 @@ def _checked(
     nb = load_notebook(notebook)
     params_mod.check_names(str(notebook), nb, {**fixed, **grid}, run.get("allow_new", False))
     kernel_of(nb, run.get("kernel"))
+    fixed = params_mod.like_defaults(nb, fixed)
+    grid = {name: [params_mod.like_defaults(nb, {name: v})[name] for v in values] for name, values in grid.items()}
+    points = [params_mod.like_defaults(nb, point) for point in points]
     return fixed, grid, points
 
 

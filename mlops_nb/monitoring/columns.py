@@ -32,6 +32,13 @@ def kind_of(arrow_type: Any) -> str:
     return OTHER
 
 
+def is_label(arrow_type: Any) -> bool:
+    """True for integer and boolean types: values that may be the labels of categories."""
+    import pyarrow as pa
+
+    return pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type)
+
+
 def numbers(column: Any) -> Any:
     """A numeric Arrow column as a new float64 NumPy array, missing values as NaN.
 

@@ -37,6 +37,7 @@ class ColumnState:
     kind: str  # the reference's kind
     dtype: str  # the current Arrow type (the first chunk's)
     current_kind: str
+    types: dict[str, str] = field(default_factory=dict)  # kind -> the first Arrow type its chunks came in as
     missing: int = 0
     infinite: int = 0  # +-inf values, counted as missing too
     readable: bool = True  # False: a numeric reference column whose current values are not numbers
@@ -84,7 +85,10 @@ class CurrentData:
             if name not in ref_columns:
                 continue
             kind = ref_columns[name].get("kind", cols.OTHER)
-            self.states[name] = ColumnState(kind, str(arrow_field.type), cols.kind_of(arrow_field.type))
+            current_kind = cols.kind_of(arrow_field.type)
+            if kind == cols.CATEGORICAL and cols.is_label(arrow_field.type):
+                current_kind = cols.CATEGORICAL  # integer labels of categories (a classifier's classes, 0 and 1)
+            self.states[name] = ColumnState(kind, str(arrow_field.type), current_kind)
             sample = self.reference.samples.get(name)
             if kind == cols.NUMERIC and sample is not None and len(sample):
                 last = np.empty(len(sample), dtype=bool)  # the last of each run of equal sorted values
@@ -97,6 +101,7 @@ class CurrentData:
     def add(self, chunk: Any) -> None:
         """Add a ``pyarrow.RecordBatch`` or ``pyarrow.Table``."""
         import numpy as np
+        import pyarrow as pa
 
         if self._finished:
             raise RuntimeError("CurrentData.add after finish()")
@@ -113,6 +118,8 @@ class CurrentData:
                     values[name] = np.full(rows, np.nan)
                 continue
             column = chunk.column(name)
+            if not pa.types.is_null(column.type):  # partitions may disagree: int64 in one, string in another
+                state.types.setdefault(cols.kind_of(column.type), str(column.type))
             if state.kind == cols.NUMERIC:
                 values[name] = self._numbers(state, column, rows)
             else:
@@ -187,6 +194,7 @@ class CurrentData:
             for count in ("missing", "infinite", "present", "below", "above"):
                 setattr(state, count, getattr(state, count) + getattr(other, count))
             state.readable = state.readable and other.readable
+            state.types = {**other.types, **state.types}
             state.low, state.high = min(state.low, other.low), max(state.high, other.high)
             state.cur_le = _add(state.cur_le, other.cur_le)
             state.psi_counts = _add(state.psi_counts, other.psi_counts)

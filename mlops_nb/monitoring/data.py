@@ -10,6 +10,7 @@ and the fix.
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,15 +106,78 @@ def _parquet(found: list[Path], batch_rows: int) -> Iterator[Any]:
         try:
             # read through a 1 MiB buffer per column: unbuffered, each column chunk would be read whole
             reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=PARQUET_BUFFER)
-            yield from reader.iter_batches(batch_size=batch_rows, use_threads=False)
+            index = _pandas_index(reader.schema_arrow)
+            columns = [n for n in reader.schema_arrow.names if n not in index] if index else None
+            yield from reader.iter_batches(batch_size=batch_rows, use_threads=False, columns=columns)
         except (pa.ArrowException, OSError, ValueError) as e:
             raise UsageError(f"{file}: cannot read it as parquet ({_short(e)}). Check the file. {FIX}") from e
+
+
+def _csv(found: list[Path], batch_rows: int) -> Iterator[Any]:
+    """CSV files one after the other. Arrow types a column from the first rows it reads; a value further on
+    that does not fit that type (``abc`` at row 399,002 of a column of numbers) stops its reader. The file is
+    then read on from where it stopped with that column as text, the same as a file with that value early
+    in it: the monitor reports a data problem, rather than refuse the whole file."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.dataset as ds
+
+    for file in found:
+        as_text: dict[str, Any] = {}
+        done = 0
+        while True:
+            options = pcsv.ConvertOptions(column_types=as_text)
+            dataset = _open(ds, [file], ds.CsvFileFormat(convert_options=options), str(file))
+            seen = 0
+            try:
+                for batch in dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
+                    start, seen = max(0, done - seen), seen + batch.num_rows
+                    if start < batch.num_rows:
+                        yield batch.slice(start) if start else batch
+                        done = seen
+                break
+            except pa.ArrowInvalid as e:
+                column = _CONVERSION.match(str(e))
+                if column is None or int(column[1]) >= len(dataset.schema):
+                    raise UsageError(f"{file}: cannot read it as csv ({_short(e)}). Check the file. {FIX}") from e
+                name = dataset.schema.names[int(column[1])]
+                if name in as_text:
+                    raise UsageError(f"{file}: cannot read it as csv ({_short(e)}). Check the file. {FIX}") from e
+                as_text[name] = pa.string()
+            except (pa.ArrowException, OSError, ValueError) as e:
+                raise UsageError(f"{file}: cannot read it as csv ({_short(e)}). Check the file. {FIX}") from e
+
+
+_CONVERSION = re.compile(r"In CSV column #(\d+): Row #\d+: CSV conversion error")
+
+
+def _open(ds: Any, found: list[Path], fmt: Any, where: str) -> Any:
+    import pyarrow as pa
+
+    try:
+        return ds.dataset([str(p) for p in found], format=fmt)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise UsageError(f"{where}: cannot read it ({_short(e)}). Check the file, or convert it. {FIX}") from e
+
+
+def _pandas_index(schema: Any) -> set[str]:
+    """The columns that hold a pandas DataFrame's index (``__index_level_0__``, or a named index), as
+    ``DataFrame.to_parquet`` records them in the file's pandas metadata: the index, not data. pandas reads
+    them back as the index; ``iter_batches`` would hand them on as columns."""
+    try:
+        meta = schema.pandas_metadata or {}
+    except (TypeError, ValueError):  # metadata that is not pandas' JSON: no index to drop
+        return set()
+    return {name for name in meta.get("index_columns", []) if isinstance(name, str)}  # a RangeIndex is a dict
 
 
 def _dataset(found: list[Path], fmt: str, batch_rows: int) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    if fmt == "csv":
+        yield from _csv(found, batch_rows)
+        return
     where = str(found[0]) if len(found) == 1 else f"{found[0].parent} ({len(found)} files)"
     try:
         dataset = ds.dataset([str(p) for p in found], format=fmt)
@@ -154,23 +218,34 @@ def chunks(path: str | Path, chunk_rows: int | None = None) -> Iterator[Any]:
         held += batch.num_rows
         if held >= chunk_rows:
             rows += held
-            yield _table(pa, pending)
+            yield from _tables(pa, pending)
             pending, held = [], 0
     if pending:
         rows += held
-        yield _table(pa, pending)
+        yield from _tables(pa, pending)
     if not rows:
         raise UsageError(f"{path}: no rows to read. Give data with at least one row.")
 
 
-def _table(pa: Any, pending: list[Any]) -> Any:
+def _tables(pa: Any, pending: list[Any]) -> Iterator[Any]:
+    """``pending`` as one table; as one table per run of batches of one schema when their types conflict
+    (int64 in one partition, string in another): each is monitored as it is, and validation reports it."""
     try:
-        return pa.Table.from_batches(pending)
-    except pa.ArrowInvalid:  # partitions whose schemas differ (a column missing in some): unified, nulls filled
+        yield pa.Table.from_batches(pending)
+        return
+    except pa.ArrowInvalid:
+        pass
+    try:  # partitions whose schemas differ (a column missing in some): unified, nulls filled
         schema = pa.unify_schemas([b.schema for b in pending], promote_options="permissive")
-        return pa.concat_tables([pa.Table.from_batches([b]) for b in pending], promote_options="permissive").cast(
-            schema
-        )
+        yield pa.concat_tables([pa.Table.from_batches([b]) for b in pending], promote_options="permissive").cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        run: list[Any] = []
+        for batch in pending:
+            if run and not batch.schema.equals(run[0].schema):
+                yield pa.Table.from_batches(run)
+                run = []
+            run.append(batch)
+        yield pa.Table.from_batches(run)
 
 
 def _short(error: Exception) -> str:

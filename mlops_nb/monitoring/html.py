@@ -59,13 +59,15 @@ CSS = """
 .mnb-monitor .plot { border: 1px solid #eee; border-radius: 4px; padding: 2px; }
 .mnb-monitor .plot svg { display: block; max-width: 100%; height: auto; }
 .mnb-monitor .meta { color: #666; font-size: 0.9em; }
+.mnb-monitor .warning { background: #fff8c5; border-left: 4px solid #bf8700; padding: 4px 8px; }
 """
 BODY = """<div class="mnb-monitor">
 <h1>Monitoring {{ subject }}</h1>
 <p class="meta">{{ rows }} rows &middot; preset {{ result.preset }}{% if result.run_id %} &middot; MLflow run
  {{ result.run_id }}{% endif %}{% if source %} &middot; {{ source }}{% endif %}</p>
 <p class="verdict {{ 'drift' if result.dataset_drift else 'nodrift' }}">{{ verdict }}</p>
-{% if performance %}<h2>Performance on {{ labelled }} labelled rows</h2>
+{% for warning in result.get('warnings', []) %}<p class="warning">{{ warning }}</p>
+{% endfor %}{% if performance %}<h2>Performance on {{ labelled }} labelled rows</h2>
 <table><tr><th>metric</th><th>now</th><th>at training</th></tr>{% for k, now, then in performance %}
 <tr><td>{{ k }}</td><td class="num">{{ now }}</td><td class="num">{{ then }}</td></tr>{% endfor %}</table>{% endif %}
 {% if label_free %}<h2>Estimated performance (no labels needed)</h2><table><tr><th>metric</th>

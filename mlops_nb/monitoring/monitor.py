@@ -49,6 +49,10 @@ class _Result(TypedDict):
 
 class Result(_Result, total=False):
     windows: list[WindowDrift]  # when windowed, oldest first
+    warnings: list[str]  # what to keep in mind reading it (a sample too small for the preset)
+
+
+SMALL_SAMPLE = 1000  # rows: below this on a side, effect sizes vary by chance past their thresholds
 
 
 @dataclass
@@ -211,11 +215,11 @@ def summary_result(
     return _result(summary, tuned(preset(preset_name), thresholds, drift_share), tolerances)  # type: ignore[return-value]
 
 
-def _result(summary: CurrentData, chosen: Preset, tolerances: Tolerances | None) -> _Result:
+def _result(summary: CurrentData, chosen: Preset, tolerances: Tolerances | None) -> Result:
     summary.finish()
     found = features(summary, chosen)
     drifted, share = dataset_drift(found, chosen.drift_share)
-    return {
+    result: Result = {
         "model": None,
         "version": None,
         "rows": summary.rows,
@@ -227,6 +231,26 @@ def _result(summary: CurrentData, chosen: Preset, tolerances: Tolerances | None)
         "performance": None,
         "run_id": None,
     }
+    small = _small_sample(summary, chosen)
+    if small:
+        result["warnings"] = [small]
+    return result
+
+
+def _small_sample(summary: CurrentData, chosen: Preset) -> str | None:
+    """The warning for a sample too small for a preset whose effect sizes decide (mlops-nb's), or None."""
+    if chosen.name != DEFAULT_PRESET:
+        return None
+    sides = {"reference": int(summary.reference.profile.get("rows") or 0), "current": summary.rows}
+    small = {side: rows for side, rows in sides.items() if 0 < rows < SMALL_SAMPLE}
+    if not small:
+        return None
+    which = " and ".join(f"{rows:,} {side}" for side, rows in small.items())
+    return (
+        f"Only {which} rows: with fewer than about {SMALL_SAMPLE:,} rows on a side, effect sizes (Wasserstein, "
+        "Jensen-Shannon) vary by chance past their thresholds, and unchanged features may be flagged. "
+        "--preset evidently decides by p-values (KS, chi-squared) at these sizes."
+    )
 
 
 def _window(bounds: tuple[str | None, str | None, int | None], result: _Result) -> WindowDrift:

@@ -76,4 +76,5 @@ def text(result: dict[str, Any], color: bool = False) -> str:
         lines.extend(f"  {p['column'].ljust(width)}  {p['check'].ljust(kind)}  {p['detail']}" for p in problems)
     else:
         lines.append(paint("Data checks passed.", GREEN))
+    lines.extend(paint(f"Note: {warning}", YELLOW) for warning in result.get("warnings", []))
     return "\n".join(lines)

@@ -55,7 +55,10 @@ def reference_sample(frame: Any, model: Any = None, cap: int = SAMPLE_ROWS, seed
         return table
     if predicted.ndim != 1 or len(predicted) != table.num_rows:
         return table
-    return table.append_column(PREDICTION, pa.array(predicted.tolist()))
+    labels = pa.array(predicted.tolist())
+    if getattr(model, "classes_", None) is not None:  # a classifier predicts classes: categorical, not numbers
+        labels = labels.dictionary_encode()
+    return table.append_column(PREDICTION, labels)
 
 
 def scores_table(model: Any, frame: Any, labels: Any) -> Any:

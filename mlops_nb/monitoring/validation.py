@@ -4,8 +4,8 @@ Checks (``check``):
 
 - ``missing_column``: a reference column absent from the data; ``unexpected_column``: a column the model
   never saw;
-- ``dtype``: the column's kind changed (numbers in training, text now, or the reverse), or numbers that
-  cannot be read as such;
+- ``dtype``: the column's kind changed (numbers in training, text now, or the reverse), numbers that
+  cannot be read as such, or parts of the data (partitions, a CSV file's late rows) that disagree on its type;
 - ``empty``: no value at all in the column (all missing): its drift cannot be computed, the others still are;
 - ``infinite``: +-inf values (counted as missing: they would make every mean and distance infinite);
 - ``missing_rate``: the share of missing values grew by more than ``missing_rate_tolerance`` (default 0.05);
@@ -73,8 +73,10 @@ def _column(name: str, spec: dict, state: ColumnState, current: CurrentData, tol
         problems.append({"column": name, "check": check, "detail": detail})
 
     kinds_differ = state.current_kind not in (state.kind, cols.OTHER) and state.kind != cols.OTHER
-    if kinds_differ or not state.readable:
-        detail = f"{state.kind} in the reference ({spec.get('dtype')}), {state.current_kind} now ({state.dtype})"
+    mixed = len(state.types) > 1  # e.g. int64 in one partition, string in another
+    if kinds_differ or not state.readable or mixed:
+        now = f"{' and '.join(state.types.values())} in different parts of the data" if mixed else state.dtype
+        detail = f"{state.kind} in the reference ({spec.get('dtype')}), {state.current_kind} now ({now})"
         add("dtype", detail + ("" if state.readable else ": its values are not numbers, drift not computed"))
     rows = current.rows
     if rows and state.missing == rows:

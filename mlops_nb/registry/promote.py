@@ -27,6 +27,7 @@ from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import StoreError, UsageError
 from mlops_nb.gates import Requirement, canonical, lookup, parse_requirement
 from mlops_nb.tracking import evaluations, query, reading, registry, tags
+from mlops_nb.tracking.filters import quotable
 from mlops_nb.tracking.records import RunRecord
 from mlops_nb.tracking.registry import LOCK_SUFFIX
 
@@ -125,6 +126,7 @@ def promote(
     _check_arguments(name, alias, must_beat, metric)
     s = settings or load_settings()
     run = reading.get_run(run_id, s)
+    run_id = run["run_id"]  # the full id, when a prefix was given
     if run["status"] in ("FAILED", "KILLED"):
         raise UsageError(
             f"Run {run_id} ended {run['status']}; its model is not promoted. Fix the notebook, run it again "
@@ -334,6 +336,8 @@ def check_model_name(name: str) -> None:
         problem = "it starts or ends with a space"
     elif posixpath.normpath(name) != name or name.startswith(".."):
         problem = "MLflow's rule: a name cannot be a relative path such as '.' or '..'"
+    elif not quotable(name):
+        problem = "MLflow's searches cannot find a name holding both ' and \" or ending in a backslash"
     if problem:
         raise UsageError(
             f"--name {name!r} is not a valid registered model name: {problem}. Choose another --name: letters, "

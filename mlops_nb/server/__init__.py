@@ -2,11 +2,13 @@
 
 Enabled on install (``jupyter-config/server-config/mlops_nb.json``); ``jupyter server extension list`` shows
 it. The tracking URI is the one mlops-nb's settings give for the server's ``root_dir`` (the project's
-``pyproject.toml``, ``MLFLOW_TRACKING_URI``...), never one a request names. See docs/lab.md.
+``pyproject.toml``, ``MLFLOW_TRACKING_URI``...), never one a request names; the kernels the server starts
+inherit its project root (``MLOPS_NB_PROJECT_ROOT``). See docs/lab.md.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,16 @@ class MlopsNbExtension(ExtensionApp):
     load_other_extensions = True
 
     def initialize_settings(self) -> None:
-        from mlops_nb.config import load_settings
+        from mlops_nb.config import PROJECT_ROOT_ENV, find_project_root, load_settings
         from mlops_nb.server.handlers import Context
         from mlops_nb.server.jobs import Jobs
 
         root = Path(self.serverapp.root_dir).resolve()
+        # Kernels start in their notebook's folder, which may have no pyproject.toml of its own: they inherit
+        # this project root, so that they record into the store this server reads.
+        os.environ.setdefault(PROJECT_ROOT_ENV, str(find_project_root(root)))
         try:
-            settings, problem = load_settings(start=root), None
+            settings, problem = load_settings(), None
         except ConfigError as e:  # every route answers with it, rather than a server that will not start
             settings, problem = None, str(e)
             self.log.error("mlops-nb: %s", problem)
@@ -56,7 +61,7 @@ class MlopsNbExtension(ExtensionApp):
             await self._follow.stop()
         context = self.settings.get("mlops_nb")
         if context is not None:
-            context.executor.shutdown(wait=False)
+            context.shutdown()
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ the server's root_dir.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import json
@@ -26,7 +27,14 @@ from mlops_nb.config import Settings
 from mlops_nb.exceptions import ConfigError, MlopsNbError, StoreError, UsageError
 from mlops_nb.redaction import redact_uri
 from mlops_nb.tracking import reading
-from mlops_nb.tracking.records import STAGE_EVENT_SCHEMA, NotebookRuns, PromotionResult, RunView, ServerStatus
+from mlops_nb.tracking.records import (
+    STAGE_EVENT_SCHEMA,
+    ArtifactRecord,
+    NotebookRuns,
+    PromotionResult,
+    RunView,
+    ServerStatus,
+)
 
 if TYPE_CHECKING:
     from mlops_nb.server.jobs import Jobs
@@ -35,9 +43,14 @@ API = "mlops-nb/api"
 T = TypeVar("T")
 
 
+ENDED_RUNS_KEPT = 512  # runs whose artifact listing the server keeps
+
+
 @dataclasses.dataclass
 class Context:
-    """What the handlers share: the server's root, mlops-nb's settings for it, the jobs, a thread pool."""
+    """What the handlers share: the server's root, mlops-nb's settings for it, the jobs, two thread pools
+    (quick reads; walks of artifact stores, which can take seconds and must not hold up the quick reads),
+    and the artifact listings of runs that ended (they do not change)."""
 
     root: Path
     settings: Settings | None
@@ -46,6 +59,16 @@ class Context:
     executor: ThreadPoolExecutor = dataclasses.field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlops-nb")
     )
+    slow_executor: ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlops-nb-artifacts")
+    )
+    ended_artifacts: collections.OrderedDict[str, list[ArtifactRecord]] = dataclasses.field(
+        default_factory=collections.OrderedDict
+    )
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False)
+        self.slow_executor.shutdown(wait=False)
 
 
 class NotFound(Exception):
@@ -104,6 +127,11 @@ class Base(APIHandler):
     async def blocking(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.context.executor, functools.partial(func, *args, **kwargs))
+
+    async def slow(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``blocking``, on the pool of slow calls (artifact walks)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.context.slow_executor, functools.partial(func, *args, **kwargs))
 
     def answer(self, record: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -218,16 +246,23 @@ class Runs(Base):
         await self.serve(work)
 
 
-def run_view(run_id: str, settings: Settings) -> RunView:
-    detail = _not_found(reading.run_detail, run_id, settings)
-    return RunView(**detail, artifacts=reading.run_artifacts(run_id, settings))
-
-
 class Run(Base):
     @tornado.web.authenticated
     async def get(self, run_id: str) -> None:
-        async def work() -> Any:
-            return await self.blocking(run_view, run_id, self.mlops_settings)
+        async def work() -> RunView:
+            settings, context = self.mlops_settings, self.context
+            detail = await self.blocking(_not_found, reading.run_detail, run_id, settings)
+            key = detail["run_id"]
+            artifacts = context.ended_artifacts.get(key)
+            if artifacts is None:
+                artifacts = await self.slow(reading.run_artifacts, key, settings)
+                if detail["status"] != "RUNNING":  # an ended run's files do not change: walked once
+                    context.ended_artifacts[key] = artifacts
+                    if len(context.ended_artifacts) > ENDED_RUNS_KEPT:
+                        context.ended_artifacts.popitem(last=False)
+            else:
+                context.ended_artifacts.move_to_end(key)
+            return RunView(**detail, artifacts=[ArtifactRecord(**a) for a in artifacts])
 
         await self.serve(work)
 

@@ -15,6 +15,7 @@ never a wrong value. The least recently used entries are evicted beyond the size
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +30,8 @@ from mlops_nb.tracking.recorder import unique_id
 FORMAT = "v2"
 OBJECTS = "objects.pkl"
 SHOWN = "outputs.json"
+_TMP_PREFIX = ".tmp-"
+_TMP_GRACE = 60.0  # seconds
 
 
 class CacheMiss(Exception):
@@ -236,8 +239,11 @@ class Cache:
         serialising an output raises (nothing is left behind)."""
         if self._total is None:
             self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{unique_id()}"
+        tmp = self.root / f"{_TMP_PREFIX}{unique_id()}"
         tmp.mkdir()
+        # Locked while this process writes it: a temporary nobody holds is what a killed writer left.
+        hold = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        fcntl.flock(hold, fcntl.LOCK_EX)
         states = states or {}
         by_value = {id(state) for kind, state in states.values() if kind == "value"}  # kept as copies
         ref_ids = {id(v): n for n, v in (refs or {}).items() if id(v) not in by_value}
@@ -286,6 +292,8 @@ class Cache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            os.close(hold)
         if self._total is None:
             self.evict()
         else:
@@ -298,7 +306,9 @@ class Cache:
         shutil.rmtree(self._folder(key), ignore_errors=True)
 
     def evict(self) -> None:
-        """Delete least recently used entries until the cache fits ``max_bytes``."""
+        """Delete what killed writers left, then least recently used entries until the cache fits ``max_bytes``."""
+        for tmp in self.root.glob(f"{_TMP_PREFIX}*"):
+            _remove_if_abandoned(tmp)
         entries = []
         for manifest in self.root.glob("*/*/manifest.json"):
             try:
@@ -312,3 +322,22 @@ class Cache:
             shutil.rmtree(folder, ignore_errors=True)
             total -= size
         self._total = total
+
+
+def _remove_if_abandoned(tmp: Path) -> None:
+    """Delete the temporary entry folder ``tmp`` unless a live writer holds its lock (``store``). One younger
+    than ``_TMP_GRACE`` is left alone: its writer may not have taken the lock yet."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # renamed into place or removed meanwhile
+    try:
+        if time.time() - os.fstat(fd).st_mtime < _TMP_GRACE:
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # being written
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        os.close(fd)

@@ -103,4 +103,5 @@ def diff_runs(a: RunDetail, b: RunDetail, code: Callable[[str], str]) -> RunDiff
         params={k: [a["params"].get(k), b["params"].get(k)] for k in _changed(a["params"], b["params"])},
         metrics=metric_deltas(a["metrics"], b["metrics"]),
         stages=[_stage_diff(n, stages_a.get(n), stages_b.get(n), code) for n in names],
+        deleted=[a["deleted"], b["deleted"]],
     )

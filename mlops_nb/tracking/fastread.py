@@ -216,7 +216,8 @@ def _values(
 
 def _detail(con: sqlite3.Connection, run_id: str) -> RunDetail | None:
     row = con.execute(
-        "SELECT r.run_uuid, r.name, r.experiment_id, r.status, r.start_time, r.end_time, e.name FROM runs r "
+        "SELECT r.run_uuid, r.name, r.experiment_id, r.status, r.start_time, r.end_time, e.name, r.lifecycle_stage "
+        "FROM runs r "
         "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE r.run_uuid = ?",
         (run_id,),
     ).fetchone()
@@ -235,4 +236,4 @@ def _detail(con: sqlite3.Connection, run_id: str) -> RunDetail | None:
     stages = [
         stage_record(c, name, status, start, tags[c], params[c], metrics[c]) for c, name, status, start in children
     ]
-    return RunDetail(**summary, tags=tags[run_id], experiment=row[6], stages=stages)
+    return RunDetail(**summary, tags=tags[run_id], experiment=row[6], stages=stages, deleted=row[7] == "deleted")

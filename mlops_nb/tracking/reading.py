@@ -7,6 +7,7 @@ size of the experiment.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from mlops_nb.exceptions import UsageError
 from mlops_nb.tracking import fastread, tags
 from mlops_nb.tracking._client import client as _client
 from mlops_nb.tracking.errors import map_mlflow_errors
+from mlops_nb.tracking.filters import literal
 from mlops_nb.tracking.records import (
     ArtifactRecord,
     Lineage,
@@ -66,10 +68,6 @@ def _stage(run: MlflowRun) -> StageSummary:
     return stage_record(
         info.run_id, info.run_name, info.status, info.start_time, data.tags, dict(data.params), dict(data.metrics)
     )
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _experiment_ids(client: Any, experiment: str | None, uri: str) -> list[str]:
@@ -125,7 +123,7 @@ def list_runs(
             _experiment_ids(_client(s), experiment, s.tracking_uri)  # raises: no such experiment, did you mean
     filters = [f"tags.`{tags.KIND}` = '{kind}'" if kind else f"tags.`{tags.KIND}` != 'stage'"]
     if path:
-        filters.append(f"tags.`{tags.NOTEBOOK}` LIKE '%{_quote(path)}'")
+        filters.append(f"tags.`{tags.NOTEBOOK}` LIKE {literal('%' + path, 'notebook path')}")
     return _search(s, filters, experiment, max_results, page_token)
 
 
@@ -164,10 +162,53 @@ def _stages(client: Any, run: MlflowRun, uri: str) -> list[StageSummary]:
     return [_stage(c) for c in children]
 
 
-def get_run(run_id: str, settings: Settings | None = None) -> RunRecord:
-    """One run with its tags (no stages: one read). UsageError for an unknown id."""
+_PREFIX = re.compile(r"[0-9a-f]{1,31}")
+MIN_PREFIX = 4
+_CANDIDATES = 10
+
+
+def resolve_run_id(run_id: str, settings: Settings | None = None) -> str:
+    """The full id of the one run whose id starts with ``run_id`` (the 8 characters the tables show), or
+    ``run_id`` itself when it is no shorter prefix of hex digits (a full id costs no read).
+
+    Raises:
+        UsageError: no run, or several, start with the prefix (the message names the candidates).
+    """
+    if not _PREFIX.fullmatch(run_id):
+        return run_id
+    if len(run_id) < MIN_PREFIX:
+        raise UsageError(f"Run id {run_id!r} is too short: give at least {MIN_PREFIX} of its characters.")
+    from mlflow.entities import ViewType
+
     s = settings or load_settings()
-    return _record(_get_run(_client(s), run_id, s.tracking_uri))
+    client = _client(s)
+    with map_mlflow_errors(f"looking up run ids starting with {run_id!r}", fix=_RUN_FIX, uri=s.tracking_uri):
+        ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=MAX_PAGE)]
+        found = (
+            client.search_runs(
+                ids,
+                filter_string=f"attributes.run_id LIKE '{run_id}%'",
+                run_view_type=ViewType.ALL,
+                max_results=_CANDIDATES + 1,
+                order_by=["attributes.start_time DESC"],
+            )
+            if ids
+            else []
+        )
+    if len(found) == 1:
+        return found[0].info.run_id
+    if not found:
+        raise UsageError(f"No run id starts with {run_id!r}. {_RUN_FIX}")
+    listed = "".join(f"\n  {r.info.run_id}  {r.info.run_name or ''}" for r in found[:_CANDIDATES])
+    more = "\n  ..." if len(found) > _CANDIDATES else ""
+    raise UsageError(f"Run id {run_id!r} is ambiguous: give more of it. Runs whose id starts so:{listed}{more}")
+
+
+def get_run(run_id: str, settings: Settings | None = None) -> RunRecord:
+    """One run with its tags (no stages: one read). ``run_id`` may be a unique prefix. UsageError for an
+    unknown id."""
+    s = settings or load_settings()
+    return _record(_get_run(_client(s), resolve_run_id(run_id, s), s.tracking_uri))
 
 
 def child_runs(run_id: str, settings: Settings | None = None) -> list[RunRecord]:
@@ -186,8 +227,10 @@ def child_runs(run_id: str, settings: Settings | None = None) -> list[RunRecord]
 
 
 def run_detail(run_id: str, settings: Settings | None = None) -> RunDetail:
-    """One run with its tags and stages (oldest first). UsageError for an unknown id."""
+    """One run with its tags and stages (oldest first). ``run_id`` may be a unique prefix. UsageError for an
+    unknown id."""
     s = settings or load_settings()
+    run_id = resolve_run_id(run_id, s)
     db = fastread.sqlite_path(s.tracking_uri)
     if db is not None:
         try:
@@ -204,7 +247,12 @@ def _mlflow_detail(s: Settings, run_id: str) -> RunDetail:
     run = _get_run(client, run_id, s.tracking_uri)
     with map_mlflow_errors("reading the experiment", fix=_RUN_FIX, uri=s.tracking_uri):
         experiment = client.get_experiment(run.info.experiment_id).name
-    return RunDetail(**_record(run), experiment=experiment, stages=_stages(client, run, s.tracking_uri))
+    return RunDetail(
+        **_record(run),
+        experiment=experiment,
+        stages=_stages(client, run, s.tracking_uri),
+        deleted=run.info.lifecycle_stage == "deleted",
+    )
 
 
 def stage_code(stage_run_id: str, settings: Settings | None = None) -> str:
@@ -263,9 +311,8 @@ def lineage(model_uri: str, settings: Settings | None = None) -> Lineage:
     detail = run_detail(source, s) if source else None
     evidence = {k: v for k, v in version["tags"].items() if k.startswith(tags.PREFIX)}
     watched = f"{version['name']}/{version['version']}"
-    monitors = _search(
-        s, [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` = '{_quote(watched)}'"], None, MAX_PAGE, None
-    )["runs"]
+    watching = [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` = {literal(watched, 'model')}"]
+    monitors = _search(s, watching, None, MAX_PAGE, None)["runs"]
     return Lineage(
         model=version,
         source_run=detail,
@@ -323,11 +370,10 @@ def model_detail(name: str, settings: Settings | None = None) -> ModelDetail:
         raise UsageError(f"No registered model {name!r}. {_MODEL_FIX}")
     with map_mlflow_errors(f"No registered model {name!r}", fix=_MODEL_FIX, uri=s.tracking_uri):
         model = client.get_registered_model(name)
-        found = client.search_model_versions(f"name = '{_quote(name)}'", max_results=MAX_PAGE)
+        found = client.search_model_versions(f"name = {literal(name, 'model name')}", max_results=MAX_PAGE)
     versions = sorted((_version_record(v) for v in found), key=lambda v: -int(v["version"]))
-    monitors = _search(
-        s, [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` LIKE '{_quote(name)}/%'"], None, 1, None
-    )["runs"]
+    watching = [f"tags.`{tags.KIND}` = 'monitor'", f"tags.`{tags.MODEL}` LIKE {literal(name + '/%', 'model name')}"]
+    monitors = _search(s, watching, None, 1, None)["runs"]
     watched = None
     if monitors:
         with map_mlflow_errors("reading the monitoring run", fix=_RUN_FIX, uri=s.tracking_uri):

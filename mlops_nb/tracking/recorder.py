@@ -348,6 +348,40 @@ def current_recorder() -> Recorder | None:
     return _recorder
 
 
+def waiting_records(settings: Settings | None = None) -> int:
+    """How many records processes that have ended (a killed kernel, say) left unsent in this store's
+    journals; the next flush of any process that records into the store sends them."""
+    from mlops_nb.tracking import journal as journal_mod
+
+    s = settings or load_settings()
+    uri = redact_uri(s.tracking_uri)
+    count = 0
+    for orphan in journal_mod.orphans(s.journal_dir, exclude=_recorder.journal.path if _recorder else None):
+        try:
+            if journal_mod.header(orphan.path).get("tracking_uri") == uri:
+                count += len(journal_mod.read(orphan.path).pending)
+        except OSError:
+            pass  # replayed and deleted meanwhile
+        finally:
+            orphan.finish(remove=False)
+    return count
+
+
+def send_waiting() -> None:
+    """Send the ``waiting_records`` now (with this process's recorder, within its flush timeout).
+
+    Raises:
+        StoreError: they could not all be sent; they stay in the journals.
+    """
+    recorder = get_recorder()
+    if not recorder.flush(recorder.settings.flush_timeout):
+        cause = (recorder.sender.last_error if recorder.sender else None) or "timed out"
+        raise StoreError(
+            f"Could not send the records waiting in {recorder.settings.journal_dir}: {cause}. They stay there; "
+            "the next process that records into this store sends them."
+        )
+
+
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and stop this process's recorder; the next record starts a new one with fresh settings."""
     global _recorder

@@ -56,6 +56,7 @@ class RunDetail(RunRecord):
 
     experiment: str
     stages: list[StageSummary]
+    deleted: bool  # in MLflow's trash (``mlflow runs restore`` brings it back, ``mlflow gc`` removes it)
 
 
 class RunPage(TypedDict):
@@ -88,6 +89,7 @@ class RunDiff(TypedDict):
     params: dict[str, list]  # name -> [a, b] (None where missing)
     metrics: dict[str, list]  # name -> [a, b, b - a]
     stages: list[StageDiff]
+    deleted: list  # [a, b]: True where the run is in MLflow's trash
 
 
 class ModelVersionRecord(TypedDict):

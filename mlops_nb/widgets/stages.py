@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import urllib.parse
 from typing import Any
 
 from mlops_nb.redaction import redact_uri
@@ -44,10 +45,13 @@ def _run_link(run_id: str) -> str:
         return "<i>sending…</i>"
     if run_id == IN_JOB:
         return f"<i>{IN_JOB}</i>"
+    # The id comes from the tracking server: as hostile as any other value it sends.
+    shown = f"<code>{html.escape(run_id)}</code>"
     uri = redact_uri(get_recorder().settings.tracking_uri)  # the link lands in the saved notebook
     if uri.startswith(("http://", "https://")):
-        return f'<a href="{html.escape(uri.rstrip("/"))}/#/runs/{run_id}" target="_blank"><code>{run_id}</code></a>'
-    return f"<code>{run_id}</code>"
+        href = f"{uri.rstrip('/')}/#/runs/{urllib.parse.quote(run_id, safe='')}"
+        return f'<a href="{html.escape(href)}" target="_blank">{shown}</a>'
+    return shown
 
 
 _STATUS_COLOURS = {"RUNNING": "#1f6feb", "FINISHED": "#1a7f37", "FAILED": "#cf222e"}

@@ -457,6 +457,7 @@ def test_a_model_name_mlflow_or_a_generated_file_would_choke_on_is_refused(proje
         ("team/churn", "'/' or ':'"),
         ("..", "relative path"),
         (" churn", "starts or ends with a space"),
+        ("""say "bob's" """.strip(), "both ' and \""),
     ):
         result = cli(run_id, "--name", name)
         assert result.exit_code == 2, (name, result.output)

@@ -289,6 +289,68 @@ with mnb.start_run("live", kind="notebook"):
 """
 
 
+RECORD_IN_A_KERNEL = """
+import mlops_nb as mnb
+with mnb.start_run("from-the-kernel", kind="notebook"):
+    mnb.log_metric("m", 1.0)
+assert mnb.flush(60)
+"""
+
+
+def test_a_run_that_ended_has_its_files_walked_once_and_a_running_one_every_time(api, project: Path) -> None:
+    from mlflow import MlflowClient
+
+    (project / "report.txt").write_text("r")
+    with mnb.start_run("ended", kind="job") as run:
+        mnb.log_artifact(project / "report.txt")
+    assert mnb.flush(60)
+    client = MlflowClient(f"sqlite:///{project / '.mlops_nb' / 'mlflow.db'}")
+    running = client.create_run(client.get_run(run.run_id).info.experiment_id, run_name="running").info.run_id
+    client.log_artifact(running, str(project / "report.txt"))
+
+    def files(run_id: str) -> list[str]:
+        status, view = api(f"runs/{run_id}")
+        assert status == 200, view
+        return [a["path"] for a in view["artifacts"]]
+
+    assert "report.txt" in files(run.run_id) and files(running) == ["report.txt"]
+    (project / "notes.txt").write_text("n")
+    client.log_artifact(running, str(project / "notes.txt"))
+    assert files(running) == ["notes.txt", "report.txt"]  # a running run's files are read again
+    artifacts = project / ".mlops_nb" / "artifacts"
+    artifacts.rename(project / "moved")  # the artifact store gone: an ended run's files are not walked again
+    assert "report.txt" in files(run.run_id)
+    assert files(running) == []
+
+
+def test_a_kernel_in_a_subfolder_records_into_the_store_the_server_reads(
+    api, jp_serverapp, jp_asyncio_loop, project: Path
+) -> None:
+    assert not any((folder / "pyproject.toml").exists() for folder in (project, *project.parents))
+    (project / "notebooks").mkdir()
+    manager = jp_serverapp.kernel_manager
+    kernel_id = jp_asyncio_loop.run_until_complete(manager.start_kernel(path="notebooks"))  # as Lab starts one
+    client = manager.get_kernel(kernel_id).client()
+    client.start_channels()
+    errors: list[str] = []
+
+    async def record() -> dict[str, Any]:
+        await client.wait_for_ready(timeout=60)
+        hook = lambda m: errors.extend(m["content"].get("traceback", []))  # noqa: E731
+        return await client.execute_interactive(RECORD_IN_A_KERNEL, timeout=120, output_hook=hook)
+
+    try:
+        reply = jp_asyncio_loop.run_until_complete(record())
+        assert reply["content"]["status"] == "ok", "\n".join(errors)
+    finally:
+        client.stop_channels()
+        jp_asyncio_loop.run_until_complete(manager.shutdown_kernel(kernel_id, now=True))
+    assert not (project / "notebooks" / ".mlops_nb").exists()
+    status, page = api("runs")
+    assert status == 200
+    assert [r["name"] for r in page["runs"]] == ["from-the-kernel"]
+
+
 def test_a_stage_end_reaches_the_event_bus_within_a_second(jp_serverapp, jp_asyncio_loop, project: Path) -> None:
     loop = jp_asyncio_loop
     loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())

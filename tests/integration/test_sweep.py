@@ -375,3 +375,29 @@ def test_an_interrupted_sweep_stops_every_job_and_leaves_no_process(project: Pat
         assert time.monotonic() < deadline, f"processes outlived the sweep: {alive}"
         time.sleep(0.2)
     _assert_nothing_running_here(project)
+
+
+@pytest.mark.slow
+def test_a_sweep_metric_no_job_logged_exits_2_naming_those_they_did(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    done = mlops_nb("sweep", "pipe.ipynb", "--grid", "scale=1,2", "--metric", "acc", cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert "--metric 'acc': no job logged it" in done.stderr, done.stderr
+    assert "The jobs logged accuracy, total. Did you mean --metric accuracy?" in done.stderr
+    jobs = [r for r in runs(project, "pipe") if r.data.tags.get("mlops_nb.kind") == "job"]
+    assert {r.info.status for r in jobs} == {"FINISHED"}  # the jobs and their records are kept
+    assert sorted(r.data.params["scale"] for r in jobs) == ["1.0", "2.0"]  # typed like `scale = 1.0`
+
+
+@pytest.mark.slow
+def test_a_whole_number_for_a_float_parameter_is_the_float_the_notebook_has(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    first = mlops_nb("run", "pipe.ipynb", "-p", "scale", "2.0", cwd=project)
+    assert first.returncode == 0, first.stderr
+    second = mlops_nb("run", "pipe.ipynb", "-p", "scale", "2", "-p", "n", "10", cwd=project)
+    assert second.returncode == 0, second.stderr
+    client = embedded_client(project)
+    job = client.get_run(second.stdout.strip())
+    assert job.data.params["scale"] == "2.0" and job.data.params["n"] == "10"  # n = 10 stays an int
+    stages = [r for r in runs(project, "pipe") if r.data.tags.get("mlflow.parentRunId") == job.info.run_id]
+    assert {r.data.tags["mlops_nb.cache_hit"] for r in stages} == {"true"}  # the same value: nothing re-ran

@@ -97,6 +97,7 @@ def test_a_raising_cell_is_a_failed_stage_and_the_session_goes_on(ip, project: P
         ("%%track s --in 'not a name'", "not a Python name"),
         ("%%track s --tag novalue", "KEY=VALUE"),
         ("%%track s --in undefined_thing", "undefined_thing are not defined"),
+        ('%%track "a b', "No closing quotation"),
     ],
 )
 def test_bad_magic_arguments_give_usage_and_record_nothing(ip, project: Path, capsys, line: str, message: str) -> None:
@@ -120,6 +121,15 @@ def test_declared_inputs_outputs_params_tags_and_no_cache(ip, project: Path) -> 
     # declared params are part of the key, so they are inputs too
     assert set(k for k in run.data.tags if k.startswith("mlops_nb.input.")) == {"mlops_nb.input.a", "mlops_nb.input.lr"}
     assert set(k for k in run.data.tags if k.startswith("mlops_nb.output.")) == {"mlops_nb.output.c"}
+
+
+def test_quoted_arguments_are_read_as_a_shell_reads_them(ip, project: Path) -> None:
+    cell(ip, "a = 1")
+    assert cell(ip, "%%track \"a b\" --tag 'note=two words'\nc = a + 1").success
+    (run,) = stage_runs(project)
+    assert run.data.tags["mlops_nb.stage"] == "a b"
+    assert run.data.tags["note"] == "two words"
+    assert [r.name for r in ip.magics_manager.registry["MlopsMagics"].runner.records] == ["a b"]
 
 
 def test_metrics_are_rolled_up_and_carried_by_cache_hits(ip, project: Path) -> None:

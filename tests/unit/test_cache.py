@@ -128,3 +128,41 @@ def test_mutated_inputs_keep_their_new_state(tmp_path: Path) -> None:
     assert mutation.can_put(before, kind, state)
     mutation.put_state(before, kind, state)
     assert before.normal() == rng.normal()
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from mlops_nb.stages.cache import Cache
+
+class Slow:
+    def __reduce__(self):
+        print("writing", flush=True)
+        time.sleep(600)
+
+Cache(Path(sys.argv[1]), max_bytes=10**9).store("k" * 64, {"x": b"0" * 1_000_000, "y": Slow()}, {}, {})
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_that_outlives_the_next_store(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        (tmp,) = (tmp_path / "v2").glob(".tmp-*")
+        assert sum(p.stat().st_size for p in tmp.rglob("*")) >= 1_000_000
+        long_ago = time.time() - 3600
+        os.utime(tmp, (long_ago, long_ago))
+        Cache(tmp_path, max_bytes=10**9).evict()
+        assert tmp.is_dir(), "a write in progress was deleted"
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(30)
+    finally:
+        writer.kill()
+        writer.wait()
+    Cache(tmp_path, max_bytes=10**9).store("a" * 64, {"v": 1}, {"v": "fp"}, {})
+    assert not tmp.exists()
+    assert [p.name for p in (tmp_path / "v2").iterdir()] == ["aa"]

@@ -29,6 +29,18 @@ def test_without_pyproject_the_working_directory_is_the_root(project: Path) -> N
     assert load_settings(env={}).home == project / ".mlops_nb"
 
 
+def test_a_given_project_root_wins_over_the_working_directory(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_pyproject(project, 'experiment = "from-root"')
+    (project / "notebooks").mkdir()
+    monkeypatch.chdir(project / "notebooks")
+    settings = load_settings(env={"MLOPS_NB_PROJECT_ROOT": str(project)})
+    assert (settings.project_root, settings.home, settings.experiment) == (project, project / ".mlops_nb", "from-root")
+    assert load_settings(env={}).home == project / ".mlops_nb"  # found upwards anyway: the pyproject.toml
+    (project / "pyproject.toml").unlink()
+    assert load_settings(env={}).home == project / "notebooks" / ".mlops_nb"
+    assert load_settings(env={"MLOPS_NB_PROJECT_ROOT": str(project)}).home == project / ".mlops_nb"
+
+
 def test_layers_pyproject_then_env_then_arguments(project: Path) -> None:
     write_pyproject(project, 'experiment = "from-pyproject"\nflush_interval = 2\nhome = "state"')
     settings = load_settings(env={})
