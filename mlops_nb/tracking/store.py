@@ -104,6 +104,7 @@ class Store:
             artifact_root: artifact root for a store we create (the embedded store); None keeps MLflow's.
         """
         self.tracking_uri = tracking_uri
+        self.home = home
         self._experiments: dict[str, str] = {}
         self._db = sqlite_path(tracking_uri)
         self._local = urlparse(tracking_uri).scheme.split("+")[0] in _DATABASE_SCHEMES
