@@ -15,7 +15,7 @@ import functools
 import json
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,6 +30,7 @@ from mlops_nb.tracking.records import STAGE_EVENT_SCHEMA, NotebookRuns, Promotio
 
 if TYPE_CHECKING:
     from mlops_nb.server.jobs import Jobs
+    from mlops_nb.server.reads import StoreGuard
 
 API = "mlops-nb/api"
 T = TypeVar("T")
@@ -37,15 +38,15 @@ T = TypeVar("T")
 
 @dataclasses.dataclass
 class Context:
-    """What the handlers share: the server's root, mlops-nb's settings for it, the jobs, a thread pool."""
+    """What the handlers share: the server's root, mlops-nb's settings for it, the jobs, the thread pool that
+    MLflow's blocking calls run on, and the guard that bounds the reads of the store (``reads.py``)."""
 
     root: Path
     settings: Settings | None
     problem: str | None  # why the settings could not be resolved
     jobs: Jobs | None
-    executor: ThreadPoolExecutor = dataclasses.field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlops-nb")
-    )
+    executor: Executor
+    reads: StoreGuard
 
 
 class NotFound(Exception):
@@ -102,6 +103,11 @@ class Base(APIHandler):
         return context.settings
 
     async def blocking(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A read of the store off the event loop, bounded (503 when the store cannot answer in time)."""
+        return await self.context.reads.read(func, *args, **kwargs)
+
+    async def off_loop(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Work that is not a read of the store (parsing a body), off the event loop, not bounded."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.context.executor, functools.partial(func, *args, **kwargs))
 
@@ -113,20 +119,13 @@ class Base(APIHandler):
         value = self.get_query_argument(name, None)
         return value if value else None
 
-    def body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise UsageError(f"The request body is not JSON: {e}.") from e
-        if not isinstance(body, dict):
-            raise UsageError("The request body must be a JSON object.")
-        return body
-
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Tornado's own errors (403 without a token, 405) in our JSON shape; ours go through ``fail``.
         reason = self._reason or "error"
         self.set_header("Content-Type", "application/json")
-        error = {403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(status_code, "internal")
+        error = {403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            status_code, "internal"
+        )
         self.finish(json.dumps({"error": error, "message": reason}))
 
     def fail(self, error: BaseException) -> None:
@@ -157,6 +156,44 @@ class Base(APIHandler):
             self.fail(e)
             return
         self.finish(json.dumps(_finite(record)))
+
+
+MAX_BODY = 1024 * 1024  # bytes of a POST body (a job's parameters, a promotion's gates); more answers 413
+
+
+def parse_body(data: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or a UsageError (400) saying what is wrong with it."""
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError as e:
+        raise UsageError(f"The request body is not JSON: {e}.") from e
+    except RecursionError:
+        raise UsageError("The request body is not JSON this server reads: it is nested too deeply.") from None
+    if not isinstance(body, dict):
+        raise UsageError("The request body must be a JSON object.")
+    return body
+
+
+@tornado.web.stream_request_body
+class BodyHandler(Base):
+    """A POST whose body is bounded (413 before it is read when it is larger than ``MAX_BODY``) and parsed
+    off the event loop: a large body never stalls the server's other requests."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self._chunks: list[bytes] = []
+        length = self.request.headers.get("Content-Length")
+        if length is not None and (not length.strip().isdigit() or int(length) > MAX_BODY):
+            raise tornado.web.HTTPError(413, reason=f"The request body is larger than {MAX_BODY} bytes")
+        connection = self.request.connection
+        if hasattr(connection, "set_max_body_size"):  # a chunked body is cut off there too
+            connection.set_max_body_size(MAX_BODY)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    async def body(self) -> dict[str, Any]:
+        return await self.off_loop(parse_body, b"".join(self._chunks))
 
 
 def _not_found(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -338,23 +375,25 @@ def promote(name: str, body: dict[str, Any], settings: Settings) -> PromotionRes
     return result
 
 
-class Promote(Base):
+class Promote(BodyHandler):
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
         async def work() -> Any:
-            return await self.blocking(promote, name, self.body(), self.mlops_settings)
+            body = await self.body()
+            # A write: not cut short by the read deadline (MLflow's retries bound it).
+            return await self.off_loop(promote, name, body, self.mlops_settings)
 
         await self.serve(work)
 
 
-class Jobs(Base):
+class Jobs(BodyHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
         async def work() -> Any:
             jobs = self.context.jobs
             if jobs is None:
                 raise ConfigError(self.context.problem or "mlops-nb's settings could not be resolved.")
-            return jobs.start(self.body())
+            return jobs.start(await self.body())  # on the loop: the jobs table is the loop's
 
         try:
             record = await work()
