@@ -121,10 +121,15 @@ class Base(APIHandler):
         """A read of the store off the event loop, bounded (503 when the store cannot answer in time)."""
         return await self.context.reads.read(func, *args, **kwargs)
 
-    async def off_loop(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Work that is not a read of the store (parsing a body), off the event loop, not bounded."""
+    async def store_write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A write to the store (a promotion) on the store's threads: not cut short by the read deadline."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.context.executor, functools.partial(func, *args, **kwargs))
+
+    async def off_loop(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Short work that needs no store (parsing a body) off the event loop, on asyncio's own threads: never
+        behind reads waiting on a store that hangs."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(func, *args, **kwargs))
 
     def answer(self, record: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -395,8 +400,7 @@ class Promote(BodyHandler):
     async def post(self, name: str) -> None:
         async def work() -> Any:
             body = await self.body()
-            # A write: not cut short by the read deadline (MLflow's retries bound it).
-            return await self.off_loop(promote, name, body, self.mlops_settings)
+            return await self.store_write(promote, name, body, self.mlops_settings)
 
         await self.serve(work)
 
