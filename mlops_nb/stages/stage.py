@@ -31,7 +31,6 @@ from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import Run, stage
-from mlops_nb.tracking.validation import escaped
 
 CACHE_VERSION = "mlops-nb-stage-cache-2"  # bump when the key or the entry format changes meaning
 # The names other modules import from here; each tag is declared once, in tracking/tags.py.
@@ -210,8 +209,7 @@ class StageRunner:
         record.run = run
         self._changed(record)
         with run:
-            # The values the cell read, recorded for it: text from undecodable file names is kept escaped.
-            run.log_params({n: escaped(v) if isinstance(v, str) else v for n, v in plan.params.items()})
+            run.log_params(plan.params)
             run.set_tags({f"{tags.INPUT_PREFIX}{n}": fp or "unhashable" for n, fp in plan.fps.items()})
             run.set_tags({_tag_key(tags.FILE_PREFIX, p): fp for p, fp in plan.files.items() if len(p) < 200})
             run.set_tags({_tag_key(tags.MODULE_PREFIX, m): fp for m, fp in plan.modules.items() if len(m) < 200})

@@ -283,15 +283,14 @@ class Executor:
     def _log_batch(self, run: str, entities: list[Entity]) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        for op, key, value in entities:  # what no store can hold is refused here, before any call
+        for op, key, _ in entities:  # a name no store can hold is refused here, before any call
             check_text(f"The {op} name {key!r}", key)
-            if op != "metric":
-                check_text(f"The value of {op} {key!r}", value)
+        # Values as the call writes them now (journals older than that may hold lone surrogates).
         self.store.client.log_batch(
             self.run_ids[run],
             metrics=[Metric(m["k"], m["v"], m["t"], m["step"]) for op, _, m in entities if op == "metric"],
-            params=[Param(k, v) for op, k, v in entities if op == "param"],
-            tags=[RunTag(k, v) for op, k, v in entities if op == "tag"],
+            params=[Param(k, escaped(v)) for op, k, v in entities if op == "param"],
+            tags=[RunTag(k, escaped(v)) for op, k, v in entities if op == "tag"],
             synchronous=True,
         )
 
@@ -310,9 +309,8 @@ class Executor:
 
     def _text(self, step: Step) -> None:
         text, artifact_file = step.record["text"], step.record["file"]
-        check_text(f"The text of artifact {artifact_file!r}", text)
         check_text("The artifact name", artifact_file)
-        self.store.client.log_text(self.run_ids[step.run], text, artifact_file)
+        self.store.client.log_text(self.run_ids[step.run], escaped(text), artifact_file)
 
     def _model(self, step: Step) -> None:
         from mlops_nb.tracking.models import save_sklearn_model

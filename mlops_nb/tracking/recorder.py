@@ -178,7 +178,7 @@ class Recorder:
 
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
         check_key("artifact", artifact_file)
-        check_text(f"The text of artifact {artifact_file!r}", text)
+        text = escaped(text)  # a traceback or a notebook naming an undecodable file: kept, the byte escaped
         if len(text) <= INLINE_TEXT:  # small texts travel inside the journal line: no file to write
             self._emit({"op": "text", "run": run, "text": text, "file": artifact_file})
             return

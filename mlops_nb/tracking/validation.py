@@ -5,7 +5,8 @@ The rules are MLflow's own (``mlflow/utils/validation.py``): names of metrics, p
 characters of letters, digits, ``_ - . / :`` and spaces, and a clean relative path; a param value holds at
 most 6,000 characters, a tag value 8,000. Text must also be encodable as UTF-8: a lone surrogate (``\\ud800``,
 or ``\\udcff``, which ``os.fsdecode`` gives for a file name byte that is not UTF-8) can be stored neither in a
-database nor sent to a server.
+database nor sent to a server. In a name it is refused; in a value (a param, a tag, a text artifact: often a
+path, a traceback, a notebook's output) it is written as its escape, which keeps what the byte was.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def surrogate_at(text: str) -> int | None:
 
 
 def escaped(text: str) -> str:
-    """``text`` with each lone surrogate written as its escape (``\\udcff``): for names mlops-nb derives from
-    file names, which must still make a run."""
+    """``text`` with each lone surrogate written as its escape (``\\udcff``): values, and the run names
+    mlops-nb derives from file names, which must still make a run."""
     return text if surrogate_at(text) is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -90,7 +91,8 @@ def check_metric(key: str, value: Any, step: Any) -> tuple[float, int]:
 
 
 def param_value(key: str, value: Any) -> str:
-    """The text MLflow stores for param ``key`` = ``value`` (lists and dicts as JSON), checked."""
+    """The text MLflow stores for param ``key`` = ``value`` (lists and dicts as JSON, lone surrogates
+    escaped), checked."""
     check_key("param", key)
     if isinstance(value, str):
         text = value
@@ -98,18 +100,19 @@ def param_value(key: str, value: Any) -> str:
         text = json.dumps(value, default=str)
     else:
         text = str(value)
+    text = escaped(text)
     if len(text) > MAX_PARAM_VALUE:
         raise InvalidRecordError(
             f"Param {key!r} is {len(text)} characters; MLflow keeps at most {MAX_PARAM_VALUE}. "
             "Log it as an artifact (mnb.log_text / mnb.log_dict) instead."
         )
-    return check_text(f"The value of param {key!r}", text)
+    return text
 
 
 def tag_value(key: str, value: Any) -> str:
-    """The text MLflow stores for tag ``key`` = ``value``, checked."""
+    """The text MLflow stores for tag ``key`` = ``value`` (lone surrogates escaped), checked."""
     check_key("tag", key)
-    text = str(value)
+    text = escaped(str(value))
     if len(text) > MAX_TAG_VALUE:
         raise InvalidRecordError(f"Tag {key!r} is {len(text)} characters; MLflow keeps at most {MAX_TAG_VALUE}.")
-    return check_text(f"The value of tag {key!r}", text)
+    return text

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
         (lambda: mnb.log_metrics({"accuracy": 0.9, "f1 (macro)": 0.8}), "f1 (macro)", "characters MLflow refuses"),
         (lambda: mnb.log_params({"C": 1.0, "penalty?": "l2"}), "penalty?", "characters MLflow refuses"),
         (lambda: mnb.set_tags({"team": "ml", "owner=": "bob"}), "owner=", "characters MLflow refuses"),
-        (lambda: mnb.log_params({"C": 1.0, "file": "data-\udcff.csv"}), "file", "lone surrogate"),
-        (lambda: mnb.set_tags({"team": "ml", "source": "\ud800"}), "source", "lone surrogate"),
-        (lambda: mnb.log_text("caf\udce9", "notes.txt"), "notes.txt", "lone surrogate"),
+        (lambda: mnb.log_metrics({"accuracy": 0.9, "caf\udce9": 0.8}), "caf\udce9", "lone surrogate"),
+        (lambda: mnb.set_tags({"team": "ml", "\ud800": "x"}), "\ud800", "lone surrogate"),
+        (lambda: mnb.log_text("notes", "caf\udce9.txt"), "caf\udce9.txt", "lone surrogate"),
     ],
 )
 def test_a_record_mlflow_would_refuse_fails_at_the_call_and_nothing_of_the_call_is_recorded(
@@ -62,8 +62,8 @@ def store(request, project: Path, monkeypatch: pytest.MonkeyPatch):
 
 def _poisoned_journal(tracking_uri: str) -> Path:
     """The journal a process of an older mlops-nb left: a run whose batch holds a metric name MLflow refuses,
-    a param value with a lone surrogate (a file name decoded by os.fsdecode), and good records around them;
-    a stage whose metrics are rolled up onto the run."""
+    a param value and a tag name with a lone surrogate (file names decoded by os.fsdecode), and good records
+    around them; a stage whose metrics are rolled up onto the run."""
     settings = load_settings()
     journal = Journal(settings.journal_dir, tracking_uri)
     t = 1796650459000
@@ -72,6 +72,7 @@ def _poisoned_journal(tracking_uri: str) -> Path:
         {"op": "param", "run": "job", "k": "C", "v": "0.5"},
         {"op": "param", "run": "job", "k": "data", "v": "landing/caf\udce9.csv"},
         {"op": "tag", "run": "job", "k": "team", "v": "ml"},
+        {"op": "tag", "run": "job", "k": "src\udcff", "v": "x"},
         {"op": "metric", "run": "job", "k": "accuracy", "v": 0.9, "step": 0, "t": t, "rollup": None},
         {"op": "metric", "run": "job", "k": "f1 (macro)", "v": 0.8, "step": 0, "t": t, "rollup": None},
         {"op": "start", "run": "stage", "exp": "refusals", "name": "train", "parent": "job", "tags": {}, "t": t},
@@ -110,7 +111,7 @@ def test_refused_records_are_set_aside_with_the_reason_and_the_rest_of_their_bat
     by_name = {r.info.run_name: r for r in runs}
     job, stage = by_name["poisoned"], by_name["train"]
     assert job.info.status == "FINISHED" and stage.info.status == "FINISHED"
-    assert job.data.params == {"C": "0.5"}
+    assert job.data.params == {"C": "0.5", "data": "landing/caf\\udce9.csv"}  # a value: kept, escaped
     assert job.data.metrics == {"accuracy": 0.9, "loss": 0.1}  # the good ones, and the rolled-up one
     assert job.data.tags["team"] == "ml"
     assert "2 record(s) MLflow refused are kept in" in job.data.tags["mlops_nb.dead_letter"]
@@ -120,14 +121,32 @@ def test_refused_records_are_set_aside_with_the_reason_and_the_rest_of_their_bat
     assert oct(dead.stat().st_mode & 0o777) == "0o600"
     lines = [json.loads(line) for line in dead.read_text().splitlines()]
     by_op = {(line["op"], line["record"]["k"]): line for line in lines}
-    assert sorted(by_op) == [("metric", "f1 (macro)"), ("param", "data")]
-    metric, param = by_op["metric", "f1 (macro)"], by_op["param", "data"]
+    assert sorted(by_op) == [("metric", "f1 (macro)"), ("tag", "src\udcff")]  # names no store can hold
+    metric, tag = by_op["metric", "f1 (macro)"], by_op["tag", "src\udcff"]
     assert metric["record"]["v"] == 0.8 and metric["run_id"] == job.info.run_id
     assert "Names may only contain" in metric["reason"]
-    assert param["record"]["v"] == "landing/caf\udce9.csv" and "lone surrogate" in param["reason"]
+    assert tag["record"]["v"] == "x" and "lone surrogate" in tag["reason"]
     assert {line["journal"] for line in lines} == {journal.name}
     assert {line["tracking_uri"] for line in lines} == {uri}
-    assert "refused a metric record" in out.stderr or "refused a param record" in out.stderr
+    assert "refused a metric record" in out.stderr or "refused a tag record" in out.stderr
+
+
+def test_a_lone_surrogate_in_a_value_is_kept_escaped(project: Path) -> None:
+    """Values often come from file names (os.fsdecode), tracebacks and outputs: the byte is kept as its escape."""
+    path = "landing/caf\udce9.csv"
+    with mnb.start_run("values") as run:
+        mnb.log_params({"data": path, "huge": "\udcff" * 1000})
+        mnb.set_tag("source", path)
+        mnb.log_text(f"read {path}", "notes.txt")
+        with pytest.raises(InvalidRecordError, match="7000 characters"):  # escaped, it is over MLflow's limit
+            mnb.log_param("too_big", "\udcff" * 1000 + "x" * 1000)
+    assert mnb.flush(60)
+    client = embedded_client(project)
+    data = client.get_run(run.run_id).data
+    assert data.params == {"data": "landing/caf\\udce9.csv", "huge": "\\udcff" * 1000}
+    assert data.tags["source"] == "landing/caf\\udce9.csv"
+    notes = Path(client.download_artifacts(run.run_id, "notes.txt", str(project / "dl")))
+    assert notes.read_text() == "read landing/caf\\udce9.csv"
 
 
 def test_a_surrogate_in_a_notebook_path_still_makes_its_run(project: Path) -> None:
