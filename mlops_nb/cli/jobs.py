@@ -177,7 +177,8 @@ def _options(job: dict[str, Any], name: str | None = None) -> Any:
 
 def _result_json(result: Any) -> dict[str, Any]:
     return {
-        "run_id": result.run_id,
+        "run_id": result.run_id or None,
+        "run_key": result.key,
         "experiment": result.experiment,
         "outcome": result.outcome,
         "exit_code": result.exit_code,

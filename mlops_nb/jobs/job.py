@@ -40,6 +40,7 @@ EXECUTION_ERROR = "execution_error"  # papermill or nbclient failed around the n
 KERNEL_DIED = "kernel_died"
 TIMED_OUT = "timed_out"
 INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the run ends KILLED
+STORE_UNAVAILABLE = "store_unavailable"  # the records did not reach MLflow in time (they stay in the journal)
 EXIT_CODES = {
     SUCCEEDED: exit_codes.OK,
     NOTEBOOK_FAILED: exit_codes.FAILED,
@@ -48,6 +49,7 @@ EXIT_CODES = {
     KERNEL_DIED: exit_codes.KERNEL,
     TIMED_OUT: exit_codes.KERNEL,
     INTERRUPTED: exit_codes.INTERRUPTED,
+    STORE_UNAVAILABLE: exit_codes.STORE,
 }
 
 
@@ -104,8 +106,9 @@ class JobResult:
     def summary(self) -> str:
         """A short human summary: outcome, metrics, stages and cache hits, requirements."""
         hits = sum(s.cache_hit for s in self.stages)
+        run = self.run_id or f"with key {self.key} (tag mlops_nb.run_key; not in MLflow yet)"
         lines = [
-            f"{'OK' if self.ok else 'FAILED'} ({self.outcome}) in {self.duration:.1f} s: run {self.run_id} "
+            f"{'OK' if self.ok else 'FAILED'} ({self.outcome}) in {self.duration:.1f} s: run {run} "
             f"in experiment {self.experiment!r}",
         ]
         if self.message:
@@ -216,8 +219,15 @@ class Job:
         run.end({SUCCEEDED: "FINISHED", INTERRUPTED: "KILLED"}.get(outcome, "FAILED"))
         run_id = ""
         if self.options.send:
-            send_jobs([run.key])
-            run_id = run.run_id
+            try:
+                send_jobs([run.key])
+                run_id = run.run_id
+            except StoreError as e:
+                # The run was most likely created before the store went away: its id is known, and the rest
+                # of its records follow from the journal. Say so rather than lose the id with the error.
+                run_id = run.known_run_id
+                message = f"the notebook's outcome: {outcome}{f' ({message})' if message else ''}. {e}"
+                outcome = STORE_UNAVAILABLE
         return JobResult(
             run_id=run_id,
             key=run.key,

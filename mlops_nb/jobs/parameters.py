@@ -152,7 +152,7 @@ def check_values(parameters: dict[str, Any], source: str = "Parameter") -> dict[
     TOML's dates) become their text, as papermill injects them. Values must be text, numbers, booleans,
     None, or lists and mappings of those, and each value's text at most MLflow's limit for a param.
     """
-    from mlops_nb.tracking.recorder import MAX_PARAM_VALUE
+    from mlops_nb.tracking.validation import MAX_PARAM_VALUE, surrogate_at
 
     checked: dict[str, Any] = {}
     for name, value in parameters.items():
@@ -168,6 +168,12 @@ def check_values(parameters: dict[str, Any], source: str = "Parameter") -> dict[
                 f"{source} {name!r} is {len(text):,} characters; a parameter is recorded as an MLflow param, which "
                 f"holds at most {MAX_PARAM_VALUE:,}. Pass the path of a file holding the value instead, and read "
                 "it in the notebook."
+            )
+        at = surrogate_at(text)
+        if at is not None:
+            raise UsageError(
+                f"{source} {name!r} holds {text[at]!r} at position {at}, a lone surrogate (a byte that is not UTF-8, "
+                "as os.fsdecode gives for such file names): MLflow cannot store it. Pass the value as UTF-8 text."
             )
         checked[name] = plain
     return checked

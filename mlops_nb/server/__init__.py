@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float
 
 from mlops_nb.exceptions import ConfigError
 
@@ -23,11 +24,21 @@ class MlopsNbExtension(ExtensionApp):
     name = "mlops_nb"
     load_other_extensions = True
 
+    read_timeout = Float(
+        10.0, help="Seconds a read of the MLflow store may take before the route answers 503 (the sidebar's reads)."
+    ).tag(config=True)
+    cool_down = Float(
+        5.0, help="Seconds during which a store that could not be reached is not asked again (answers 503 at once)."
+    ).tag(config=True)
+
     def initialize_settings(self) -> None:
         from mlops_nb.config import PROJECT_ROOT_ENV, find_project_root, load_settings
         from mlops_nb.server.handlers import Context
         from mlops_nb.server.jobs import Jobs
+        from mlops_nb.server.reads import DaemonPool, StoreGuard
+        from mlops_nb.tracking.store import http_defaults
 
+        http_defaults()  # as in mlops-nb's commands: a server that is gone is said so in seconds
         root = Path(self.serverapp.root_dir).resolve()
         # Kernels start in their notebook's folder, which may have no pyproject.toml of its own: they inherit
         # this project root, so that they record into the store this server reads.
@@ -38,7 +49,11 @@ class MlopsNbExtension(ExtensionApp):
             settings, problem = None, str(e)
             self.log.error("mlops-nb: %s", problem)
         jobs = Jobs(settings.home / "server-jobs", root, settings) if settings is not None else None
-        self.settings["mlops_nb"] = Context(root=root, settings=settings, problem=problem, jobs=jobs)
+        pool = DaemonPool(4, "mlops-nb")
+        reads = StoreGuard(settings.tracking_uri if settings else "", pool, self.read_timeout, self.cool_down)
+        self.settings["mlops_nb"] = Context(
+            root=root, settings=settings, problem=problem, jobs=jobs, executor=pool, reads=reads
+        )
         self._follow = None
 
     def initialize_handlers(self) -> None:

@@ -16,7 +16,7 @@ import functools
 import json
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,9 +35,11 @@ from mlops_nb.tracking.records import (
     RunView,
     ServerStatus,
 )
+from mlops_nb.tracking.validation import surrogate_at
 
 if TYPE_CHECKING:
     from mlops_nb.server.jobs import Jobs
+    from mlops_nb.server.reads import StoreGuard
 
 API = "mlops-nb/api"
 T = TypeVar("T")
@@ -48,17 +50,17 @@ ENDED_RUNS_KEPT = 512  # runs whose artifact listing the server keeps
 
 @dataclasses.dataclass
 class Context:
-    """What the handlers share: the server's root, mlops-nb's settings for it, the jobs, two thread pools
-    (quick reads; walks of artifact stores, which can take seconds and must not hold up the quick reads),
-    and the artifact listings of runs that ended (they do not change)."""
+    """What the handlers share: the server's root, mlops-nb's settings for it, the jobs, the thread pool that
+    MLflow's blocking calls run on, the guard that bounds the reads of the store (``reads.py``), a pool for
+    walks of artifact stores (they can take seconds and must not hold up the quick reads), and the artifact
+    listings of runs that ended (they do not change)."""
 
     root: Path
     settings: Settings | None
     problem: str | None  # why the settings could not be resolved
     jobs: Jobs | None
-    executor: ThreadPoolExecutor = dataclasses.field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlops-nb")
-    )
+    executor: Executor
+    reads: StoreGuard
     slow_executor: ThreadPoolExecutor = dataclasses.field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlops-nb-artifacts")
     )
@@ -67,8 +69,8 @@ class Context:
     )
 
     def shutdown(self) -> None:
-        self.executor.shutdown(wait=False)
-        self.slow_executor.shutdown(wait=False)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.slow_executor.shutdown(wait=False, cancel_futures=True)
 
 
 class NotFound(Exception):
@@ -94,11 +96,25 @@ def _finite(value: Any) -> Any:
     return value
 
 
+MAX_NAME = 255  # bytes of one file name (NAME_MAX)
+MAX_PATH = 4096  # bytes of a path (PATH_MAX)
+
+
 def confine(root: Path, path: str | None, what: str = "path") -> Path:
-    """``path`` (relative to ``root``, or absolute) resolved with its symlinks; UsageError outside ``root``."""
+    """``path`` (relative to ``root``, or absolute) resolved with its symlinks; UsageError outside ``root``, or
+    for a path no file can have (a lone surrogate, a name longer than 255 bytes)."""
     if not path or "\0" in path:
         raise UsageError(f"Give {what}=PATH: a notebook path relative to the server's root folder.")
-    resolved = (root / path).resolve()
+    if surrogate_at(path) is not None:
+        raise UsageError(f"{what} {path!r} is not a path: it holds a lone surrogate (give the path as UTF-8 text).")
+    if any(len(part.encode()) > MAX_NAME for part in Path(path).parts) or len(path.encode()) > MAX_PATH:
+        raise UsageError(
+            f"{what} {path[:60]!r}... is longer than a path can be ({MAX_NAME} bytes a name, {MAX_PATH} in all)."
+        )
+    try:
+        resolved = (root / path).resolve()
+    except OSError as e:
+        raise UsageError(f"{what} {path[:200]!r} cannot be resolved: {e.strerror or e}.") from e
     if not resolved.is_relative_to(root):
         raise UsageError(f"{what} {path!r} is outside the server's root folder; give a path inside it.")
     return resolved
@@ -125,6 +141,11 @@ class Base(APIHandler):
         return context.settings
 
     async def blocking(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A read of the store off the event loop, bounded (503 when the store cannot answer in time)."""
+        return await self.context.reads.read(func, *args, **kwargs)
+
+    async def store_write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A write to the store (a promotion) on the store's threads: not cut short by the read deadline."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.context.executor, functools.partial(func, *args, **kwargs))
 
@@ -132,6 +153,11 @@ class Base(APIHandler):
         """``blocking``, on the pool of slow calls (artifact walks)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.context.slow_executor, functools.partial(func, *args, **kwargs))
+
+    async def off_loop(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Short work that needs no store (parsing a body) off the event loop, on asyncio's own threads: never
+        behind reads waiting on a store that hangs."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(func, *args, **kwargs))
 
     def answer(self, record: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -141,20 +167,13 @@ class Base(APIHandler):
         value = self.get_query_argument(name, None)
         return value if value else None
 
-    def body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise UsageError(f"The request body is not JSON: {e}.") from e
-        if not isinstance(body, dict):
-            raise UsageError("The request body must be a JSON object.")
-        return body
-
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Tornado's own errors (403 without a token, 405) in our JSON shape; ours go through ``fail``.
         reason = self._reason or "error"
         self.set_header("Content-Type", "application/json")
-        error = {403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(status_code, "internal")
+        error = {403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            status_code, "internal"
+        )
         self.finish(json.dumps({"error": error, "message": reason}))
 
     def fail(self, error: BaseException) -> None:
@@ -185,6 +204,44 @@ class Base(APIHandler):
             self.fail(e)
             return
         self.finish(json.dumps(_finite(record)))
+
+
+MAX_BODY = 1024 * 1024  # bytes of a POST body (a job's parameters, a promotion's gates); more answers 413
+
+
+def parse_body(data: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or a UsageError (400) saying what is wrong with it."""
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError as e:
+        raise UsageError(f"The request body is not JSON: {e}.") from e
+    except RecursionError:
+        raise UsageError("The request body is not JSON this server reads: it is nested too deeply.") from None
+    if not isinstance(body, dict):
+        raise UsageError("The request body must be a JSON object.")
+    return body
+
+
+@tornado.web.stream_request_body
+class BodyHandler(Base):
+    """A POST whose body is bounded (413 before it is read when it is larger than ``MAX_BODY``) and parsed
+    off the event loop: a large body never stalls the server's other requests."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self._chunks: list[bytes] = []
+        length = self.request.headers.get("Content-Length")
+        if length is not None and (not length.strip().isdigit() or int(length) > MAX_BODY):
+            raise tornado.web.HTTPError(413, reason=f"The request body is larger than {MAX_BODY} bytes")
+        connection = self.request.connection
+        if hasattr(connection, "set_max_body_size"):  # a chunked body is cut off there too
+            connection.set_max_body_size(MAX_BODY)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    async def body(self) -> dict[str, Any]:
+        return await self.off_loop(parse_body, b"".join(self._chunks))
 
 
 def _not_found(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -373,23 +430,24 @@ def promote(name: str, body: dict[str, Any], settings: Settings) -> PromotionRes
     return result
 
 
-class Promote(Base):
+class Promote(BodyHandler):
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
         async def work() -> Any:
-            return await self.blocking(promote, name, self.body(), self.mlops_settings)
+            body = await self.body()
+            return await self.store_write(promote, name, body, self.mlops_settings)
 
         await self.serve(work)
 
 
-class Jobs(Base):
+class Jobs(BodyHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
         async def work() -> Any:
             jobs = self.context.jobs
             if jobs is None:
                 raise ConfigError(self.context.problem or "mlops-nb's settings could not be resolved.")
-            return jobs.start(self.body())
+            return jobs.start(await self.body())  # on the loop: the jobs table is the loop's
 
         try:
             record = await work()

@@ -3,14 +3,16 @@
 A job is its own process (its own session, so a Ctrl-C meant for the server does not reach it): the server
 never waits for it and a server that stops leaves it to finish and record its run. Its output goes to files
 under ``<mlops-nb home>/server-jobs/<id>/`` (``result.json``: ``mlops-nb run --json``; ``log.txt``: the
-rest); a status read polls the process and reads those files.
+rest; ``parameters.json``: the request's parameters); a status read polls the process and reads those files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,12 +22,14 @@ from typing import Any
 
 from mlops_nb.config import Settings
 from mlops_nb.exceptions import UsageError
+from mlops_nb.jobs.parameters import check_values
 from mlops_nb.redaction import redact_uri
 from mlops_nb.tracking.records import JobStatus
 
 LOG_TAIL = 4096  # bytes of the log a status shows
 RESULT = "result.json"
 LOG = "log.txt"
+PARAMETERS = "parameters.json"
 
 
 @dataclasses.dataclass
@@ -42,15 +46,19 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def command(notebook: Path, body: dict[str, Any], output: Path) -> list[str]:
+def command(notebook: Path, body: dict[str, Any], folder: Path) -> tuple[list[str], dict[str, Any]]:
     """The ``mlops-nb run`` command line for a request body (every value as one ``--option=value`` argument:
-    nothing in it can become another option)."""
+    nothing in it can become another option), and the parameters it reads from ``folder``'s PARAMETERS file.
+    UsageError for a bad body, before anything is written."""
+    output = folder / f"{notebook.stem}.out.ipynb"
     args = [sys.executable, "-m", "mlops_nb", "run", str(notebook), f"--output={output}", "--json", "--no-progress-bar"]
     parameters = body.get("parameters", {})
     if not isinstance(parameters, dict):
         raise UsageError('"parameters" takes an object of name -> value, e.g. {"C": 0.5}.')
+    parameters = check_values(parameters)  # what mlops-nb run would refuse, refused here: nothing starts
     if parameters:
-        args.append(f"--parameters-yaml={json.dumps(parameters)}")  # JSON is YAML: values keep their types
+        # A file, not an argument: one argument holds at most 128 KB. JSON is YAML: values keep their types.
+        args.append(f"--parameters-file={folder / PARAMETERS}")
     experiment = body.get("experiment")
     if experiment is not None:
         if not isinstance(experiment, str) or not experiment.strip():
@@ -76,7 +84,7 @@ def command(notebook: Path, body: dict[str, Any], output: Path) -> list[str]:
             f"Unknown field(s) {', '.join(unknown)}: a job takes notebook, parameters, experiment, require, "
             "timeout and no_cache."
         )
-    return args
+    return args, parameters
 
 
 class Jobs:
@@ -100,21 +108,29 @@ class Jobs:
             raise UsageError(f"notebook {path!r} is not a notebook file (.ipynb) under the server's root folder.")
         job_id = uuid.uuid4().hex
         folder = self.folder / job_id
-        args = command(notebook, body, folder / f"{notebook.stem}.out.ipynb")
+        args, parameters = command(notebook, body, folder)
         folder.mkdir(parents=True, mode=0o700)
         s = self.settings
         # The job records where this server reads, whatever the environment it inherits says.
         env = {**os.environ, "MLFLOW_TRACKING_URI": s.tracking_uri, "MLOPS_NB_HOME": str(s.home)}
-        with (folder / RESULT).open("wb") as out, (folder / LOG).open("wb") as log:
-            process = subprocess.Popen(
-                args,
-                cwd=self.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=log,
-                start_new_session=True,
-            )
+        try:
+            if parameters:
+                (folder / PARAMETERS).write_text(json.dumps(parameters), encoding="utf-8")
+            with (folder / RESULT).open("wb") as out, (folder / LOG).open("wb") as log:
+                process = subprocess.Popen(
+                    args,
+                    cwd=self.root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=log,
+                    start_new_session=True,
+                )
+        except OSError as e:
+            shutil.rmtree(folder, ignore_errors=True)  # no job, no folder left behind
+            if e.errno == errno.E2BIG:
+                raise UsageError(f"The job's options are too long to pass to mlops-nb run ({e.strerror}).") from e
+            raise
         rel = notebook.relative_to(self.root).as_posix()
         self._jobs[job_id] = _Job(job_id, rel, folder, process, _now())
         self.reap()

@@ -50,7 +50,7 @@ def decode_token(token: str | None) -> int:
         offset = json.loads(base64.b64decode(token))["offset"]
     except (ValueError, KeyError, TypeError) as e:
         raise Unavailable(f"not a page token of this store: {token!r}") from e
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**63:  # SQLite's integers
         raise Unavailable(f"not a page token of this store: {token!r}")
     return offset
 

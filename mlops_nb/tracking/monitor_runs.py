@@ -116,8 +116,8 @@ def metric_name(prefix: str, feature: str) -> str:
     """``prefix`` + the feature name as MLflow takes it: unsafe characters as ``_``, at most 80 of them, and
     a short hash when anything was changed (two features never share a metric)."""
     safe = _METRIC_UNSAFE.sub("_", feature)[:_MAX_NAME]
-    if safe != feature:
-        safe = f"{safe}~{hashlib.sha256(feature.encode()).hexdigest()[:8]}"
+    if safe != feature:  # "-": MLflow refuses "~" (and every other character _METRIC_UNSAFE replaces)
+        safe = f"{safe}-{hashlib.sha256(feature.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
     return prefix + safe
 
 

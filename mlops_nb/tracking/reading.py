@@ -107,6 +107,13 @@ def list_runs(
         raise UsageError(f"--kind takes one of {', '.join(tags.TOP_LEVEL_KINDS)}, got {kind!r}")
     if not 1 <= max_results <= MAX_PAGE:
         raise UsageError(f"--limit takes 1 to {MAX_PAGE}, got {max_results}")
+    try:
+        fastread.decode_token(page_token)  # MLflow's stores page the same way: refused here for every store
+    except fastread.Unavailable:
+        raise UsageError(
+            f"{page_token[:80]!r} is not a page token of this listing: give the next_page_token of the previous "
+            "page (none for the first page)."
+        ) from None
     s = settings or load_settings()
     path = notebook.removeprefix("./") if notebook else None
     db = fastread.sqlite_path(s.tracking_uri)

@@ -11,7 +11,6 @@ import atexit
 import dataclasses
 import itertools
 import json
-import numbers
 import os
 import posixpath
 import sys
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import InvalidRecordError, StoreError, TrackingError
 from mlops_nb.redaction import redact_uri
+from mlops_nb.tracking.validation import check_key, check_metric, check_text, escaped, tag_value
 
 if TYPE_CHECKING:
     from mlops_nb.tracking.journal import Journal
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 HANDOFF_AFTER = 1.0  # seconds of exit flush before a helper process is started to finish (see handoff.py)
 INLINE_TEXT = 64 * 1024  # characters of a text artifact kept inside its journal line
-MAX_KEY = 250  # MLflow's limits, checked here so a bad record fails in the caller, not in the background
-MAX_PARAM_VALUE = 6000
-MAX_TAG_VALUE = 8000
 # Set by the jobs engine for the kernel it starts: only journal; the engine sends the journal when the kernel
 # has exited (the kernel never loads MLflow, the engine's process has it loaded already).
 JOURNAL_ONLY_ENV = "MLOPS_NB_JOURNAL_ONLY"
@@ -51,22 +48,6 @@ def unique_id() -> str:
     """32 hex digits, unique across processes (random prefix) and within one (a counter): cheaper than uuid4,
     which reads the OS's randomness every time."""
     return f"{_id_prefix}{next(_id_counter):016x}"
-
-
-def check_key(kind: str, key: Any) -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidRecordError(f"A {kind} name must be a non-empty string, got {key!r}.")
-    if len(key) > MAX_KEY:
-        raise InvalidRecordError(
-            f"{kind.capitalize()} name {key[:40]!r}... is longer than MLflow's {MAX_KEY} characters."
-        )
-    norm = posixpath.normpath(key)
-    if norm != key or norm == "." or norm.startswith(("..", "/")):
-        raise InvalidRecordError(
-            f"{kind.capitalize()} name {key!r} is not a clean relative path (MLflow stores names as paths); "
-            f"use {norm.lstrip('/')!r} or a name without '//', './' or '..'."
-        )
-    return key
 
 
 class Recorder:
@@ -116,9 +97,12 @@ class Recorder:
     def start_run(
         self, key: str, *, experiment: str, name: str | None, parent: str | None, tags: dict[str, str]
     ) -> None:
-        self._emit(
-            {"op": "start", "run": key, "exp": experiment, "name": name, "parent": parent, "tags": tags, "t": now_ms()}
-        )  # made durable (fsync) with everything after it when the run ends
+        """Names and tag values are partly made of file names (the notebook's): a lone surrogate in them is
+        written as its escape, so that the run can be made; a tag name MLflow refuses fails here."""
+        tags = {check_key("tag", k): escaped(v) for k, v in tags.items()}
+        name = escaped(name) if name is not None else None
+        record = {"op": "start", "run": key, "exp": escaped(experiment), "name": name, "parent": parent, "tags": tags}
+        self._emit({**record, "t": now_ms()})  # made durable (fsync) with everything after it when the run ends
 
     def end_run(self, key: str, status: str) -> None:
         self._emit({"op": "end", "run": key, "status": status, "t": now_ms()}, sync=True)
@@ -127,33 +111,28 @@ class Recorder:
         self._emit({"op": "param", "run": run, "k": key, "v": value})
 
     def log_metric(self, run: str, key: str, value: Any, step: int, timestamp: int | None, rollup: str | None) -> None:
-        check_key("metric", key)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise InvalidRecordError(f"Metric {key!r} must be a number, got {type(value).__name__} {value!r}.")
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-            raise InvalidRecordError(f"The step of metric {key!r} must be an integer, got {step!r}.")
+        value, step = check_metric(key, value, step)
         self._emit(
             {
                 "op": "metric",
                 "run": run,
                 "k": key,
-                "v": float(value),
-                "step": int(step),
+                "v": value,
+                "step": step,
                 "t": now_ms() if timestamp is None else int(timestamp),
                 "rollup": rollup,
             }
         )
 
     def set_tag(self, run: str, key: str, value: Any) -> None:
-        check_key("tag", key)
-        value = str(value)
-        if len(value) > MAX_TAG_VALUE:
-            raise InvalidRecordError(f"Tag {key!r} is {len(value)} characters; MLflow keeps at most {MAX_TAG_VALUE}.")
-        self._emit({"op": "tag", "run": run, "k": key, "v": value})
+        self._emit({"op": "tag", "run": run, "k": key, "v": tag_value(key, value)})
 
     def log_artifact(self, run: str, path: Path, dest: str | None) -> None:
         if not path.exists():
             raise InvalidRecordError(f"Cannot log artifact {path}: no such file or folder.")
+        check_text(f"The artifact name {path.name!r}", path.name)
+        if dest is not None:
+            check_text(f"The artifact path {dest!r}", dest)
         copy = self.journal.copy_into_spool(path, unique_id())
         if path.is_dir():  # a folder is kept whole, under its own name
             dest = posixpath.join(dest or "", path.name)
@@ -199,6 +178,7 @@ class Recorder:
 
     def log_text(self, run: str, text: str, artifact_file: str) -> None:
         check_key("artifact", artifact_file)
+        text = escaped(text)  # a traceback or a notebook naming an undecodable file: kept, the byte escaped
         if len(text) <= INLINE_TEXT:  # small texts travel inside the journal line: no file to write
             self._emit({"op": "text", "run": run, "text": text, "file": artifact_file})
             return
@@ -276,22 +256,6 @@ class Recorder:
             )
             print(redact_uri(message), file=sys.stderr)
         return sent
-
-
-def param_value(key: str, value: Any) -> str:
-    check_key("param", key)
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, (list, dict)):
-        text = json.dumps(value, default=str)
-    else:
-        text = str(value)
-    if len(text) > MAX_PARAM_VALUE:
-        raise InvalidRecordError(
-            f"Param {key!r} is {len(text)} characters; MLflow keeps at most {MAX_PARAM_VALUE}. "
-            "Log it as an artifact (mnb.log_text / mnb.log_dict) instead."
-        )
-    return text
 
 
 _lock = threading.Lock()

@@ -191,7 +191,7 @@ class NotebookRuns(TypedDict):
 class Error(TypedDict):
     """Every error answer of the server: 4xx for bad input (404 unknown id), 409 refused promotion, 5xx store."""
 
-    error: str  # bad_request | forbidden | not_found | conflict | config | internal | store_unavailable
+    error: str  # bad_request | forbidden | not_found | conflict | too_large | config | internal | store_unavailable
     message: str  # what went wrong and how to fix it
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from mlops_nb.exceptions import InvalidRecordError, TrackingError
 from mlops_nb.tracking import tags as tag_names
-from mlops_nb.tracking.recorder import JOB_RUN_ENV, Recorder, get_recorder, param_value, unique_id
+from mlops_nb.tracking.recorder import JOB_RUN_ENV, Recorder, get_recorder, unique_id
 from mlops_nb.tracking.tags import TOP_LEVEL_KINDS
+from mlops_nb.tracking.validation import check_metric, param_value, tag_value
 
 OPEN_KINDS = TOP_LEVEL_KINDS  # open_run also opens a model's monitors and evaluations ("monitor", "evaluation")
 _MAX_HISTORY = 100_000
@@ -83,8 +84,7 @@ class Run:
         if self.status != "RUNNING":
             raise TrackingError(f"{self!r} has ended; start a new run to record more.")
 
-    def log_param(self, key: str, value: Any) -> None:
-        self._check_open()
+    def _param_text(self, key: str, value: Any) -> str:
         text = param_value(key, value)
         old = self._params.get(key)
         if old is not None and old != text:
@@ -92,13 +92,19 @@ class Run:
                 f"Param {key!r} was already logged as {old!r} in this run; MLflow params cannot change. "
                 "Log the new value under another name, or as a metric."
             )
-        if old is None:
-            self._params[key] = text
-            self._recorder.log_param(self.key, key, text)
+        return text
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
 
     def log_params(self, params: dict[str, Any]) -> None:
-        for key, value in params.items():
-            self.log_param(key, value)
+        """Every value is checked before any is recorded: a refused call records nothing."""
+        self._check_open()
+        texts = {key: self._param_text(key, value) for key, value in params.items()}
+        for key, text in texts.items():
+            if key not in self._params:
+                self._params[key] = text
+                self._recorder.log_param(self.key, key, text)
 
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
         self._check_open()
@@ -110,6 +116,9 @@ class Run:
             self.metric_history.append((key, float(value), int(step)))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+        """Every metric is checked before any is recorded: a refused call records nothing."""
+        for key, value in metrics.items():
+            check_metric(key, value, 0 if step is None else step)
         for key, value in metrics.items():
             self.log_metric(key, value, step, timestamp)
 
@@ -118,6 +127,9 @@ class Run:
         self._recorder.set_tag(self.key, key, value)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
+        """Every tag is checked before any is recorded: a refused call records nothing."""
+        for key, value in tags.items():
+            tag_value(key, value)
         for key, value in tags.items():
             self.set_tag(key, value)
 

@@ -1,4 +1,4 @@
-"""The background sender: turns journaled records into batched MLflow calls.
+"""The background sender: turns journaled records into batched MLflow calls (planned and made by executor.py).
 
 Records arrive in sequence order. The sender gathers them for up to ``flush_interval`` seconds (or until a
 flush is asked for), plans the batch into steps (create run, ``log_batch`` per run within MLflow's limits,
@@ -9,241 +9,18 @@ through the same planner and executor. Only ``tracking/`` imports MLflow.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import StoreError
-from mlops_nb.redaction import RedactingFilter, redact_uri
+from mlops_nb.redaction import redact_uri
 from mlops_nb.tracking import journal as journal_mod
+from mlops_nb.tracking.executor import BACKOFF, Executor, log, plan
 from mlops_nb.tracking.provenance import Provenance
-from mlops_nb.tracking.store import Store, is_transient
-
-log = logging.getLogger("mlops_nb")
-log.addFilter(RedactingFilter())  # MLflow's errors quoted in our warnings repeat the URI, credentials and all
-
-MAX_METRICS = 1000  # MLflow's log_batch limits
-MAX_PARAMS_TAGS = 100
-RUN_KEY_TAG = "mlops_nb.run_key"
-_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-
-
-@dataclass
-class Step:
-    """One MLflow call (or a small group of them) for one run."""
-
-    kind: str  # create | batch | artifact | end
-    run: str
-    record: dict[str, Any] = field(default_factory=dict)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-def plan(records: Iterable[dict[str, Any]]) -> list[Step]:
-    """Order a batch of records into steps, coalescing a run's params, metrics and tags into log_batch."""
-    steps: list[Step] = []
-    buffers: dict[str, Step] = {}
-
-    def buffer(run: str) -> Step:
-        if run not in buffers:
-            buffers[run] = Step("batch", run)
-        return buffers[run]
-
-    def drain(run: str) -> None:
-        if run in buffers:
-            steps.extend(_split(buffers.pop(run)))
-
-    for rec in records:
-        op, run = rec["op"], rec["run"]
-        if op == "start":
-            steps.append(Step("create", run, rec))
-        elif op == "param":
-            buffer(run).params[rec["k"]] = rec["v"]
-        elif op == "tag":
-            buffer(run).tags[rec["k"]] = rec["v"]
-        elif op == "metric":
-            metric = {"k": rec["k"], "v": rec["v"], "t": rec["t"], "step": rec["step"]}
-            buffer(run).metrics.append(metric)
-            if rec.get("rollup"):
-                buffer(rec["rollup"]).metrics.append(metric)
-        elif op in ("artifact", "text", "link", "model"):
-            steps.append(Step(op, run, rec))
-        elif op == "end":
-            drain(run)
-            steps.append(Step("end", run, rec))
-    for run in list(buffers):
-        drain(run)
-    return steps
-
-
-def _split(step: Step) -> list[Step]:
-    """Cut a run's buffered entities into log_batch calls within MLflow's limits."""
-    out = []
-    params, tags, metrics = list(step.params.items()), list(step.tags.items()), step.metrics
-    while params or tags or metrics:
-        out.append(
-            Step(
-                "batch",
-                step.run,
-                params=dict(params[:MAX_PARAMS_TAGS]),
-                tags=dict(tags[:MAX_PARAMS_TAGS]),
-                metrics=metrics[: MAX_METRICS - min(len(params), MAX_PARAMS_TAGS) - min(len(tags), MAX_PARAMS_TAGS)],
-            )
-        )
-        n_metrics = len(out[-1].metrics)
-        params, tags, metrics = params[MAX_PARAMS_TAGS:], tags[MAX_PARAMS_TAGS:], metrics[n_metrics:]
-    return out
-
-
-class Executor:
-    """Runs planned steps against one MLflow store, remembering local run keys -> MLflow run ids."""
-
-    def __init__(
-        self,
-        store: Store,
-        run_ids: dict[str, str],
-        provenance: Provenance,
-        on_created: Callable[[str, str], None],
-    ) -> None:
-        self.store = store
-        self.run_ids = run_ids
-        self._provenance = provenance
-        self._on_created = on_created
-        self.rejected: dict[str, str] = {}  # run key -> why its run could not be created
-
-    def execute(self, step: Step) -> None:
-        """Do one step. Transient errors propagate (the caller retries); permanent ones are logged."""
-        from mlflow.exceptions import MlflowException
-
-        if step.run in self.rejected:
-            return
-        if step.kind != "create" and self.resolve(step.run) is None:
-            log.warning("mlops-nb: dropped a %s record of a run that was never started (%s)", step.kind, step.run)
-            return
-        try:
-            getattr(self, f"_{step.kind}")(step)
-        except (MlflowException, StoreError) as e:
-            if is_transient(e):
-                raise
-            if step.kind == "create":
-                self.rejected[step.run] = str(e)
-            log.warning("mlops-nb: MLflow refused a record (%s %s): %s", step.kind, step.run, e)
-
-    def resolve(self, key: str) -> str | None:
-        """The MLflow id of the run with mlops-nb key ``key``: known here, or created by another process (a
-        job's run, which the job's kernel records into; a cache hit's source run)."""
-        run_id = self.run_ids.get(key)
-        if run_id is None:
-            client = self.store.client
-            experiments = [e.experiment_id for e in client.search_experiments()]
-            found = client.search_runs(experiments, f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
-            if found:
-                run_id = self.run_ids[key] = found[0].info.run_id
-        return run_id
-
-    def _create(self, step: Step) -> None:
-        rec = step.record
-        if step.run in self.run_ids:
-            return
-        exp_id = self.store.experiment_id(rec["exp"])
-        client = self.store.client
-        # A replay of a run whose "created" line was lost: find it rather than create it twice.
-        found = (
-            client.search_runs([exp_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{step.run}'", max_results=1)
-            if rec.get("replay")
-            else []
-        )
-        if found:
-            run_id = found[0].info.run_id
-        else:
-            tags = {**self._provenance.tags(rec), **rec.get("tags", {}), RUN_KEY_TAG: step.run}
-            if rec.get("parent"):
-                parent = self.resolve(rec["parent"])
-                if parent is None:
-                    raise StoreError(f"its parent run {rec['parent']} was never created")
-                tags["mlflow.parentRunId"] = parent
-            run_id = client.create_run(exp_id, start_time=rec["t"], tags=tags, run_name=rec.get("name")).info.run_id
-        self.run_ids[step.run] = run_id
-        self._on_created(step.run, run_id)
-        for text, artifact_file in self._provenance.texts(rec):
-            client.log_text(run_id, text, artifact_file)
-
-    def _batch(self, step: Step) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
-        self.store.client.log_batch(
-            self.run_ids[step.run],
-            metrics=[Metric(m["k"], m["v"], m["t"], m["step"]) for m in step.metrics],
-            params=[Param(k, v) for k, v in step.params.items()],
-            tags=[RunTag(k, v) for k, v in step.tags.items()],
-            synchronous=True,
-        )
-
-    def _artifact(self, step: Step) -> None:
-        rec = step.record
-        path = Path(rec["path"])
-        if not path.exists():
-            log.warning("mlops-nb: the copy of artifact %s is gone from the journal; skipped", path.name)
-            return
-        if path.is_dir():
-            self.store.client.log_artifacts(self.run_ids[step.run], str(path), rec.get("dest"))
-        else:
-            self.store.client.log_artifact(self.run_ids[step.run], str(path), rec.get("dest"))
-
-    def _text(self, step: Step) -> None:
-        self.store.client.log_text(self.run_ids[step.run], step.record["text"], step.record["file"])
-
-    def _model(self, step: Step) -> None:
-        from mlops_nb.tracking.models import save_sklearn_model
-
-        run_id, name = self.run_ids[step.run], step.record["name"]
-        try:
-            save_sklearn_model(self.store.client, run_id, Path(step.record["path"]), name)
-        except Exception as e:
-            if is_transient(e):
-                raise
-            # The model itself cannot be saved (an estimator MLflow's format refuses): retrying cannot help,
-            # and must not hold back the records behind it.
-            log.warning("mlops-nb: model %r of run %s could not be saved: %r", name, run_id, e)
-            self.store.client.set_tag(run_id, "mlops_nb.model_error", f"{name}: {type(e).__name__}: {e}"[:5000])
-
-    def _link(self, step: Step) -> None:
-        """Tag a run with the MLflow id of another run known by its mlops-nb key (a cache hit's source)."""
-        ref = step.record["ref"]
-        run_id = self.resolve(ref)
-        if run_id is None:
-            log.warning("mlops-nb: no run has the key %s; %s not set", ref, step.record["k"])
-            return
-        self.store.client.set_tag(self.run_ids[step.run], step.record["k"], run_id)
-
-    def _end(self, step: Step) -> None:
-        self.store.client.set_terminated(self.run_ids[step.run], step.record["status"], step.record["t"])
-
-    def run_all(
-        self, steps: list[Step], give_up: Callable[[], bool], on_error: Callable[[BaseException], None]
-    ) -> bool:
-        """Execute steps in order, retrying transient failures with backoff. False if ``give_up()`` said so."""
-        i = attempt = 0
-        while i < len(steps):
-            try:
-                self.execute(steps[i])
-            except Exception as e:  # noqa: BLE001 - anything unexpected is retried, never lost
-                if attempt == 0 and not is_transient(e):
-                    log.warning("mlops-nb: unexpected error while sending to MLflow (retrying): %r", e)
-                on_error(e)
-                if give_up():
-                    return False
-                time.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
-                attempt += 1
-                continue
-            i += 1
-            attempt = 0
-        return True
+from mlops_nb.tracking.store import Store
 
 
 class Sender(threading.Thread):
@@ -337,7 +114,7 @@ class Sender(threading.Thread):
         store = self._connect()
         if store is None:
             return
-        self.executor = Executor(store, self.run_ids, self._provenance, self._note_created)
+        self.executor = Executor(store, self.run_ids, self._provenance, self._note_created, self.journal.path.name)
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._queue or self._stopping or self._scans_done < self._scans_asked)
@@ -393,7 +170,7 @@ class Sender(threading.Thread):
                         e,
                         self.journal.path,
                     )
-                time.sleep(_BACKOFF[min(attempt, len(_BACKOFF) - 1)])
+                time.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
                 attempt += 1
         return None
 
@@ -451,7 +228,7 @@ def replay_orphan(
             note = lambda key, run_id: orphan.note({"op": "created", "run": key, "run_id": run_id})  # noqa: E731
             known = run_ids if run_ids is not None else {}
             known.update(state.run_ids)
-            executor = Executor(store, known, provenance, note)
+            executor = Executor(store, known, provenance, note, orphan.path.name)
             waiting = [key for key in _foreign_runs(records) if executor.resolve(key) is None]
             if waiting:
                 # It records into a run that another journal, not sent yet, creates (a job's kernel whose job

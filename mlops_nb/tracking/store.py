@@ -87,8 +87,16 @@ def quiet_console() -> None:
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow's 7 retries with doubling backoff wait 4 minutes before saying a server is gone; 3 say so in about
-    # 13 s. (The sender retries on its own, keeping the records in the journal meanwhile.)
+    http_defaults()
+
+
+def http_defaults() -> None:
+    """MLflow's HTTP settings in every mlops-nb process that talks to a store (its commands, the papermill
+    engine, the Jupyter server extension); the user's own MLFLOW_* settings win.
+
+    MLflow's 7 retries with doubling backoff wait 4 minutes before saying a server is gone; 3 say so in about
+    13 s. (The sender retries on its own, keeping the records in the journal meanwhile.)
+    """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
 
 
@@ -104,6 +112,7 @@ class Store:
             artifact_root: artifact root for a store we create (the embedded store); None keeps MLflow's.
         """
         self.tracking_uri = tracking_uri
+        self.home = home
         self._experiments: dict[str, str] = {}
         self._db = sqlite_path(tracking_uri)
         self._local = urlparse(tracking_uri).scheme.split("+")[0] in _DATABASE_SCHEMES

@@ -22,6 +22,7 @@ PYTHON = "mlops_nb.python"
 PID = "mlops_nb.pid"
 KERNEL = "mlops_nb.kernel"  # the kernel's Python, in a notebook
 MODELS = "mlops_nb.models"  # comma-separated artifact paths of the models a run logged
+DEAD_LETTER = "mlops_nb.dead_letter"  # how many of the run's records MLflow refused, and where they are kept
 
 # MLflow's own system tags, set so MLflow's UI shows source, user and nesting
 PARENT = "mlflow.parentRunId"  # stages under notebook/job runs, jobs under sweeps

@@ -397,3 +397,47 @@ def test_a_stage_end_reaches_the_event_bus_within_a_second(jp_serverapp, jp_asyn
     assert end["notebook"] == "work/live.ipynb" and end["cache_hit"] is False
     assert end["metrics"] == {"accuracy": 0.75} and end["duration_s"] >= 0.3 and end["run_key"]
     assert end["time"] <= arrived * 1000
+
+
+def _token(payload: Any) -> str:
+    import base64
+
+    return base64.b64encode(json.dumps(payload).encode()).decode()
+
+
+def test_bad_input_that_broke_the_server_answers_400_and_leaves_nothing_behind(api, project: Path) -> None:
+    write_notebook(project / "nb.ipynb", "x = 1", parameters="C = 1.0")
+    deep = "[" * 100_000 + "]" * 100_000
+    for body, message in [
+        (deep, "nested too deeply"),
+        ('{"notebook": "\\ud800.ipynb"}', "lone surrogate"),
+        ({"notebook": "a" * 300 + ".ipynb"}, "longer than a path can be"),
+        ({"notebook": "nb.ipynb", "parameters": {"C": "x" * 200_000}}, "at most 6,000"),
+        ({"notebook": "nb.ipynb", "parameters": {"not a name": 1}}, "not a Python name"),
+        ({"notebook": "nb.ipynb", "parameters": {"C": "caf\udce9"}}, "lone surrogate"),
+    ]:
+        status, answer = api("jobs", method="POST", body=body)
+        assert (status, answer["error"]) == (400, "bad_request") and message in answer["message"], (body, answer)
+    status, answer = api("models/churn/promote", method="POST", body=deep)
+    assert status == 400 and "nested too deeply" in answer["message"]
+    jobs = project / ".mlops_nb" / "server-jobs"
+    assert not jobs.exists() or not list(jobs.iterdir()), "a refused job left its folder"
+    for params, message in [  # a query cannot carry a lone surrogate: tornado decodes its bytes with U+FFFD
+        ({"path": "b" * 300 + ".ipynb"}, "longer than a path can be"),
+        ({"page_token": _token({"offset": 2**63})}, "not a page token"),
+        ({"page_token": _token([1, 2])}, "not a page token"),
+        ({"page_token": _token({"offset": True})}, "not a page token"),
+        ({"page_token": "%%%"}, "not a page token"),
+    ]:
+        status, answer = api("notebook" if "path" in params else "runs", params=params)
+        assert (status, answer["error"]) == (400, "bad_request") and message in answer["message"], (params, answer)
+
+
+def test_a_body_over_the_limit_answers_413_and_the_server_goes_on(api) -> None:
+    from mlops_nb.server.handlers import MAX_BODY
+
+    status, answer = api("jobs", method="POST", body=json.dumps({"notebook": "x" * (2 * MAX_BODY)}))
+    assert (status, answer["error"]) == (413, "too_large"), answer
+    assert api("status")[0] == 200
+    status, answer = api("jobs", method="POST", body=json.dumps({"notebook": "nb.ipynb", "pad": "x" * (MAX_BODY // 2)}))
+    assert status == 400 and "is not a notebook file" in answer["message"]  # read whole, off the loop

@@ -19,6 +19,7 @@ from mlops_nb.monitoring.sample import RowSample
 from mlops_nb.monitoring.stored import model_reference, reference_sample
 from mlops_nb.monitoring.windows import parse_window
 from mlops_nb.tracking.monitor_runs import metric_name
+from mlops_nb.tracking.validation import check_key
 from mlops_nb.watch.webhook import check_url, shown
 
 
@@ -96,9 +97,10 @@ def test_prediction_logs_rotated_cut_and_mixed(tmp_path: Path) -> None:
 
 def test_metric_names_are_bounded_and_distinct() -> None:
     assert metric_name("drift.", "age") == "drift.age"
-    odd = [metric_name("drift.", n) for n in ("a:b", "a;b", "x" * 500, "é")]
-    assert len(set(odd)) == 4 and all(len(n) < 100 for n in odd)
-    assert all(set(n[len("drift.") :]) <= set("abcdefghijklmnopqrstuvwxyz0123456789_~x") for n in odd)
+    odd = [metric_name("drift.", n) for n in ("a:b", "a;b", "x" * 500, "é", "petal length (cm)", "caf\udce9")]
+    assert len(set(odd)) == 6 and all(len(n) < 100 for n in odd)
+    assert all(set(n[len("drift.") :]) <= set("abcdefghijklmnopqrstuvwxyz0123456789_- x") for n in odd)
+    assert [check_key("metric", n) for n in odd] == odd  # every one a name MLflow takes
 
 
 def test_webhook_urls_are_shown_without_their_secrets() -> None:

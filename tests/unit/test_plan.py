@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops_nb.tracking.sender import MAX_METRICS, MAX_PARAMS_TAGS, plan
+from mlops_nb.tracking.executor import MAX_METRICS, MAX_PARAMS_TAGS, plan
 
 
 def metric(run: str, k: str, v: float, rollup: str | None = None) -> dict:

@@ -37,7 +37,7 @@ def test_mlops_nb_errors_never_show_credentials() -> None:
 
 
 def test_mlops_nb_log_lines_never_show_credentials(caplog: pytest.LogCaptureFixture) -> None:
-    from mlops_nb.tracking.sender import log
+    from mlops_nb.tracking.executor import log
 
     error = ConnectionError("HTTPConnectionPool: for url http://me:hunter2@host:5000/api/2.0/mlflow/runs/create")
     with caplog.at_level("WARNING", logger="mlops_nb"):
