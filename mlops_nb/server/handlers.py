@@ -25,6 +25,7 @@ from jupyter_server.base.handlers import APIHandler
 from mlops_nb.config import Settings
 from mlops_nb.exceptions import ConfigError, MlopsNbError, StoreError, UsageError
 from mlops_nb.redaction import redact_uri
+from mlops_nb.server.paths import confine
 from mlops_nb.tracking import reading
 from mlops_nb.tracking.records import STAGE_EVENT_SCHEMA, NotebookRuns, PromotionResult, RunView, ServerStatus
 
@@ -69,16 +70,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def confine(root: Path, path: str | None, what: str = "path") -> Path:
-    """``path`` (relative to ``root``, or absolute) resolved with its symlinks; UsageError outside ``root``."""
-    if not path or "\0" in path:
-        raise UsageError(f"Give {what}=PATH: a notebook path relative to the server's root folder.")
-    resolved = (root / path).resolve()
-    if not resolved.is_relative_to(root):
-        raise UsageError(f"{what} {path!r} is outside the server's root folder; give a path inside it.")
-    return resolved
 
 
 class Base(APIHandler):

@@ -1,8 +1,9 @@
 """The ``performance`` of a monitored classifier: its scores on the current data, against its stored held-out
 scores (``reference_scores.parquet``, logged with ``mnb.log_model(..., reference_y=...)``).
 
-The model is fetched and loaded the way ``mlops-nb export`` loads it (skops, only inert or default-trusted
-types), scored chunk by chunk on the current data (``predict_proba``, as the drift pass reads it), and
+The model is fetched and loaded by ``mlops_nb.loading.model.TrustedModels`` (skops, only inert or
+default-trusted types; once per command), scored chunk by chunk on the current data (``predict_proba``, as
+the drift pass reads it), and
 :func:`mlops_nb.monitoring.performance.performance` estimates accuracy, F1 and ROC AUC without labels and,
 with ``labels`` (a column of the data), gives the realised figures beside them.
 """
@@ -10,34 +11,13 @@ with ``labels`` (a column of the data), gives the realised figures beside them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import performance as perf
 
-
-def load_classifier(model_uri: str, dst: Path) -> Any:
-    """The scikit-learn model at ``model_uri`` (a pinned ``models:/NAME/VERSION`` or ``runs:/`` URI), loaded
-    from its skops file with the trust ``mlops-nb export`` gives (no pickle, no type that can run code).
-
-    Raises:
-        UsageError: no sklearn flavor, a pickled model, or types nobody trusted (the message names the fix).
-    """
-    import skops.io
-
-    from mlops_nb.serving.export import sklearn_flavor, trusted_model_file
-    from mlops_nb.tracking import query
-
-    folder = query.download_model(model_uri, dst)
-    flavor = sklearn_flavor(query.mlmodel(folder))
-    if flavor.get("serialization_format", "cloudpickle") != "skops":
-        raise UsageError(
-            f"{model_uri} is saved as a pickle: mlops-nb loads only skops files to score it. Log it again with "
-            "mnb.log_model (skops), or leave performance out."
-        )
-    model_file, trusted, _ = trusted_model_file(folder, flavor, (), (), False)
-    return skops.io.load(str(model_file), trusted=list(trusted))
+if TYPE_CHECKING:
+    from mlops_nb.loading.model import TrustedModels
 
 
 class Scorer:
@@ -117,16 +97,16 @@ class Scoring:
         return perf.performance(self.calibration, scores, truth)
 
 
-def start(model_uri: str, stored: Any, features: list[str], labels: str | None, tmp: Path) -> Scoring:
+def start(model_uri: str, stored: Any, features: list[str], labels: str | None, models: TrustedModels) -> Scoring:
     """Calibrate on ``stored`` (the model's ``reference_scores.parquet`` table) and load the classifier at
-    ``model_uri`` to score the current data's ``features``.
+    ``model_uri`` (through ``models``: loaded once per command) to score the current data's ``features``.
 
     Raises:
         UsageError: the stored scores or the model cannot be used (the message names the fix).
     """
     classes, ref_scores, ref_labels = perf.scores_table(stored)
     calibration = perf.calibrate(ref_scores, ref_labels, classes)
-    classifier = load_classifier(model_uri, tmp / "model")
+    classifier = models.get(model_uri)
     known = [str(c) for c in getattr(classifier, "classes_", [])]
     if known != classes:
         raise UsageError(

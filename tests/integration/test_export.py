@@ -647,7 +647,7 @@ def test_a_model_file_that_runs_a_command_when_loaded_is_refused_whatever_it_dec
     assert not marker.exists() and not (project / "pkg").exists()
 
     # a type that is not known to run code still needs the person exporting to name it
-    from mlops_nb.serving.trust import decide
+    from mlops_nb.loading.trust import decide
 
     with pytest.raises(ExportError, match=r"--trust mypkg\.Scaler") as refused:
         decide(["mypkg.Scaler"], declared=["mypkg.Scaler"])
