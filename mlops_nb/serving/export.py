@@ -91,12 +91,23 @@ def resolve(ref: ModelRef, settings: Settings) -> ModelRef:
 
     try:
         version = model_version(ref.uri, settings)
-    except UsageError as e:
-        raise ExportError(
-            f"No model {ref.uri} in the registry at {settings.tracking_uri}: {e} (mlops-nb promote registers "
-            "models; the MLflow UI lists them)."
-        ) from e
+    except UsageError as e:  # it names the URI, the store and what to check: said once, with what there is
+        raise ExportError(f"{e}{_what_there_is(ref, settings)}") from e
     return dataclasses.replace(ref, version=version["version"], run_id=version["run_id"])
+
+
+def _what_there_is(ref: ModelRef, settings: Settings) -> str:
+    """What the registry has for a URI that named nothing: the model's aliases, or how models get there."""
+    from mlops_nb.tracking.registry import aliases
+
+    try:
+        known = aliases(ref.name or "", settings)
+    except UsageError:
+        known = {}
+    if not known:
+        return f" Registered model {ref.name!r} has no alias here: mlops-nb promote registers models and sets aliases."
+    listed = ", ".join(f"@{alias} (version {version})" for alias, version in sorted(known.items()))
+    return f" {ref.name} has {listed}."
 
 
 def sha256(path: Path) -> str:

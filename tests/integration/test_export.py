@@ -279,7 +279,9 @@ def test_export_refuses_bad_uri_missing_model_and_non_empty_out(project: Path) -
     result = export("demo", "--out", "pkg")
     assert result.exit_code == 2 and "models:/NAME@ALIAS" in result.output
     result = export("models:/nothing@champion", "--out", "pkg")
-    assert result.exit_code == 2 and "No model models:/nothing@champion" in result.output
+    assert result.exit_code == 2 and "No model version 'models:/nothing@champion' in MLflow at" in result.output
+    assert result.output.count("nothing@champion") == 1 and result.output.count("sqlite:///") == 1, result.output
+    assert "Registered model 'nothing' has no alias here: mlops-nb promote registers models" in result.output
     result = export(f"runs:/{'0' * 32}/model", "--out", "pkg")
     assert result.exit_code == 2 and f"No model 'runs:/{'0' * 32}/model'" in result.output
     with mnb.start_run("job", kind="job") as job:  # a job run: its models are in its stages
@@ -292,6 +294,15 @@ def test_export_refuses_bad_uri_missing_model_and_non_empty_out(project: Path) -
     result = export("models:/nothing/1", "--out", "full")
     assert result.exit_code == 2 and "--force" in result.output
     assert (project / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_an_unknown_alias_is_said_once_with_the_aliases_the_model_has(project: Path) -> None:
+    train(project)
+    result = export("models:/demo@champoin", "--out", "pkg")
+    assert result.exit_code == 2, result.output
+    assert result.output.count("demo@champoin") == 1 and ".." not in result.output, result.output
+    assert "demo has @champion (version 1)." in result.output
+    assert not (project / "pkg").exists()
 
 
 def test_export_writes_a_complete_package(project: Path) -> None:
