@@ -66,15 +66,18 @@ def test_plain_papermill_records_under_the_notebook(project: Path) -> None:
     _assert_recorded_as(project, notebook, "3")
 
 
+NBCONVERT = ["nbconvert", "--execute", "--to", "notebook", "--output-dir", "out", "analysis/churn model.ipynb"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "session"),
     [
-        (["nbconvert", "--execute", "--to", "notebook", "--output-dir", "out", "analysis/churn model.ipynb"], None),
+        (NBCONVERT, None),
         (["execute", "analysis/churn model.ipynb"], None),
         # started from a cell of another notebook (`!jupyter nbconvert ...`) or from a Jupyter console: the
         # kernel inherits that session's JPY_SESSION_NAME, which is not the notebook nbconvert runs
-        (["nbconvert", "--execute", "--to", "notebook", "--output-dir", "out", "analysis/churn model.ipynb"], "o.ipynb"),
+        (NBCONVERT, "o.ipynb"),
         (["nbconvert", "--execute", "--to", "notebook", "--inplace", "analysis/churn model.ipynb"], "console-1"),
     ],
     ids=["nbconvert", "execute", "from-a-notebook-cell", "from-a-console"],
