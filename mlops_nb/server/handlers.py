@@ -260,6 +260,18 @@ class Diff(Base):
         await self.serve(work)
 
 
+class Compare(Base):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> Any:
+            from mlops_nb.widgets.comparison import compare, compared_ids
+
+            ids = compared_ids(self.get_query_arguments("run"))  # refused (400) before any thread is used
+            return await self.blocking(_not_found, compare, ids, self.mlops_settings)
+
+        await self.serve(work)
+
+
 class Models(Base):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -375,6 +387,7 @@ ROUTES: list[tuple[str, type[Base]]] = [
     (f"/{API}/runs/{_ID}", Run),
     (f"/{API}/notebook", Notebook),
     (f"/{API}/diff", Diff),
+    (f"/{API}/compare", Compare),
     (f"/{API}/models", Models),
     (f"/{API}/models/{_ID}", Model),
     (f"/{API}/models/{_ID}/promote", Promote),
