@@ -527,6 +527,48 @@ def test_predictions_match_the_model_and_mlflow_models_serve(project: Path) -> N
         assert 'serving_predictions_total{label="yes"}' in metrics or 'serving_predictions_total{label="no"}' in metrics
 
 
+def _workers(pid: int) -> list[int]:
+    """The worker processes uvicorn's supervisor ``pid`` spawned (multiprocessing's spawn children)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_the_server_runs_a_worker_per_core_on_uvloop_and_httptools_by_default(project: Path) -> None:
+    train(project)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    requirements = (pkg / "requirements.txt").read_text()
+    assert "uvloop==" in requirements and "httptools==" in requirements
+    cores = len(os.sched_getaffinity(0))
+    with Server([sys.executable, "-m", "app", "--port", "{port}"], pkg, "/ready") as server:
+        deadline = time.monotonic() + 120
+        while len(_workers(server.proc.pid)) < cores and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_workers(server.proc.pid)) == cores
+        line = f"serving on http://127.0.0.1:{server.port} with {cores} worker(s), uvloop, httptools"
+        assert line in server.output(), server.output()[-2000:]
+        status, answer = server.post("/invocations", scoring_bodies(*_example(pkg))["dataframe_split"])
+        assert status == 200 and "predictions" in answer
+    env = child_env(SERVING_WORKERS="1")
+    with Server([sys.executable, "-m", "app", "--port", "{port}"], pkg, "/ready", env=env) as server:
+        assert "with 1 worker(s), uvloop, httptools" in server.output()
+        assert _workers(server.proc.pid) == []  # one worker: uvicorn serves in the process itself
+
+
+def _example(pkg: Path) -> tuple[list[str], list[list[Any]]]:
+    example = json.loads((pkg / "tests" / "example.json").read_text())
+    return example["columns"], example["data"]
+
+
 @pytest.mark.slow
 def test_a_tampered_model_file_stops_the_server(project: Path) -> None:
     train(project)
