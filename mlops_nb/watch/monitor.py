@@ -64,9 +64,24 @@ class MonitorOutcome:
         return bool(self.result["dataset_drift"])
 
     def summary(self) -> dict[str, Any]:
-        """The short form posted to webhooks: verdict, share, drifted features, problem count, run."""
+        """The short form posted to webhooks: verdict, share, drifted features, problem count, run; ``text``
+        says it in one line, the field Slack's incoming webhooks (and Mattermost's, Teams' ...) show."""
         drifted = [n for n, f in self.result["features"].items() if f.get("drift")]
+        problems = len(self.result["validation"]["problems"])
+        model = self.result["model"]
+        what = f"{model} version {self.result['version']}" if model else "the data"
+        verdict = (
+            f"drift in {self.result['drift_share']:.0%} of the features ({', '.join(drifted[:5])}"
+            f"{', ...' if len(drifted) > 5 else ''})"
+            if self.result["dataset_drift"]
+            else f"no dataset drift ({self.result['drift_share']:.0%} of the features drifted)"
+        )
+        text = (
+            f"mlops-nb monitor: {what}, {self.result['rows']} rows: {verdict}; {problems} data problem(s); "
+            f"run {self.result['run_id']}"
+        )
         return {
+            "text": text,
             "model": self.result["model"],
             "version": self.result["version"],
             "run_id": self.result["run_id"],
@@ -75,7 +90,7 @@ class MonitorOutcome:
             "dataset_drift": self.result["dataset_drift"],
             "drift_share": self.result["drift_share"],
             "drifted_features": drifted[:MAX_DRIFTED_IN_SUMMARY],
-            "problems": len(self.result["validation"]["problems"]),
+            "problems": problems,
             "report": str(self.report) if self.report else None,
         }
 
