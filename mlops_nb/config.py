@@ -405,6 +405,56 @@ class MonitorSettings:
         return self.model is not None or self.data is not None or self.retrain is not None
 
 
+# [tool.mlops_nb.promote]: the metric the project promotes by, so every `mlops-nb promote` compares the run
+# with the version the alias points at; and optionally the gate every promotion must pass (--must-beat).
+PROMOTE_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "metric",
+        (),
+        _text,
+        "The metric promotions are compared on (the default of --metric), e.g. accuracy: promote prints the run's "
+        "value against the version the alias points at, and warns when it is worse.",
+    ),
+    Setting("higher_is_better", (), _switch, "The direction of 'metric' (default true)."),
+    Setting(
+        "must_beat",
+        (),
+        _text,
+        "An alias every promotion must beat on 'metric' (the default of --must-beat; --no-must-beat skips it).",
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PromoteSettings:
+    """``[tool.mlops_nb.promote]`` of the project (every field None or its default when it is absent)."""
+
+    source: str
+    metric: str | None = None
+    higher_is_better: bool = True
+    must_beat: str | None = None
+
+
+def load_promote_settings(start: Path | None = None, env: Mapping[str, str] | None = None) -> PromoteSettings:
+    """``[tool.mlops_nb.promote]`` of the project around ``start``.
+
+    Raises:
+        ConfigError: an unknown key, a bad value, or ``must_beat`` without ``metric``.
+    """
+    env = os.environ if env is None else env
+    table, where = _pyproject_table(find_project_root(start))
+    source = where.replace("[tool.mlops_nb]", "[tool.mlops_nb.promote]")
+    values = _read_table(table.get("promote", {}), PROMOTE_SETTINGS, source, env)
+    if "must_beat" in values and "metric" not in values:
+        raise ConfigError(
+            f"Setting 'must_beat' in {source} needs 'metric': every promotion must beat the version @must_beat "
+            'on that metric. Add metric = "accuracy" (or the metric your notebook logs).',
+            setting="must_beat",
+            source=source,
+        )
+    return PromoteSettings(source=source, **values)
+
+
 def _unknown_setting(key: str, known: list[str], source: str) -> ConfigError:
     """The error of a key no setting declares: the closest known name, and every known one."""
     import difflib

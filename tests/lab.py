@@ -100,6 +100,9 @@ def running_lab(root: Path, home: Path) -> Iterator[Lab]:
         JUPYTER_DATA_DIR=str(data),
         JUPYTER_RUNTIME_DIR=str(runtime),
         IPYTHONDIR=str(ipython),
+        # In a virtual environment Jupyter reads sys.prefix's folders first, where an installed mlops-nb has
+        # its own copy of the extension: this checkout's build (linked into JUPYTER_DATA_DIR) must win.
+        JUPYTER_PREFER_ENV_PATH="0",
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )

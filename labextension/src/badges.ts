@@ -1,6 +1,6 @@
 import { Cell, ICellModel } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
-import { h, seconds, statusIcon } from './dom';
+import { h, seconds, statusIcon, when } from './dom';
 import { IStageState, StageStore, isOver, trackedStage } from './stages';
 
 const BADGE = 'mlops-nb-cell-badge';
@@ -16,6 +16,10 @@ function label(state: IStageState | undefined): string {
   }
   if (state.duration_s !== null && isOver(state.status)) {
     parts.push(seconds(state.duration_s));
+  }
+  if (state.earlier) {
+    // not run in this session: say which run it is from (a CLI job's, yesterday's kernel's)
+    parts.push(`earlier ${state.earlier.kind ?? ''} run ${state.earlier.run_id.slice(0, 8)}, ${when(state.earlier.start_time)}`.replace('  ', ' '));
   }
   return parts.join(' · ');
 }
@@ -37,11 +41,13 @@ export function renderBadge(cell: Cell<ICellModel>, path: string, store: StageSt
   const status = state?.status ?? 'NONE';
   const hit = state ? String(state.cache_hit) : 'false';
   const text = `${stage}: ${label(state)}`;
+  const earlier = String(Boolean(state?.earlier));
   // Only touch the DOM when something changed: thousands of cells re-render on every event otherwise.
-  if (badge.dataset.status !== status || badge.dataset.cacheHit !== hit || badge.textContent !== text) {
+  if (badge.dataset.status !== status || badge.dataset.cacheHit !== hit || badge.textContent !== text || badge.dataset.earlier !== earlier) {
     badge.dataset.stage = stage;
     badge.dataset.status = status;
     badge.dataset.cacheHit = hit;
+    badge.dataset.earlier = earlier;
     badge.textContent = text;
     badge.title = state?.run_id ? `stage ${stage}, MLflow run ${state.run_id}` : `stage ${stage}`;
   }

@@ -63,6 +63,11 @@ export function when(ms: number | null | undefined): string {
   return `${d.toLocaleDateString()} ${d.toLocaleTimeString()}`;
 }
 
+/** Text for screen readers only (a column header whose column needs no visible title). */
+export function srOnly(text: string): HTMLElement {
+  return h('span', { className: 'mlops-nb-sr-only' }, text);
+}
+
 /** An empty state: what is missing and what to do about it. */
 export function empty(what: string, todo: string): HTMLElement {
   return h('div', { className: 'mlops-nb-empty' }, h('p', { className: 'mlops-nb-empty-what' }, what), h('p', {}, todo));

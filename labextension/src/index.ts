@@ -6,6 +6,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { listIcon } from '@jupyterlab/ui-components';
 import { renderBadge, renderBadges } from './badges';
+import { ComparisonPanel } from './comparison';
 import { Sidebar } from './sidebar';
 import { StageStore, isOver, trackedStage } from './stages';
 import { StatusItem } from './status';
@@ -70,10 +71,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const uri = status.status?.tracking_uri ?? '';
       return /^https?:\/\//.test(uri) && !uri.includes('***') ? uri : null;
     };
+    // The comparison opens in the main area, beside the notebook: the sidebar is too narrow for its chart.
+    let comparison: ComparisonPanel | null = null;
+    const compare = (runIds: string[]) => {
+      if (!comparison || comparison.isDisposed) {
+        comparison = new ComparisonPanel(rendermime, () => settings.headlineMetrics);
+      }
+      if (!comparison.isAttached) {
+        app.shell.add(comparison, 'main', { mode: 'split-right' });
+      }
+      app.shell.activateById(comparison.id);
+      void comparison.compare(runIds);
+    };
+    const kernelBusy = (): boolean | null => {
+      const kernel = current()?.sessionContext.session?.kernel;
+      return kernel ? kernel.status === 'busy' : null;
+    };
     const sidebar = new Sidebar({
       store,
-      rendermime,
       settings: () => settings,
+      compare,
+      kernelBusy,
       notebook: () => {
         const panel = current();
         return panel ? { path: panel.context.path, stages: stagesOf(panel) } : null;
@@ -104,6 +122,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
         panel.content.model?.cells.changed.connect(() => requestAnimationFrame(() => renderBadges(panel, store)));
       });
       panel.content.activeCellChanged.connect(() => renderBadges(panel, store));
+      // The header says "running" only while the kernel runs a cell: re-render when it goes busy or idle.
+      panel.sessionContext.statusChanged.connect((_, kernelStatus) => {
+        if (panel === current() && (kernelStatus === 'busy' || kernelStatus === 'idle')) {
+          void sidebar.refresh(false);
+        }
+      });
     });
     tracker.currentChanged.connect(() => {
       const panel = current();
@@ -201,7 +225,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(OPEN, {
       label: 'Show the MLOps sidebar',
-      execute: () => app.shell.activateById(sidebar.id)
+      execute: () => {
+        app.shell.activateById(sidebar.id);
+        // a keyboard user lands in the sidebar: after the palette has closed and given the focus back
+        window.setTimeout(() => sidebar.focusView(), 0);
+      }
     });
     palette?.addItem({ command: TRACK, category: 'MLOps' });
     palette?.addItem({ command: OPEN, category: 'MLOps' });

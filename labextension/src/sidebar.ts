@@ -1,19 +1,20 @@
-import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
-import { compareSpec } from './charts';
-import { append, clear, empty, errorBox, h, num, runLink, seconds, statusIcon, when } from './dom';
+import { columnNames } from './comparison';
+import { append, clear, empty, errorBox, h, num, runLink, seconds, srOnly, statusIcon, when } from './dom';
 import { ApiError, query, requestAPI } from './handler';
-import { IStageState, StageStore, isOver, latestStages } from './stages';
-import { IRunView, IGateResult, IModelDetail, IModelList, IModelSummary, IPromotionResult, IRunDiff, IRunPage, IRunSummary, ISettings, IStageDiff } from './tokens';
+import { IStageState, StageStore, isOver } from './stages';
+import { IGateResult, IModelDetail, IModelList, IModelSummary, IPromotionResult, IRunPage, IRunSummary, ISettings } from './tokens';
 
-export const VEGALITE = 'application/vnd.vegalite.v5+json';
 type View = 'stages' | 'runs' | 'registry';
 
 /** What the sidebar needs from the application around it. */
 export interface ISidebarOptions {
   store: StageStore;
-  rendermime: IRenderMimeRegistry | null;
   settings: () => ISettings;
+  /** Open the comparison of these runs in the main area (the sidebar is too narrow for its chart). */
+  compare: (runIds: string[]) => void;
+  /** Whether the open notebook's kernel is running a cell (null: no kernel). */
+  kernelBusy: () => boolean | null;
   /** The open notebook the sidebar follows (null: none), and the %%track stage names in its cell order. */
   notebook: () => { path: string; stages: string[] } | null;
   /** The MLflow UI's base URL when the tracking store is an MLflow server (null: no UI to link to). */
@@ -29,7 +30,6 @@ export class Sidebar extends Widget {
   private _runsPath: string | null = null;
   private _nextPage: string | null = null;
   private _selected = new Set<string>();
-  private _chart: Widget | null = null;
   private _models: IModelSummary[] | null = null;
   private _modelsHost: HTMLElement | null = null;
   private _versionsHost: HTMLElement | null = null;
@@ -75,6 +75,11 @@ export class Sidebar extends Widget {
     return this._view;
   }
 
+  /** Move the keyboard focus into the sidebar: its selected tab. */
+  focusView(): void {
+    this._tabs.get(this._view)?.focus();
+  }
+
   showView(view: View): void {
     this._view = view;
     this._selectTab();
@@ -100,9 +105,9 @@ export class Sidebar extends Widget {
     }
   }
 
-  /** The periodic refresh: re-read what is shown, unless that would throw away a selection or a comparison. */
+  /** The periodic refresh: re-read what is shown, unless that would throw away a selection. */
   async poll(): Promise<void> {
-    if (this._view === 'runs' && this._selected.size === 0 && !this._chart) {
+    if (this._view === 'runs' && this._selected.size === 0) {
       await this._loadRuns(false);
     } else if (this._view === 'registry') {
       await this._loadModels(true);
@@ -154,7 +159,7 @@ export class Sidebar extends Widget {
     const run = store.latestRun(note.path);
     const head = h('div', { className: 'mlops-nb-caption' }, h('b', {}, note.path.split('/').pop() ?? note.path));
     if (run) {
-      append(head, ' · latest run ', runLink(this._opts.uiBase(), run.run_id, run.experiment_id), ` · ${run.status.toLowerCase()}`);
+      append(head, ' · latest run ', runLink(this._opts.uiBase(), run.run_id, run.experiment_id), ` · ${this._runState(run, true).text}`);
     } else if (store.recording(note.path)) {
       append(head, h('span', { className: 'mlops-nb-dim' }, ' · a new run, being recorded'));
     }
@@ -170,7 +175,7 @@ export class Sidebar extends Widget {
     }
     const headline = this._opts.settings().headlineMetrics;
     const table = h('table', { className: 'mlops-nb-table mlops-nb-stages' });
-    table.appendChild(h('thead', {}, h('tr', {}, ...['', 'stage', 'time · cache'].map(t => h('th', { scope: 'col' }, t)))));
+    table.appendChild(h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, srOnly('status')), ...['stage', 'time · cache'].map(t => h('th', { scope: 'col' }, t)))));
     const tbody = h('tbody');
     for (const name of names) {
       tbody.appendChild(this._stageRow(name, known.get(name), headline));
@@ -239,7 +244,6 @@ export class Sidebar extends Widget {
   }
 
   private _renderRuns(): void {
-    this._disposeChart();
     clear(this._body);
     this._body.dataset.shows = 'runs';
     const note = this._opts.notebook();
@@ -253,9 +257,10 @@ export class Sidebar extends Widget {
       );
       return;
     }
+    // The sidebar is narrow (about 250 px by default): each row is the run and its headline metric; the
+    // comparison, in the main area, has the other metrics and the parameters.
     const headline = this._opts.settings().headlineMetrics;
-    const metricNames = columnNames(this._runs.map(r => Object.keys(r.metrics)), headline).slice(0, 6);
-    const paramNames = columnNames(this._runs.map(r => Object.keys(r.params)), []).slice(0, 6);
+    const metric = columnNames(this._runs.map(r => Object.keys(r.metrics)), headline)[0] ?? null;
     const compare = h('button', { className: 'jp-mod-styled jp-mod-accept mlops-nb-compare', type: 'button' }, 'Compare');
     const count = h('span', { className: 'mlops-nb-dim mlops-nb-selected-count' });
     const updateSelection = () => {
@@ -263,7 +268,7 @@ export class Sidebar extends Widget {
       compare.disabled = n < 2;
       count.textContent = n < 2 ? 'select 2 or more runs to compare' : `${n} selected`;
     };
-    compare.addEventListener('click', () => void this._compare());
+    compare.addEventListener('click', () => this._compare());
     this._body.appendChild(h('div', { className: 'mlops-nb-toolbar' }, compare, count));
     const table = h('table', { className: 'mlops-nb-table mlops-nb-runs' });
     table.appendChild(
@@ -273,10 +278,9 @@ export class Sidebar extends Widget {
         h(
           'tr',
           {},
-          h('th', { scope: 'col' }, ''),
+          h('th', { scope: 'col' }, srOnly('select')),
           h('th', { scope: 'col' }, 'run'),
-          ...paramNames.map(p => h('th', { scope: 'col', className: 'mlops-nb-param' }, p)),
-          ...metricNames.map(m => h('th', { scope: 'col', className: 'mlops-nb-metric' }, m))
+          metric ? h('th', { scope: 'col', className: 'mlops-nb-metric' }, metric) : null
         )
       )
     );
@@ -284,7 +288,9 @@ export class Sidebar extends Widget {
     // One fragment for the whole page: thousands of rows render in one layout pass.
     const rows = document.createDocumentFragment();
     for (const run of this._runs) {
-      const box = h('input', { type: 'checkbox', 'aria-label': `select run ${run.name ?? run.run_id}` });
+      const state = this._runState(run, run.run_id === this._opts.store.latestRun(note.path)?.run_id);
+      const label = `Select run ${run.run_id.slice(0, 8)}${run.name ? ` (${run.name})` : ''}, ${run.kind ?? 'run'} started ${when(run.start_time)}`;
+      const box = h('input', { type: 'checkbox', 'aria-label': label });
       box.checked = this._selected.has(run.run_id);
       box.addEventListener('change', () => {
         box.checked ? this._selected.add(run.run_id) : this._selected.delete(run.run_id);
@@ -293,17 +299,16 @@ export class Sidebar extends Widget {
       rows.appendChild(
         h(
           'tr',
-          { 'data-run-id': run.run_id, 'data-status': run.status },
+          { 'data-run-id': run.run_id, 'data-status': run.status, 'data-state': state.state },
           h('td', {}, box),
           h(
             'td',
-            { title: `${run.status} · started ${when(run.start_time)}` },
-            `${statusIcon(run.status)} `,
+            { className: 'mlops-nb-wrap', title: `${run.kind ?? 'run'} · ${state.text} · started ${when(run.start_time)}` },
+            `${state.icon} `,
             runLink(this._opts.uiBase(), run.run_id, run.experiment_id),
-            h('span', { className: 'mlops-nb-dim' }, ` ${when(run.start_time)}`)
+            h('span', { className: 'mlops-nb-dim' }, ` ${run.kind ?? ''} ${shortWhen(run.start_time)}`)
           ),
-          ...paramNames.map(p => h('td', { className: 'mlops-nb-param' }, run.params[p] ?? '—')),
-          ...metricNames.map(m => h('td', { className: 'mlops-nb-metric' }, num(run.metrics[m])))
+          metric ? h('td', { className: 'mlops-nb-metric' }, num(run.metrics[metric])) : null
         )
       );
     }
@@ -315,73 +320,27 @@ export class Sidebar extends Widget {
       more.addEventListener('click', () => void this._loadRuns(true));
       this._body.appendChild(more);
     }
-    this._body.appendChild(h('div', { className: 'mlops-nb-comparison', 'aria-live': 'polite' }));
     updateSelection();
   }
 
-  private async _compare(): Promise<void> {
+  /**
+   * How a run is shown. A notebook run stays RUNNING as long as its kernel lives: it is "running" only while
+   * the kernel runs a cell (`live`: the run of the open notebook's kernel), else "open, kernel idle".
+   */
+  private _runState(run: IRunSummary, live: boolean): { state: string; icon: string; text: string } {
+    if (run.status !== 'RUNNING') {
+      return { state: run.status.toLowerCase(), icon: statusIcon(run.status), text: run.status.toLowerCase() };
+    }
+    if (run.kind === 'notebook' && !(live && this._opts.kernelBusy())) {
+      return { state: 'idle', icon: '○', text: live ? 'open, kernel idle' : 'open (its kernel is idle or gone)' };
+    }
+    return { state: 'running', icon: statusIcon('RUNNING'), text: 'running' };
+  }
+
+  private _compare(): void {
     const ids = this._runs.filter(r => this._selected.has(r.run_id)).map(r => r.run_id);
-    const host = this._body.querySelector<HTMLElement>('.mlops-nb-comparison');
-    if (!host || ids.length < 2) {
-      return;
-    }
-    this._disposeChart();
-    clear(host);
-    host.appendChild(h('h3', {}, `Comparing ${ids.length} runs`));
-    let runs: IRunSummary[];
-    try {
-      runs = await withStageParams(this._runs.filter(r => this._selected.has(r.run_id)));
-    } catch (error) {
-      host.appendChild(errorBox(error));
-      return;
-    }
-    host.appendChild(metricTable(runs, this._opts.settings().headlineMetrics));
-    const chartHost = h('div', { className: 'mlops-nb-chart' }, h('span', { className: 'mlops-nb-dim' }, 'drawing…'));
-    host.appendChild(chartHost);
-    const diffHost = h('div', { className: 'mlops-nb-diff' });
-    host.appendChild(diffHost);
-    const chart = this._chartInto(chartHost, runs);
-    // a = the older run, b = the newer: deltas say what the newer run changed
-    const [older, newer] = [...runs].sort((x, y) => x.start_time - y.start_time).map(r => r.run_id);
-    const diff = ids.length === 2 ? this._diffInto(diffHost, older, newer) : Promise.resolve();
-    await Promise.all([chart, diff]);
-    host.scrollIntoView({ block: 'nearest' });
-  }
-
-  private async _chartInto(host: HTMLElement, runs: IRunSummary[]): Promise<void> {
-    const rendermime = this._opts.rendermime;
-    try {
-      const spec = compareSpec(runs);
-      if (!rendermime || !rendermime.mimeTypes.includes(VEGALITE)) {
-        throw new Error('JupyterLab has no Vega-Lite renderer enabled (the @jupyterlab/vega5-extension).');
-      }
-      const renderer = rendermime.createRenderer(VEGALITE);
-      const model = rendermime.createModel({ data: { [VEGALITE]: spec as any }, trusted: true });
-      clear(host);
-      Widget.attach(renderer, host);
-      this._chart = renderer;
-      await renderer.renderModel(model);
-      host.dataset.drawn = 'true';
-    } catch (error) {
-      clear(host);
-      host.appendChild(errorBox(error));
-    }
-  }
-
-  private async _diffInto(host: HTMLElement, a: string, b: string): Promise<void> {
-    try {
-      const diff = await requestAPI<IRunDiff>(`diff${query({ a, b })}`);
-      clear(host);
-      host.appendChild(diffView(diff));
-    } catch (error) {
-      host.appendChild(errorBox(error));
-    }
-  }
-
-  private _disposeChart(): void {
-    if (this._chart) {
-      this._chart.dispose();
-      this._chart = null;
+    if (ids.length >= 2) {
+      this._opts.compare(ids);
     }
   }
 
@@ -568,126 +527,24 @@ export class Sidebar extends Widget {
   protected onAfterShow(): void {
     void this.refresh(false);
   }
-}
 
-/**
- * The runs with their parameters: a job or sweep run has them itself; a notebook run records them on the
- * stages that read them (C on train), so those runs are read with their stages, 6 requests at a time.
- */
-async function withStageParams(runs: IRunSummary[]): Promise<IRunSummary[]> {
-  const out = [...runs];
-  const todo = runs.map((r, i) => i).filter(i => Object.keys(runs[i].params).length === 0);
-  let next = 0;
-  const worker = async () => {
-    while (next < todo.length) {
-      const i = todo[next++];
-      const run = await requestAPI<IRunView>(`runs/${encodeURIComponent(runs[i].run_id)}`);
-      const params = { ...run.params };
-      for (const stage of latestStages(run.stages)) {
-        for (const [k, v] of Object.entries(stage.params)) {
-          params[k] ??= v;
-        }
-      }
-      out[i] = { ...runs[i], params };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(6, todo.length) }, worker));
-  return out;
-}
-
-/** The metric names: the headline ones first (in setting order), then the others alphabetically. */
-function columnNames(keys: string[][], headline: string[]): string[] {
-  const all = new Set<string>();
-  for (const ks of keys) {
-    for (const k of ks) {
-      all.add(k);
-    }
+  /** Activated (the palette command, a shortcut): the keyboard focus moves in, as in JupyterLab's own panels. */
+  protected onActivateRequest(): void {
+    this.focusView();
   }
-  const first = headline.filter(m => all.has(m));
-  return [...first, ...[...all].filter(k => !first.includes(k)).sort()];
+}
+
+/** "13:05" today, else "Dec 6 13:05": short enough for the sidebar's run list. */
+function shortWhen(ms: number): string {
+  const d = new Date(ms);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
 }
 
 function pickMetrics(metrics: Record<string, number>, headline: string[], n: number): [string, number][] {
   return columnNames([Object.keys(metrics)], headline)
     .slice(0, n)
     .map(k => [k, metrics[k]]);
-}
-
-function metricTable(runs: IRunSummary[], headline: string[]): HTMLElement {
-  const names = columnNames(runs.map(r => Object.keys(r.metrics)), headline);
-  const table = h('table', { className: 'mlops-nb-table mlops-nb-metric-table' });
-  table.appendChild(h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'metric'), ...runs.map(r => h('th', { scope: 'col', title: `${r.name ?? ''} ${r.run_id} · ${when(r.start_time)}` }, r.run_id.slice(0, 8))))));
-  const tbody = h('tbody');
-  for (const m of names) {
-    const values = runs.map(r => r.metrics[m]);
-    const best = Math.max(...values.filter(v => v !== undefined && Number.isFinite(v)));
-    tbody.appendChild(
-      h('tr', { 'data-metric': m }, h('th', { scope: 'row' }, m), ...values.map(v => h('td', { className: v === best ? 'mlops-nb-best' : '' }, num(v))))
-    );
-  }
-  table.appendChild(tbody);
-  return table;
-}
-
-function changes(s: IStageDiff): string {
-  if (s.in !== 'both') {
-    return s.in === 'a' ? 'only in a' : 'only in b';
-  }
-  const why: string[] = [];
-  if (s.code_changed) {
-    why.push('code');
-  }
-  if (s.params_changed.length) {
-    why.push(`params: ${s.params_changed.join(', ')}`);
-  }
-  if (s.inputs_changed.length) {
-    why.push(`inputs: ${s.inputs_changed.join(', ')}`);
-  }
-  return why.length ? `changed ${why.join('; ')}` : 'unchanged';
-}
-
-function diffView(d: IRunDiff): HTMLElement {
-  const root = h('div', { className: 'mlops-nb-diff-view' }, h('h3', {}, 'Why they differ'));
-  append(root, h('div', { className: 'mlops-nb-dim' }, 'a = ', h('code', {}, d.a.slice(0, 8)), ', b = ', h('code', {}, d.b.slice(0, 8))));
-  const params = Object.entries(d.params);
-  if (params.length) {
-    root.appendChild(
-      h('table', { className: 'mlops-nb-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'param'), h('th', {}, 'a → b'))), h('tbody', {}, ...params.map(([k, [a, b]]) => h('tr', { 'data-param': k }, h('td', {}, k), h('td', {}, `${a ?? '—'} → ${b ?? '—'}`)))))
-    );
-  }
-  const metrics = Object.entries(d.metrics);
-  if (metrics.length) {
-    root.appendChild(
-      h(
-        'table',
-        { className: 'mlops-nb-table' },
-        h('thead', {}, h('tr', {}, ...['metric', 'a', 'b', 'b − a'].map(t => h('th', {}, t)))),
-        h('tbody', {}, ...metrics.map(([k, [a, b, delta]]) => h('tr', { 'data-metric': k }, h('td', {}, k), h('td', {}, num(a)), h('td', {}, num(b)), h('td', { className: delta === null || delta === 0 ? '' : delta > 0 ? 'mlops-nb-up' : 'mlops-nb-down' }, delta === null ? '' : `${delta > 0 ? '+' : ''}${num(delta)}`))))
-      )
-    );
-  }
-  const stages = h('tbody');
-  for (const s of d.stages) {
-    const what = changes(s);
-    const hits = s.cache_hit.map(x => (x === null ? '—' : x ? 'hit' : 'ran')).join(' / ');
-    const row = h(
-      'tr',
-      { className: 'mlops-nb-stage-diff', 'data-stage': s.stage, 'data-changed': String(what !== 'unchanged'), 'data-code-changed': String(s.code_changed) },
-      h('td', {}, h('b', {}, s.stage)),
-      h('td', {}, what),
-      h('td', {}, hits)
-    );
-    stages.appendChild(row);
-    if (s.code_diff) {
-      const pre = h('pre', { className: 'mlops-nb-code-diff' });
-      for (const line of s.code_diff.split('\n')) {
-        pre.appendChild(h('span', { className: line.startsWith('+') ? 'mlops-nb-add' : line.startsWith('-') ? 'mlops-nb-del' : '' }, `${line}\n`));
-      }
-      stages.appendChild(h('tr', {}, h('td', { colspan: 3 }, pre)));
-    }
-  }
-  root.appendChild(h('table', { className: 'mlops-nb-table' }, h('thead', {}, h('tr', {}, ...['stage', 'what changed', 'cache a / b'].map(t => h('th', {}, t)))), stages));
-  return root;
 }
 
 function gateList(gates: IGateResult[]): HTMLElement {

@@ -16,6 +16,8 @@ export interface IStageState {
   local?: boolean;
   /** mlops-nb's id of this execution (from events), to keep its start time when it ends. */
   run_key?: string;
+  /** Set when the stage ran before this session ran anything in the notebook: the run it is from. */
+  earlier?: { run_id: string; kind: string | null; start_time: number };
 }
 
 /** Kernel and browser clocks may differ by this much (ms); they share a machine in the common case. */
@@ -39,6 +41,8 @@ export class StageStore {
   private _inflight = new Map<string, Promise<void>>();
   /** Per notebook: the run key of the run its live events belong to, and when that run's first event came. */
   private _live = new Map<string, { parent: string | null; since: number }>();
+  /** Per notebook: when this browser session first ran (or saw running) one of its stages. */
+  private _session = new Map<string, number>();
 
   get changed(): ISignal<this, string> {
     return this._changed;
@@ -81,6 +85,10 @@ export class StageStore {
             continue; // the stage ran again since: live events know better
           }
           const fresh = fromSummary(s);
+          const since = this._session.get(path);
+          if (run && (since === undefined || s.start_time < since - CLOCK_SKEW_MS)) {
+            fresh.earlier = { run_id: run.run_id, kind: run.kind, start_time: run.start_time };
+          }
           if (old && !old.local && isOver(old.status) && !isOver(s.status)) {
             // the same execution, which the events saw end before MLflow did: keep what they said
             known.set(s.stage, { ...old, run_id: old.run_id ?? s.run_id });
@@ -107,6 +115,9 @@ export class StageStore {
     const path = openPaths.find(p => samePath(p, from)) ?? null;
     if (path === null) {
       return null;
+    }
+    if (!this._session.has(path)) {
+      this._session.set(path, data.status === 'RUNNING' ? data.time : data.time - (data.duration_s ?? 0) * 1000);
     }
     const live = this._live.get(path);
     if (!live || live.parent !== data.parent_key) {
@@ -135,6 +146,9 @@ export class StageStore {
 
   /** A %%track cell queued (QUEUED) or failed (FAILED) in the browser, until the server says more. */
   markLocal(path: string, stage: string, status: 'QUEUED' | 'FAILED'): void {
+    if (!this._session.has(path)) {
+      this._session.set(path, Date.now());
+    }
     const old = this._stagesMap(path).get(stage);
     this._stagesMap(path).set(stage, {
       stage,

@@ -86,6 +86,12 @@ export interface IRunDiff {
   deleted: [boolean, boolean];
 }
 
+/** GET compare?run=A&run=B (records.RunComparison): the runs compared and the Vega-Lite v5 spec of the chart. */
+export interface IRunComparison {
+  runs: IRunSummary[];
+  spec: Record<string, unknown>;
+}
+
 /** A registered model version (records.ModelVersionRecord). */
 export interface IModelVersion {
   name: string;

@@ -6,6 +6,7 @@ import click
 
 from mlops_nb import exit_codes
 from mlops_nb.cli import handle_errors
+from mlops_nb.exceptions import UsageError
 
 
 @click.command()
@@ -23,9 +24,24 @@ from mlops_nb.cli import handle_errors
     metavar='"METRIC OP VALUE"',
     help='A requirement on the run\'s metrics, e.g. "accuracy >= 0.9" (OP: >= > <= < == !=). Repeatable.',
 )
-@click.option("--must-beat", metavar="ALIAS", help="The run must beat the version that has this alias, on --metric.")
-@click.option("--metric", metavar="M", help="The metric --must-beat compares.")
-@click.option("--higher-is-better/--lower-is-better", default=True, show_default=True, help="Direction of --metric.")
+@click.option(
+    "--must-beat",
+    metavar="ALIAS",
+    help="The run must beat the version that has this alias, on --metric. Default: must_beat in "
+    "[tool.mlops_nb.promote].",
+)
+@click.option("--no-must-beat", is_flag=True, help="Skip the must-beat gate that [tool.mlops_nb.promote] sets.")
+@click.option(
+    "--metric",
+    metavar="M",
+    help="The metric the run is compared on with the alias's version, and that --must-beat gates on. Default: "
+    "metric in [tool.mlops_nb.promote], else the first --require's.",
+)
+@click.option(
+    "--higher-is-better/--lower-is-better",
+    default=None,
+    help="Direction of --metric. Default: higher_is_better in [tool.mlops_nb.promote], else higher.",
+)
 @click.option("--model", metavar="NAME", help="The model to promote when the run logged several (NAME or STAGE/NAME).")
 @handle_errors
 def promote(
@@ -34,35 +50,57 @@ def promote(
     alias: str,
     requires: tuple[str, ...],
     must_beat: str | None,
+    no_must_beat: bool,
     metric: str | None,
-    higher_is_better: bool,
+    higher_is_better: bool | None,
     model: str | None,
 ) -> None:
     """Register RUN_ID's model as a new version of MODEL; move the alias to it only if every gate holds.
 
     RUN_ID is the job or notebook run (the one `mlops-nb run` prints): the model logged in one of its stages
     is found. Exit status: 0 promoted; 3 a gate refused it (nothing registered, the alias did not move, the
-    evidence is in tags on RUN_ID); 2 bad input (nothing registered).
+    evidence is in tags on RUN_ID); 2 bad input (nothing registered). When the alias already points at a
+    version, the run is compared with it on the project's metric, with a warning when it is worse.
     """
+    from mlops_nb.config import load_promote_settings
     from mlops_nb.registry.promote import promote as promote_run
 
+    configured = load_promote_settings()
+    if no_must_beat and must_beat:
+        raise UsageError("--must-beat and --no-must-beat contradict each other: give one of them.")
     result = promote_run(
         run_id,
         name,
         alias=alias,
         require=requires,
-        must_beat=must_beat,
-        metric=metric,
-        higher_is_better=higher_is_better,
+        must_beat=None if no_must_beat else must_beat or configured.must_beat,
+        metric=metric or configured.metric,
+        higher_is_better=configured.higher_is_better if higher_is_better is None else higher_is_better,
         model=model,
     )
     if result.promoted:
         click.echo(f"Registered {name} version {result.version} from {result.model.uri} ({result.model.label}).")
     for gate in result.gates:
         click.echo(f"  {'✓' if gate.ok else '✗'} {gate.message}")
+    compared = result.comparison
+    if compared is not None:
+        click.echo(f"  against {name}@{alias}: {compared.message}")
     if result.promoted:
         was = f"version {result.previous_version}" if result.previous_version else "no version"
         click.echo(f"Promoted: {name}@{alias} -> version {result.version} (was {was}).")
+        if compared is not None and compared.worse:
+            click.echo(
+                f"Warning: {name}@{alias} moved to a version with a worse {compared.metric} than version "
+                f"{compared.version}'s. To refuse such promotions, pass --must-beat {alias} --metric "
+                f'{compared.metric}, or set must_beat = "{alias}" in [tool.mlops_nb.promote].',
+                err=True,
+            )
+        elif compared is None and result.previous_version:
+            click.echo(
+                f"Not compared with version {result.previous_version}: pass --metric M, or set metric in "
+                "[tool.mlops_nb.promote].",
+                err=True,
+            )
         return
     state = f"version {result.alias_version}" if result.alias_version else "no version"
     click.echo(

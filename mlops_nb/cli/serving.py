@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -60,4 +61,7 @@ def export(
         click.echo(f"  converted from {result.converted_from} to skops at export")
     if result.trusted_types:
         click.echo(f"  trusted types beyond skops' defaults: {', '.join(result.trusted_types)}")
-    click.echo(f"Start it: cd {result.out} && pip install -r requirements.txt && python -m app --port 8080")
+    click.echo(
+        f"Start it in an environment of its own: cd {shlex.quote(str(result.out))} && python3 -m venv .venv && "
+        ".venv/bin/pip install -r requirements.txt && .venv/bin/python -m app --port 8080"
+    )

@@ -17,7 +17,6 @@ from markupsafe import escape
 
 if TYPE_CHECKING:
     from mlops_nb.evaluation.plots import Chart
-    from mlops_nb.evaluation.report import Evaluation
 
 MAX_LABEL = 40
 COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
@@ -285,7 +284,7 @@ def _slice_rows(slices: list[dict[str, Any]] | None, primary: str) -> list[dict[
     ]
 
 
-def fragment(evaluation: Evaluation) -> str:
+def fragment(evaluation: Any) -> str:  # an evaluation.report.Evaluation (which imports this module)
     """The report as an HTML fragment (a notebook cell's display)."""
     import jinja2
     from markupsafe import Markup
@@ -312,7 +311,7 @@ def fragment(evaluation: Evaluation) -> str:
     )
 
 
-def page(evaluation: Evaluation) -> str:
+def page(evaluation: Any) -> str:
     """The report as one self-contained HTML document."""
     import jinja2
     from markupsafe import Markup

@@ -28,7 +28,8 @@ class MlopsNbEngine(NBClientEngine):
         from mlops_nb.tracking.store import quiet_console
 
         quiet_console()  # as the CLI: plain `papermill --engine mlops_nb` showed alembic's INFO lines
-        options: JobOptions = kwargs.pop(OPTIONS_KWARG, None) or JobOptions()
+        given: JobOptions | None = kwargs.pop(OPTIONS_KWARG, None)
+        options = given or JobOptions()
         job = Job(kwargs.get("input_path"), nb, options)
         try:
             env = job.kernel_env()
@@ -52,8 +53,12 @@ class MlopsNbEngine(NBClientEngine):
                 except Exception:  # noqa: BLE001 - the job's record (with the notebook) matters more than the file
                     logger.warning("mlops-nb could not write the executed notebook to %s", output_path)
             options.result = job.finish(nb, e, output_path)
+            if given is None:
+                _say(options.result)
             raise
         options.result = job.finish(nb, None, output_path)
+        if given is None:  # plain papermill: `mlops-nb run` prints the run id itself
+            _say(options.result)
         nb.metadata["mlops_nb"] = {"run_id": options.result.run_id, "experiment": options.result.experiment}
         return nb
 
@@ -109,6 +114,14 @@ class MlopsNbEngine(NBClientEngine):
             if client.kc is not None:
                 client.kc.stop_channels()
             kernels.stop_later(client.km)  # in the background: the next job need not wait for it
+
+
+def _say(result: Any) -> None:
+    """The job's run id on stderr, where papermill logs (its stdout may be the output notebook: ``-``)."""
+    import sys
+
+    where = f"run {result.run_id}" if result.run_id else f"run (key {result.key}; its records wait in the journal)"
+    print(f"mlops-nb: job {where} in experiment {result.experiment!r}: {result.outcome}", file=sys.stderr)
 
 
 def _kill(km: Any) -> None:

@@ -57,9 +57,9 @@ def _resolve_baseline(baseline: Any, registered_model: str | None, tmp: Path) ->
 
         version = model_version(baseline)
         uri = f"models:/{version['name']}/{version['version']}"
-    from mlops_nb.serving.export import load_model
+    from mlops_nb.loading.model import TrustedModels
 
-    return load_model(uri, tmp / "baseline"), uri, None
+    return TrustedModels(tmp / "baseline").get(uri), uri, None
 
 
 def evaluate(
@@ -188,7 +188,7 @@ def evaluate_uri(
     Raises:
         UsageError: a bad URI, data, column, slice or baseline (the message names the fix).
     """
-    from mlops_nb.serving.export import load_model
+    from mlops_nb.loading.model import TrustedModels
     from mlops_nb.tracking import evaluations, monitor_runs
 
     for path, option in ((json_out, "--json"), (report, "--report")):
@@ -203,7 +203,7 @@ def evaluate_uri(
         )
     pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
     with tempfile.TemporaryDirectory(prefix="mlops-nb-evaluate-") as tmp:
-        fitted = load_model(pinned, Path(tmp) / "model")
+        fitted = TrustedModels(Path(tmp) / "model").get(pinned)
         base, base_label, missing = _resolve_baseline(baseline, model.name, Path(tmp))
         if baseline is not None and missing:
             raise UsageError(f"--baseline {baseline}: {missing}. Promote a version there first, or leave it out.")

@@ -187,7 +187,7 @@ class Job:
         """Environment for the kernel: record into this job's run, journal only, same store and cache."""
         import os
 
-        from mlops_nb.jobs.kernels import KERNEL_ENV
+        from mlops_nb.jobs.kernel_env import KERNEL_ENV
 
         s = self.settings
         env = {

@@ -17,14 +17,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from mlops_nb.jobs.kernel_env import KERNEL_ENV
+
 _lock = threading.Lock()
 _spare: Any = None  # a JobKernelManager whose kernel is booting or idle
 _stopping: list[threading.Thread] = []
-
-# Environment every job's kernel (and the zygote it may fork from) starts with, unless the user set it:
-# debugpy, which every kernel imports, warns about Python's frozen modules on each start (its documented
-# switch; the kernels' debugger is not used by jobs).
-KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
 @functools.cache

@@ -26,6 +26,8 @@ from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
 
+from mlops_nb.jobs.kernel_env import KERNEL_ENV
+
 _lock = threading.Lock()
 _zygote: subprocess.Popen[bytes] | None = None
 
@@ -87,8 +89,6 @@ def _fork(argv: list[str], env: dict[str, str], cwd: str) -> int:
     global _zygote
     with _lock:
         if _zygote is None or _zygote.poll() is not None:
-            from mlops_nb.jobs.kernels import KERNEL_ENV
-
             _zygote = subprocess.Popen(
                 [sys.executable, "-m", "mlops_nb.jobs.zygote"],
                 stdin=subprocess.PIPE,

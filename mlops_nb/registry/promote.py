@@ -71,6 +71,42 @@ class FoundModel:
 
 
 @dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The run against the version the alias pointed at, on the metric the project promotes by. A value is
+    None when that run did not record the metric."""
+
+    metric: str
+    value: float | None
+    version: str
+    version_value: float | None
+    higher_is_better: bool
+
+    @property
+    def worse(self) -> bool:
+        """True when the run's value is worse than the version's (a NaN is worse than any number)."""
+        if self.value is None or self.version_value is None or math.isnan(self.version_value):
+            return False
+        if math.isnan(self.value):
+            return True
+        return self.value < self.version_value if self.higher_is_better else self.value > self.version_value
+
+    @property
+    def message(self) -> str:
+        """``accuracy: 0.911 against 0.933 of version 1 (0.022 worse; higher is better)``."""
+        if self.value is None or self.version_value is None:
+            which = "this run" if self.value is None else f"version {self.version}'s run"
+            return f"{self.metric}: not compared, {which} recorded no {self.metric!r}"
+        direction = "higher is better" if self.higher_is_better else "lower is better"
+        against = f"{self.metric}: {self.value:g} against {self.version_value:g} of version {self.version}"
+        gap = abs(self.value - self.version_value)
+        if self.worse:
+            return f"{against} ({gap:g} worse; {direction})"
+        if self.value == self.version_value or math.isnan(self.value):
+            return f"{against} (no better; {direction})"
+        return f"{against} ({gap:g} better; {direction})"
+
+
+@dataclasses.dataclass(frozen=True)
 class Promotion:
     """What ``promote`` did. ``promoted`` is False when a gate refused it: nothing was registered (``version``
     is None) and the alias did not move."""
@@ -83,6 +119,7 @@ class Promotion:
     promoted: bool
     previous_version: str | None  # where the alias pointed when the gates were evaluated
     alias_version: str | None  # where it points now
+    comparison: Comparison | None = None  # against previous_version, when a metric to compare on is known
 
     @property
     def failed(self) -> list[Gate]:
@@ -109,7 +146,8 @@ def promote(
         alias: the alias to move.
         require: requirements ``"METRIC OP VALUE"`` on the run's metrics.
         must_beat: an alias whose version the run must beat on ``metric`` (nothing to beat when it is unset).
-        metric: the metric of the must-beat gate.
+        metric: the metric the run is compared on with the version ``alias`` points at (default: the metric of
+            the first requirement), and the metric of the must-beat gate.
         higher_is_better: the direction of ``metric``; a tie does not beat.
         model: ``NAME`` or ``STAGE/NAME`` when the run has more than one model.
         settings: where MLflow is (default: the settings in force).
@@ -152,14 +190,17 @@ def promote(
         gate, compared = attempt.must_beat_gate(before.get(must_beat))
         gates.append(gate)
         evidence.update(compared)
+    compare_on = metric or (requirements[0].metric if requirements else None)
+    comparison = _compare(s, name, before.get(alias), compare_on, higher_is_better, run) if compare_on else None
 
     if not all(g.ok for g in gates):  # refused before anything is registered: the registry stays as it was
         _record_refusal(s, run_id, name, alias, gates, evidence)
-        return Promotion(name, None, alias, found, gates, False, before.get(alias), before.get(alias))
+        return Promotion(name, None, alias, found, gates, False, before.get(alias), before.get(alias), comparison)
     version, current = _compare_and_set(attempt, gates, evidence, before)
     if version is None:
         _record_refusal(s, run_id, name, alias, gates, evidence)
-    return Promotion(name, version, alias, found, gates, version is not None, before.get(alias), current.get(alias))
+    promoted = version is not None
+    return Promotion(name, version, alias, found, gates, promoted, before.get(alias), current.get(alias), comparison)
 
 
 def _check_arguments(name: str, alias: str, must_beat: str | None, metric: str | None) -> None:
@@ -169,7 +210,7 @@ def _check_arguments(name: str, alias: str, must_beat: str | None, metric: str |
             f"--name {name!r}: names ending in {LOCK_SUFFIX!r} are mlops-nb's promotion locks. Choose another name."
         )
     _check_alias(alias, "--alias")
-    if (must_beat is None) != (metric is None):
+    if must_beat is not None and metric is None:
         raise UsageError(
             "--must-beat ALIAS and --metric M go together: the gate compares the run's M with the M of the "
             "version @ALIAS, e.g. --must-beat champion --metric accuracy."
@@ -401,14 +442,12 @@ def _must_beat_gate(
     compared = {TAG + "metric": metric, TAG + "value": repr(value)}
     if version is None:
         return Gate(gate, True, f"{gate}: no version of {name!r} has alias {alias!r} yet, nothing to beat"), compared
-    champion = reading.model_version(f"models:/{name}/{version}", settings)
-    source = champion["tags"].get(tags.SOURCE_RUN) or champion["run_id"]
+    source, champion_metrics = _version_metrics(settings, name, version)
     if not source:
         raise UsageError(
             f"{name} version {version} (@{alias}) was registered without a run, so it has no {metric!r} to beat. "
             f"Promote without --must-beat, or point @{alias} at a version registered from a run."
         )
-    champion_metrics = reading.get_run(source, settings)["metrics"]
     if metric not in champion_metrics:
         raise UsageError(
             f"Run {source} of {name} version {version} (@{alias}) has no metric {metric!r} (it has: "
@@ -459,6 +498,26 @@ def _paired_gate(attempt: _Attempt, version: str | None) -> tuple[Gate, dict[str
         TAG + "paired_delta": json.dumps(delta),
     }
     return Gate(gate, ok, f"{gate}: {message}"), compared
+
+
+def _version_metrics(settings: Settings, name: str, version: str) -> tuple[str | None, Mapping[str, float]]:
+    """The run version ``version`` of ``name`` was promoted from (its job or notebook run) and its metrics."""
+    record = reading.model_version(f"models:/{name}/{version}", settings)
+    source = record["tags"].get(tags.SOURCE_RUN) or record["run_id"]
+    return (source, reading.get_run(source, settings)["metrics"]) if source else (None, {})
+
+
+def _compare(
+    settings: Settings, name: str, version: str | None, metric: str, higher_is_better: bool, run: RunRecord
+) -> Comparison | None:
+    """The run against version ``version`` (where the alias points) on ``metric``; None when there is none."""
+    if version is None:
+        return None
+    try:
+        _, metrics = _version_metrics(settings, name, version)
+    except UsageError:  # the version's run is gone: nothing to compare with
+        metrics = {}
+    return Comparison(metric, run["metrics"].get(metric), version, metrics.get(metric), higher_is_better)
 
 
 def _evidence(run: RunRecord, found: FoundModel, alias: str, previous: str | None) -> dict[str, str]:

@@ -26,6 +26,7 @@ from jupyter_server.base.handlers import APIHandler
 from mlops_nb.config import Settings
 from mlops_nb.exceptions import ConfigError, MlopsNbError, StoreError, UsageError
 from mlops_nb.redaction import redact_uri
+from mlops_nb.server.paths import confine
 from mlops_nb.tracking import reading
 from mlops_nb.tracking.records import (
     STAGE_EVENT_SCHEMA,
@@ -35,7 +36,6 @@ from mlops_nb.tracking.records import (
     RunView,
     ServerStatus,
 )
-from mlops_nb.tracking.validation import surrogate_at
 
 if TYPE_CHECKING:
     from mlops_nb.server.jobs import Jobs
@@ -94,30 +94,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-MAX_NAME = 255  # bytes of one file name (NAME_MAX)
-MAX_PATH = 4096  # bytes of a path (PATH_MAX)
-
-
-def confine(root: Path, path: str | None, what: str = "path") -> Path:
-    """``path`` (relative to ``root``, or absolute) resolved with its symlinks; UsageError outside ``root``, or
-    for a path no file can have (a lone surrogate, a name longer than 255 bytes)."""
-    if not path or "\0" in path:
-        raise UsageError(f"Give {what}=PATH: a notebook path relative to the server's root folder.")
-    if surrogate_at(path) is not None:
-        raise UsageError(f"{what} {path!r} is not a path: it holds a lone surrogate (give the path as UTF-8 text).")
-    if any(len(part.encode()) > MAX_NAME for part in Path(path).parts) or len(path.encode()) > MAX_PATH:
-        raise UsageError(
-            f"{what} {path[:60]!r}... is longer than a path can be ({MAX_NAME} bytes a name, {MAX_PATH} in all)."
-        )
-    try:
-        resolved = (root / path).resolve()
-    except OSError as e:
-        raise UsageError(f"{what} {path[:200]!r} cannot be resolved: {e.strerror or e}.") from e
-    if not resolved.is_relative_to(root):
-        raise UsageError(f"{what} {path!r} is outside the server's root folder; give a path inside it.")
-    return resolved
 
 
 class Base(APIHandler):
@@ -361,6 +337,18 @@ class Diff(Base):
         await self.serve(work)
 
 
+class Compare(Base):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> Any:
+            from mlops_nb.widgets.comparison import compare, compared_ids
+
+            ids = compared_ids(self.get_query_arguments("run"))  # refused (400) before any thread is used
+            return await self.blocking(_not_found, compare, ids, self.mlops_settings)
+
+        await self.serve(work)
+
+
 class Models(Base):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -477,6 +465,7 @@ ROUTES: list[tuple[str, type[Base]]] = [
     (f"/{API}/runs/{_ID}", Run),
     (f"/{API}/notebook", Notebook),
     (f"/{API}/diff", Diff),
+    (f"/{API}/compare", Compare),
     (f"/{API}/models", Models),
     (f"/{API}/models/{_ID}", Model),
     (f"/{API}/models/{_ID}/promote", Promote),

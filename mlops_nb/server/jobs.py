@@ -24,6 +24,7 @@ from mlops_nb.config import Settings
 from mlops_nb.exceptions import UsageError
 from mlops_nb.jobs.parameters import check_values
 from mlops_nb.redaction import redact_uri
+from mlops_nb.server.paths import confine
 from mlops_nb.tracking.records import JobStatus
 
 LOG_TAIL = 4096  # bytes of the log a status shows
@@ -98,8 +99,6 @@ class Jobs:
 
     def start(self, body: dict[str, Any]) -> JobStatus:
         """Start ``mlops-nb run`` for a request body; UsageError for a bad body (nothing started)."""
-        from mlops_nb.server.handlers import confine
-
         path = body.get("notebook")
         if not isinstance(path, str):
             raise UsageError('Give the notebook to run: {"notebook": "notebooks/train.ipynb"}.')

@@ -2,7 +2,7 @@
 
 The package needs neither mlops-nb nor MLflow at run time. The model file keeps MLflow's skops format and
 is loaded with ``skops.io.load`` and an explicit list of trusted types decided by the person exporting
-(``mlops_nb.serving.trust``: never the model's own ``skops_trusted_types``). A model saved with pickle or
+(``mlops_nb.loading.trust``: never the model's own ``skops_trusted_types``). A model saved with pickle or
 cloudpickle is converted to skops here, only when asked (``--allow-pickle``: loading a pickle runs code). The
 sha256 of the model file and the trusted types are written into the package's code (``app/integrity.py``),
 and the server refuses to start when the file no longer matches.
@@ -24,14 +24,13 @@ from typing import Any
 
 from mlops_nb.config import Settings, load_settings
 from mlops_nb.exceptions import ExportError, UsageError
+from mlops_nb.loading.model import SKOPS_FILE, load, sklearn_flavor, trusted_model_file
 from mlops_nb.serving.schema import InputSchema, SchemaError, input_schema
-from mlops_nb.serving.trust import decide, untrusted_types
 
 MODEL_DIR = "model"
 METADATA_FILE = "serving.json"
 PROFILE_FILE = "reference_profile.json"
 EXAMPLE_FILE = "input_example.json"
-SKOPS_FILE = "model.skops"
 _URI = re.compile(
     r"^(?:models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))"
     r"|models:/(?P<model_id>m-[0-9a-fA-F]+)"  # an MLflow 3 logged model, by its id
@@ -92,12 +91,23 @@ def resolve(ref: ModelRef, settings: Settings) -> ModelRef:
 
     try:
         version = model_version(ref.uri, settings)
-    except UsageError as e:
-        raise ExportError(
-            f"No model {ref.uri} in the registry at {settings.tracking_uri}: {e} (mlops-nb promote registers "
-            "models; the MLflow UI lists them)."
-        ) from e
+    except UsageError as e:  # it names the URI, the store and what to check: said once, with what there is
+        raise ExportError(f"{e}{_what_there_is(ref, settings)}") from e
     return dataclasses.replace(ref, version=version["version"], run_id=version["run_id"])
+
+
+def _what_there_is(ref: ModelRef, settings: Settings) -> str:
+    """What the registry has for a URI that named nothing: the model's aliases, or how models get there."""
+    from mlops_nb.tracking.registry import aliases
+
+    try:
+        known = aliases(ref.name or "", settings)
+    except UsageError:
+        known = {}
+    if not known:
+        return f" Registered model {ref.name!r} has no alias here: mlops-nb promote registers models and sets aliases."
+    listed = ", ".join(f"@{alias} (version {version})" for alias, version in sorted(known.items()))
+    return f" {ref.name} has {listed}."
 
 
 def sha256(path: Path) -> str:
@@ -106,36 +116,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def sklearn_flavor(mlmodel: dict[str, Any]) -> dict[str, Any]:
-    flavor = (mlmodel.get("flavors") or {}).get("sklearn")
-    if not flavor:
-        flavors = ", ".join(mlmodel.get("flavors") or {}) or "none"
-        raise ExportError(
-            f"The model has no sklearn flavor (flavors: {flavors}); export serves scikit-learn models logged "
-            "with mnb.log_model or mlflow.sklearn."
-        )
-    return flavor
-
-
-def _convert_pickle(folder: Path, flavor: dict[str, Any], allow_pickle: bool) -> tuple[Path, str]:
-    fmt = flavor.get("serialization_format", "cloudpickle")
-    if not allow_pickle:
-        raise ExportError(
-            f"The model is saved with {fmt}, which runs code when loaded. Pass --allow-pickle to load it once "
-            "here and convert it to skops for the serving package (only for a model you trust), or log it "
-            "again in skops format (MLflow 3's default)."
-        )
-    import pickle
-
-    import skops.io
-
-    with (folder / flavor["pickled_model"]).open("rb") as f:
-        model = pickle.load(f)  # the user allowed it (--allow-pickle); cloudpickle files load with pickle
-    target = folder / SKOPS_FILE
-    skops.io.dump(model, str(target))
-    return target, fmt
 
 
 def example_frame(folder: Path, mlmodel: dict[str, Any], schema: InputSchema) -> tuple[list[str], list[list[Any]]]:
@@ -251,7 +231,7 @@ def export(
         out: the package folder (created; must be missing or empty unless ``force``).
         force: replace ``out`` when it exists.
         trust: types to trust when loading the skops file, beyond skops' defaults and the inert
-            scikit-learn/numpy/scipy classes mlops-nb trusts (``mlops_nb.serving.trust``).
+            scikit-learn/numpy/scipy classes mlops-nb trusts (``mlops_nb.loading.trust``).
         allow_unsafe: types that can run code when loaded, trusted all the same (named one by one).
         allow_pickle: convert a pickle/cloudpickle model to skops (loads the pickle once, here).
         settings: mlops-nb settings (default: the project's).
@@ -287,9 +267,7 @@ def export(
 
         model_file, trusted, converted_from = trusted_model_file(folder, flavor, trust, allow_unsafe, allow_pickle)
 
-        import skops.io
-
-        model = skops.io.load(str(model_file), trusted=list(trusted))
+        model = load(model_file, trusted)
         names, rows = example_frame(folder, mlmodel, schema)
         schema = nullable_from_example(schema, rows)
         expected = expected_outputs(model, schema, rows)
@@ -329,22 +307,6 @@ def export(
     return ExportResult(out, ref, metadata["sha256"], trusted, converted_from)
 
 
-def trusted_model_file(
-    folder: Path, flavor: dict[str, Any], trust: Sequence[str], allow_unsafe: Sequence[str], allow_pickle: bool
-) -> tuple[Path, tuple[str, ...], str | None]:
-    """The model's skops file (a pickle converted when ``allow_pickle``), the types it may load, and the
-    format it was converted from. Decided before anything of the file is loaded: a refusal comes before any
-    of its code could run."""
-    converted_from = None
-    if flavor.get("serialization_format", "cloudpickle") == "skops":
-        model_file = folder / flavor["pickled_model"]
-        declared = list(flavor.get("skops_trusted_types") or [])
-    else:
-        model_file, converted_from = _convert_pickle(folder, flavor, allow_pickle)
-        declared = []
-    return model_file, decide(untrusted_types(model_file), trust, allow_unsafe, declared).types, converted_from
-
-
 def _move_into_place(staging: Path, out: Path) -> None:
     """The finished package replaces ``out``."""
     if out.exists():
@@ -359,26 +321,3 @@ def _model_requirements(folder: Path) -> list[str]:
         return []
     lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
     return [line for line in lines if line and not line.startswith("-")]
-
-
-def load_model(model_uri: str, dst: Path) -> Any:
-    """The scikit-learn model at ``model_uri`` (a pinned ``models:/NAME/VERSION`` or ``runs:/`` URI), loaded
-    from its skops file with the trust ``export`` gives (no pickle, no type that can run code): the monitor's
-    scoring and ``mlops-nb evaluate`` load models so.
-
-    Raises:
-        UsageError: no sklearn flavor, a pickled model, or types nobody trusted (the message names the fix).
-    """
-    import skops.io
-
-    from mlops_nb.tracking import query
-
-    folder = query.download_model(model_uri, dst)
-    flavor = sklearn_flavor(query.mlmodel(folder))
-    if flavor.get("serialization_format", "cloudpickle") != "skops":
-        raise UsageError(
-            f"{model_uri} is saved as a pickle: mlops-nb loads only skops files to score or evaluate it. Log it "
-            "again with mnb.log_model (skops), or leave it out."
-        )
-    model_file, trusted, _ = trusted_model_file(folder, flavor, (), (), False)
-    return skops.io.load(str(model_file), trusted=list(trusted))

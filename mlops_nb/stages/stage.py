@@ -125,6 +125,11 @@ class StageRunner:
         capture: Capture | None = None
         try:
             run.log_params(plan.params)
+            notebook = run.root
+            if notebook is not run and notebook.kind in ("notebook", "script") and notebook.status == "RUNNING":
+                # a job's run has its injected parameters; a notebook run gets those its stages read, so that
+                # comparisons and diffs of notebook runs with job runs see them
+                notebook.log_first_params(plan.params)
             run.set_tags({f"{tags.INPUT_PREFIX}{n}": fp or "unhashable" for n, fp in plan.fps.items()})
             run.set_tags({_tag_key(tags.FILE_PREFIX, p): fp for p, fp in plan.files.items() if len(p) < 200})
             run.set_tags({_tag_key(tags.MODULE_PREFIX, m): fp for m, fp in plan.modules.items() if len(m) < 200})

@@ -27,6 +27,7 @@ def map_mlflow_errors(what: str, *, fix: str, uri: str) -> Iterator[None]:
     except MlflowException as e:
         detail = getattr(e, "message", str(e))
         if error_code(e) in NOT_FOUND:
+            detail = detail.rstrip(". ")  # MLflow's sentence ends with a full stop: ours follows it
             raise UsageError(f"{what} in MLflow at {uri}: {detail}. {fix}") from e
         raise StoreError(
             f"MLflow at {uri} could not answer ({_doing(what)}): {short_error(detail)}. {STORE_FIX}"

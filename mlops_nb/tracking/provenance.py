@@ -40,24 +40,29 @@ def in_kernel() -> bool:
 def notebook_path() -> str | None:
     """The notebook this kernel runs, when the kernel can know it; the one place that decides it.
 
-    In order: ``MLOPS_NB_NOTEBOOK`` (set by mlops-nb's papermill engine), VS Code's ``__vsc_ipynb_file__``,
-    the Jupyter server's session (``__session__`` / ``JPY_SESSION_NAME``: JupyterLab, Notebook 7), then the
-    command line of the process that started the kernel (plain ``papermill in.ipynb out.ipynb``, ``jupyter
-    nbconvert --execute nb.ipynb``, ``jupyter execute nb.ipynb``; Linux). Absolute when the file is found.
+    In order: ``MLOPS_NB_NOTEBOOK`` (set by mlops-nb's papermill engine), the command line of the process
+    that started the kernel (plain ``papermill in.ipynb out.ipynb``, ``jupyter nbconvert --execute nb.ipynb``,
+    ``jupyter execute nb.ipynb``; Linux), VS Code's ``__vsc_ipynb_file__``, then the Jupyter server's session
+    (``__session__`` / ``JPY_SESSION_NAME``: JupyterLab, Notebook 7). The launcher comes before the session:
+    nbconvert started from another notebook's cell or from a console passes that session's
+    ``JPY_SESSION_NAME`` on to the kernel it starts. Absolute when the file is found.
     """
     if os.environ.get(NOTEBOOK_ENV):
         return os.environ[NOTEBOOK_ENV]
     if not in_kernel():
         return None  # a script started from a notebook cell inherits JPY_SESSION_NAME: it is not the notebook
+    launched = _launcher_notebook()  # a Jupyter server's kernels are started by no launcher: None for them
+    if launched is not None:
+        return launched
     shell = ipython_shell()
     for name in ("__vsc_ipynb_file__", "__session__"):
         value = shell.user_ns.get(name)
         if isinstance(value, str) and value.endswith(".ipynb"):
             return _absolute(value)
     session = os.environ.get("JPY_SESSION_NAME")
-    if session is not None:  # a Jupyter server's kernel (a console's session is not a notebook)
-        return _absolute(session) if session.endswith(".ipynb") else None
-    return _launcher_notebook()
+    if session is not None and session.endswith(".ipynb"):  # a Jupyter server's kernel (not a console's)
+        return _absolute(session)
+    return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,7 +3,7 @@ JupyterLab server's REST answers and of the front end's TypeScript interfaces.""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from mlops_nb.tracking import tags as tag_names
 
@@ -179,6 +179,14 @@ class RunView(RunDetail):
     """``GET /mlops-nb/api/runs/RUN_ID``: the run as ``mlops-nb show`` reads it, and its artifact files."""
 
     artifacts: list[ArtifactRecord]  # its own files (a stage's are under that stage's run), at most MAX_ARTIFACTS
+
+
+class RunComparison(TypedDict):
+    """``GET /mlops-nb/api/compare?run=A&run=B``: the runs compared (a run without parameters of its own with
+    those its stages read) and the Vega-Lite v5 spec the sidebar draws."""
+
+    runs: list[RunSummary]
+    spec: dict[str, Any]
 
 
 class NotebookRuns(TypedDict):

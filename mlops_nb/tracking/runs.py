@@ -106,6 +106,14 @@ class Run:
                 self._params[key] = text
                 self._recorder.log_param(self.key, key, text)
 
+    def log_first_params(self, params: dict[str, Any]) -> None:
+        """Log the params not logged here yet; a value that changed since keeps the first (MLflow params
+        cannot change). A notebook run gets the parameters its stages read this way."""
+        self._check_open()
+        for key, value in params.items():
+            if key not in self._params:
+                self.log_param(key, value)
+
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
         self._check_open()
         rollup = self.root.key if self.root is not self and self.root.status == "RUNNING" else None

@@ -64,9 +64,24 @@ class MonitorOutcome:
         return bool(self.result["dataset_drift"])
 
     def summary(self) -> dict[str, Any]:
-        """The short form posted to webhooks: verdict, share, drifted features, problem count, run."""
+        """The short form posted to webhooks: verdict, share, drifted features, problem count, run; ``text``
+        says it in one line, the field Slack's incoming webhooks (and Mattermost's, Teams' ...) show."""
         drifted = [n for n, f in self.result["features"].items() if f.get("drift")]
+        problems = len(self.result["validation"]["problems"])
+        model = self.result["model"]
+        what = f"{model} version {self.result['version']}" if model else "the data"
+        verdict = (
+            f"drift in {self.result['drift_share']:.0%} of the features ({', '.join(drifted[:5])}"
+            f"{', ...' if len(drifted) > 5 else ''})"
+            if self.result["dataset_drift"]
+            else f"no dataset drift ({self.result['drift_share']:.0%} of the features drifted)"
+        )
+        text = (
+            f"mlops-nb monitor: {what}, {self.result['rows']} rows: {verdict}; {problems} data problem(s); "
+            f"run {self.result['run_id']}"
+        )
         return {
+            "text": text,
             "model": self.result["model"],
             "version": self.result["version"],
             "run_id": self.result["run_id"],
@@ -75,7 +90,7 @@ class MonitorOutcome:
             "dataset_drift": self.result["dataset_drift"],
             "drift_share": self.result["drift_share"],
             "drifted_features": drifted[:MAX_DRIFTED_IN_SUMMARY],
-            "problems": len(self.result["validation"]["problems"]),
+            "problems": problems,
             "report": str(self.report) if self.report else None,
         }
 
@@ -186,11 +201,13 @@ def watch(
             result = summary_result(summary, preset_name=preset, **tuning)  # type: ignore[arg-type]
             outcome = MonitorOutcome(result, summary, model)
         else:
+            from mlops_nb.loading.model import TrustedModels
             from mlops_nb.monitoring.monitor import run_pass
 
-            labelled = _labelled(labels, model, Path(tmp)) if labels else None
+            models = TrustedModels(Path(tmp) / "models")  # scoring and predicting share one load of the model
+            labelled = _labelled(labels, model, models) if labels else None
             if model is not None:  # --data, or the served model's logged inputs
-                estimate = _label_free(model, ref, scores, labels, Path(tmp), warn)
+                estimate = _label_free(model, ref, scores, labels, models, warn)
             observers = [o.add for o in (labelled, estimate) if o is not None]
 
             def observe(chunk: Any) -> None:  # labels and scores gathered in the drift pass's one read
@@ -243,7 +260,7 @@ def watch(
     return outcome
 
 
-def _label_free(model: Any, ref: Any, scores: Any, labels: str | None, tmp: Path, warn: Callable[[str], None]) -> Any:
+def _label_free(model: Any, ref: Any, scores: Any, labels: str | None, models: Any, warn: Callable[[str], None]) -> Any:
     """The scoring behind the classifier's estimated performance without labels (and with ``labels`` the
     realised beside it), when the model was logged with held-out scores (``reference_y=``); else None."""
     if scores is None:
@@ -259,7 +276,7 @@ def _label_free(model: Any, ref: Any, scores: Any, labels: str | None, tmp: Path
     features = [c for c in ref.profile["columns"] if c not in (labels, PREDICTION)]
     pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
     try:
-        return scoring.start(pinned, scores, features, labels, tmp)
+        return scoring.start(pinned, scores, features, labels, models)
     except UsageError as e:  # the drift result stands without it
         if labels:  # asked for: say why it is not there
             warn(f"No label-free estimate for {model.uri}: {e}")
@@ -320,22 +337,17 @@ def _reference(model: Any, reference: Any, tmp: Path, *, with_prediction: bool) 
     return model_reference(profile, sample, with_prediction=with_prediction), scores
 
 
-def _labelled(labels: str, model: Any, tmp: Path) -> Any:
+def _labelled(labels: str, model: Any, models: Any) -> Any:
     """The gatherer of ``labels``, predicting rows with the model (loaded on first need) when it must."""
     from mlops_nb.monitoring.labelled import Labelled
 
     if model is None:
         return Labelled(labels, None)
-    loaded: list[Any] = []
+    pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
 
     def predict(table: Any) -> Any:
-        if not loaded:
-            from mlops_nb.serving.export import load_model
-
-            # loaded as export loads it: its skops file, only inert types; never a pickle (foreign code)
-            pinned = f"models:/{model.name}/{model.version}" if model.name else model.uri
-            loaded.append(load_model(pinned, tmp / "model"))
-        estimator = loaded[0]
+        # loaded as export loads it: its skops file, only inert types; never a pickle (foreign code)
+        estimator = models.get(pinned)
         names = getattr(estimator, "feature_names_in_", None)
         frame = table.to_pandas()
         if names is None:

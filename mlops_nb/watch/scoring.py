@@ -1,8 +1,9 @@
 """The ``performance`` of a monitored classifier: its scores on the current data, against its stored held-out
 scores (``reference_scores.parquet``, logged with ``mnb.log_model(..., reference_y=...)``).
 
-The model is fetched and loaded the way ``mlops-nb export`` loads it (skops, only inert or default-trusted
-types), scored chunk by chunk on the current data (``predict_proba``, as the drift pass reads it), and
+The model is fetched and loaded by ``mlops_nb.loading.model.TrustedModels`` (skops, only inert or
+default-trusted types; once per command), scored chunk by chunk on the current data (``predict_proba``, as
+the drift pass reads it), and
 :func:`mlops_nb.monitoring.performance.performance` estimates accuracy, F1 and ROC AUC without labels and,
 with ``labels`` (a column of the data), gives the realised figures beside them.
 """
@@ -10,12 +11,13 @@ with ``labels`` (a column of the data), gives the realised figures beside them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.monitoring import performance as perf
-from mlops_nb.serving.export import load_model
+
+if TYPE_CHECKING:
+    from mlops_nb.loading.model import TrustedModels
 
 
 class Scorer:
@@ -95,16 +97,16 @@ class Scoring:
         return perf.performance(self.calibration, scores, truth)
 
 
-def start(model_uri: str, stored: Any, features: list[str], labels: str | None, tmp: Path) -> Scoring:
+def start(model_uri: str, stored: Any, features: list[str], labels: str | None, models: TrustedModels) -> Scoring:
     """Calibrate on ``stored`` (the model's ``reference_scores.parquet`` table) and load the classifier at
-    ``model_uri`` to score the current data's ``features``.
+    ``model_uri`` (through ``models``: loaded once per command) to score the current data's ``features``.
 
     Raises:
         UsageError: the stored scores or the model cannot be used (the message names the fix).
     """
     classes, ref_scores, ref_labels = perf.scores_table(stored)
     calibration = perf.calibrate(ref_scores, ref_labels, classes)
-    classifier = load_model(model_uri, tmp / "model")
+    classifier = models.get(model_uri)
     known = [str(c) for c in getattr(classifier, "classes_", [])]
     if known != classes:
         raise UsageError(

@@ -6,8 +6,8 @@ line across its numeric parameters and its metrics, each axis scaled to its own 
 metric-vs-parameter scatter plots. The data are inline, in long form, so that names with dots or spaces
 (``f1_macro``, ``train.loss``) never become Vega field paths.
 
-``labextension/src/charts.ts`` is a line-by-line copy that builds the identical spec in the browser until the
-server extension serves this one (``tests/unit/test_charts.py`` checks that the two agree).
+The sidebar gets this spec from the server extension (``GET /mlops-nb/api/compare``, ``comparison.py``): it
+is built here only.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ MAX_AXES = 12  # parameters + metrics drawn; more makes unreadable axes
 MAX_RUNS = 5000
 
 
-# A parameter (a string in MLflow) counts as a number when it is written as one; the labextension's copy of
-# this spec (labextension/src/charts.ts) uses the same pattern, so both agree on "1e-3", "True" or "".
+# A parameter (a string in MLflow) counts as a number when it is written as one ("1e-3"; not "True" or "").
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 

@@ -279,7 +279,9 @@ def test_export_refuses_bad_uri_missing_model_and_non_empty_out(project: Path) -
     result = export("demo", "--out", "pkg")
     assert result.exit_code == 2 and "models:/NAME@ALIAS" in result.output
     result = export("models:/nothing@champion", "--out", "pkg")
-    assert result.exit_code == 2 and "No model models:/nothing@champion" in result.output
+    assert result.exit_code == 2 and "No model version 'models:/nothing@champion' in MLflow at" in result.output
+    assert result.output.count("nothing@champion") == 1 and result.output.count("sqlite:///") == 1, result.output
+    assert "Registered model 'nothing' has no alias here: mlops-nb promote registers models" in result.output
     result = export(f"runs:/{'0' * 32}/model", "--out", "pkg")
     assert result.exit_code == 2 and f"No model 'runs:/{'0' * 32}/model'" in result.output
     with mnb.start_run("job", kind="job") as job:  # a job run: its models are in its stages
@@ -292,6 +294,15 @@ def test_export_refuses_bad_uri_missing_model_and_non_empty_out(project: Path) -
     result = export("models:/nothing/1", "--out", "full")
     assert result.exit_code == 2 and "--force" in result.output
     assert (project / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_an_unknown_alias_is_said_once_with_the_aliases_the_model_has(project: Path) -> None:
+    train(project)
+    result = export("models:/demo@champoin", "--out", "pkg")
+    assert result.exit_code == 2, result.output
+    assert result.output.count("demo@champoin") == 1 and ".." not in result.output, result.output
+    assert "demo has @champion (version 1)." in result.output
+    assert not (project / "pkg").exists()
 
 
 def test_export_writes_a_complete_package(project: Path) -> None:
@@ -516,6 +527,48 @@ def test_predictions_match_the_model_and_mlflow_models_serve(project: Path) -> N
         assert 'serving_predictions_total{label="yes"}' in metrics or 'serving_predictions_total{label="no"}' in metrics
 
 
+def _workers(pid: int) -> list[int]:
+    """The worker processes uvicorn's supervisor ``pid`` spawned (multiprocessing's spawn children)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_the_server_runs_a_worker_per_core_on_uvloop_and_httptools_by_default(project: Path) -> None:
+    train(project)
+    assert export("models:/demo@champion", "--out", "pkg").exit_code == 0
+    pkg = project / "pkg"
+    requirements = (pkg / "requirements.txt").read_text()
+    assert "uvloop==" in requirements and "httptools==" in requirements
+    cores = len(os.sched_getaffinity(0))
+    with Server([sys.executable, "-m", "app", "--port", "{port}"], pkg, "/ready") as server:
+        deadline = time.monotonic() + 120
+        while len(_workers(server.proc.pid)) < cores and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_workers(server.proc.pid)) == cores
+        line = f"serving on http://127.0.0.1:{server.port} with {cores} worker(s), uvloop, httptools"
+        assert line in server.output(), server.output()[-2000:]
+        status, answer = server.post("/invocations", scoring_bodies(*_example(pkg))["dataframe_split"])
+        assert status == 200 and "predictions" in answer
+    env = child_env(SERVING_WORKERS="1")
+    with Server([sys.executable, "-m", "app", "--port", "{port}"], pkg, "/ready", env=env) as server:
+        assert "with 1 worker(s), uvloop, httptools" in server.output()
+        assert _workers(server.proc.pid) == []  # one worker: uvicorn serves in the process itself
+
+
+def _example(pkg: Path) -> tuple[list[str], list[list[Any]]]:
+    example = json.loads((pkg / "tests" / "example.json").read_text())
+    return example["columns"], example["data"]
+
+
 @pytest.mark.slow
 def test_a_tampered_model_file_stops_the_server(project: Path) -> None:
     train(project)
@@ -647,7 +700,7 @@ def test_a_model_file_that_runs_a_command_when_loaded_is_refused_whatever_it_dec
     assert not marker.exists() and not (project / "pkg").exists()
 
     # a type that is not known to run code still needs the person exporting to name it
-    from mlops_nb.serving.trust import decide
+    from mlops_nb.loading.trust import decide
 
     with pytest.raises(ExportError, match=r"--trust mypkg\.Scaler") as refused:
         decide(["mypkg.Scaler"], declared=["mypkg.Scaler"])

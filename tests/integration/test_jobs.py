@@ -253,6 +253,7 @@ def test_plain_papermill_cli_with_the_mlops_nb_engine_records_the_job(project: P
     assert len(stages) == 2
     output = json.loads((project / "out.ipynb").read_text())
     assert output["metadata"]["mlops_nb"]["run_id"] == job.info.run_id
+    assert f"mlops-nb: job run {job.info.run_id} in experiment 'pipe': succeeded" in done.stderr, done.stderr
 
 
 def test_the_stage_table_of_a_job_says_where_the_run_ids_are(project: Path) -> None:

@@ -2,8 +2,9 @@
 
 notebooks/train.ipynb is run three times (each in a fresh kernel, so three notebook runs): every stage shows
 in the sidebar and on its cell's badge; the second run is all cache hits; after changing ``C`` only the stages
-that read it re-run. Then two runs are compared (chart and stage diff) and one is promoted from the Registry
-view, once refused by a gate and once accepted. Screenshots go to reports/screenshots/.
+that read it re-run. Then two runs are compared (chart and stage diff, in the main area) and one is promoted
+from the Registry view, once refused by a gate and once accepted. All at JupyterLab's default sidebar width.
+Screenshots go to reports/screenshots/.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def test_sidebar_badges_compare_and_promote(project: Path, tmp_path_factory):
 
 def check_the_whole_story(page, server) -> None:
     lab.open_notebook(page, server, "train.ipynb")
-    lab.widen_sidebar(page, 560)
+    sidebar_width = page.eval_on_selector("#mlops-nb-sidebar", "e => e.getBoundingClientRect().width")
+    assert sidebar_width < 320  # JupyterLab's default: everything below must read at this width
     # Before any run: every %%track cell has a badge saying so.
     page.wait_for_function("() => document.querySelectorAll('.mlops-nb-cell-badge').length === 5")
     assert states(page, ".mlops-nb-cell-badge") == {s: ["NONE", "false"] for s in STAGES}
@@ -107,6 +109,11 @@ def check_the_whole_story(page, server) -> None:
     )
     wait_idle(page)
     shot(page, "3-changed-c")
+    # The kernel is idle: its run is open (RUNNING in MLflow until the kernel stops), not "running".
+    page.wait_for_function(
+        "() => document.querySelector('#mlops-nb-sidebar .mlops-nb-caption')?.textContent.includes('kernel idle')"
+    )
+    assert "running" not in page.inner_text("#mlops-nb-sidebar .mlops-nb-caption")
 
     # Runs: three runs of this notebook; compare the last two.
     page.click("#mlops-nb-sidebar .mlops-nb-tab[data-view='runs']")
@@ -114,27 +121,51 @@ def check_the_whole_story(page, server) -> None:
         "() => document.querySelectorAll('#mlops-nb-sidebar table.mlops-nb-runs tbody tr').length === 3",
         timeout=30_000,
     )
+    rows = "#mlops-nb-sidebar table.mlops-nb-runs tbody tr"
+    # Readable in the narrow list: each row has its headline metric; the idle kernel's run is not "●".
+    assert page.inner_text("#mlops-nb-sidebar table.mlops-nb-runs th.mlops-nb-metric") == "accuracy"
+    for _ in range(30):  # the open run's metrics reach MLflow from the kernel's sender: ⟳ until they are there
+        shown = page.eval_on_selector_all(f"{rows} td.mlops-nb-metric", "els => els.map(e => e.textContent)")
+        if "—" not in shown:
+            break
+        page.click("#mlops-nb-sidebar .mlops-nb-refresh")
+        page.wait_for_timeout(1000)
+    assert shown == ["0.9333", "0.9111", "0.9111"]
+    assert page.get_attribute(f"{rows}:first-child", "data-state") == "idle"
+    assert "●" not in page.inner_text(f"{rows}:first-child")
+    names = page.eval_on_selector_all(
+        f"{rows} input[type=checkbox]", "els => els.map(e => e.getAttribute('aria-label'))"
+    )
+    assert len(set(names)) == 3 and all(name.startswith("Select run ") for name in names), names
+    blank = "els => els.filter(e => !e.textContent.trim()).length"
+    assert page.eval_on_selector_all("#mlops-nb-sidebar th", blank) == 0  # every header has a name
     compare = page.locator("#mlops-nb-sidebar .mlops-nb-compare")
     assert compare.is_disabled()
-    boxes = page.locator("#mlops-nb-sidebar table.mlops-nb-runs tbody input[type=checkbox]")
+    boxes = page.locator(f"{rows} input[type=checkbox]")
     boxes.nth(0).check()
     boxes.nth(1).check()
     compare.click()
-    drawn = "#mlops-nb-sidebar .mlops-nb-chart[data-drawn='true']"
+    # The comparison opens in the main area, beside the notebook, where the chart has room.
+    panel = "#jp-main-dock-panel #mlops-nb-comparison"
+    drawn = f"{panel} .mlops-nb-chart[data-drawn='true']"
     page.wait_for_selector(f"{drawn} svg, {drawn} canvas", timeout=30_000)
-    page.wait_for_selector("#mlops-nb-sidebar .mlops-nb-diff-view", timeout=30_000)
+    page.wait_for_selector(f"{panel} .mlops-nb-diff-view", timeout=30_000)
     changed = page.eval_on_selector_all(
-        "#mlops-nb-sidebar tr.mlops-nb-stage-diff",
+        f"{panel} tr.mlops-nb-stage-diff",
         "els => Object.fromEntries(els.map(e => [e.dataset.stage, e.dataset.changed]))",
     )
     assert changed == {"load": "false", "clean": "false", "split": "false", "train": "true", "evaluate": "true"}
-    assert "params: C" in page.inner_text("#mlops-nb-sidebar tr.mlops-nb-stage-diff[data-stage='train']")
-    # parallel coordinates (200 px) above the metric-vs-parameter grid, there because C (read by the
-    # train stage) is a parameter of these runs
+    assert "params: C" in page.inner_text(f"{panel} tr.mlops-nb-stage-diff[data-stage='train']")
+    # The notebook runs carry the C their train stage read: the diff says 1.0 -> 0.1, not "1.0 -> —".
+    assert page.inner_text(f"{panel} .mlops-nb-diff-view tr[data-param='C']").split() == ["C", "1.0", "→", "0.1"]
+    # parallel coordinates (200 px) above the metric-vs-parameter grid, there because C is a parameter
     height = page.eval_on_selector(f"{drawn} .vega-embed", "e => e.getBoundingClientRect().height")
     assert height > 350
-    assert page.locator("#mlops-nb-sidebar .mlops-nb-metric-table tr[data-metric='accuracy']").count() == 1
-    page.locator("#mlops-nb-sidebar .mlops-nb-comparison").scroll_into_view_if_needed()
+    assert page.locator(f"{panel} .mlops-nb-metric-table tr[data-metric='accuracy']").count() == 1
+    assert page.locator(f"{panel} .mlops-nb-metric-table tr[data-param='C']").count() == 1
+    assert page.eval_on_selector_all(f"{panel} th", blank) == 0
+    box = page.eval_on_selector(panel, "e => e.getBoundingClientRect().width")
+    assert box > 2 * sidebar_width
     shot(page, "4-compare")
 
     # Registry: a gate that fails refuses the promotion and says which; then an accepted one.
@@ -155,6 +186,23 @@ def check_the_whole_story(page, server) -> None:
     page.wait_for_selector("#mlops-nb-sidebar .mlops-nb-versions tr[data-version='1'][data-aliases='champion']")
     shot(page, "5-registry")
     assert server.api("mlops-nb/api/models/wine")["aliases"] == {"champion": "1"}
+
+    # The palette command moves the keyboard focus into the sidebar.
+    page.locator(".jp-Notebook .jp-Cell").nth(1).click()
+    page.keyboard.press("Escape")  # command mode: the focus is on the notebook
+    page.keyboard.press("Control+Shift+c")
+    page.wait_for_selector(".lm-CommandPalette-input")
+    page.keyboard.type("Show the MLOps sidebar")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => !!document.activeElement?.closest('#mlops-nb-sidebar')")
+
+    # A new browser session (a reload, another tab): nothing ran here yet, so each badge says which run it is from.
+    other = page.context.browser.new_page(viewport={"width": 1500, "height": 950})
+    lab.open_notebook(other, server, "train.ipynb")
+    earlier = ".mlops-nb-cell-badge[data-stage='train'][data-earlier='true']"
+    other.wait_for_selector(earlier, timeout=30_000)
+    assert "earlier notebook run " in other.inner_text(earlier)
+    other.close()
 
     # "Track this cell" from the cell's context menu: a new cell becomes a stage, with its badge.
     page.locator(".jp-Notebook .jp-Cell").last.click()

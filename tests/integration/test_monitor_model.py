@@ -339,6 +339,9 @@ def test_webhooks_get_the_summary_and_a_failing_one_loses_nothing(project: Path)
         assert path == "/services/T0KEN?token=abc"
         assert summary["model"] == "churn" and summary["version"] == "1" and summary["dataset_drift"] is True
         assert set(summary["drifted_features"]) == SHIFTED and summary["problems"] == 3
+        # the one line a Slack incoming webhook shows (it refuses a body without text)
+        assert summary["text"].startswith("mlops-nb monitor: churn version 1, 2000 rows: drift in ")
+        assert summary["text"].endswith(f"; 3 data problem(s); run {summary['run_id']}")
         assert client.get_run(summary["run_id"]).data.tags["mlops_nb.kind"] == "monitor"
 
         for port, expected in ((broken.server_port, "answered HTTP 500"), (silent.getsockname()[1], "did not answer")):

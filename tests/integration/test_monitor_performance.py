@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 
@@ -41,13 +42,22 @@ def _logged(project: Path) -> None:
     promote(job.run_id, "clf")
 
 
-def test_monitor_estimates_performance_without_labels_and_shows_the_realised_beside(project: Path) -> None:
+def test_monitor_estimates_performance_without_labels_and_shows_the_realised_beside(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _logged(project)
     x, y = _data(np.random.default_rng(12), 20_000, shift=1.5)
     current = _frame(x).assign(outcome=np.where(y == 1, "churn", "stay"))
     pq.write_table(pa.Table.from_pandas(current), project / "today.parquet")
+    import skops.io
+
+    loads: list[str] = []
+    real_load = skops.io.load
+    monkeypatch.setattr(skops.io, "load", lambda file, **kw: loads.append(file) or real_load(file, **kw))
 
     outcome = watch("models:/clf@champion", data=str(project / "today.parquet"), labels="outcome")
+
+    assert len(loads) == 1, loads  # scored (label-free) and predicted (realised) with one load of the model
 
     assert (
         outcome.result["performance"]["metrics"]["accuracy"]

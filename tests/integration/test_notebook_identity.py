@@ -66,27 +66,48 @@ def test_plain_papermill_records_under_the_notebook(project: Path) -> None:
     _assert_recorded_as(project, notebook, "3")
 
 
+NBCONVERT = ["nbconvert", "--execute", "--to", "notebook", "--output-dir", "out", "analysis/churn model.ipynb"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "command",
+    ("command", "session"),
     [
-        ["nbconvert", "--execute", "--to", "notebook", "--output-dir", "out", "analysis/churn model.ipynb"],
-        ["execute", "analysis/churn model.ipynb"],
+        (NBCONVERT, None),
+        (["execute", "analysis/churn model.ipynb"], None),
+        # started from a cell of another notebook (`!jupyter nbconvert ...`) or from a Jupyter console: the
+        # kernel inherits that session's JPY_SESSION_NAME, which is not the notebook nbconvert runs
+        (NBCONVERT, "o.ipynb"),
+        (["nbconvert", "--execute", "--to", "notebook", "--inplace", "analysis/churn model.ipynb"], "console-1"),
     ],
-    ids=["nbconvert", "execute"],
+    ids=["nbconvert", "execute", "from-a-notebook-cell", "from-a-console"],
 )
-def test_jupyter_nbconvert_and_execute_record_under_the_notebook(project: Path, command: list[str]) -> None:
+def test_jupyter_nbconvert_and_execute_record_under_the_notebook(
+    project: Path, command: list[str], session: str | None
+) -> None:
     notebook = _notebook(project)
+    env = _env() if session is None else {**_env(), "JPY_SESSION_NAME": str(project / session)}
     out = subprocess.run(
         [str(Path(sys.executable).parent / "jupyter"), *command],
         cwd=project,
-        env=_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     _assert_recorded_as(project, notebook, "1")
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "mlops-nb"), "runs", "analysis/churn model.ipynb", "--json"],
+        cwd=project,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    (run,) = json.loads(listed.stdout)["runs"]
+    assert (run["kind"], run["name"], run["status"]) == ("notebook", "churn model", "FINISHED")
 
 
 class JupyterServer:

@@ -463,3 +463,34 @@ def test_a_model_name_mlflow_or_a_generated_file_would_choke_on_is_refused(proje
         assert result.exit_code == 2, (name, result.output)
         assert "not a valid registered model name" in result.stderr and rule in result.stderr, result.stderr
     assert embedded_client(project).search_registered_models() == []
+
+
+def test_promote_compares_with_the_alias_on_the_projects_metric_and_warns_when_worse(project: Path) -> None:
+    assert promote(record(0.933), "wine").promoted
+    unset = cli(record(0.95), "--name", "wine")
+    assert unset.exit_code == 0, unset.output
+    assert "Not compared with version 1: pass --metric M, or set metric in [tool.mlops_nb.promote]" in unset.stderr
+    (project / "pyproject.toml").write_text('[tool.mlops_nb.promote]\nmetric = "accuracy"\n')
+
+    worse = cli(record(0.911), "--name", "wine")
+
+    assert worse.exit_code == 0, worse.output
+    assert "against wine@champion: accuracy: 0.911 against 0.95 of version 2 (0.039 worse; higher is better)" in (
+        worse.stdout
+    )
+    assert "Promoted: wine@champion -> version 3 (was version 2)." in worse.stdout
+    assert "Warning: wine@champion moved to a version with a worse accuracy than version 2's" in worse.stderr
+    assert "--must-beat champion --metric accuracy" in worse.stderr
+    better = cli(record(0.96), "--name", "wine")
+    assert "accuracy: 0.96 against 0.911 of version 3 (0.049 better" in better.stdout and not better.stderr
+    # The configured gate is the default of --must-beat; --no-must-beat skips it for one promotion.
+    (project / "pyproject.toml").write_text('[tool.mlops_nb.promote]\nmetric = "accuracy"\nmust_beat = "champion"\n')
+    refused = cli(record(0.9), "--name", "wine")
+    assert refused.exit_code == 3, refused.output
+    assert "✗ beats @champion on accuracy: accuracy = 0.9 is 0.06 short of 0.96 of version 4" in refused.stdout
+    forced = cli(record(0.9), "--name", "wine", "--no-must-beat")
+    assert forced.exit_code == 0 and "Warning: wine@champion moved" in forced.stderr
+    assert str(embedded_client(project).get_model_version_by_alias("wine", "champion").version) == "5"
+    (project / "pyproject.toml").write_text('[tool.mlops_nb.promote]\nmust_beat = "champion"\n')
+    bad = cli(record(0.99), "--name", "wine")
+    assert bad.exit_code == 2 and "Setting 'must_beat'" in bad.stderr and 'metric = "accuracy"' in bad.stderr

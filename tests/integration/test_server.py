@@ -205,6 +205,33 @@ def test_runs_run_notebook_and_diff_answer_what_the_read_api_reads(api, project:
     assert diff["metrics"]["accuracy"][:2] == [0.9, 0.8]
 
 
+def test_compare_serves_the_runs_and_the_chart_spec_built_in_python(api, project: Path, two_runs) -> None:
+    from mlops_nb.widgets.charts import compare_spec
+
+    a, b = two_runs
+    # C only on the stage that read it, as an older mlops-nb recorded a notebook run
+    with mnb.start_run("old", kind="notebook") as old, mnb.stage("score"):
+        mnb.log_params({"C": 0.1})
+        mnb.log_metric("accuracy", 0.7)
+    assert mnb.flush(60)
+
+    status, compared = api("compare", params=[("run", i) for i in (a, b, old.run_id, a)])
+
+    assert status == 200
+    assert [r["run_id"] for r in compared["runs"]] == [a, b, old.run_id]  # in the order asked, once each
+    assert [r["params"] for r in compared["runs"]] == [{"C": "1.0"}, {"C": "0.5"}, {"C": "0.1"}]
+    assert compared["spec"] == _json(compare_spec(compared["runs"]))  # the spec %mlops panel shows
+    axes = {row["axis"] for row in compared["spec"]["vconcat"][0]["data"]["values"]}
+    assert axes == {"C", "accuracy", "rows"}
+    for ids, code, message in [
+        ([a], 400, "Give two or more runs to compare"),
+        ([a, "no-such-run"], 404, "No run 'no-such-run'"),
+        ([f"{i:032x}" for i in range(501)], 400, "compare at most 500 at once"),
+    ]:
+        status, body = api("compare", params=[("run", i) for i in ids])
+        assert status == code and message in body["message"], (ids, body)
+
+
 def _train(accuracy: float) -> str:
     import numpy as np
     from sklearn.linear_model import LogisticRegression

@@ -143,6 +143,27 @@ def test_metrics_are_rolled_up_and_carried_by_cache_hits(ip, project: Path) -> N
     assert parent.data.metrics == {"acc": pytest.approx(2 / 3)} and parent.data.tags["mlops_nb.kind"] == "script"
 
 
+def test_the_run_of_the_stages_gets_the_parameters_they_read_first_value_kept(ip, project: Path) -> None:
+    from mlops_nb.tracking.diff import diff_runs
+    from mlops_nb.tracking.reading import run_detail, stage_code
+
+    cell(ip, "C = 0.5\nseed = 3")
+    cell(ip, "%%track fit --params C,seed\nscore = C + seed")
+    cell(ip, "C = 2.0")
+    cell(ip, "%%track fit --params C,seed\nscore = C + seed")  # C changed: MLflow params cannot, so it keeps 0.5
+    (first, again) = stage_runs(project)
+    notebook_id = first.data.tags["mlflow.parentRunId"]
+    notebook = embedded_client(project).get_run(notebook_id)
+    assert notebook.data.params == {"C": "0.5", "seed": "3"}
+    assert again.data.params == {"C": "2.0", "seed": "3"}  # the stage keeps what it read
+    cell(ip, "%mlops init --experiment Default")  # ends the session's run
+    with mnb.start_run("train", kind="job") as job:
+        mnb.log_params({"C": 1.0, "seed": 3})
+    assert mnb.flush(60)
+    diff = diff_runs(run_detail(notebook_id), run_detail(job.run_id), stage_code)
+    assert diff["params"] == {"C": ["0.5", "1.0"]}  # not "0.5 -> —": the notebook run has its C
+
+
 def test_stages_table_and_panel(ip, project: Path) -> None:
     cell(ip, "%%track one\nv = 1")
     cell(ip, "%%track one\nv = 1")
@@ -175,7 +196,7 @@ def test_panel_runs_tab_compares_two_runs(ip, project: Path) -> None:
 
     chart, diff = comparison([runs._runs[i] for i in runs.select.value], run_detail)
     axes = {row["axis"] for row in chart[VEGALITE]["vconcat"][0]["data"]["values"]}
-    assert axes == {"C", "accuracy"}  # C from the stage: the runs themselves have no params
+    assert axes == {"C", "accuracy"}
     (fit,) = diff.record["stages"]
     assert fit["params_changed"] == ["C"] and not fit["code_changed"]
     assert diff.record["metrics"]["accuracy"][:2] == [pytest.approx(0.0), pytest.approx(0.9)]  # older -> newer
