@@ -48,7 +48,9 @@ def _dump(value: Any) -> None:
 @click.argument("notebook", required=False)
 @click.option("--experiment", help="Only this experiment's runs (default: every experiment).")
 @click.option(
-    "--kind", type=click.Choice(["notebook", "job", "sweep", "script", "monitor"]), help="Only runs of this kind."
+    "--kind",
+    type=click.Choice(["notebook", "job", "sweep", "study", "script", "monitor"]),
+    help="Only runs of this kind.",
 )
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs.")
 @click.option("--page-token", help="The next_page_token of a previous --json answer.")

@@ -1,0 +1,129 @@
+"""mlops-nb tune on real kernels and the embedded store: the study run, its trials, the best, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import embedded_client
+from tests.notebooks import mlops_nb, runs, write_notebook
+
+# `load` does not read the tuned parameter (a cache hit after the first trial); `score` fails for scale = 0.
+TUNED = (
+    "%load_ext mlops_nb",
+    "%%track load\nimport numpy as np\ndata = np.arange(n)",
+    "%%track score\nimport mlops_nb as mnb\nmnb.log_metric('inv', 1 / scale)\n"
+    "mnb.log_metric('total', float(data.sum()))",
+)
+
+
+def _study(project: Path, name: str = "tuned") -> object:
+    import optuna
+
+    from mlops_nb.jobs.study import journal_path, storage
+
+    return optuna.load_study(study_name=name, storage=storage(journal_path(project / ".mlops_nb", name)))
+
+
+@pytest.mark.slow
+def test_a_study_records_its_trials_tags_the_best_and_survives_a_failed_trial(project: Path) -> None:
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    done = mlops_nb(
+        "tune",
+        "tuned.ipynb",
+        "--space",
+        "scale=choice(0,1,2,4)",
+        "--sampler",
+        "grid",
+        "--trials",
+        "4",
+        "--metric",
+        "inv",
+        "--direction",
+        "minimize",
+        "--parallel",
+        "2",
+        "--seed",
+        "0",
+        "--json",
+        "study.json",
+        cwd=project,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ran 4 trials" in done.stderr and "3 complete, 0 pruned, 1 failed" in done.stderr
+    assert "ZeroDivisionError" in done.stderr and "best (minimize inv): trial" in done.stderr
+    study_id = done.stdout.strip()
+    client = embedded_client(project)
+    study = client.get_run(study_id)
+    assert study.info.status == "FINISHED"
+    assert study.data.tags["mlops_nb.kind"] == "study" and study.data.tags["mlops_nb.study"] == "tuned"
+    assert study.data.metrics["best_inv"] == pytest.approx(0.25)
+    assert study.data.params["best.scale"] == "4" and study.data.params["space.scale"] == "choice(0,1,2,4)"
+
+    every = runs(project, "tuned")
+    jobs = [r for r in every if r.data.tags.get("mlflow.parentRunId") == study_id]
+    assert {r.data.tags["mlops_nb.kind"] for r in jobs} == {"job"}
+    by_scale = {r.data.params["scale"]: r for r in jobs}
+    assert sorted(by_scale) == ["0", "1", "2", "4"]
+    assert sorted(r.data.tags["mlops_nb.trial"] for r in jobs) == ["0", "1", "2", "3"]
+    assert by_scale["0"].data.tags["mlops_nb.trial_state"] == "FAIL" and by_scale["0"].info.status == "FAILED"
+    assert {by_scale[s].data.tags["mlops_nb.trial_state"] for s in "124"} == {"COMPLETE"}
+    assert [s for s, r in by_scale.items() if r.data.tags.get("mlops_nb.best") == "true"] == ["4"]
+    assert study.data.tags["mlops_nb.study.best_run"] == by_scale["4"].info.run_id
+    # Stages nest under their trial as usual; `load` reads no tuned parameter: served from the cache
+    loads = [r for r in every if r.data.tags.get("mlops_nb.stage") == "load"]
+    assert len(loads) == 4 and any(r.data.tags["mlops_nb.cache_hit"] == "true" for r in loads)
+
+    result = json.loads((project / "study.json").read_text())
+    assert result["study"] == "tuned" and result["run_id"] == study_id
+    assert result["best"] == {
+        "trial": result["best"]["trial"],
+        "value": 0.25,
+        "params": {"scale": 4},
+        "run_id": by_scale["4"].info.run_id,
+    }
+    assert sorted((t["state"], t["params"]["scale"]) for t in result["trials"]) == [
+        ("COMPLETE", 1),
+        ("COMPLETE", 2),
+        ("COMPLETE", 4),
+        ("FAIL", 0),
+    ]
+    assert {t["run_id"] for t in result["trials"]} == {r.info.run_id for r in jobs}
+    assert [t.state.name for t in _study(project).trials].count("COMPLETE") == 3
+
+
+def test_a_metric_the_notebook_never_logs_stops_the_study_with_exit_2(project: Path) -> None:
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    done = mlops_nb(
+        "tune", "tuned.ipynb", "--space", "scale=choice(1,2)", "--trials", "3", "--metric", "acc", cwd=project
+    )
+    assert done.returncode == 2, done.stderr
+    assert "did not log the metric 'acc' (it logged: inv, total)" in done.stderr
+    assert "Pass --metric as one of those" in done.stderr
+    every = runs(project, "tuned")
+    assert [r.info.status for r in every if r.data.tags["mlops_nb.kind"] == "study"] == ["FAILED"]
+    assert "RUNNING" not in {r.info.status for r in every}
+    assert {t.state.name for t in _study(project).trials} == {"FAIL"}
+
+
+@pytest.mark.parametrize(
+    ("args", "fix"),
+    [
+        (("--space", "scael=uniform(0,1)"), "Unknown parameter 'scael'"),
+        (("--space", "scale=normal(0,1)"), "write the distribution as one of"),
+        ((), "The search space is empty"),
+        (("--space", "scale=uniform(0,1)", "--direction", "up"), "use maximize or minimize"),
+        (("--space", "scale=uniform(0,1)", "--sampler", "grid"), "scale is continuous"),
+        (("--space", "scale=uniform(0,1)", "--pruner", "median(warmup=1)"), "takes no argument 'warmup'"),
+        (("--space", "scale=uniform(0,1)", "--study", "../x"), "a study name is letters"),
+        (("--space", "scale=uniform(0,1)", "--trials", "0"), "run at least 1 trial"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_fix_and_records_nothing(project: Path, args: tuple, fix: str) -> None:
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    done = mlops_nb("tune", "tuned.ipynb", *args, "--metric", "inv", cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert fix in done.stderr, done.stderr
+    assert runs(project, "tuned") == []
