@@ -244,7 +244,6 @@ def tune(
         raise
     record.end("FINISHED")
     send_jobs(loop.keys)
-    st.set_user_attr(STUDY_RUN, result.run_id)
     return result
 
 
@@ -283,6 +282,7 @@ class _Loop:
         self.keys: list[str] = []  # the job runs' keys, to send
         self.results: dict[int, tuple[JobResult | None, str]] = {}  # trial number -> (result, error)
         self.inflight: dict[Any, Any] = {}  # future -> optuna trial
+        self.noted: set[str] = set()
 
     def run(
         self,
@@ -397,6 +397,11 @@ class _Loop:
             error = f"{type(e).__name__}: {e}"
         if local:
             recorder.flush()  # the worker released the job's journals: send them now, while others run
+        if STUDY_RUN not in self.noted:  # so that a run resuming this study after a crash can name this one
+            run_id = recorder.known_run_id(self.record.key)
+            if run_id:
+                self.st.set_user_attr(STUDY_RUN, run_id)
+                self.noted.add(STUDY_RUN)
         problem = None
         if result is not None:
             self.keys.append(result.key)
@@ -525,6 +530,7 @@ def _conclude(
     for t in trials:  # run ids of this process's trials are known now
         if not t.run_id and t.number in loop.results and loop.results[t.number][0] is not None:
             t.run_id = recorder.known_run_id(loop.results[t.number][0].key) or ""  # type: ignore[union-attr]
+    st.set_user_attr(STUDY_RUN, record.run_id)
     result = TuneResult(
         study_name=loop.name,
         run_id=record.run_id,

@@ -127,3 +127,62 @@ def test_bad_input_exits_2_naming_the_fix_and_records_nothing(project: Path, arg
     assert done.returncode == 2, done.stderr
     assert fix in done.stderr, done.stderr
     assert runs(project, "tuned") == []
+
+
+# The third trial to start waits while the file `hold` exists: the test kills the study then.
+RESUMABLE = (
+    "%load_ext mlops_nb",
+    "%%track work\nimport pathlib, time\nimport mlops_nb as mnb\n"
+    "started = len(list(pathlib.Path('.').glob('started-*')))\npathlib.Path(f'started-{x}').write_text('1')\n"
+    "while started == 2 and pathlib.Path('hold').exists():\n    time.sleep(0.1)\nmnb.log_metric('y', x * 1.0)",
+)
+
+
+@pytest.mark.slow
+def test_a_study_killed_mid_trial_resumes_and_re_runs_that_trial(project: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from tests.notebooks import start_mlops_nb
+
+    write_notebook(project / "tuned.ipynb", *RESUMABLE, parameters="x = 0")
+    args = ("tune", "tuned.ipynb", "--space", "x=int(0,3)", "--sampler", "grid", "--trials", "4", "--metric", "y")
+    (project / "hold").write_text("")
+    proc = start_mlops_nb(*args, cwd=project)
+    deadline = time.monotonic() + 240
+    while len(list(project.glob("started-*"))) < 3:
+        assert proc.poll() is None, (project / "stderr.txt").read_text()
+        assert time.monotonic() < deadline, "the third trial did not start"
+        time.sleep(0.1)
+    newest = max(project.glob("started-*"), key=lambda p: p.stat().st_mtime_ns)
+    killed_x = int(newest.name.split("-")[1])
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    before = {t.number: (t.state.name, t.value) for t in _study(project).trials}
+    assert sorted(s for s, _ in before.values()) == ["COMPLETE", "COMPLETE", "RUNNING"]
+    (project / "hold").unlink()
+
+    done = mlops_nb(*args, "--json", "study.json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "re-ran the trials left running by a process that died" in done.stderr
+    trials = _study(project).trials
+    for number, (state, value) in before.items():  # the completed trials are kept as they were
+        if state == "COMPLETE":
+            assert (trials[number].state.name, trials[number].value) == (state, value)
+    killed = next(n for n, (s, _) in before.items() if s == "RUNNING")
+    assert trials[killed].state.name == "FAIL" and trials[killed].params == {"x": killed_x}
+    rerun = [t for t in trials if t.user_attrs.get("mlops_nb.rerun_of") == killed]
+    assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE" and rerun[0].params == {"x": killed_x}
+    assert sorted(t.params["x"] for t in trials if t.state.name == "COMPLETE") == [0, 1, 2, 3]
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+
+    every = runs(project, "tuned")
+    assert "RUNNING" not in {r.info.status for r in every}
+    studies = sorted((r for r in every if r.data.tags["mlops_nb.kind"] == "study"), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in studies] == ["KILLED", "FINISHED"]
+    assert studies[1].data.tags["mlops_nb.study.resumes"] == studies[0].info.run_id
+    complete = [r for r in every if r.data.tags.get("mlops_nb.trial_state") == "COMPLETE"]
+    assert sorted(r.data.params["x"] for r in complete) == ["0", "1", "2", "3"]  # none lost, none twice
+    result = json.loads((project / "study.json").read_text())
+    assert [t["state"] for t in result["trials"]].count("COMPLETE") == 4
