@@ -186,3 +186,53 @@ def test_a_study_killed_mid_trial_resumes_and_re_runs_that_trial(project: Path) 
     assert sorted(r.data.params["x"] for r in complete) == ["0", "1", "2", "3"]  # none lost, none twice
     result = json.loads((project / "study.json").read_text())
     assert [t["state"] for t in result["trials"]].count("COMPLETE") == 4
+
+
+# Reports x * step for steps 0-4; a trial the median pruner stops never logs `final`.
+REPORTING = (
+    "%load_ext mlops_nb",
+    "%%track fit\nimport mlops_nb as mnb\nfor step in range(5):\n    mnb.report(x * step, step)\n"
+    "mnb.log_metric('score', x * 4.0)",
+    "mnb.log_metric('final', 1.0)",
+)
+
+
+@pytest.mark.slow
+def test_mnb_report_lets_the_pruner_stop_a_trial_and_keeps_its_values(project: Path) -> None:
+    write_notebook(project / "tuned.ipynb", *REPORTING, parameters="x = 1")
+    done = mlops_nb(
+        "tune", "tuned.ipynb", "--space", "x=choice(4,1,3,2)", "--sampler", "grid", "--seed", "1", "--trials", "4",
+        "--metric", "score", "--pruner", "median(n_startup_trials=1)", "--json", "study.json", cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads((project / "study.json").read_text())
+    pruned = [t for t in result["trials"] if t["state"] == "PRUNED"]
+    assert pruned, done.stderr  # grid order with seed 1: a lower x follows a higher one
+    client = embedded_client(project)
+    for trial in pruned:
+        run = client.get_run(trial["run_id"])
+        assert run.info.status == "FINISHED" and run.data.tags["mlops_nb.trial_state"] == "PRUNED"
+        assert "TrialPruned: pruned at step" in run.data.tags["mlops_nb.error"]
+        assert "final" not in run.data.metrics  # it stopped at once
+        history = client.get_metric_history(trial["run_id"], "intermediate_value")
+        steps = sorted(m.step for m in history)
+        assert steps == list(range(len(steps))) and len(steps) < 5  # the values up to the pruning step are kept
+    study = _study(project)
+    assert {t.number for t in study.trials if t.state.name == "PRUNED"} == {t["trial"] for t in pruned}
+    assert all(t.intermediate_values for t in study.trials)  # the kernels reported into the study
+
+
+def test_mnb_report_outside_a_tune_is_log_metric(project: Path) -> None:
+    from tests.conftest import python
+
+    done = python(
+        "import sys, mlops_nb as mnb\nwith mnb.stage('fit'):\n    [mnb.report(0.5 * s, s) for s in range(3)]\n"
+        "    mnb.report(2.0, 0, name='loss')\nprint('optuna' in sys.modules)",
+        cwd=project,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"  # no Optuna needed outside a study
+    client = embedded_client(project)
+    stage = next(r for r in runs(project, "Default") if r.data.tags.get("mlops_nb.stage") == "fit")
+    values = [(m.step, m.value) for m in client.get_metric_history(stage.info.run_id, "intermediate_value")]
+    assert sorted(values) == [(0, 0.0), (1, 0.5), (2, 1.0)] and stage.data.metrics["loss"] == 2.0
