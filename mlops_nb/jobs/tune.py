@@ -26,7 +26,7 @@ from mlops_nb.jobs import study as study_mod
 from mlops_nb.jobs.job import PRUNED, JobOptions, JobResult, send_jobs
 from mlops_nb.jobs.pruning import trial_env
 from mlops_nb.jobs.space import Dimension, parse_space
-from mlops_nb.jobs.sweep import Task, _checked, _dask_client, _local_pool, _stop, run_task
+from mlops_nb.jobs.sweep import Task, _checked, _dask_client, _local_pool, _stop, _worker_exit, run_task
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import open_run
@@ -346,6 +346,8 @@ class _Loop:
             if local:
                 pool.shutdown(wait=True)
             else:
+                with contextlib.suppress(Exception):  # the workers' spare kernels and zygotes, before they close
+                    pool.run(_worker_exit)
                 cluster = pool.cluster if not self.scheduler else None
                 pool.close()
                 if cluster is not None:

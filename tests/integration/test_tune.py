@@ -236,3 +236,20 @@ def test_mnb_report_outside_a_tune_is_log_metric(project: Path) -> None:
     stage = next(r for r in runs(project, "Default") if r.data.tags.get("mlops_nb.stage") == "fit")
     values = [(m.step, m.value) for m in client.get_metric_history(stage.info.run_id, "intermediate_value")]
     assert sorted(values) == [(0, 0.0), (1, 0.5), (2, 1.0)] and stage.data.metrics["loss"] == 2.0
+
+
+@pytest.mark.slow
+def test_a_study_on_a_dask_cluster_gives_the_same_records(project: Path) -> None:
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    done = mlops_nb(
+        "tune", "tuned.ipynb", "--space", "scale=choice(1,2,4)", "--sampler", "grid", "--trials", "3",
+        "--metric", "inv", "--direction", "minimize", "--parallel", "2", "--executor", "dask", cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    study_id = done.stdout.strip()
+    client = embedded_client(project)
+    assert client.get_run(study_id).data.metrics["best_inv"] == pytest.approx(0.25)
+    jobs = [r for r in runs(project, "tuned") if r.data.tags.get("mlflow.parentRunId") == study_id]
+    assert sorted(r.data.params["scale"] for r in jobs) == ["1", "2", "4"]
+    assert {(r.info.status, r.data.tags["mlops_nb.trial_state"]) for r in jobs} == {("FINISHED", "COMPLETE")}
+    assert [r.data.params["scale"] for r in jobs if r.data.tags.get("mlops_nb.best") == "true"] == ["4"]
