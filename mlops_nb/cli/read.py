@@ -98,7 +98,11 @@ def show(run_id: str, as_json: bool) -> None:
     """One run: its parameters, metrics and stages (status, duration, cache hit, metrics)."""
     from mlops_nb.tracking.reading import run_detail
 
-    detail = run_detail(run_id)
+    detail: dict[str, Any] = dict(run_detail(run_id))
+    if detail["kind"] == "study":
+        from mlops_nb.tracking.studies import study_trials
+
+        detail["trials"] = study_trials(run_id)
     if as_json:
         _dump(detail)
         return
@@ -126,6 +130,21 @@ def show(run_id: str, as_json: bool) -> None:
         ]
         click.echo("")
         click.echo(_table(["stage", "status", "cache", "seconds", "metrics", "stage run"], rows))
+    if detail.get("trials"):
+        rows = [
+            [
+                str(t["trial"]),
+                t["state"] or _status(t["status"]),
+                _num(t["value"]) if t["value"] is not None else "",
+                "best" if t["best"] else "",
+                ", ".join(f"{k}={v}" for k, v in sorted(t["params"].items()))[:60],
+                t["run_id"],
+            ]
+            for t in detail["trials"]
+        ]
+        click.echo("")
+        metric = detail["params"].get("metric", "value")
+        click.echo(_table(["trial", "state", metric, "", "params", "job run"], rows))
 
 
 def _arrow(a: Any, b: Any) -> str:

@@ -9,7 +9,12 @@ from mlops_nb.cli import handle_errors
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
+@click.option(
+    "--study",
+    metavar="STUDY_RUN_OR_NAME",
+    help="Promote the best trial of this study (mlops-nb tune's run id, or the study's name) instead of RUN_ID.",
+)
 @click.option(
     "--name", required=True, metavar="MODEL", help="Registered model to add the version to (created if missing)."
 )
@@ -29,7 +34,8 @@ from mlops_nb.cli import handle_errors
 @click.option("--model", metavar="NAME", help="The model to promote when the run logged several (NAME or STAGE/NAME).")
 @handle_errors
 def promote(
-    run_id: str,
+    run_id: str | None,
+    study: str | None,
     name: str,
     alias: str,
     requires: tuple[str, ...],
@@ -41,11 +47,21 @@ def promote(
     """Register RUN_ID's model as a new version of MODEL; move the alias to it only if every gate holds.
 
     RUN_ID is the job or notebook run (the one `mlops-nb run` prints): the model logged in one of its stages
-    is found. Exit status: 0 promoted; 3 a gate refused it (nothing registered, the alias did not move, the
-    evidence is in tags on RUN_ID); 2 bad input (nothing registered).
+    is found. With --study, the best trial of a `mlops-nb tune` study is promoted, through the same gates.
+    Exit status: 0 promoted; 3 a gate refused it (nothing registered, the alias did not move, the evidence is
+    in tags on RUN_ID); 2 bad input (nothing registered).
     """
+    from mlops_nb.exceptions import UsageError
     from mlops_nb.registry.promote import promote as promote_run
 
+    if (run_id is None) == (study is None):
+        raise UsageError("Give either RUN_ID or --study STUDY (the best trial of a mlops-nb tune study), not both.")
+    if study is not None:
+        from mlops_nb.tracking.studies import best_trial_run
+
+        run_id = best_trial_run(study)
+        click.echo(f"The best trial of study {study!r} is run {run_id}.")
+    assert run_id is not None
     result = promote_run(
         run_id,
         name,

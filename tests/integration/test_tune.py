@@ -93,6 +93,15 @@ def test_a_study_records_its_trials_tags_the_best_and_survives_a_failed_trial(pr
     assert {t["run_id"] for t in result["trials"]} == {r.info.run_id for r in jobs}
     assert [t.state.name for t in _study(project).trials].count("COMPLETE") == 3
 
+    listed = mlops_nb("runs", "--kind", "study", "--json", cwd=project)
+    assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [study_id]
+    shown = mlops_nb("show", study_id, "--json", cwd=project)
+    trials = json.loads(shown.stdout)["trials"]
+    assert [(t["trial"], t["state"]) for t in trials] == [(t["trial"], t["state"]) for t in result["trials"]]
+    assert [t["params"]["scale"] for t in trials if t["best"]] == ["4"]
+    table = mlops_nb("show", study_id, cwd=project).stdout
+    assert "trial" in table and "FAIL" in table and "best" in table
+
 
 def test_a_metric_the_notebook_never_logs_stops_the_study_with_exit_2(project: Path) -> None:
     write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
@@ -253,3 +262,35 @@ def test_a_study_on_a_dask_cluster_gives_the_same_records(project: Path) -> None
     assert sorted(r.data.params["scale"] for r in jobs) == ["1", "2", "4"]
     assert {(r.info.status, r.data.tags["mlops_nb.trial_state"]) for r in jobs} == {("FINISHED", "COMPLETE")}
     assert [r.data.params["scale"] for r in jobs if r.data.tags.get("mlops_nb.best") == "true"] == ["4"]
+
+
+TRAINED = (
+    "%load_ext mlops_nb",
+    "%%track train\nimport numpy as np\nimport mlops_nb as mnb\nfrom sklearn.linear_model import LogisticRegression\n"
+    "X = np.random.RandomState(0).rand(60, 3)\ny = (X[:, 0] > 0.5).astype(int)\n"
+    "model = LogisticRegression(C=C).fit(X, y)\nmnb.log_metric('accuracy', model.score(X, y))\n"
+    "mnb.log_model(model, 'model', input_example=X[:5])",
+)
+
+
+@pytest.mark.slow
+def test_promote_study_registers_the_best_trials_model_through_the_gates(project: Path) -> None:
+    write_notebook(project / "tuned.ipynb", *TRAINED, parameters="C = 1.0")
+    done = mlops_nb(
+        "tune", "tuned.ipynb", "--space", "C=choice(0.001,10.0)", "--sampler", "grid", "--trials", "2",
+        "--metric", "accuracy", "--study", "churn-study", "--json", "study.json", cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    best = json.loads((project / "study.json").read_text())["best"]
+    assert best["params"] == {"C": 10.0}
+    refused = mlops_nb("promote", "--study", "churn-study", "--name", "churn", "--require", "accuracy >= 1.1",
+                       cwd=project)  # fmt: skip
+    assert refused.returncode == 3, refused.stderr + refused.stdout
+    promoted = mlops_nb("promote", "--study", done.stdout.strip(), "--name", "churn", cwd=project)
+    assert promoted.returncode == 0, promoted.stderr + promoted.stdout
+    assert f"The best trial of study {done.stdout.strip()!r} is run {best['run_id']}" in promoted.stdout
+    client = embedded_client(project)
+    version = client.get_model_version_by_alias("churn", "champion")
+    assert version.tags["mlops_nb.source_run"] == best["run_id"]
+    unknown = mlops_nb("promote", "--study", "nope", "--name", "churn", cwd=project)
+    assert unknown.returncode == 2 and "No study 'nope'" in unknown.stderr
