@@ -10,6 +10,7 @@ it (Optuna itself would leave it RUNNING forever, or skip it).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -28,8 +29,7 @@ DIRECTIONS = ("maximize", "minimize")
 
 # Trial user attributes
 OWNER = "mlops_nb.owner"  # host:pid:start of the process running the trial
-RUN_KEY = "mlops_nb.run_key"  # the trial's job run (mlops-nb key; the MLflow id is RUN_ID)
-RUN_ID = "mlops_nb.run_id"
+RUN = "mlops_nb.run"  # the trial's job run: {"key": mlops-nb key, "id": MLflow id} (one write: each one fsyncs)
 REASON = "mlops_nb.reason"  # why it failed, was pruned, or is a re-run
 RERUN_OF = "mlops_nb.rerun_of"  # a re-run: the number of the trial whose process died while it ran
 # Study user attributes
@@ -56,10 +56,43 @@ def journal_path(home: Path, name: str) -> Path:
 def storage(path: Path) -> Any:
     """Optuna's journal storage on the file ``path`` (created with its folder when missing)."""
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    return JournalStorage(_backend_class()(str(path)))
+
+
+def durable(path: Path) -> None:
+    """Make the study's journal durable on disk (an fsync; records survive a killed process without it)."""
+    with path.open("ab") as f:
+        os.fsync(f.fileno())
+
+
+@functools.cache
+def _backend_class() -> Any:
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+    class Backend(JournalFileBackend):  # type: ignore[misc]
+        """Optuna's journal file (same lines, same lock: Optuna and optuna-dashboard read and share it),
+        appended without an fsync per record. A trial writes five or more records, and an fsync costs 5-7 ms
+        on this kind of machine: 30 ms of a trial's bookkeeping, against a few for everything else. A record
+        written is in the OS's page cache, so it survives a SIGKILL of this process or its kernels; the tune
+        makes the file durable (``durable``) when the study ends."""
+
+        def __init__(self, file_path: str) -> None:
+            self.lock = JournalFileSymlinkLock(file_path)
+            self.path = file_path
+            super().__init__(file_path, lock_obj=self.lock)
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
+            self.lock.acquire()
+            try:
+                with open(self.path, "ab") as f:  # noqa: PTH123 - Optuna's path is a str
+                    f.write(text)
+            finally:
+                self.lock.release()
+
+    return Backend
 
 
 def _call_spec(text: str, what: str) -> tuple[str, dict[str, Any]]:

@@ -243,6 +243,7 @@ def tune(
             send_jobs(loop.keys)  # what ran is in MLflow before the error is shown
         raise
     record.end("FINISHED")
+    study_mod.durable(path)
     send_jobs(loop.keys)
     return result
 
@@ -408,8 +409,7 @@ class _Loop:
         if result is not None:
             self.keys.append(result.key)
             result.run_id = result.run_id or recorder.known_run_id(result.key) or ""
-            trial.set_user_attr(study_mod.RUN_KEY, result.key)
-            trial.set_user_attr(study_mod.RUN_ID, result.run_id)
+            trial.set_user_attr(study_mod.RUN, {"key": result.key, "id": result.run_id})
         self.results[trial.number] = (result, error)
         if result is not None and result.ok and self.metric in result.metrics:
             self.st.tell(trial, result.metrics[self.metric])
@@ -489,7 +489,7 @@ def trials_of(st: Any, results: dict[int, tuple[JobResult | None, str]] | None =
                 state=t.state.name,
                 value=t.value if t.state.name == "COMPLETE" else None,
                 params=dict(t.params),
-                run_id=(result.run_id if result else "") or t.user_attrs.get(study_mod.RUN_ID, ""),
+                run_id=(result.run_id if result else "") or t.user_attrs.get(study_mod.RUN, {}).get("id", ""),
                 reason=reason,
                 rerun_of=t.user_attrs.get(study_mod.RERUN_OF),
                 cache_hits=sum(s.cache_hit for s in result.stages) if result else None,
@@ -517,7 +517,7 @@ def _conclude(
     complete = [t for t in trials if t.state == "COMPLETE"]
     if complete:
         best = by_number[st.best_trial.number]
-        best_key = st.best_trial.user_attrs.get(study_mod.RUN_KEY)
+        best_key = st.best_trial.user_attrs.get(study_mod.RUN, {}).get("key")
         earlier = st.user_attrs.get(study_mod.BEST_KEY)
         if earlier and earlier != best_key:
             recorder.set_tag(earlier, tags.BEST, "false")
