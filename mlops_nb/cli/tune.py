@@ -26,7 +26,7 @@ from mlops_nb.exceptions import UsageError
 @click.option(
     "--space-file",
     type=click.Path(path_type=Path),
-    help="A YAML file of NAME: DIST lines (--space adds to it).",
+    help="A YAML file of NAME: DIST lines (--space adds to it). Without either: [tool.mlops_nb.tune.space].",
 )
 @click.option(
     "--trials", type=int, default=20, show_default=True, help="Trials in the study (a resumed one runs the rest)."
@@ -120,6 +120,14 @@ def tune(
         raise UsageError("--scheduler needs --executor dask.")
     specs = dict(_space_file(space_file)) if space_file else {}
     specs.update(parse_space(list(spaces)) if spaces else {})
+    if not specs:  # the project's space, if it has one
+        from mlops_nb.config import load_tune_space
+
+        configured, source = load_tune_space()
+        try:
+            specs = parse_space(configured) if configured else {}
+        except UsageError as e:
+            raise UsageError(f"{e} (read from {source})") from e
     result = run_tune(
         notebook,
         specs if specs else [],

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_nb import exit_codes
 from mlops_nb.exceptions import UsageError
 from mlops_nb.jobs import study as study_mod
 from mlops_nb.jobs.job import PRUNED, JobOptions, JobResult, send_jobs
@@ -76,10 +75,6 @@ class TuneResult:
     rerun: list[int]  # trials whose process had died, queued again
     duration: float
     study: Any = field(default=None, repr=False)  # the optuna.Study
-
-    @property
-    def exit_code(self) -> int:
-        return exit_codes.OK
 
     def json(self) -> dict[str, Any]:
         best = None

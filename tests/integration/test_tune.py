@@ -130,6 +130,14 @@ def test_a_metric_the_notebook_never_logs_stops_the_study_with_exit_2(project: P
         (("--space", "scale=uniform(0,1)", "--trials", "0"), "run at least 1 trial"),
     ],
 )
+def test_the_projects_space_is_read_from_pyproject(project: Path) -> None:
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    (project / "pyproject.toml").write_text('[tool.mlops_nb.tune.space]\nscale = "loguniform(0,1)"\n')
+    done = mlops_nb("tune", "tuned.ipynb", "--metric", "inv", cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert "loguniform needs a positive low bound" in done.stderr and "[tool.mlops_nb.tune.space]" in done.stderr
+
+
 def test_bad_input_exits_2_naming_the_fix_and_records_nothing(project: Path, args: tuple, fix: str) -> None:
     write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
     done = mlops_nb("tune", "tuned.ipynb", *args, "--metric", "inv", cwd=project)
@@ -294,3 +302,20 @@ def test_promote_study_registers_the_best_trials_model_through_the_gates(project
     assert version.tags["mlops_nb.source_run"] == best["run_id"]
     unknown = mlops_nb("promote", "--study", "nope", "--name", "churn", cwd=project)
     assert unknown.returncode == 2 and "No study 'nope'" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_mnb_tune_from_python_returns_the_result_and_the_optuna_study(project: Path) -> None:
+    from tests.conftest import python
+
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    done = python(
+        "import json, mlops_nb as mnb\n"
+        "r = mnb.tune('tuned.ipynb', {'scale': 'choice(1,2)'}, trials=2, metric='inv', direction='minimize',"
+        " sampler='grid')\nprint(json.dumps([r.best.params, r.study.best_value, r.run_id, len(r.trials)]))",
+        cwd=project,
+    )
+    assert done.returncode == 0, done.stderr
+    params, value, run_id, n = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (params, value, n) == ({"scale": 2}, 0.5, 2)
+    assert embedded_client(project).get_run(run_id).data.tags["mlops_nb.kind"] == "study"
