@@ -117,6 +117,14 @@ def test_a_metric_the_notebook_never_logs_stops_the_study_with_exit_2(project: P
     assert {t.state.name for t in _study(project).trials} == {"FAIL"}
 
 
+def test_the_projects_space_is_read_from_pyproject(project: Path) -> None:
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    (project / "pyproject.toml").write_text('[tool.mlops_nb.tune.space]\nscale = "loguniform(0,1)"\n')
+    done = mlops_nb("tune", "tuned.ipynb", "--metric", "inv", cwd=project)
+    assert done.returncode == 2, done.stderr
+    assert "loguniform needs a positive low bound" in done.stderr and "[tool.mlops_nb.tune.space]" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "fix"),
     [
@@ -130,14 +138,6 @@ def test_a_metric_the_notebook_never_logs_stops_the_study_with_exit_2(project: P
         (("--space", "scale=uniform(0,1)", "--trials", "0"), "run at least 1 trial"),
     ],
 )
-def test_the_projects_space_is_read_from_pyproject(project: Path) -> None:
-    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
-    (project / "pyproject.toml").write_text('[tool.mlops_nb.tune.space]\nscale = "loguniform(0,1)"\n')
-    done = mlops_nb("tune", "tuned.ipynb", "--metric", "inv", cwd=project)
-    assert done.returncode == 2, done.stderr
-    assert "loguniform needs a positive low bound" in done.stderr and "[tool.mlops_nb.tune.space]" in done.stderr
-
-
 def test_bad_input_exits_2_naming_the_fix_and_records_nothing(project: Path, args: tuple, fix: str) -> None:
     write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
     done = mlops_nb("tune", "tuned.ipynb", *args, "--metric", "inv", cwd=project)
