@@ -319,3 +319,31 @@ def test_mnb_tune_from_python_returns_the_result_and_the_optuna_study(project: P
     params, value, run_id, n = json.loads(done.stdout.strip().splitlines()[-1])
     assert (params, value, n) == ({"scale": 2}, 0.5, 2)
     assert embedded_client(project).get_run(run_id).data.tags["mlops_nb.kind"] == "study"
+
+
+@pytest.mark.slow
+def test_an_interrupted_study_ends_killed_and_queues_the_running_trial_again(project: Path) -> None:
+    import signal
+    import time
+
+    from tests.notebooks import start_mlops_nb
+
+    write_notebook(project / "tuned.ipynb", *RESUMABLE, parameters="x = 0")
+    (project / "hold").write_text("")
+    proc = start_mlops_nb(
+        "tune", "tuned.ipynb", "--space", "x=int(0,3)", "--sampler", "grid", "--trials", "4", "--metric", "y",
+        cwd=project,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while len(list(project.glob("started-*"))) < 3:
+        assert proc.poll() is None, (project / "stderr.txt").read_text()
+        assert time.monotonic() < deadline, "the third trial did not start"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # as a cancelled CI job or kill: Ctrl-C's path
+    assert proc.wait(120) == 130, (project / "stderr.txt").read_text()
+    trials = _study(project).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "WAITING"]
+    assert trials[3].user_attrs["mlops_nb.rerun_of"] == 2  # queued with trial 2's parameters: the next run re-runs it
+    every = runs(project, "tuned")
+    assert "RUNNING" not in {r.info.status for r in every}
+    assert [r.info.status for r in every if r.data.tags["mlops_nb.kind"] == "study"] == ["KILLED"]
