@@ -222,7 +222,7 @@ def main() -> None:
         print(f"  sampler {sampler}")
         for name, ms in medians.items():
             over = ms - floor
-            ratio = f"  {callback / over:6.1f}x less than MLflowCallback" if name.startswith("mlops-nb") else ""
+            ratio = f"  {callback / over:6.1f}x less than MLflowCallback" if name.startswith("mlops-nb (") else ""
             print(f"    {name:<26} {ms:8.2f} ms   overhead {over:8.2f} ms{ratio}")
     if args.notebook_trials:
         t = args.notebook_trials
