@@ -55,6 +55,28 @@ def evaluate(model: Any, X: Any, y: Any, **options: Any) -> Any:
     return _evaluate(model, X, y, **options)
 
 
+def report(value: float, step: int, name: str | None = None) -> None:
+    """Record an intermediate value of a trial (metric ``name``, default ``intermediate_value``, at ``step``).
+    In a trial of ``mlops-nb tune`` the study's pruner sees it too, and stops the trial when it is not
+    promising (``optuna.TrialPruned`` is raised: the notebook stops there, its values kept); anywhere else it
+    is ``log_metric``."""
+    from mlops_nb.jobs.pruning import report as _report
+
+    _report(value, step, name)
+
+
+def tune(notebook: Any, space: Any, **options: Any) -> Any:
+    """Tune ``notebook``'s parameters with Optuna, as ``mlops-nb tune``: ``space`` is ``{"C":
+    "loguniform(1e-3,1e2)"}``; options ``trials``, ``metric``, ``direction``, ``sampler``, ``pruner``,
+    ``parallel``, ``executor``, ``scheduler``, ``timeout``, ``study``, ``seed``, ``fixed`` (see
+    ``mlops_nb.jobs.tune.tune``). Returns a ``TuneResult``; its ``.study`` is the ``optuna.Study``."""
+    from pathlib import Path
+
+    from mlops_nb.jobs.tune import tune as _tune
+
+    return _tune(Path(notebook), space, **options)
+
+
 def diff(a: Any, b: Any) -> Any:
     """Why run ``b`` differs from run ``a``: params, metric deltas and, per stage, whether its code, the
     parameters it read or its inputs changed. Displays as HTML in a notebook; ``.record`` is the JSON of
@@ -99,9 +121,11 @@ __all__ = [
     "log_params",
     "log_text",
     "monitor",
+    "report",
     "set_tag",
     "set_tags",
     "stage",
     "start_run",
     "tracking_uri",
+    "tune",
 ]

@@ -528,6 +528,27 @@ def load_monitor_settings(start: Path | None = None, env: Mapping[str, str] | No
     return MonitorSettings(source=source, retrain=retrain, **values)
 
 
+def load_tune_space(start: Path | None = None) -> tuple[dict[str, str], str]:
+    """``[tool.mlops_nb.tune.space]`` of the project around ``start``: ``NAME = "DIST"`` lines (the space of
+    ``mlops-nb tune`` when no ``--space`` is given), and where they were read.
+
+    Raises:
+        ConfigError: the table is not ``NAME = "DIST"`` text lines, or has keys other than ``space``.
+    """
+    root = find_project_root(start)
+    table, where = _pyproject_table(root)
+    source = where.replace("[tool.mlops_nb]", "[tool.mlops_nb.tune.space]")
+    tune = table.get("tune", {})
+    if not isinstance(tune, dict) or set(tune) - {"space"}:
+        raise ConfigError(f'[tool.mlops_nb.tune] takes one table, space (NAME = "DIST" lines); see {source}.')
+    space = tune.get("space", {})
+    if not isinstance(space, dict) or not all(isinstance(v, str) for v in space.values()):
+        raise ConfigError(
+            f'{source} must be NAME = "DIST" lines of text, e.g. C = "loguniform(1e-3,1e2)".', source=source
+        )
+    return dict(space), source
+
+
 def _mlflow_session_uri() -> str | None:
     """The URI a user set with ``mlflow.set_tracking_uri()`` in this process, if MLflow is loaded."""
     import sys

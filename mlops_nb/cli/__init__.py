@@ -23,6 +23,7 @@ from mlops_nb.exceptions import MlopsNbError, StoreError
 COMMANDS = {
     "run": "mlops_nb.cli.jobs:run",
     "sweep": "mlops_nb.cli.jobs:sweep",
+    "tune": "mlops_nb.cli.tune:tune",
     "reproduce": "mlops_nb.cli.jobs:reproduce",
     "ci": "mlops_nb.cli.jobs:ci",
     "promote": "mlops_nb.cli.registry:promote",
@@ -37,6 +38,7 @@ COMMANDS = {
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
     "sweep": "Run a notebook over a grid of parameters (process pool or Dask).",
+    "tune": "Tune a notebook's parameters with Optuna: each trial a tracked, cached job.",
     "reproduce": "Re-run a recorded job and compare its metrics.",
     "ci": "Run the project's notebook jobs as CI checks (JUnit XML).",
     "promote": "Register a run's model in the MLflow registry behind gates.",

@@ -69,7 +69,7 @@ def _dump(value: Any) -> None:
 @click.option("--experiment", help="Only this experiment's runs (default: every experiment).")
 @click.option(
     "--kind",
-    type=click.Choice(["notebook", "job", "sweep", "script", "monitor", "evaluation"]),
+    type=click.Choice(["notebook", "job", "sweep", "study", "script", "monitor", "evaluation"]),
     help="Only runs of this kind.",
 )
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs.")
@@ -132,7 +132,11 @@ def show(run_id: str, as_json: bool) -> None:
     """One run: its parameters, metrics and stages (status, duration, cache hit, metrics)."""
     from mlops_nb.tracking.reading import run_detail
 
-    detail = run_detail(run_id)
+    detail: dict[str, Any] = dict(run_detail(run_id))
+    if detail["kind"] == "study":
+        from mlops_nb.tracking.studies import study_trials
+
+        detail["trials"] = study_trials(run_id)
     if as_json:
         _dump(detail)
         return
@@ -165,6 +169,21 @@ def show(run_id: str, as_json: bool) -> None:
         ]
         click.echo("")
         click.echo(_table(["stage", "status", "cache", "seconds", "metrics", "stage run"], rows))
+    if detail.get("trials"):
+        rows = [
+            [
+                str(t["trial"]),
+                t["state"] or _status(t["status"]),
+                _num(t["value"]) if t["value"] is not None else "",
+                "best" if t["best"] else "",
+                ", ".join(f"{k}={v}" for k, v in sorted(t["params"].items()))[:60],
+                t["run_id"],
+            ]
+            for t in detail["trials"]
+        ]
+        click.echo("")
+        metric = detail["params"].get("metric", "value")
+        click.echo(_table(["trial", "state", metric, "", "params", "job run"], rows))
 
 
 def _deleted(run_id: str) -> str:

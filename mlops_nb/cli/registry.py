@@ -10,7 +10,12 @@ from mlops_nb.exceptions import UsageError
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
+@click.option(
+    "--study",
+    metavar="STUDY_RUN_OR_NAME",
+    help="Promote the best trial of this study (mlops-nb tune's run id, or the study's name) instead of RUN_ID.",
+)
 @click.option(
     "--name", required=True, metavar="MODEL", help="Registered model to add the version to (created if missing)."
 )
@@ -45,7 +50,8 @@ from mlops_nb.exceptions import UsageError
 @click.option("--model", metavar="NAME", help="The model to promote when the run logged several (NAME or STAGE/NAME).")
 @handle_errors
 def promote(
-    run_id: str,
+    run_id: str | None,
+    study: str | None,
     name: str,
     alias: str,
     requires: tuple[str, ...],
@@ -58,9 +64,10 @@ def promote(
     """Register RUN_ID's model as a new version of MODEL; move the alias to it only if every gate holds.
 
     RUN_ID is the job or notebook run (the one `mlops-nb run` prints): the model logged in one of its stages
-    is found. Exit status: 0 promoted; 3 a gate refused it (nothing registered, the alias did not move, the
-    evidence is in tags on RUN_ID); 2 bad input (nothing registered). When the alias already points at a
-    version, the run is compared with it on the project's metric, with a warning when it is worse.
+    is found. With --study, the best trial of a `mlops-nb tune` study is promoted, through the same gates.
+    Exit status: 0 promoted; 3 a gate refused it (nothing registered, the alias did not move, the evidence is
+    in tags on RUN_ID); 2 bad input (nothing registered). When the alias already points at a version, the run
+    is compared with it on the project's metric, with a warning when it is worse.
     """
     from mlops_nb.config import load_promote_settings
     from mlops_nb.registry.promote import promote as promote_run
@@ -68,6 +75,14 @@ def promote(
     configured = load_promote_settings()
     if no_must_beat and must_beat:
         raise UsageError("--must-beat and --no-must-beat contradict each other: give one of them.")
+    if (run_id is None) == (study is None):
+        raise UsageError("Give either RUN_ID or --study STUDY (the best trial of a mlops-nb tune study), not both.")
+    if study is not None:
+        from mlops_nb.tracking.studies import best_trial_run
+
+        run_id = best_trial_run(study)
+        click.echo(f"The best trial of study {study!r} is run {run_id}.")
+    assert run_id is not None
     result = promote_run(
         run_id,
         name,

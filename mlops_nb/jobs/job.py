@@ -41,6 +41,7 @@ KERNEL_DIED = "kernel_died"
 TIMED_OUT = "timed_out"
 INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the run ends KILLED
 STORE_UNAVAILABLE = "store_unavailable"  # the records did not reach MLflow in time (they stay in the journal)
+PRUNED = "pruned"  # a tune's trial stopped by its pruner (mnb.report raised optuna.TrialPruned): ends FINISHED
 EXIT_CODES = {
     SUCCEEDED: exit_codes.OK,
     NOTEBOOK_FAILED: exit_codes.FAILED,
@@ -50,6 +51,7 @@ EXIT_CODES = {
     TIMED_OUT: exit_codes.KERNEL,
     INTERRUPTED: exit_codes.INTERRUPTED,
     STORE_UNAVAILABLE: exit_codes.STORE,
+    PRUNED: exit_codes.OK,
 }
 
 
@@ -216,7 +218,7 @@ class Job:
         finally:
             if self._hold is not None:
                 self._hold.release()
-        run.end({SUCCEEDED: "FINISHED", INTERRUPTED: "KILLED"}.get(outcome, "FAILED"))
+        run.end({SUCCEEDED: "FINISHED", PRUNED: "FINISHED", INTERRUPTED: "KILLED"}.get(outcome, "FAILED"))
         run_id = ""
         if self.options.send:
             try:
@@ -314,6 +316,8 @@ def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:
             return KERNEL_DIED, f"the kernel did not start: {error}"
         return EXECUTION_ERROR, f"the execution stopped at {where}: {type(error).__name__}: {error}"
     failed = _failed_cell(nb)
+    if ": TrialPruned: " in failed:  # the pruner stopped the trial: its values so far are the record
+        return PRUNED, failed
     return (NOTEBOOK_FAILED, failed) if failed else (SUCCEEDED, "")
 
 

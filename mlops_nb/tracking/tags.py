@@ -8,7 +8,7 @@ from __future__ import annotations
 PREFIX = "mlops_nb."  # every tag of mlops-nb's own
 
 # Every run mlops-nb creates
-KIND = "mlops_nb.kind"  # notebook | job | sweep | stage | script | monitor | evaluation
+KIND = "mlops_nb.kind"  # notebook | job | sweep | study | stage | script | monitor | evaluation
 RUN_KEY = "mlops_nb.run_key"  # mlops-nb's own id of the run (journal replays are idempotent through it)
 END_REASON = "mlops_nb.end_reason"
 ERROR = "mlops_nb.error"
@@ -63,6 +63,12 @@ REPRODUCE_RESULT = "mlops_nb.reproduce.result"  # its verdict
 MODEL = "mlops_nb.model"  # a monitor's or an evaluation run's model: NAME/VERSION
 EVALUATION = "mlops_nb.evaluation"  # the names of the evaluations a run logged (mnb.evaluate), comma-separated
 TRIGGER = "mlops_nb.trigger"  # a job started by a monitor: monitor:<run id>
+STUDY = "mlops_nb.study"  # a study run (mlops-nb tune): the Optuna study's name
+TRIAL = "mlops_nb.trial"  # a trial's job run: the Optuna trial number
+TRIAL_STATE = "mlops_nb.trial_state"  # COMPLETE | PRUNED | FAIL
+BEST = "mlops_nb.best"  # "true" on the best trial's job run
+STUDY_BEST = "mlops_nb.study.best_run"  # a study run: the best trial's job run
+STUDY_RESUMES = "mlops_nb.study.resumes"  # a study run that continues a study: the study's earlier run
 
 # Model versions (promotion evidence)
 SOURCE_RUN = "mlops_nb.source_run"
@@ -71,4 +77,4 @@ EVALUATION_LAST = "mlops_nb.evaluation.last"  # the last evaluation: JSON {run_i
 MONITOR_LAST = "mlops_nb.monitor.last"  # the last monitor's summary: JSON {run_id, time, dataset_drift, drift_share}
 PROMOTION_PREFIX = "mlops_nb.promotion."
 
-TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "script", "monitor", "evaluation")
+TOP_LEVEL_KINDS = ("notebook", "job", "sweep", "study", "script", "monitor", "evaluation")
