@@ -81,8 +81,10 @@ def plain(nb: nbformat.NotebookNode, workdir: Path, cell_timeout: float = CELL_T
         try:
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
-        except (CellExecutionError, CellTimeoutError) as e:
-            error = _ANSI.sub("", str(e)).strip().splitlines()[-1][:300]
+        except CellTimeoutError:
+            error = f"a cell ran for more than {cell_timeout:.0f} s"
+        except CellExecutionError as e:
+            error = _ANSI.sub("", f"{e.ename}: {e.evalue}")[:300]
         try:
             times = psutil.Process(client.km.provisioner.pid).cpu_times()
             cpu = times.user + times.system + times.children_user + times.children_system
