@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+VERSION = 2  # bump when what a view holds or masks changes: remembered plain views are then made again
 CELL_KEY = "mlops_nb_corpus_cell"  # cell metadata: the cell's index in the plain notebook
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 _CELL_FILE = re.compile(r"/tmp/ipykernel_\d+/\d+\.py:\d+|<ipython-input-[^>]*>|Cell In\[\d+\], line \d+")
 _OWN_LINE = re.compile(r"^⟳ s\d+: .*\n?", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# When a report was made: statsmodels' summaries print the date and time of the run.
+_CLOCK = re.compile(r"\b[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4}\b|\b\d{2}:\d{2}:\d{2}\b")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Comparison:
 
 
 def _clean(text: str) -> str:
-    return _CELL_FILE.sub("<cell>", _ADDRESS.sub("0x…", _ANSI.sub("", text)))
+    return _CLOCK.sub("<when>", _CELL_FILE.sub("<cell>", _ADDRESS.sub("0x…", _ANSI.sub("", text))))
 
 
 def views(nb: nbformat.NotebookNode) -> dict[int, View]:
@@ -112,17 +115,20 @@ def compare(
 
 
 def cause(want: View, got: View, hit: bool | None) -> str:
-    """The likely reason for a difference, in terms of issue 17's items."""
+    """The likely reasons for a difference, in terms of issue 17's items, joined by "; "."""
     if got.error == "not executed":
         return "not executed (an earlier cell failed)"
     if got.error and not want.error:
         return "tracked run raised"
+    found = []
     if got.figures > want.figures:
-        return "extra figure (pyplot state across cells, item 3)"
-    if hit and not got.stdout and not got.result and got.figures == 0 and (want.stdout or want.result or want.figures):
-        return "hit shows nothing (outputs not replayed, item 1)"
-    if hit and (got.figures < want.figures or len(got.stdout) < len(want.stdout) or not got.result):
-        return "hit shows less (outputs not replayed, item 1)"
-    if hit is False:
-        return "ran, other values (mutated input or refit object restored upstream, items 2/9)"
-    return "other"
+        found.append("extra figure (pyplot state across cells, item 3)")
+    if hit:
+        shown = (got.stdout, got.result, got.figures)
+        if not any(shown) and (want.stdout or want.result or want.figures):
+            found.append("hit shows nothing (outputs not replayed, item 1)")
+        elif got.figures < want.figures or (want.stdout and not got.stdout) or (want.result and not got.result):
+            found.append("hit shows less (outputs not replayed, item 1)")
+    elif hit is False and (got.stdout, got.result) != (want.stdout, want.result):
+        found.append("ran, other values (mutated input or refit object restored upstream, items 2/9)")
+    return "; ".join(found) or "other"

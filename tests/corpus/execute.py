@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,7 +20,9 @@ import nbformat
 
 from tests.corpus.compare import CELL_KEY
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CELL_TIMEOUT = 120  # seconds a cell may run (the corpus keeps notebooks that run in ~20 s)
+_INPUT = "mlops_nb.input."
 _RUN_OPTIONS = ("--timeout", str(CELL_TIMEOUT), "--no-progress-bar")
 
 
@@ -78,8 +81,10 @@ def plain(nb: nbformat.NotebookNode, workdir: Path, cell_timeout: float = CELL_T
         try:
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
-        except (CellExecutionError, CellTimeoutError) as e:
-            error = str(e).strip().splitlines()[-1][:300]
+        except CellTimeoutError:
+            error = f"a cell ran for more than {cell_timeout:.0f} s"
+        except CellExecutionError as e:
+            error = _ANSI.sub("", f"{e.ename}: {e.evalue}")[:300]
         try:
             times = psutil.Process(client.km.provisioner.pid).cpu_times()
             cpu = times.user + times.system + times.children_user + times.children_system
@@ -118,6 +123,7 @@ class StageOutcome:
     cell: int
     hit: bool
     miss_reason: str
+    inputs: dict[str, str]  # input name -> fingerprint (tags mlops_nb.input.NAME)
 
 
 def stages(project: Path, run_id: str) -> dict[int, StageOutcome]:
@@ -134,9 +140,9 @@ def stages(project: Path, run_id: str) -> dict[int, StageOutcome]:
         name = child.data.tags.get("mlops_nb.stage", "")
         if name.startswith("s") and name[1:].isdigit():
             tags = child.data.tags
-            found[int(name[1:])] = StageOutcome(
-                int(name[1:]), tags.get("mlops_nb.cache_hit") == "true", tags.get("mlops_nb.cache_miss_reason", "")
-            )
+            inputs = {k.removeprefix(_INPUT): v for k, v in tags.items() if k.startswith(_INPUT)}
+            hit, reason = tags.get("mlops_nb.cache_hit") == "true", tags.get("mlops_nb.cache_miss_reason", "")
+            found[int(name[1:])] = StageOutcome(int(name[1:]), hit, reason, inputs)
     return found
 
 
@@ -178,7 +184,7 @@ def changes(nb: nbformat.NotebookNode, limit: int = 3) -> list[tuple[nbformat.No
     """Up to ``limit`` variants of the notebook, each with one numeric literal of an early cell (the first half
     of the code cells) changed: an int plus one, a float times 1.5; earliest cell first."""
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    early = code[: max(1, len(code) // 2)]
+    early = code[: (len(code) + 1) // 2]
     found = []
     for index in early:
         source = nb.cells[index].source

@@ -27,25 +27,26 @@ from pathlib import Path
 import nbformat
 
 from tests.corpus import sources
+from tests.corpus.compare import VERSION as compare_version
 from tests.corpus.compare import Comparison, View, compare, stable, views
 from tests.corpus.execute import Change, StageOutcome, changes, plain, stages, tracked
 
 MODES = ("cold", "warm", "changed")
 FRESH_ENV = "MLOPS_NB_CORPUS_FRESH"  # 1: run the plain notebooks again instead of using what the cache folder remembers
 MAX_SECONDS = 20.0  # CPU seconds: a notebook whose plain run's kernel needs more is left out of the corpus
-# The fixed sample of the normal test suite: fast notebooks of both sources, several styles (prints, reprs,
-# figures, pandas tables, a seeded RandomState passed around).
+# The fixed sample of the normal test suite: fast notebooks (3-5 s of CPU plainly) of both sources, several
+# styles: prints, estimator reprs and HTML, figures, pandas tables, a seeded RandomState passed around.
 SAMPLE = (
-    "sklearn/classification/plot_lda",
-    "sklearn/cluster/plot_kmeans_assumptions",
+    "sklearn/cluster/plot_dbscan",
     "sklearn/cross_decomposition/plot_pcr_vs_pls",
     "sklearn/linear_model/plot_nnls",
+    "sklearn/miscellaneous/plot_estimator_representation",
     "sklearn/miscellaneous/plot_isotonic_regression",
     "sklearn/mixture/plot_gmm_pdf",
     "sklearn/svm/plot_separating_hyperplane",
-    "sklearn/preprocessing/plot_scaling_importance",
+    "sklearn/tree/plot_unveil_tree_structure",
     "statsmodels/ols",
-    "statsmodels/glm_weights",
+    "statsmodels/quantile_regression",
 )
 
 
@@ -93,7 +94,7 @@ def plain_runs(nb: nbformat.NotebookNode, workdir: Path, runs: int = 2) -> Plain
     """``runs`` plain runs of ``nb`` in fresh kernels, remembered in the cache folder for this environment (the
     same notebook and package versions show the same), unless MLOPS_NB_CORPUS_FRESH=1."""
     text = nbformat.writes(nb)
-    key = hashlib.sha256(f"{_environment_key()} {runs} {text}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{_environment_key()} {compare_version} {runs} {text}".encode()).hexdigest()[:24]
     path = sources.cache_dir() / "plain" / f"{key}.json"
     if path.is_file() and os.environ.get(FRESH_ENV) != "1":
         known = json.loads(path.read_text())
@@ -142,10 +143,24 @@ def check(notebook: sources.Notebook, workdir: Path, modes: tuple[str, ...] = MO
                 continue
         run = tracked(run_nb, project, stem)
         outcomes = stages(project, run.run_id)
+        if mode != "cold":
+            _name_changed_inputs(outcomes, result.modes["cold"].stages)
         hits = {i: s.hit for i, s in outcomes.items()}
         comparison = compare(want, views(run.nb), cells, hits, result.left_out)
         result.modes[mode] = ModeResult(mode, run.seconds, run.error, comparison, outcomes, change)
     return result
+
+
+def _name_changed_inputs(outcomes: dict[int, StageOutcome], cold: dict[int, StageOutcome]) -> None:
+    """Add to each miss for want of an entry which of its inputs differ from the cold run's (a stage that
+    changed them in place upstream, or state that only a run leaves)."""
+    for cell, outcome in outcomes.items():
+        before = cold.get(cell)
+        if outcome.hit or before is None or not outcome.miss_reason.startswith("no cached result"):
+            continue
+        differ = sorted(n for n, fp in outcome.inputs.items() if before.inputs.get(n) != fp)
+        if differ:
+            outcome.miss_reason += f" (inputs other than in the cold run: {', '.join(differ)})"
 
 
 # --- the survey: which notebooks run offline, and how fast -----------------------------------------------
