@@ -43,8 +43,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def drawn(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The generators whose state changed in between (a generator loaded only in between does not count)."""
-    return [g for g in after if g in before and not _same(before[g], after[g])]
+    """The generators whose state changed in between. A generator loaded only in between counts: the cell
+    imported it and may have seeded it (``import numpy as np; np.random.seed(0)``), and a restore must leave
+    it where the cell did, not where a fresh import puts it."""
+    return [g for g in after if g not in before or not _same(before[g], after[g])]
 
 
 def _jsonable(state: Any) -> list[Any]:

@@ -329,7 +329,9 @@ class StageRunner:
             "duration": record.duration,
             "restore_code": running.analysis.restore_code,
             # a generator the cell seeds first thing does not depend on the state it started from
-            "rng_before": rng.fingerprints({g: running.rng_before[g] for g in drawn if g not in plan.seeds}),
+            "rng_before": rng.fingerprints(
+                {g: running.rng_before[g] for g in drawn if g in running.rng_before and g not in plan.seeds}
+            ),
             "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
             "figures_open": left_open.held,
         }
