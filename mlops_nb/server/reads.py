@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from mlops_nb.exceptions import StoreError
 from mlops_nb.redaction import redact_uri
 from mlops_nb.tracking.errors import STORE_FIX, short_error
-from mlops_nb.tracking.store import is_transient
+from mlops_nb.tracking.store import import_mlflow, is_transient
 
 T = TypeVar("T")
 
@@ -53,6 +53,7 @@ class DaemonPool(Executor):
             if not future.set_running_or_notify_cancel():
                 continue  # its request gave up waiting
             try:
+                import_mlflow()  # a read imports MLflow on first use: never in two threads at once
                 result = call()
             except BaseException as e:  # noqa: BLE001 - handed to the request that waits for it
                 future.set_exception(e)

@@ -5,13 +5,18 @@ safe store initialisation as the sender's."""
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_nb.config import Settings, load_settings
+from mlops_nb.tracking.store import import_mlflow
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+
+_making = threading.Lock()  # clients are made one at a time (one per tracking URI)
 
 
 @functools.lru_cache(maxsize=4)
@@ -24,4 +29,7 @@ def _store(tracking_uri: str, home: Path, artifact_root: Path | None) -> Any:
 def client(settings: Settings | None = None) -> MlflowClient:
     """An MLflow client for the settings in force (the embedded store is created when missing)."""
     s = settings or load_settings()
-    return _store(s.tracking_uri, s.home, s.artifact_root if s.embedded else None).client
+    import_mlflow()
+    with _making:
+        store = _store(s.tracking_uri, s.home, s.artifact_root if s.embedded else None)
+    return store.client

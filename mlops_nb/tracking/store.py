@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,23 @@ _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "INTERN
 _TRANSIENT_TEXT = ("database is locked", "failed with exception", "readonly database", "unable to open database")
 _LOCK_TIMEOUT = 300.0
 _DATABASE_SCHEMES = {"sqlite", "postgresql", "mysql", "mssql"}
+
+
+# Threads importing MLflow at once (the server extension's reads, on first use) see its modules half-initialised
+# ("cannot import name 'Run' from partially initialized module"): one thread at a time imports it.
+_importing = threading.Lock()
+_imported = threading.Event()  # set once an import finished (its modules in sys.modules may be half-made before)
+
+
+def import_mlflow() -> None:
+    """Import MLflow in one thread at a time (a no-op once it is imported); call it before a thread of a pool
+    first reads or records through tracking/."""
+    if _imported.is_set():
+        return
+    with _importing:
+        import mlflow  # noqa: F401 - the import is the point
+
+        _imported.set()
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -63,10 +63,10 @@ def test_readme_sweep_has_one_best_and_it_beats_the_champion(project: Path) -> N
         [client.get_run(sweep_id).info.experiment_id], f"tags.`mlflow.parentRunId` = '{sweep_id}'"
     )
     accuracy = {r.data.params["C"]: r.data.metrics["accuracy"] for r in jobs}
-    assert sorted(accuracy) == ["0.1", "1", "10"]
+    assert sorted(accuracy) == ["0.1", "1.0", "10.0"]  # typed like the notebook's `C = 1.0`
     assert len(set(accuracy.values())) == 3, accuracy  # C matters: no tie
     best = client.get_run(sweep_id).data.tags["mlops_nb.sweep.best_run"]
-    default = next(r.info.run_id for r in jobs if r.data.params["C"] == "1")
+    default = next(r.info.run_id for r in jobs if r.data.params["C"] == "1.0")
     assert best != default
     promote = ("--name", "wine", "--alias", "champion", "--require", "accuracy >= 0.85")
     gate = ("--must-beat", "champion", "--metric", "accuracy")

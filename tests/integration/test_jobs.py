@@ -45,7 +45,11 @@ def test_run_records_one_job_with_nested_stages_and_reruns_from_the_cache(projec
     assert job.info.status == "FINISHED"
     assert job.data.tags["mlops_nb.kind"] == "job"
     assert job.data.tags["mlops_nb.notebook"] == str((project / "pipe.ipynb").resolve())
-    assert job.data.params == {"n": "10", "scale": "2", "label": "b"}  # the defaults, then the injected
+    assert job.data.params == {
+        "n": "10",
+        "scale": "2.0",
+        "label": "b",
+    }  # the defaults, then the injected (typed like them)
     assert job.data.metrics == {"total": 90.0, "accuracy": 0.7}  # rolled up from the stages
     artifacts = {a.path for a in client.list_artifacts(run_id, "notebook")}
     assert artifacts == {"notebook/input.ipynb", "notebook/output.ipynb", "notebook/parameters.json"}

@@ -39,7 +39,7 @@ def _check_sweep(project: Path, sweep_id: str) -> list:
     assert {r.info.status for r in jobs} == {"FINISHED"}
     assert sorted((r.data.params["scale"], r.data.params["label"]) for r in jobs) == [
         (s, l)
-        for s in ("1", "2", "3")
+        for s in ("1.0", "2.0", "3.0")  # typed like the notebook's `scale = 1.0`
         for l in ("a", "b")  # noqa: E741
     ]
     for job in jobs:  # each job's stages nest under it, its metrics roll up onto it
@@ -47,7 +47,7 @@ def _check_sweep(project: Path, sweep_id: str) -> list:
         assert sorted(r.data.tags["mlops_nb.stage"] for r in stages) == ["load", "score"]
         assert job.data.metrics["accuracy"] == pytest.approx(0.5 + float(job.data.params["scale"]) / 10)
     best = client.get_run(sweep.data.tags["mlops_nb.sweep.best_run"])
-    assert best.data.params["scale"] == "3"
+    assert best.data.params["scale"] == "3.0"
     assert sweep.data.metrics["best_accuracy"] == pytest.approx(0.8)
     assert sweep.data.tags["mlops_nb.sweep.failed"] == "0"
     results = json.loads(Path(client.download_artifacts(sweep_id, "sweep/results.json", str(project))).read_text())
