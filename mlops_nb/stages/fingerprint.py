@@ -222,11 +222,12 @@ def _user_code(value: Any, seen: _Seen) -> str:
     return result
 
 
-def _code_names(code: types.CodeType) -> set[str]:
+def code_names(code: types.CodeType) -> set[str]:
+    """The global (and attribute) names a function's code and the code nested in it read."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _code_names(const)
+            names |= code_names(const)
     return names
 
 
@@ -255,7 +256,7 @@ def _function(func: types.FunctionType, seen: _Seen) -> str:
             parts.append("empty cell")
     # The globals it reads (names of its code and nested code), as they are now: a constant, a helper...
     globals_ = func.__globals__
-    for name in sorted(_code_names(func.__code__)):
+    for name in sorted(code_names(func.__code__)):
         if name in globals_:
             parts.extend((name, _value(globals_[name], seen)))
     return _blake(*parts)

@@ -19,6 +19,8 @@ import sys
 import types
 from typing import Any
 
+from mlops_nb.stages.fingerprint import code_names
+
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), range, frozenset, type(Ellipsis))
 _CODE = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
 
@@ -36,14 +38,6 @@ def checkable(value: Any) -> bool:
     return not isinstance(value, _CODE) and not _immutable(value)
 
 
-def _code_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
 def hidden_globals(namespace: dict[str, Any], names: list[str]) -> list[str]:
     """Data globals of the notebook that its functions among ``names`` read (and the functions they call), not
     named in the cell: a helper that draws from a global ``rng`` changes it."""
@@ -55,7 +49,7 @@ def hidden_globals(namespace: dict[str, Any], names: list[str]) -> list[str]:
         if id(function) in seen or function.__globals__ is not namespace:
             continue
         seen.add(id(function))
-        for name in sorted(_code_names(function.__code__)):
+        for name in sorted(code_names(function.__code__)):
             value = namespace.get(name)
             if isinstance(value, types.FunctionType):
                 todo.append(value)
