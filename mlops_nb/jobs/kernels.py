@@ -12,8 +12,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +33,17 @@ def manager_class() -> Any:
     from jupyter_client.manager import AsyncKernelManager
 
     class JobKernelManager(AsyncKernelManager):  # type: ignore[misc]
-        """Shuts an idle kernel down without interrupting it first.
+        """Starts a kernel with Ctrl-C held (``signals_held``); shuts an idle kernel down without interrupting
+        it first.
 
         jupyter_client interrupts every kernel before asking it to shut down; the interrupt lands in
         whatever message handler the kernel is in and it logs ``KeyboardInterrupt caught in kernel``. A
         job's kernel is idle when its job ends, or was interrupted and waited for already (see the engine).
         """
+
+        async def start_kernel(self, **kwargs: Any) -> None:
+            with signals_held():
+                await super().start_kernel(**kwargs)
 
         async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
             if now or restart or not self.owns_kernel or not self.has_kernel:
@@ -48,6 +56,31 @@ def manager_class() -> Any:
             await self.cleanup_resources()
 
     return JobKernelManager
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then act as they would have.
+
+    A kernel's launch must not be cut in two: a Ctrl-C (a KeyboardInterrupt raised wherever the main thread
+    is) between the fork and the moment the kernel manager holds the new process would leave a kernel that
+    nobody stops, holding the command's stdout. Only the main thread sets handlers, and only it runs them:
+    elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    held = {
+        signum: signal.signal(signum, lambda signum, _: arrived.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        if arrived:
+            signal.raise_signal(arrived[0])
 
 
 def encryption() -> dict[str, str]:

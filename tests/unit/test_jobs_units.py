@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -291,3 +295,22 @@ def test_a_notebooks_parameter_defaults_are_the_literals_its_parameters_cell_ass
     }
     assert defaults(nb) == {"C": 1.0, "layers": [2, 3], "name": "a"}
     assert defaults({"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = ("}]}) == {}
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_a_ctrl_c_during_a_kernel_launch_takes_effect_once_the_launch_is_done() -> None:
+    """A Ctrl-C between a kernel's fork and its manager holding the process must not leave the kernel
+    behind: it waits for the launch, then interrupts as it would have."""
+    from mlops_nb.jobs.kernels import signals_held
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    finished = False
+    try:
+        with pytest.raises(KeyboardInterrupt), signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a handler would have run by now
+            finished = True
+        assert finished
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
