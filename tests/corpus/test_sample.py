@@ -1,6 +1,7 @@
 """A fixed sample of real notebooks that nobody here wrote: tracked, they show what they show plainly.
 
-Each notebook of ``run.SAMPLE`` is run plainly twice, then with every code cell a ``%%track`` stage through
+Each notebook of ``run.SAMPLE`` (and of ``run.SAMPLE_MORE`` with ``--corpus`` or ``MLOPS_NB_CORPUS=1``, as CI's
+corpus step runs them) is run plainly twice, then with every code cell a ``%%track`` stage through
 ``mlops-nb run``: cold, warm (a fresh kernel, the same cache) and with one numeric literal of an early cell
 changed. Every cell that two plain runs show alike must look the same tracked: its text and its number of
 figures. ``python -m tests.corpus.run`` prints the same comparison by hand.
@@ -8,6 +9,7 @@ figures. ``python -m tests.corpus.run`` prints the same comparison by hand.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,15 @@ from tests.corpus import run as corpus
 pytestmark = pytest.mark.slow
 
 _results: dict[str, corpus.Result] = {}
-# A notebook's three tests share its runs: under pytest-xdist they stay on one worker (--dist loadgroup),
-# while the notebooks spread over the workers.
-NOTEBOOKS = [pytest.param(name, marks=pytest.mark.xdist_group(f"corpus-{name}")) for name in corpus.SAMPLE]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A notebook's three tests share its runs: under pytest-xdist they stay on one worker (--dist loadgroup),
+    while the notebooks spread over the workers."""
+    if "name" in metafunc.fixturenames:
+        more = os.environ.get("MLOPS_NB_CORPUS") == "1" or metafunc.config.getoption("corpus", default=False)
+        names = corpus.SAMPLE + (corpus.SAMPLE_MORE if more else ())
+        metafunc.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"corpus-{n}")) for n in names])
 
 
 @pytest.fixture
@@ -28,7 +36,7 @@ def checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
     def result(name: str) -> corpus.Result:
         if name not in _results:
-            (notebook,) = [n for n in corpus.sample() if n.name == name]
+            (notebook,) = [n for n in corpus.sample(more=True) if n.name == name]
             workdir: Path = tmp_path_factory.mktemp(name.replace("/", "__"))
             _results[name] = corpus.check(notebook, workdir)
         found = _results[name]
@@ -38,20 +46,17 @@ def checked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return result
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_cold_tracked_run_shows_what_the_plain_run_shows(name: str, checked) -> None:
     result = checked(name)
     assert result.modes["cold"].equal, corpus.describe(result)
     assert result.modes["cold"].stages, "no stage was recorded"
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_warm_tracked_run_shows_what_the_plain_run_shows(name: str, checked) -> None:
     result = checked(name)
     assert result.modes["warm"].equal, corpus.describe(result)
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_tracked_run_after_a_changed_literal_shows_what_the_changed_plain_run_shows(name: str, checked) -> None:
     result = checked(name)
     changed = result.modes["changed"]
