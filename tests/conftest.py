@@ -116,6 +116,9 @@ class MlflowServer:
         folder.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        # MLflow 3's server also starts a job runner and its huey consumers (GenAI jobs: ten processes, each
+        # importing mlflow); nothing here uses them.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         self.log = (folder / "server.log").open("w")
         self.proc = subprocess.Popen(
             [
