@@ -9,6 +9,8 @@ import pytest
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.pipelines.graph import CELL, STAGE, Edge, build_graph
+from mlops_nb.pipelines.select import select
+from mlops_nb.pipelines.show import dot, table
 from tests.notebooks import write_notebook
 
 
@@ -218,3 +220,57 @@ def test_a_file_that_is_not_a_notebook(tmp_path: Path) -> None:
     (tmp_path / "x.ipynb").write_text("{not json")
     with pytest.raises(UsageError, match="Cannot read"):
         build_graph(tmp_path / "x.ipynb")
+
+
+def _selection(tmp_path: Path, stage: str, **kwargs):
+    path = write_notebook(
+        tmp_path / "sel.ipynb",
+        "%load_ext mlops_nb",
+        "%%track load\nrows = list(range(n))",
+        "%%track side\nother = len(rows)",
+        "shown = sorted(rows)",
+        "def helper(x):\n    return x * 2",
+        "%%track score\ntotal = helper(sum(shown))",
+        "%%track after\nlast = total + 1",
+        parameters="n = 3",
+    )
+    nb = nbformat.read(path, as_version=4)
+    graph = build_graph(path)
+    return select(graph, [i for i, c in enumerate(nb.cells) if c.cell_type == "code"], stage=stage, **kwargs)
+
+
+def test_a_stage_runs_with_what_it_depends_on_and_the_setup_cells(tmp_path: Path) -> None:
+    chosen = _selection(tmp_path, "score")
+    # cells: 0 parameters, 1 load_ext, 2 load, 3 side, 4 shown, 5 helper, 6 score, 7 after
+    assert chosen.run == (0, 1, 2, 4, 5, 6) and chosen.skip == (3, 7)
+    assert chosen.upstream == ("load",) and chosen.cache_only == ()
+    assert _selection(tmp_path, "score", no_upstream=True).cache_only == ("load",)
+    until = _selection(tmp_path, "score", until=True)
+    assert until.run == (0, 1, 2, 3, 4, 5, 6) and until.upstream == ("load", "side")
+    assert "upstream load: restored from the cache, or run first" in chosen.describe()
+
+
+def test_a_selection_with_a_problem_upstream_is_refused_and_one_elsewhere_is_not(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path / "p.ipynb",
+        "%%track a\nimport threading\nlock = threading.Lock()",
+        "%%track b\nwith lock:\n    x = 1",
+        "%%track c\ny = 2",
+        "%%track d --no-cache\nz = y",
+        "%%track e\nw = z",
+    )
+    graph = build_graph(path)
+    cells = list(range(5))
+    with pytest.raises(UsageError, match=r"b cannot run apart(.|\n)*a: lock is a lock"):
+        select(graph, cells, stage="b")
+    assert select(graph, cells, stage="c").run == (2,)
+    with pytest.raises(UsageError, match="upstream stage\\(s\\) d are %%track --no-cache"):
+        select(graph, cells, stage="e", no_upstream=True)
+
+
+def test_dot_escapes_names_and_the_table_shows_problems(tmp_path: Path) -> None:
+    graph = _graph(tmp_path, "%%track 'a\"b\\c'\nx = 1", "%%track next\ny = x + missing")
+    text = dot(graph)
+    assert '"a\\"b\\\\c" -> "next" [label="x"];' in text
+    shown = table(graph)
+    assert "next: reads missing, which no stage" in shown
