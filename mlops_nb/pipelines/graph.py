@@ -244,9 +244,7 @@ class _Builder:
         except SyntaxError as e:
             self.problems.append(Problem(where, f"has a syntax error (line {e.lineno}): {e.msg}"))
             return None
-        if any(
-            o.startswith(("runs the magic %run", "runs code from a string", "reaches names")) for o in analysis.opaque
-        ):
+        if any(o.startswith(("runs the magic %", "runs code from a string", "reaches names")) for o in analysis.opaque):
             self.blind = True
         if "import *" in analysis.python:
             self.blind = True
@@ -407,7 +405,7 @@ def build_graph(notebook_path: str | Path, nb: dict[str, Any] | None = None) -> 
         assert node is not None
         later = [c for c in cells if c.index > cell.index and name in c.provides]
         if later:
-            provider = later[0].node.name if later[0].node is not None else f"the setup cell {later[0].index + 1}"
+            provider = later[0].node.name if later[0].node is not None else "a setup cell"
             if later[0].node is not None:
                 edges.setdefault((provider, node.name), []).append(name)
             problems.append(

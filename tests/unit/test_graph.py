@@ -274,3 +274,12 @@ def test_dot_escapes_names_and_the_table_shows_problems(tmp_path: Path) -> None:
     assert '"a\\"b\\\\c" -> "next" [label="x"];' in text
     shown = table(graph)
     assert "next: reads missing, which no stage" in shown
+
+
+def test_names_a_magic_may_bring_are_not_reported_missing(tmp_path: Path) -> None:
+    graph = _graph(tmp_path, "%store -r table", "%%track a\nrows = len(table)")
+    assert graph.problems == ()
+    late = _graph(tmp_path, "%%track a\ny = helper(1)", "def helper(x):\n    return x")
+    assert [p.detail.split(":")[0] for p in late.problems] == [
+        "reads helper before the cell that provides it (a setup cell, cell 2) has run"
+    ]
