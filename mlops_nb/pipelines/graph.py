@@ -21,164 +21,24 @@ from __future__ import annotations
 
 import ast
 import builtins
-import difflib
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_nb.exceptions import MlopsNbError, UsageError
+from mlops_nb.pipelines import preflight
+from mlops_nb.pipelines.model import CELL, STAGE, Edge, Graph, Problem, StageNode
 from mlops_nb.stages import auto, track
 from mlops_nb.stages.analysis import CellAnalysis, analyse
 from mlops_nb.stages.params import declared, defaults
 from mlops_nb.stages.plan import IPYTHON_NAMES
 
-STAGE = "stage"
-CELL = "cell"
+__all__ = ["CELL", "STAGE", "Edge", "Graph", "Problem", "StageNode", "build_graph", "read"]
+
 _AUTO = re.compile(r"^\s*%mlops\s+auto\b(?P<rest>.*)$", re.MULTILINE)
 _BUILTINS = frozenset(dir(builtins)) | {"display", "get_ipython", "__file__"}
-
-# Values no cache can keep, by the name of the call that makes them: they cannot cross a stage boundary.
-_UNSTAGEABLE = {
-    **dict.fromkeys(("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"), "a lock"),
-    **dict.fromkeys(
-        ("connect", "create_engine", "Session", "MongoClient", "Redis", "StrictRedis", "socket", "create_connection"),
-        "an open connection",
-    ),
-    **dict.fromkeys(("urlopen", "getOrCreate"), "an open connection"),
-    **dict.fromkeys(("open", "NamedTemporaryFile", "TemporaryFile", "ZipFile", "File"), "an open file"),
-    **dict.fromkeys(
-        ("Thread", "Process", "Pool", "ThreadPool", "ThreadPoolExecutor", "ProcessPoolExecutor"),
-        "a thread or process pool",
-    ),
-}
-
-
-@dataclass(frozen=True)
-class StageNode:
-    """A stage (or, of kind ``cell``, a cell outside any stage that does work).
-
-    ``inputs``: the names it reads from the stages and cells before it (parameters are in ``params``);
-    ``outputs``: the names it assigns or changes in place; ``files``: the files it reads; ``writes``: the
-    files it writes; ``cell_index``: its position among the notebook's cells, from 0.
-    """
-
-    name: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    params: tuple[str, ...]
-    files: tuple[str, ...]
-    cell_index: int
-    writes: tuple[str, ...] = ()
-    kind: str = STAGE
-    cache: bool = True  # False: %%track --no-cache (a cell node is never cached)
-
-
-@dataclass(frozen=True)
-class Edge:
-    """``target`` reads ``names`` (Python names and file paths) that ``source`` assigns or writes."""
-
-    source: str
-    target: str
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What would break when ``stage`` runs apart from the others, and how to fix it."""
-
-    stage: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Graph:
-    """The stages of ``notebook`` in notebook order, their edges, the pre-flight problems, the parameters
-    (name -> default; None when the default is not a literal) and the setup cells (indices) every run runs."""
-
-    notebook: str
-    stages: tuple[StageNode, ...]
-    edges: tuple[Edge, ...]
-    problems: tuple[Problem, ...]
-    parameters: dict[str, Any] = field(default_factory=dict)
-    setup: tuple[int, ...] = ()
-
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.stages if s.kind == STAGE]
-
-    def node(self, name: str) -> StageNode:
-        """The stage ``name``; UsageError naming the close names (or the stages) when there is none."""
-        for node in self.stages:
-            if node.name == name and node.kind == STAGE:
-                return node
-        names = self.names
-        if not names:
-            raise UsageError(
-                f"{self.notebook} has no stages: mark a cell as one with %%track NAME on its first line, or run "
-                "%mlops auto in a cell before them."
-            )
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        hint = f"Did you mean {' or '.join(close)}? " if close else ""
-        raise UsageError(f"{self.notebook} has no stage {name!r}. {hint}Its stages: {', '.join(names)}.")
-
-    def upstream(self, name: str) -> list[str]:
-        """Every node ``name`` depends on, directly or not, in notebook order (cells included)."""
-        sources: dict[str, list[str]] = {}
-        for edge in self.edges:
-            sources.setdefault(edge.target, []).append(edge.source)
-        seen: set[str] = set()
-        todo = list(sources.get(name, ()))
-        while todo:
-            current = todo.pop()
-            if current not in seen and current != name:
-                seen.add(current)
-                todo.extend(sources.get(current, ()))
-        return [s.name for s in self.stages if s.name in seen]
-
-    def dependencies(self, name: str) -> list[str]:
-        """The stages ``name`` reads from, directly or through cells outside any stage (an exporter's task
-        edges: a cell runs inside every task that needs it)."""
-        sources: dict[str, list[str]] = {}
-        for edge in self.edges:
-            sources.setdefault(edge.target, []).append(edge.source)
-        kinds = {s.name: s.kind for s in self.stages}
-        found: set[str] = set()
-        seen: set[str] = set()
-        todo = list(sources.get(name, ()))
-        while todo:
-            current = todo.pop()
-            if current in seen or current == name:
-                continue
-            seen.add(current)
-            if kinds.get(current) == STAGE:
-                found.add(current)
-            else:
-                todo.extend(sources.get(current, ()))
-        return [s.name for s in self.stages if s.name in found]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "notebook": self.notebook,
-            "stages": [
-                {
-                    "name": s.name,
-                    "kind": s.kind,
-                    "cell": s.cell_index + 1,
-                    "inputs": list(s.inputs),
-                    "outputs": list(s.outputs),
-                    "params": list(s.params),
-                    "files": list(s.files),
-                    "writes": list(s.writes),
-                }
-                for s in self.stages
-            ],
-            "edges": [{"from": e.source, "to": e.target, "names": list(e.names)} for e in self.edges],
-            "problems": [{"stage": p.stage, "detail": p.detail} for p in self.problems],
-            "parameters": self.parameters,
-        }
 
 
 def read(notebook: Path) -> dict[str, Any]:
@@ -438,9 +298,10 @@ def build_graph(notebook_path: str | Path, nb: dict[str, Any] | None = None) -> 
         for n in (c.node for c in cells if c.node is not None)
     )
     edge_list = tuple(Edge(s, t, tuple(dict.fromkeys(names))) for (s, t), names in edges.items())
-    problems += _unstageable(cells, edge_list, nodes, builder.generators)
-    problems += _cycles(final_nodes, edge_list)
-    problems += _duplicates(final_nodes)
+    analyses = {c.node.name: c.analysis for c in cells if c.node is not None and c.analysis is not None}
+    problems += preflight.unstageable(edge_list, nodes, analyses, builder.generators)
+    problems += preflight.cycles(final_nodes, edge_list)
+    problems += preflight.duplicates(final_nodes)
     values = defaults(nb)
     return Graph(
         notebook=str(notebook),
@@ -450,113 +311,3 @@ def build_graph(notebook_path: str | Path, nb: dict[str, Any] | None = None) -> 
         parameters={n: values.get(n) for n in sorted(builder.parameters)},
         setup=tuple(setup),
     )
-
-
-def _unstageable_values(analysis: CellAnalysis, generators: set[str]) -> dict[str, str]:
-    """Names a cell binds to values no cache can keep, seen in its code: name -> what the value is."""
-    found: dict[str, str] = {}
-    for stmt in ast.walk(ast.parse(analysis.python)):
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            continue
-        value, name = stmt.value, stmt.targets[0].id
-        if isinstance(value, ast.GeneratorExp):
-            found[name] = "a generator"
-        elif isinstance(value, ast.Call):
-            func = value.func
-            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if called in generators:
-                found[name] = f"a generator (what {called}() returns)"
-            elif called in _UNSTAGEABLE:
-                found[name] = f"{_UNSTAGEABLE[called]} ({ast.unparse(func)}())"
-    return found
-
-
-def _unstageable(
-    cells: list[_Cell], edges: Iterable[Edge], nodes: dict[str, StageNode], generators: set[str]
-) -> list[Problem]:
-    by_name = {c.node.name: c for c in cells if c.node is not None}
-    problems: list[Problem] = []
-    for edge in edges:
-        source = by_name[edge.source]
-        if source.node is None or source.node.kind != STAGE or source.analysis is None:
-            continue  # a cell outside any stage runs in every run that needs it: its values need no cache
-        values = _unstageable_values(source.analysis, generators)
-        for name in edge.names:
-            if name in values:
-                problems.append(
-                    Problem(
-                        edge.source,
-                        f"{name} is {values[name]}, read by {edge.target}: no cache can keep it, so {edge.target} "
-                        f"cannot run apart from {edge.source}. Create it in {edge.target}, in a setup cell, or "
-                        "merge the two stages",
-                    )
-                )
-    return problems
-
-
-def _cycles(nodes: tuple[StageNode, ...], edges: tuple[Edge, ...]) -> list[Problem]:
-    """A problem for each cycle of the edges (strongly connected nodes; only a name read before the cell that
-    provides it makes one), naming the names changed in place on it."""
-    targets: dict[str, list[str]] = {}
-    for edge in edges:
-        targets.setdefault(edge.source, []).append(edge.target)
-    order = {n.name: n.cell_index for n in nodes}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    components: list[list[str]] = []
-
-    def connect(name: str) -> None:  # Tarjan's algorithm
-        index[name] = low[name] = len(index)
-        stack.append(name)
-        for target in targets.get(name, ()):
-            if target not in index:
-                connect(target)
-                low[name] = min(low[name], low[target])
-            elif target in stack:
-                low[name] = min(low[name], index[target])
-        if low[name] == index[name]:
-            component = []
-            while True:
-                member = stack.pop()
-                component.append(member)
-                if member == name:
-                    break
-            if len(component) > 1:
-                components.append(sorted(component, key=order.__getitem__))
-
-    for node in nodes:
-        if node.name not in index:
-            connect(node.name)
-    changed = {n.name: set(n.outputs) & set(n.inputs) for n in nodes}  # read and assigned: changed in place
-    problems = []
-    for component in components:
-        members = set(component)
-        inside = [e for e in edges if e.source in members and e.target in members]
-        names = sorted({n for e in inside for n in e.names})
-        mutated = sorted({n for e in inside for n in e.names if n in changed[e.source] | changed[e.target]})
-        through = f" through {', '.join(mutated)}, changed in place" if mutated else f" through {', '.join(names)}"
-        problems.append(
-            Problem(
-                component[0],
-                f"is on a cycle with {', '.join(component[1:])}{through}: each reads what the other makes. Give "
-                "each name one stage that makes it, above the stages that read it",
-            )
-        )
-    return problems
-
-
-def _duplicates(nodes: tuple[StageNode, ...]) -> list[Problem]:
-    cells: dict[str, list[int]] = {}
-    for node in nodes:
-        if node.kind == STAGE:
-            cells.setdefault(node.name, []).append(node.cell_index + 1)
-    return [
-        Problem(
-            name,
-            f"{len(where)} stages have this name (cells {', '.join(map(str, where))}): rename all but one, so that "
-            "--stage and the cache tell them apart",
-        )
-        for name, where in cells.items()
-        if len(where) > 1
-    ]
