@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_nb.exceptions import UsageError
+from mlops_nb.tracking.records import StageGraph
 
 STAGE = "stage"
 CELL = "cell"
@@ -115,7 +116,7 @@ class Graph:
                 todo.extend(sources.get(current, ()))
         return [s.name for s in self.stages if s.name in found]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> StageGraph:
         return {
             "notebook": self.notebook,
             "stages": [
