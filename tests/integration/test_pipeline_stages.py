@@ -6,8 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import nbformat
+import pytest
+
 from tests.conftest import embedded_client
-from tests.notebooks import mlops_nb, runs, write_notebook
+from tests.notebooks import KERNELSPEC, mlops_nb, runs, write_notebook
 
 PARAMETERS = "n = 10\nscale = 1.0"
 CELLS = (
@@ -27,6 +30,7 @@ def _stages_of(project: Path, run_id: str) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow  # four jobs, each a kernel
 def test_one_stage_runs_with_its_upstream_restored_or_run_first(project: Path) -> None:
     write_notebook(project / "pipe.ipynb", *CELLS, parameters=PARAMETERS)
 
@@ -80,6 +84,23 @@ def test_until_runs_the_stages_up_to_one(project: Path) -> None:
     job = embedded_client(project).get_run(done.stdout.strip())
     assert job.data.tags["mlops_nb.job.until"] == "side"
     assert set(_stages_of(project, job.info.run_id)) == {"load", "double", "side"}
+
+
+def test_a_stage_of_mlops_auto_keeps_its_name_when_the_cells_above_are_skipped(project: Path) -> None:
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext mlops_nb\n%mlops auto"),
+        nbformat.v4.new_markdown_cell("## Data"),
+        nbformat.v4.new_code_cell("rows = list(range(5))"),
+        nbformat.v4.new_code_cell("extra = len(rows)"),  # data-2, which data-3 does not need
+        nbformat.v4.new_code_cell("import mlops_nb as mnb\ntotal = sum(rows)\nmnb.log_metric('total', total)"),
+    ]
+    nbformat.write(nb, project / "pipe.ipynb")
+    graph = json.loads(mlops_nb("graph", "pipe.ipynb", "--json", cwd=project).stdout)
+    assert [s["name"] for s in graph["stages"]] == ["data", "data-2", "data-3"]
+    done = mlops_nb("run", "pipe.ipynb", "--stage", "data-3", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert set(_stages_of(project, done.stdout.strip())) == {"data", "data-3"}
 
 
 def test_bad_selections_exit_2_naming_the_fix_and_record_nothing(project: Path) -> None:
