@@ -13,6 +13,12 @@ STAGE = "stage"
 CELL = "cell"
 
 
+def printable(text: str) -> str:
+    """A name from a notebook as one line of plain text for a terminal: control characters (a newline, an
+    escape sequence in a stage name) shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 @dataclass(frozen=True)
 class StageNode:
     """A stage (or, of kind ``cell``, a cell outside any stage that does work).
@@ -79,7 +85,7 @@ class Graph:
             )
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"Did you mean {' or '.join(close)}? " if close else ""
-        raise UsageError(f"{self.notebook} has no stage {name!r}. {hint}Its stages: {', '.join(names)}.")
+        raise UsageError(printable(f"{self.notebook} has no stage {name!r}. {hint}Its stages: {', '.join(names)}."))
 
     def upstream(self, name: str) -> list[str]:
         """Every node ``name`` depends on, directly or not, in notebook order (cells included)."""

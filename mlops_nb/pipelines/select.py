@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.pipelines.graph import STAGE, Graph
+from mlops_nb.pipelines.model import printable
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,9 @@ def select(
         if p.stage in names or (p.stage.startswith("cell ") and p.stage[5:].isdigit() and int(p.stage[5:]) - 1 in run)
     ]
     if problems:
-        listed = "\n".join(f"  {p.stage}: {p.detail}" for p in problems)
+        listed = "\n".join(f"  {printable(p.stage)}: {printable(p.detail)}" for p in problems)
         raise UsageError(
-            f"{graph.notebook}: {stage} cannot run apart from the other stages; the pre-flight check "
+            f"{graph.notebook}: {printable(stage)} cannot run apart from the other stages; the pre-flight check "
             f"(mlops-nb graph {graph.notebook}) found:\n{listed}\n"
             "Fix these, or run the whole notebook (without --stage)."
         )

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from mlops_nb.pipelines.graph import CELL, Graph
+from mlops_nb.pipelines.model import printable
 
 _MAX_CELL = 60  # characters of a table cell; longer lists end in '...'
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
-
-
-def _printable(text: str) -> str:
-    """A name as one line of plain text: control characters (a newline in a stage name) shown escaped."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def table(graph: Graph) -> str:
@@ -26,11 +22,11 @@ def table(graph: Graph) -> str:
         files = [*s.files, *(f"-> {p}" for p in s.writes)]
         rows.append(
             (
-                _printable(s.name) + (" (cell)" if s.kind == CELL else ""),
+                printable(s.name) + (" (cell)" if s.kind == CELL else ""),
                 str(s.cell_index + 1),
-                _clip(_printable("; ".join(reads.get(s.name, ())))) or "-",
+                _clip(printable("; ".join(reads.get(s.name, ())))) or "-",
                 _clip(", ".join(s.params)) or "-",
-                _clip(_printable(", ".join(files))) or "-",
+                _clip(printable(", ".join(files))) or "-",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -43,7 +39,7 @@ def table(graph: Graph) -> str:
     ]
     if graph.problems:
         lines.append(f"The pre-flight check found {len(graph.problems)} problem(s) for running stages apart:")
-        lines.extend(f"  {_printable(p.stage)}: {_printable(p.detail)}" for p in graph.problems)
+        lines.extend(f"  {printable(p.stage)}: {printable(p.detail)}" for p in graph.problems)
     else:
         lines.append("The pre-flight check found no problem: each stage can run on its own (mlops-nb run --stage).")
     return "\n".join(lines)

@@ -283,3 +283,11 @@ def test_names_a_magic_may_bring_are_not_reported_missing(tmp_path: Path) -> Non
     assert [p.detail.split(":")[0] for p in late.problems] == [
         "reads helper before the cell that provides it (a setup cell, cell 2) has run"
     ]
+
+
+def test_control_characters_in_names_reach_no_terminal(tmp_path: Path) -> None:
+    graph = _graph(tmp_path, "%%track 'red\x1b[31m'\nx = 1", "%%track next\ny = x + missing")
+    with pytest.raises(UsageError) as refused:
+        graph.node("nope\x1b[2J")
+    assert "\x1b" not in str(refused.value) and "\\x1b[2J" in str(refused.value)
+    assert "\x1b" not in table(graph)
