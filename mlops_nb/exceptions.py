@@ -45,6 +45,10 @@ class UsageError(MlopsNbError, ValueError):
     """Bad input to a command or function: a missing notebook, an unknown parameter, a malformed requirement."""
 
 
+class UpstreamNotCached(UsageError):
+    """``mlops-nb run --stage NAME --no-upstream``: a stage NAME depends on has no cache entry for its key."""
+
+
 class ExportError(UsageError):
     """The model cannot be exported: bad URI, no such model, unsupported model, or ``--out`` in the way."""
 

@@ -3,7 +3,7 @@
 OK = 0
 FAILED = 1  # a notebook, or a CI check, failed
 USAGE = 2  # bad input: nothing was done; the message names the fix (click's own code for bad usage)
-REFUSED = 3  # a requirement or a promotion gate refused, a reproduction differs, drift with --fail-on-drift
+REFUSED = 3  # a requirement or promotion gate refused, a reproduction differs, drift (--fail-on-drift), graph problems
 DIFFERS = REFUSED
 DRIFT = REFUSED
 KERNEL = 4  # a job's kernel died or ran past its timeout

@@ -6,7 +6,6 @@ or ``tracking/``, format the answer.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -15,31 +14,26 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from mlops_nb.exceptions import MlopsNbError
 from mlops_nb.redaction import redact_uri
+from mlops_nb.stages import track as track_line
 from mlops_nb.stages.plan import StageOptions
 from mlops_nb.stages.stage import StageRunner
 from mlops_nb.tracking import provenance, recorder, runs
 
 
-def _names(text: str | None, *, paths: bool = False) -> list[str] | None:
-    """Comma-separated Python names (and, with ``paths``, file paths: anything with a '/' or a '.')."""
-    if text is None:
-        return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if not n.isidentifier() and not (paths and ("/" in n or "." in n))]
-    if bad:
-        what = "a Python name or a file path" if paths else "a Python name"
-        raise UsageError(f"not {what}: {', '.join(bad)} (separate them by commas: --in df,data/raw.csv)")
-    return names
-
-
 def _arguments(magic: Any, line: str) -> Any:
-    """The arguments of a magic's ``line``, quoted as in a shell: ``%%track "a b"`` names stage ``a b``
-    (IPython's own ``parse_argstring`` keeps the quotes)."""
+    """The arguments of a magic's ``line``, quoted as in a shell (IPython's own ``parse_argstring`` keeps the
+    quotes)."""
     try:
-        argv = shlex.split(line)
-    except ValueError as e:
-        raise UsageError(f"{e} in {line!r}: close the quote") from e
-    return magic.parser.parse_args(argv)
+        return magic.parser.parse_args(track_line.split(line))
+    except MlopsNbError as e:
+        raise UsageError(str(e)) from e
+
+
+def _track_arguments(func: Any) -> Any:
+    """``@magic_arguments()`` and an ``@argument`` per entry of ``stages/track.py``'s ``ARGUMENTS``."""
+    for flags, kwargs in reversed(track_line.ARGUMENTS):
+        func = argument(*flags, **kwargs)(func)
+    return magic_arguments()(func)
 
 
 def where() -> str:
@@ -60,13 +54,7 @@ class MlopsMagics(Magics):
         self.runner = StageRunner(shell.user_ns, provenance.notebook_path)
         self._namer: Any = None  # %mlops auto's stage names (stages/auto.py), once it is on
 
-    @magic_arguments()
-    @argument("stage", help="the stage name, e.g. train")
-    @argument("--in", dest="inputs", help="inputs: names and file paths, comma-separated (default: inferred)")
-    @argument("--out", dest="outputs", help="outputs: names and file paths, comma-separated (default: inferred)")
-    @argument("--params", help="names to record as this stage's parameters, comma-separated")
-    @argument("--no-cache", action="store_true", help="always run the cell; do not restore from the cache")
-    @argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag on the stage run (repeatable)")
+    @_track_arguments
     @cell_magic
     def track(self, line: str, cell: str) -> Any:
         """Run the cell as the pipeline stage STAGE: an MLflow run nested under the notebook's run, skipped
@@ -74,14 +62,15 @@ class MlopsMagics(Magics):
         __tracebackhide__ = True
         args = _arguments(self.track, line)
         try:
-            tags = runs.parse_tags(args.tag)
+            declared = track_line.from_arguments(args)
+            tags = runs.parse_tags(declared.tags)
         except MlopsNbError as e:
             raise UsageError(str(e)) from e
         options = StageOptions(
-            inputs=_names(args.inputs, paths=True),
-            outputs=_names(args.outputs, paths=True),
-            params=_names(args.params) or [],
-            cache=not args.no_cache,
+            inputs=declared.inputs,
+            outputs=declared.outputs,
+            params=declared.params,
+            cache=declared.cache,
             tags=tags,
         )
         value = self.runner.run(args.stage, cell, options)

@@ -150,6 +150,27 @@ export interface INotebookRuns {
   run: IRunDetail | null;
 }
 
+/** A stage of GET graph?path= (records.GraphStage); kind 'cell': a cell outside any stage. */
+export interface IGraphStage {
+  name: string;
+  kind: 'stage' | 'cell';
+  cell: number;
+  inputs: string[];
+  outputs: string[];
+  params: string[];
+  files: string[];
+  writes: string[];
+}
+
+/** GET graph?path= (records.StageGraph): the notebook's stage graph and its pre-flight problems. */
+export interface IStageGraph {
+  notebook: string;
+  stages: IGraphStage[];
+  edges: { from: string; to: string; names: string[] }[];
+  problems: { stage: string; detail: string }[];
+  parameters: Record<string, unknown>;
+}
+
 /** Every error answer (records.Error); a refused promotion (409) adds the PromotionResult fields. */
 export interface IApiError {
   error: string;

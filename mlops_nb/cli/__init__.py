@@ -34,6 +34,7 @@ COMMANDS = {
     "lineage": "mlops_nb.cli.read:lineage",
     "monitor": "mlops_nb.cli.monitor:monitor",
     "evaluate": "mlops_nb.cli.evaluate:evaluate",
+    "graph": "mlops_nb.cli.pipelines:graph",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
@@ -49,6 +50,7 @@ HELP = {
     "lineage": "A model version back to its run, stages, notebook, commit and evidence.",
     "monitor": "Check new data against the training reference: data problems and drift.",
     "evaluate": "A model's quality report: metrics, plots, explanations, slices, CV, a baseline.",
+    "graph": "A notebook's stage graph and the pre-flight check for running its stages apart.",
 }
 
 

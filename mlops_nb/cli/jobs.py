@@ -118,6 +118,18 @@ def _job_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--log-output", is_flag=True, help="Stream the cells' output to the console, as papermill does.")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="Cell progress bar (default: on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout instead of the run id.")
+@click.option(
+    "--stage",
+    metavar="NAME",
+    help="Run only this stage (and the setup cells): what it needs from upstream stages is restored from the stage "
+    "cache, and an upstream stage with no cache entry runs first.",
+)
+@click.option("--until", metavar="NAME", help="Run the stages up to NAME (and the setup cells), then stop.")
+@click.option(
+    "--no-upstream",
+    is_flag=True,
+    help="With --stage/--until: exit 2, naming it, when an upstream stage is not in the cache (instead of running it).",
+)
 @handle_errors
 def run(
     notebook: Path,
@@ -126,6 +138,9 @@ def run(
     log_output: bool,
     progress_bar: bool | None,
     as_json: bool,
+    stage: str | None,
+    until: str | None,
+    no_upstream: bool,
     **job: Any,
 ) -> None:
     """Execute NOTEBOOK with papermill as one tracked MLflow job run.
@@ -135,10 +150,15 @@ def run(
 
     \b
     mlops-nb run notebooks/train.ipynb -p alpha 0.5 --require "accuracy >= 0.9"
+    mlops-nb run notebooks/train.ipynb --stage train -p C 0.5
     """
-    from mlops_nb.jobs.runner import run_job
+    from mlops_nb.jobs.runner import run_job, select_stages
 
     options = _options(job, name)
+    selection = None
+    if stage is not None or until is not None or no_upstream:
+        selection = select_stages(notebook, stage=stage, until=until, no_upstream=no_upstream, cache=options.cache)
+        click.echo(selection.describe(), err=True)
     try:
         result = run_job(
             notebook,
@@ -152,6 +172,7 @@ def run(
             allow_new=job["allow_new"],
             progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
             log_output=log_output,
+            selection=selection,
         )
     except KeyboardInterrupt:
         if options.result is None:  # before the job run existed

@@ -31,6 +31,7 @@ class MlopsNbEngine(NBClientEngine):
         given: JobOptions | None = kwargs.pop(OPTIONS_KWARG, None)
         options = given or JobOptions()
         job = Job(kwargs.get("input_path"), nb, options)
+        _skip(nb, options.skip_cells)
         try:
             env = job.kernel_env()
             nb = super().execute_notebook(
@@ -114,6 +115,19 @@ class MlopsNbEngine(NBClientEngine):
             if client.kc is not None:
                 client.kc.stop_channels()
             kernels.stop_later(client.km)  # in the background: the next job need not wait for it
+
+
+SKIP_TAG = "skip-execution"  # nbclient's NotebookClient.skip_cells_with_tag
+
+
+def _skip(nb: Any, positions: tuple[int, ...]) -> None:
+    """Tag the cells at ``positions`` (counted among the cells that are not papermill's injected-parameters
+    cell, which papermill adds or replaces) so that nbclient skips them (run --stage/--until)."""
+    cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for position in positions:
+        tags = cells[position].setdefault("metadata", {}).setdefault("tags", [])
+        if SKIP_TAG not in tags:
+            tags.append(SKIP_TAG)
 
 
 def _say(result: Any) -> None:

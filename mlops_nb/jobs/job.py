@@ -24,7 +24,7 @@ from mlops_nb.stages.params import defaults
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.journal import JobHold, job_journals, read
 from mlops_nb.tracking.provenance import NOTEBOOK_ENV
-from mlops_nb.tracking.recorder import JOB_RUN_ENV, JOURNAL_ONLY_ENV, get_recorder
+from mlops_nb.tracking.recorder import CACHE_ONLY_ENV, JOB_RUN_ENV, JOURNAL_ONLY_ENV, get_recorder
 from mlops_nb.tracking.runs import open_run
 
 OPTIONS_KWARG = "mlops_nb_job"  # how run_job hands JobOptions to the papermill engine
@@ -42,6 +42,7 @@ TIMED_OUT = "timed_out"
 INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the run ends KILLED
 STORE_UNAVAILABLE = "store_unavailable"  # the records did not reach MLflow in time (they stay in the journal)
 PRUNED = "pruned"  # a tune's trial stopped by its pruner (mnb.report raised optuna.TrialPruned): ends FINISHED
+UPSTREAM_NOT_CACHED = "upstream_not_cached"  # run --stage --no-upstream: an upstream stage missed the cache
 EXIT_CODES = {
     SUCCEEDED: exit_codes.OK,
     NOTEBOOK_FAILED: exit_codes.FAILED,
@@ -52,6 +53,7 @@ EXIT_CODES = {
     INTERRUPTED: exit_codes.INTERRUPTED,
     STORE_UNAVAILABLE: exit_codes.STORE,
     PRUNED: exit_codes.OK,
+    UPSTREAM_NOT_CACHED: exit_codes.USAGE,
 }
 
 
@@ -70,6 +72,10 @@ class JobOptions:
     warm_kernels: bool = False  # run in a kernel started ahead, if there is one (a sweep's worker)
     prestart: bool = False  # and start one for the next job while this one runs
     save_every_cell: bool = True  # papermill's saves of the output notebook after each cell (False: at the end)
+    # run --stage/--until (pipelines/select.py): the code cells to skip, counted among the notebook's cells
+    # without papermill's injected-parameters cell, and the stages the kernel must serve from the cache
+    skip_cells: tuple[int, ...] = ()
+    cache_only: tuple[str, ...] = ()
     result: JobResult | None = None
 
 
@@ -205,6 +211,8 @@ class Job:
         }
         if self.notebook:
             env[NOTEBOOK_ENV] = self.notebook
+        if self.options.cache_only:
+            env[CACHE_ONLY_ENV] = json.dumps(list(self.options.cache_only))
         return env
 
     def finish(self, nb: Any, error: BaseException | None, output: str | None) -> JobResult:
@@ -318,6 +326,8 @@ def _classify(nb: Any, error: BaseException | None) -> tuple[str, str]:
     failed = _failed_cell(nb)
     if ": TrialPruned: " in failed:  # the pruner stopped the trial: its values so far are the record
         return PRUNED, failed
+    if ": UpstreamNotCached: " in failed:
+        return UPSTREAM_NOT_CACHED, failed
     return (NOTEBOOK_FAILED, failed) if failed else (SUCCEEDED, "")
 
 

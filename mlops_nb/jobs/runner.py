@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.jobs import parameters as params_mod
 from mlops_nb.jobs.job import OPTIONS_KWARG, JobOptions, JobResult
+from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import get_recorder
+
+if TYPE_CHECKING:
+    from mlops_nb.pipelines.select import Selection
 
 
 def default_output(notebook: Path) -> Path:
@@ -116,6 +120,34 @@ def kernel_of(nb: dict[str, Any], kernel: str | None) -> tuple[str, str | None]:
     return name, None if declared and not kernel else language
 
 
+def select_stages(
+    notebook: Path, *, stage: str | None, until: str | None, no_upstream: bool = False, cache: bool = True
+) -> Selection:
+    """The cells a run of one stage (``stage``) or of the stages up to one (``until``) runs
+    (pipelines/select.py). UsageError, before anything runs: both or neither given, ``no_upstream`` without the
+    cache, a notebook without stages, an unknown stage, a pre-flight problem of a stage that would run."""
+    from mlops_nb.pipelines.graph import build_graph
+    from mlops_nb.pipelines.select import select
+
+    if (stage is None) == (until is None):
+        raise UsageError("Give one of --stage NAME (one stage) and --until NAME (the stages up to it).")
+    if no_upstream and not cache:
+        raise UsageError("--no-upstream restores the upstream stages from the cache: drop --no-cache.")
+    nb = load_notebook(notebook)
+    graph = build_graph(notebook, nb)
+    code_cells = [i for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code"]
+    return select(graph, code_cells, stage=stage or until or "", until=until is not None, no_upstream=no_upstream)
+
+
+def _restrict(nb: dict[str, Any], selection: Selection, options: JobOptions) -> None:
+    """Have the job skip the cells ``selection`` leaves out and serve its ``cache_only`` stages from the cache."""
+    kept = [i for i, c in enumerate(nb["cells"]) if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    skip = set(selection.skip)
+    options.skip_cells = tuple(position for position, index in enumerate(kept) if index in skip)
+    options.cache_only = selection.cache_only
+    options.tags = {**options.tags, (tags.JOB_UNTIL if selection.until else tags.JOB_STAGE): selection.target}
+
+
 def run_job(
     notebook: Path,
     *,
@@ -129,6 +161,7 @@ def run_job(
     allow_new: bool = False,
     progress_bar: bool = False,
     log_output: bool = False,
+    selection: Selection | None = None,
 ) -> JobResult:
     """Execute ``notebook`` as one tracked job.
 
@@ -142,6 +175,8 @@ def run_job(
         timeout: seconds any one cell may run (papermill's execution timeout); None waits.
         start_timeout: seconds to wait for the kernel to start.
         allow_new: inject parameters the notebook's ``parameters`` cell does not set.
+        selection: run only these cells (``select_stages``: ``--stage``/``--until``); the job records as a run of
+            the whole notebook does, with the stages that ran or were restored.
 
     Raises:
         UsageError: a missing or damaged notebook, unknown parameters, an unknown kernel, a bad cwd; nothing
@@ -154,6 +189,8 @@ def run_job(
     nb = load_notebook(notebook)
     params_mod.check_names(str(notebook), nb, parameters, allow_new)
     parameters = params_mod.like_defaults(nb, parameters)
+    if selection is not None:
+        _restrict(nb, selection, options)
     kernel_name, language = kernel_of(nb, kernel)
     if cwd is not None and not cwd.is_dir():
         raise UsageError(f"--cwd {cwd} is not a folder.")

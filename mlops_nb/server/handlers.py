@@ -318,6 +318,27 @@ class Notebook(Base):
         await self.serve(work)
 
 
+def notebook_graph(root: Path, path: str) -> Any:
+    """The stage graph of the notebook at ``path`` (under ``root``), ``path`` echoed as given."""
+    from mlops_nb.pipelines.graph import build_graph
+
+    notebook = confine(root, path)
+    if not notebook.is_file():
+        raise NotFound(f"No notebook {path!r} under the server's root folder.")
+    return {**build_graph(notebook).to_json(), "notebook": path}
+
+
+class NotebookGraph(Base):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> Any:
+            path = self.argument("path")
+            confine(self.context.root, path)  # refused before any thread is used
+            return await self.off_loop(notebook_graph, self.context.root, path)
+
+        await self.serve(work)
+
+
 def diff(a: str, b: str, settings: Settings) -> Any:
     from mlops_nb.tracking.diff import diff_runs
 
@@ -464,6 +485,7 @@ ROUTES: list[tuple[str, type[Base]]] = [
     (f"/{API}/runs", Runs),
     (f"/{API}/runs/{_ID}", Run),
     (f"/{API}/notebook", Notebook),
+    (f"/{API}/graph", NotebookGraph),
     (f"/{API}/diff", Diff),
     (f"/{API}/compare", Compare),
     (f"/{API}/models", Models),

@@ -135,6 +135,16 @@ class Namer:
         identity = f"cell {index}" if index is not None else hashlib.sha1(source.encode()).hexdigest()
         if identity in self._names:
             return self._names[identity]
+        if index is not None:
+            # The cells above that do work take their names first, as in a run from the top: a cell keeps its
+            # name when cells above it are skipped (mlops-nb run --stage) or run later.
+            for earlier in range(index):
+                if f"cell {earlier}" not in self._names and does_work(notebook.sources[earlier]):
+                    self._name(f"cell {earlier}", notebook.sources[earlier], earlier, execution_count)
+        return self._name(identity, cell, index, execution_count)
+
+    def _name(self, identity: str, cell: str, index: int | None, execution_count: int) -> str:
+        notebook = self._notebook
         base = slug(first_comment(cell))
         if not base and index is not None:
             base = slug(notebook.headings[index])

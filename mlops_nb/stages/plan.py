@@ -30,7 +30,7 @@ from mlops_nb.tracking.recorder import get_recorder
 
 CACHE_VERSION = "mlops-nb-stage-cache-3"  # bump when the key or the entry format changes meaning
 # IPython's own names in the user namespace: never inputs or outputs of a stage.
-_IPYTHON_NAMES = re.compile(r"^(_+|_i+|_i?\d+|_oh|_dh|_ih|In|Out|get_ipython|exit|quit|__builtins?__|__name__)$")
+IPYTHON_NAMES = re.compile(r"^(_+|_i+|_i?\d+|_oh|_dh|_ih|In|Out|get_ipython|exit|quit|__builtins?__|__name__)$")
 
 
 @dataclass
@@ -238,7 +238,7 @@ class Planner:
         return fps, watch
 
     def not_an_input(self, name: str) -> bool:
-        return bool(_IPYTHON_NAMES.match(name)) or (
+        return bool(IPYTHON_NAMES.match(name)) or (
             name in self._shell_builtins and self.ns[name] is self._shell_builtins[name]
         )
 
@@ -283,6 +283,6 @@ class Planner:
             n
             for n in analysis.outputs
             if n in self.ns
-            and not _IPYTHON_NAMES.match(n)
+            and not IPYTHON_NAMES.match(n)
             and not isinstance(self.ns[n], (types.ModuleType, io.IOBase))  # modules, and files (``with open``)
         ]

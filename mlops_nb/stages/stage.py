@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_nb.exceptions import UpstreamNotCached
 from mlops_nb.stages import figures, files, mutation, rng
 from mlops_nb.stages.analysis import CellAnalysis, analyse
 from mlops_nb.stages.cache import Cache, CacheMiss
@@ -27,7 +29,7 @@ from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, re
 from mlops_nb.stages.plan import Plan, Planner, StageOptions
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
-from mlops_nb.tracking.recorder import get_recorder
+from mlops_nb.tracking.recorder import CACHE_ONLY_ENV, get_recorder
 from mlops_nb.tracking.runs import Run, stage
 
 # The names other modules import from here; each tag is declared once, in tracking/tags.py.
@@ -92,6 +94,7 @@ class StageRunner:
         self._cache: Cache | None = None
         self._running: _Running | None = None  # a stage whose cell has not ended yet
         self._replay_after: Captured | None = None  # what a restored stage shows once its cell's code returned
+        self.cache_only = frozenset(_cache_only())
 
     @property
     def cache(self) -> Cache:
@@ -139,12 +142,14 @@ class StageRunner:
                 run.log_text(json.dumps(plan.files, indent=1), "stage/input_files.json")
             if skipped:
                 run.set_tags({CACHE_SKIPPED_TAG: skipped[:500], CACHE_MISS_TAG: skipped[:500]})
+                self._refuse_miss(name, skipped)
             else:
                 served = self._restore(plan, analysis.restore_code, run, record)
                 if not isinstance(served, str):
                     record.duration = time.perf_counter() - started
                     return served.value
                 run.set_tag(CACHE_MISS_TAG, served[:500])
+                self._refuse_miss(name, served)
             uses_random = "random" in analysis.inputs or "random" in analysis.modules
             rng_before = rng.states(python=uses_random) if not skipped else {}
             files_before = files.snapshot(plan.watch) if not skipped else {}
@@ -194,6 +199,14 @@ class StageRunner:
         )
         self._at_cell_end()
         return value
+
+    def _refuse_miss(self, name: str, why: str) -> None:
+        """UpstreamNotCached when this job must serve stage ``name`` from the cache (``--no-upstream``)."""
+        if name in self.cache_only:
+            raise UpstreamNotCached(
+                f"upstream stage {name!r} is not in the cache for its key ({why}). Run it first (drop "
+                "--no-upstream, or run the stages up to it: --until), then run this stage again."
+            )
 
     def _at_cell_end(self) -> None:
         """Finish the open stage when its cell ends (at once outside IPython)."""
@@ -356,6 +369,15 @@ class StageRunner:
             )
         except Exception as e:  # noqa: BLE001 - an output that cannot be saved: the stage just is not cached
             run.set_tag(CACHE_SKIPPED_TAG, f"cannot save the outputs: {e!r}"[:500])
+
+
+def _cache_only() -> list[str]:
+    """The stage names of ``CACHE_ONLY_ENV`` (none when it is unset or not a JSON list of names)."""
+    try:
+        names = json.loads(os.environ.get(CACHE_ONLY_ENV, "[]"))
+    except ValueError:
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 @dataclass

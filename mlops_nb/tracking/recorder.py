@@ -33,6 +33,7 @@ INLINE_TEXT = 64 * 1024  # characters of a text artifact kept inside its journal
 # Set by the jobs engine for the kernel it starts: only journal; the engine sends the journal when the kernel
 # has exited (the kernel never loads MLflow, the engine's process has it loaded already).
 JOURNAL_ONLY_ENV = "MLOPS_NB_JOURNAL_ONLY"
+CACHE_ONLY_ENV = "MLOPS_NB_CACHE_ONLY"  # the stages a job's kernel must serve from the cache (run --no-upstream)
 JOB_RUN_ENV = "MLOPS_NB_JOB_RUN"  # the mlops-nb key of the job run a kernel records into (see runs.py)
 
 

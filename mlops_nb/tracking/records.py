@@ -196,6 +196,38 @@ class NotebookRuns(TypedDict):
     run: RunDetail | None  # the notebook's latest run (notebook or job) with its stages; None before any
 
 
+class GraphStage(TypedDict):
+    """A stage of ``StageGraph`` (kind ``cell``: a cell outside any stage, named with what it defines)."""
+
+    name: str
+    kind: str  # stage | cell
+    cell: int  # its position among the notebook's cells, from 1
+    inputs: list[str]  # names it reads from the stages and cells above it
+    outputs: list[str]
+    params: list[str]  # the notebook parameters it reads
+    files: list[str]  # files it reads
+    writes: list[str]  # files it writes
+
+
+# "from" is a Python keyword: the functional form keeps the JSON name.
+GraphEdge = TypedDict("GraphEdge", {"from": str, "to": str, "names": list[str]})
+
+
+class GraphProblem(TypedDict):
+    stage: str
+    detail: str  # what would break when it runs apart, and the fix
+
+
+class StageGraph(TypedDict):
+    """``mlops-nb graph --json`` and ``GET /mlops-nb/api/graph?path=PATH``: a notebook's stage graph."""
+
+    notebook: str
+    stages: list[GraphStage]
+    edges: list[GraphEdge]
+    problems: list[GraphProblem]
+    parameters: dict[str, Any]  # name -> default (None when not a literal)
+
+
 class Error(TypedDict):
     """Every error answer of the server: 4xx for bad input (404 unknown id), 409 refused promotion, 5xx store."""
 

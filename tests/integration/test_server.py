@@ -468,3 +468,16 @@ def test_a_body_over_the_limit_answers_413_and_the_server_goes_on(api) -> None:
     assert api("status")[0] == 200
     status, answer = api("jobs", method="POST", body=json.dumps({"notebook": "nb.ipynb", "pad": "x" * (MAX_BODY // 2)}))
     assert status == 400 and "is not a notebook file" in answer["message"]  # read whole, off the loop
+
+
+def test_graph_answers_the_notebooks_stage_graph_and_refuses_paths_outside_the_root(api, project: Path) -> None:
+    write_notebook(project / "nbs" / "pipe.ipynb", *PIPELINE, parameters=PIPELINE_PARAMETERS)
+    status, graph = api("graph", params={"path": "nbs/pipe.ipynb"})
+    assert status == 200
+    assert graph["notebook"] == "nbs/pipe.ipynb"  # as given: no absolute path of the server's machine
+    assert [s["name"] for s in graph["stages"]] == ["load", "score"]
+    assert graph["edges"] == [{"from": "load", "to": "score", "names": ["data"]}]
+    assert graph["parameters"] == {"label": "a", "n": 10, "scale": 1.0} and graph["problems"] == []
+    assert api("graph", params={"path": "../outside.ipynb"})[0] == 400
+    assert api("graph", params={"path": "nbs/missing.ipynb"})[0] == 404
+    assert api("graph")[0] == 400

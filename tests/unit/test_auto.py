@@ -47,3 +47,20 @@ def test_names_come_from_the_first_comment_then_the_heading_above_then_the_posit
     assert Namer(None).name("y = 2 * x", 9) == "cell-9"  # no notebook file: its execution count
     assert Namer(str(tmp_path / "missing.ipynb")).name("y = 2 * x", 3) == "cell-3"
     assert namer.name("--x = 1", 6) == "cell-6"  # a cell not in the file is named by its count
+
+
+def test_a_cell_keeps_its_name_when_cells_above_it_are_skipped_or_run_later(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("## Plots"),
+        nbformat.v4.new_code_cell("a = len('x')"),
+        nbformat.v4.new_code_cell("import numpy as np"),  # no work: takes no name
+        nbformat.v4.new_code_cell("b = a + 1"),
+        nbformat.v4.new_code_cell("c = b + 1"),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    skipping = Namer(str(path))
+    assert skipping.name("c = b + 1", 1) == "plots-3"  # as in a run from the top, where a and b came first
+    assert skipping.name("a = len('x')", 2) == "plots"
+    assert skipping.name("b = a + 1", 3) == "plots-2"
