@@ -99,7 +99,7 @@ def evaluate(
     """
     from mlops_nb.tracking.evaluations import DEFAULT_NAME
 
-    _check_name(name or DEFAULT_NAME)
+    check_name(name or DEFAULT_NAME)
     with tempfile.TemporaryDirectory(prefix="mlops-nb-evaluate-") as tmp:
         base, label, missing = _resolve_baseline(baseline, registered_model, Path(tmp))
         evaluation = evaluate_model(
@@ -123,7 +123,12 @@ def evaluate(
     return evaluation
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """An evaluation's name: its metrics' prefix and artifact folder.
+
+    Raises:
+        UsageError: not 1-64 letters, digits, '_' or '-'.
+    """
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
         raise UsageError(f"name={name!r}: an evaluation's name is 1-64 letters, digits, '_' or '-', e.g. 'holdout'.")
 
