@@ -140,15 +140,17 @@ class Logged(TypedDict):
 
 
 def results_in(run_id: str, settings: Settings | None = None) -> list[Logged]:
-    """Every evaluation logged in run ``run_id`` and in its stages, the run's own first, then its stages oldest
-    first. A cache-hit stage's evaluations are read from the run it came from. One whose result cannot be
-    read is listed with the reason, never left out."""
+    """Every evaluation logged in run ``run_id`` and in its stages (not a sweep's jobs), the run's own first,
+    then its stages oldest first. A cache-hit stage's evaluations are read from the run it came from. One whose
+    result cannot be read is listed with the reason, never left out."""
     from mlops_nb.tracking import reading
 
     s = settings or load_settings()
     run = reading.get_run(run_id, s)
     holders: list[tuple[dict[str, Any], str | None]] = [(dict(run), None)]
     for child in reading.child_runs(run["run_id"], s):
+        if child["tags"].get(tags.KIND) != "stage":
+            continue  # a sweep's jobs, a study's trials: each shows its own (and there may be thousands)
         stage, source = child["tags"].get(tags.STAGE) or child["name"], child["tags"].get(tags.CACHE_SOURCE)
         holder: dict[str, Any] = dict(child)
         if not _names_of(child) and child["tags"].get(tags.CACHE_HIT) == "true" and source:
