@@ -7,6 +7,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { listIcon } from '@jupyterlab/ui-components';
 import { renderBadge, renderBadges } from './badges';
 import { ComparisonPanel } from './comparison';
+import { EvaluationPanel } from './evaluation';
 import { Sidebar } from './sidebar';
 import { StageStore, isOver, trackedStage } from './stages';
 import { StatusItem } from './status';
@@ -83,6 +84,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.activateById(comparison.id);
       void comparison.compare(runIds);
     };
+    let evaluation: EvaluationPanel | null = null;
+    const evaluate = (runId: string) => {
+      if (!evaluation || evaluation.isDisposed) {
+        evaluation = new EvaluationPanel();
+      }
+      if (!evaluation.isAttached) {
+        app.shell.add(evaluation, 'main', { mode: 'split-right' });
+      }
+      app.shell.activateById(evaluation.id);
+      void evaluation.showRun(runId);
+    };
     const kernelBusy = (): boolean | null => {
       const kernel = current()?.sessionContext.session?.kernel;
       return kernel ? kernel.status === 'busy' : null;
@@ -91,6 +103,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       store,
       settings: () => settings,
       compare,
+      evaluate,
       kernelBusy,
       notebook: () => {
         const panel = current();

@@ -13,6 +13,8 @@ export interface ISidebarOptions {
   settings: () => ISettings;
   /** Open the comparison of these runs in the main area (the sidebar is too narrow for its chart). */
   compare: (runIds: string[]) => void;
+  /** Open the evaluations of this run (mnb.evaluate's reports) in the main area. */
+  evaluate: (runId: string) => void;
   /** Whether the open notebook's kernel is running a cell (null: no kernel). */
   kernelBusy: () => boolean | null;
   /** The open notebook the sidebar follows (null: none), and the %%track stage names in its cell order. */
@@ -262,14 +264,17 @@ export class Sidebar extends Widget {
     const headline = this._opts.settings().headlineMetrics;
     const metric = columnNames(this._runs.map(r => Object.keys(r.metrics)), headline)[0] ?? null;
     const compare = h('button', { className: 'jp-mod-styled jp-mod-accept mlops-nb-compare', type: 'button' }, 'Compare');
+    const evaluation = h('button', { className: 'jp-mod-styled mlops-nb-evaluate', type: 'button', title: "The selected run's evaluations and reports" }, 'Evaluation');
     const count = h('span', { className: 'mlops-nb-dim mlops-nb-selected-count' });
     const updateSelection = () => {
       const n = this._selected.size;
       compare.disabled = n < 2;
+      evaluation.disabled = n !== 1;
       count.textContent = n < 2 ? 'select 2 or more runs to compare' : `${n} selected`;
     };
     compare.addEventListener('click', () => this._compare());
-    this._body.appendChild(h('div', { className: 'mlops-nb-toolbar' }, compare, count));
+    evaluation.addEventListener('click', () => this._selected.size === 1 && this._opts.evaluate([...this._selected][0]));
+    this._body.appendChild(h('div', { className: 'mlops-nb-toolbar' }, compare, evaluation, count));
     const table = h('table', { className: 'mlops-nb-table mlops-nb-runs' });
     table.appendChild(
       h(

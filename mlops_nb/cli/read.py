@@ -129,7 +129,9 @@ def runs(
 @click.option("--json", "as_json", is_flag=True, help="Print the run and its stages as JSON.")
 @handle_errors
 def show(run_id: str, as_json: bool) -> None:
-    """One run: its parameters, metrics and stages (status, duration, cache hit, metrics)."""
+    """One run: its parameters, metrics and stages (status, duration, cache hit, metrics), and the headline of
+    each evaluation it logged (mnb.evaluate, mlops-nb evaluate)."""
+    from mlops_nb.jobs.evaluate import run_evaluations
     from mlops_nb.tracking.reading import run_detail
 
     detail: dict[str, Any] = dict(run_detail(run_id))
@@ -137,6 +139,7 @@ def show(run_id: str, as_json: bool) -> None:
         from mlops_nb.tracking.studies import study_trials
 
         detail["trials"] = study_trials(run_id)
+    detail["evaluations"] = run_evaluations(detail["run_id"])
     if as_json:
         _dump(detail)
         return
@@ -184,6 +187,48 @@ def show(run_id: str, as_json: bool) -> None:
         click.echo("")
         metric = detail["params"].get("metric", "value")
         click.echo(_table(["trial", "state", metric, "", "params", "job run"], rows))
+    for evaluation in detail["evaluations"]:
+        click.echo("")
+        _show_evaluation(evaluation)
+
+
+def _interval(i: dict[str, float] | None) -> str:
+    return f"[{_num(i['low'])}, {_num(i['high'])}]" if i else ""
+
+
+def _show_evaluation(e: dict[str, Any]) -> None:
+    """An evaluation's headline: metrics with intervals, CV, the worst slices, the baseline's deltas, what was
+    skipped, and where its report is."""
+    where = f"stage {e['stage']}" if e["stage"] else "this run"
+    click.echo(click.style(f"evaluation {e['name']}", bold=True) + f"  ({where}, run {e['run_id']})")
+    if e["error"]:
+        click.echo(click.style(f"  not readable: {e['error']}", fg="yellow"))
+        return
+    click.echo(f"  {e['model']}: {e['task']}, {e['rows']} rows")
+    cv, base = e["cv"] or {}, e["baseline"]
+    header = ["metric", "value", "95% interval"] + (["cv mean [interval]"] if cv else [])
+    if base:
+        header += [f"vs {base['model']}"[:40], "paired interval"]
+    rows = []
+    for name, value in e["metrics"].items():
+        row = [name, _num(value), _interval(e["intervals"].get(name))]
+        if cv:
+            c = cv.get(name)
+            row.append(f"{_num(c['mean'])} {_interval(c)}" if c else "")
+        if base:
+            d = base["deltas"].get(name)
+            row += [_delta(d["delta"], _lower_is_better(name)) if d else "", _interval(d)]
+        rows.append(row)
+    click.echo(_table(header, rows))
+    primary = e["primary"]
+    for s in e["worst_slices"]:
+        value = f"{primary} {_num(s['metrics'].get(primary))} {_interval(s['intervals'].get(primary))}"
+        click.echo(f"  worst slice: {s['slice']} ({s['rows']} rows): {value}")
+    if not e["worst_slices"]:
+        click.echo("  worst slice: none below the overall value")
+    for skipped in e["skipped"]:
+        click.echo(click.style(f"  skipped {skipped['part']}: {skipped['reason']}", fg="yellow"))
+    click.echo(f"  report: {e['report']} (mlflow artifacts download -r {e['run_id']} -a {e['report']})")
 
 
 def _deleted(run_id: str) -> str:
@@ -205,11 +250,14 @@ def _arrow(a: Any, b: Any) -> str:
 @handle_errors
 def diff(run_a: str, run_b: str, as_json: bool) -> None:
     """Why RUN_B differs from RUN_A: params, metric deltas, and per stage what changed (code, the parameters it
-    read, its input data) — the stage a change entered the pipeline at."""
+    read, its input data) — the stage a change entered the pipeline at; and their evaluations' metric deltas
+    with intervals (independent: for a paired interval evaluate one with the other as baseline)."""
+    from mlops_nb.jobs.evaluate import diff_evaluations
     from mlops_nb.tracking.diff import diff_runs
     from mlops_nb.tracking.reading import run_detail, stage_code
 
-    result = diff_runs(run_detail(run_a), run_detail(run_b), stage_code)
+    result: dict[str, Any] = dict(diff_runs(run_detail(run_a), run_detail(run_b), stage_code))
+    result["evaluations"] = diff_evaluations(result["a"], result["b"])
     if as_json:
         _dump(result)
         return
@@ -234,12 +282,39 @@ def diff(run_a: str, run_b: str, as_json: bool) -> None:
             for line in (_visible(line, keep="\t") for line in code_diff.splitlines()):
                 colour = "green" if line.startswith("+") else "red" if line.startswith("-") else None
                 click.echo("      " + (click.style(line, fg=colour) if colour else line))
+    for e in result["evaluations"]:
+        _diff_evaluation(e)
 
 
-def _delta(value: float | None) -> str:
+def _diff_evaluation(e: dict[str, Any]) -> None:
+    """An evaluation of both runs: metric deltas with the interval of the difference, CV means, worst slices."""
+    click.echo(
+        click.style(f"\nevaluation {e['name']}", bold=True) + ("" if e["in"] == "both" else f" (only in {e['in']})")
+    )
+    rows = []
+    for name, (a, b, d) in e["metrics"].items():
+        interval = e["deltas"].get(name)
+        rows.append([name, _arrow(_num(a), _num(b)), _delta(d, _lower_is_better(name)), _interval(interval)])
+    for part in ("cv", "worst_slice"):
+        rows += [
+            [f"{part}.{k}", _arrow(_num(a), _num(b)), _delta(d, _lower_is_better(k)), ""]
+            for k, (a, b, d) in e[part].items()
+        ]
+    if rows:
+        click.echo(_table(["name", "a → b", "b - a", "95% interval of b - a"], rows))
+
+
+def _delta(value: float | None, lower_is_better: bool = False) -> str:
     if value is None:
         return ""
-    return click.style(f"{value:+.4g}", fg="green" if value > 0 else "red" if value < 0 else None)
+    better = -value if lower_is_better else value
+    return click.style(f"{value:+.4g}", fg="green" if better > 0 else "red" if better < 0 else None)
+
+
+def _lower_is_better(name: str) -> bool:
+    from mlops_nb.evaluation.metrics import LOWER_IS_BETTER
+
+    return name.rsplit(".", 1)[-1] in LOWER_IS_BETTER
 
 
 def _stage_line(s: Any) -> str:

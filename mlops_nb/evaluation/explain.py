@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from mlops_nb.evaluation.metrics import LOWER_IS_BETTER, PRIMARY, Scored, Skipped, compute, encode, model_input
+from mlops_nb.evaluation.metrics import LOWER_IS_BETTER, PRIMARY, Scored, Skipped, encode, model_input, primary
 from mlops_nb.evaluation.resampling import LEVEL, SEED
 
 REPEATS = 5
@@ -84,29 +84,31 @@ def permutation_importance(model: Any, frame: Any, s: Scored, repeats: int = REP
 
     rows = _sample(len(frame), MAX_ROWS)
     base = frame.iloc[rows].reset_index(drop=True)
+    n, copies = len(base), len(base.columns) * repeats
     truth = Scored(s.task, s.y[rows], s.pred[rows], None, s.classes)
     name = PRIMARY[s.task]
-    intact = float(compute(truth, np.ones((1, len(rows))))[name][0])
+    intact = float(primary(truth, np.ones(n))[0])
+    # the copies stacked column by column (copy k shuffles column k // repeats): one predict for them all
     rng = np.random.default_rng(SEED)
-    copies = []
-    for column in base.columns:
-        for _ in range(repeats):
-            copy = base.copy()
-            copy[column] = base[column].to_numpy()[rng.permutation(len(base))]
-            copies.append(copy)
-    stacked = pd.concat(copies, ignore_index=True)
-    predicted = model.predict(model_input(model, stacked))
+    stacked = {}
+    for c, column in enumerate(base.columns):
+        values = base[column].to_numpy()
+        tiled = np.tile(values, copies)
+        for k in range(c * repeats, (c + 1) * repeats):
+            tiled[k * n : (k + 1) * n] = values[rng.permutation(n)]
+        stacked[column] = tiled
+    predicted = model.predict(model_input(model, pd.DataFrame(stacked).astype(base.dtypes.to_dict())))
     if s.task == "regression":
-        blocks = np.asarray(predicted, dtype=float).reshape(len(copies), len(base))
+        blocks = np.asarray(predicted, dtype=float).reshape(copies, n)
     else:
-        blocks = encode(np.asarray(s.classes, dtype=object), np.asarray(predicted))[0].reshape(len(copies), -1)
+        blocks = encode(np.asarray(model.classes_), np.asarray(predicted))[0].reshape(copies, n)
     found: list[Importance] = []
     sign = -1.0 if name in LOWER_IS_BETTER else 1.0
     for i, column in enumerate(base.columns):
         drops = []
         for block in blocks[i * repeats : (i + 1) * repeats]:
             shuffled = Scored(s.task, truth.y, block, None, s.classes)
-            drops.append(sign * (intact - float(compute(shuffled, np.ones((1, len(rows))))[name][0])))
+            drops.append(sign * (intact - float(primary(shuffled, np.ones(n))[0])))
         mean, std = float(np.mean(drops)), float(np.std(drops, ddof=1)) if repeats > 1 else 0.0
         half = _t_half(std, repeats) if repeats > 1 else 0.0
         found.append({"feature": str(column), "mean": mean, "std": std, "low": mean - half, "high": mean + half})

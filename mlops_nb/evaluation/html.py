@@ -15,33 +15,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from markupsafe import escape
 
+from mlops_nb import pages
+
 if TYPE_CHECKING:
     from mlops_nb.evaluation.plots import Chart
 
 MAX_LABEL = 40
 COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
 
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title></head>
-<body>{{ body }}</body></html>
-"""
-CSS = """
-.mnb-eval { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; max-width: 1200px;
-  margin: 0 auto; padding: 8px 16px; }
-.mnb-eval h1 { font-size: 1.4em; margin: 0.4em 0; } .mnb-eval h2 { font-size: 1.15em; margin: 1.2em 0 0.4em; }
-.mnb-eval table { border-collapse: collapse; font-size: 0.9em; margin: 4px 0; }
-.mnb-eval th, .mnb-eval td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }
-.mnb-eval td.num { text-align: right; font-variant-numeric: tabular-nums; }
+CSS = (
+    pages.base_css(".mnb-eval")
+    + """
 .mnb-eval .worse { color: #a1262c; font-weight: 600; } .mnb-eval .better { color: #1d5e2a; font-weight: 600; }
-.mnb-eval .grid { display: flex; flex-wrap: wrap; gap: 8px; }
-.mnb-eval .plot { border: 1px solid #eee; border-radius: 4px; padding: 2px; }
-.mnb-eval .plot svg { display: block; max-width: 100%; height: auto; }
-.mnb-eval .meta { color: #666; font-size: 0.9em; }
 .mnb-eval .skipped { background: #fff4e0; border-left: 4px solid #e0a030; padding: 6px 10px; }
 """
+)
 BODY = """<div class="mnb-eval"><style>{{ css }}</style>
 <h1>Evaluation {{ r.name }} of {{ r.model }}</h1>
 <p class="meta">{{ r.task }} &middot; {{ r.rows }} rows
@@ -313,9 +301,5 @@ def fragment(evaluation: Any) -> str:  # an evaluation.report.Evaluation (which 
 
 def page(evaluation: Any) -> str:
     """The report as one self-contained HTML document."""
-    import jinja2
-    from markupsafe import Markup
-
-    env = jinja2.Environment(autoescape=True)
     title = f"mlops-nb evaluation: {evaluation.result['name']} of {evaluation.result['model']}"
-    return env.from_string(TEMPLATE).render(title=title, body=Markup(fragment(evaluation)))
+    return pages.page(title, fragment(evaluation))

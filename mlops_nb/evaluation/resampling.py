@@ -2,8 +2,8 @@
 scored on the same rows (the paired bootstrap: both are resampled with the same rows, so what the rows have in
 common cancels out and only the models' difference is left).
 
-Each resample is a row of multinomial counts used as weights (``metrics.compute``), drawn with a fixed seed:
-the same data gives the same intervals. Intervals are percentile intervals at ``LEVEL``.
+Each resample is a row of counts (how often each row was drawn) used as weights (``metrics.compute``), drawn
+with a fixed seed: the same data gives the same intervals. Intervals are percentile intervals at ``LEVEL``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ def weights(rows: int, resamples: int = RESAMPLES, seed: int = SEED) -> Iterator
     done = 0
     while done < resamples:
         size = min(batch, resamples - done)
-        yield rng.multinomial(rows, np.full(rows, 1.0 / rows), size=size).astype(float)
+        # each resample draws ``rows`` rows with replacement; counting them per resample is one bincount
+        # (numpy's multinomial over ``rows`` categories took 3x longer on 285 rows)
+        drawn = rng.integers(0, rows, size=(size, rows)) + rows * np.arange(size)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=size * rows).reshape(size, rows).astype(float)
         done += size
 
 

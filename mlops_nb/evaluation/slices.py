@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from mlops_nb.evaluation.metrics import COUNTS, LOWER_IS_BETTER, PRIMARY, Scored, compute, jsonable
+from mlops_nb.evaluation.metrics import COUNTS, LOWER_IS_BETTER, PRIMARY, Scored, compute, jsonable, primary
 from mlops_nb.evaluation.resampling import MAX_CELLS, Interval, intervals
 from mlops_nb.exceptions import UsageError
 
@@ -136,9 +136,8 @@ def _candidates(frame: Any) -> list[Condition]:
 
 def _primary(s: Scored, masks: np.ndarray) -> np.ndarray:
     """The primary metric on each mask (rows of ``masks``), in batches that bound memory."""
-    name = PRIMARY[s.task]
     batch = max(1, MAX_CELLS // max(s.rows, 1))
-    return np.concatenate([compute(s, masks[i : i + batch])[name] for i in range(0, len(masks), batch)])
+    return np.concatenate([primary(s, masks[i : i + batch]) for i in range(0, len(masks), batch)])
 
 
 def _gap(s: Scored, value: np.ndarray, overall: float) -> np.ndarray:

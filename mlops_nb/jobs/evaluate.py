@@ -14,10 +14,14 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_nb.evaluation.report import Evaluation, evaluate_model
 from mlops_nb.exceptions import UsageError
+
+if TYPE_CHECKING:
+    from mlops_nb.config import Settings
+    from mlops_nb.evaluation.summary import EvaluationDiff, Headline
 
 _ALIAS = re.compile(r"^[\w-]+$")
 
@@ -95,7 +99,7 @@ def evaluate(
     """
     from mlops_nb.tracking.evaluations import DEFAULT_NAME
 
-    _check_name(name or DEFAULT_NAME)
+    check_name(name or DEFAULT_NAME)
     with tempfile.TemporaryDirectory(prefix="mlops-nb-evaluate-") as tmp:
         base, label, missing = _resolve_baseline(baseline, registered_model, Path(tmp))
         evaluation = evaluate_model(
@@ -119,7 +123,12 @@ def evaluate(
     return evaluation
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """An evaluation's name: its metrics' prefix and artifact folder.
+
+    Raises:
+        UsageError: not 1-64 letters, digits, '_' or '-'.
+    """
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
         raise UsageError(f"name={name!r}: an evaluation's name is 1-64 letters, digits, '_' or '-', e.g. 'holdout'.")
 
@@ -234,3 +243,30 @@ def evaluate_uri(
     if report:
         Path(report).write_text(evaluation.html(page=True), encoding="utf-8")
     return evaluation
+
+
+def run_evaluations(run_id: str, settings: Settings | None = None) -> list[Headline]:
+    """``mlops-nb show`` and the sidebar: the headline of every evaluation logged in run ``run_id`` and its
+    stages (``evaluation.summary.Headline``), the run's own first, then its stages oldest first.
+
+    Raises:
+        UsageError: no such run.
+    """
+    from mlops_nb.evaluation import summary
+    from mlops_nb.tracking.evaluations import results_in
+
+    headlines: list[Headline] = []
+    for logged in results_in(run_id, settings):
+        where = {"run_id": logged["run_id"], "stage": logged["stage"], "report": logged["report"]}
+        if logged["result"] is None:
+            headlines.append(summary.unreadable(logged["name"], reason=logged["error"] or "unreadable", **where))
+        else:
+            headlines.append(summary.headline(logged["result"], **where))
+    return headlines
+
+
+def diff_evaluations(run_a: str, run_b: str, settings: Settings | None = None) -> list[EvaluationDiff]:
+    """``mlops-nb diff``: the evaluations of two runs side by side (``evaluation.summary.EvaluationDiff``)."""
+    from mlops_nb.evaluation import summary
+
+    return summary.compare(run_evaluations(run_a, settings), run_evaluations(run_b, settings))

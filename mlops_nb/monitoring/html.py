@@ -17,6 +17,7 @@ import io
 import math
 from typing import Any
 
+from mlops_nb import pages
 from mlops_nb.monitoring import columns as cols
 from mlops_nb.monitoring.current import CurrentData
 from mlops_nb.monitoring.drift import preset
@@ -37,30 +38,16 @@ _RC = {
 }
 _NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title></head>
-<body>{{ body }}</body></html>
-"""
-CSS = """
-.mnb-monitor { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; max-width: 1200px;
-  margin: 0 auto; padding: 8px 16px; }
-.mnb-monitor h1 { font-size: 1.4em; margin: 0.4em 0; } .mnb-monitor h2 { font-size: 1.15em; margin: 1.2em 0 0.4em; }
+CSS = (
+    pages.base_css(".mnb-monitor")
+    + """
 .mnb-monitor .verdict { font-size: 1.1em; padding: 8px 12px; border-radius: 6px; display: inline-block; }
 .mnb-monitor .drift { background: #fbe3e4; color: #8a1f24; }
 .mnb-monitor .nodrift { background: #e3f4e6; color: #1d5e2a; }
-.mnb-monitor table { border-collapse: collapse; font-size: 0.9em; margin: 4px 0; }
-.mnb-monitor th, .mnb-monitor td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; }
-.mnb-monitor td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .mnb-monitor tr.is-drift td { color: #a1262c; font-weight: 600; }
-.mnb-monitor .grid { display: flex; flex-wrap: wrap; gap: 8px; }
-.mnb-monitor .plot { border: 1px solid #eee; border-radius: 4px; padding: 2px; }
-.mnb-monitor .plot svg { display: block; max-width: 100%; height: auto; }
-.mnb-monitor .meta { color: #666; font-size: 0.9em; }
 .mnb-monitor .warning { background: #fff8c5; border-left: 4px solid #bf8700; padding: 4px 8px; }
 """
+)
 BODY = """<div class="mnb-monitor">
 <h1>Monitoring {{ subject }}</h1>
 <p class="meta">{{ rows }} rows &middot; preset {{ result.preset }}{% if result.run_id %} &middot; MLflow run
@@ -360,11 +347,5 @@ def render(result: dict[str, Any], current: CurrentData | None = None, *, source
 
 def page(result: dict[str, Any], current: CurrentData | None = None, *, source: str | None = None) -> str:
     """:func:`render` as a whole HTML document (the ``--report`` file)."""
-    import jinja2
-    from markupsafe import Markup
-
     model = result.get("model") or "data"
-    env = jinja2.Environment(autoescape=True)
-    return env.from_string(TEMPLATE).render(
-        title=f"mlops-nb monitor: {model}", body=Markup(render(result, current, source=source))
-    )
+    return pages.page(f"mlops-nb monitor: {model}", render(result, current, source=source))

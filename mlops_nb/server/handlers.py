@@ -300,6 +300,43 @@ class Run(Base):
         await self.serve(work)
 
 
+def evaluations(run_id: str, settings: Settings) -> dict[str, Any]:
+    """The headlines of the evaluations run ``run_id`` and its stages logged (``evaluation.summary.Headline``)."""
+    from mlops_nb.jobs.evaluate import run_evaluations
+
+    run = _not_found(reading.get_run, run_id, settings)
+    return {"run_id": run["run_id"], "evaluations": run_evaluations(run["run_id"], settings)}
+
+
+class Evaluations(Base):
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        async def work() -> Any:
+            return await self.blocking(evaluations, run_id, self.mlops_settings)
+
+        await self.serve(work)
+
+
+def report(run_id: str, name: str, settings: Settings) -> dict[str, str]:
+    """``{run_id, name, html}``: the HTML report of evaluation ``name`` logged in run ``run_id`` (a stage's run)."""
+    from mlops_nb.jobs.evaluate import check_name
+    from mlops_nb.tracking.evaluations import read_report
+
+    check_name(name)  # it becomes part of an artifact path
+    run = _not_found(reading.get_run, run_id, settings)
+    return {"run_id": run["run_id"], "name": name, "html": _not_found(read_report, run["run_id"], name, settings)}
+
+
+class Report(Base):
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        async def work() -> Any:
+            name = self.argument("name") or "evaluation"
+            return await self.blocking(report, run_id, name, self.mlops_settings)
+
+        await self.serve(work)
+
+
 def notebook_runs(root: Path, path: str, settings: Settings) -> NotebookRuns:
     """The latest run of the notebook at ``path`` (under ``root``) with its stages."""
     page = reading.list_runs(str(confine(root, path)), max_results=1, settings=settings)
@@ -340,10 +377,13 @@ class NotebookGraph(Base):
 
 
 def diff(a: str, b: str, settings: Settings) -> Any:
+    from mlops_nb.jobs.evaluate import diff_evaluations
     from mlops_nb.tracking.diff import diff_runs
 
     first, second = _not_found(reading.run_detail, a, settings), _not_found(reading.run_detail, b, settings)
-    return diff_runs(first, second, functools.partial(reading.stage_code, settings=settings))
+    found: dict[str, Any] = dict(diff_runs(first, second, functools.partial(reading.stage_code, settings=settings)))
+    found["evaluations"] = diff_evaluations(first["run_id"], second["run_id"], settings)
+    return found
 
 
 class Diff(Base):
@@ -484,6 +524,8 @@ ROUTES: list[tuple[str, type[Base]]] = [
     (f"/{API}/status", Status),
     (f"/{API}/runs", Runs),
     (f"/{API}/runs/{_ID}", Run),
+    (f"/{API}/runs/{_ID}/evaluations", Evaluations),
+    (f"/{API}/runs/{_ID}/report", Report),
     (f"/{API}/notebook", Notebook),
     (f"/{API}/graph", NotebookGraph),
     (f"/{API}/diff", Diff),

@@ -134,3 +134,30 @@ def test_bad_input_names_the_fix() -> None:
 
     with pytest.raises(UsageError, match="neither a classifier nor a regressor"):
         m.score(KMeans(n_clusters=2, n_init=1).fit(X), X, y)
+
+
+def test_the_primary_metric_alone_equals_the_full_computations() -> None:
+    """Slices and permutation importance judge by ``primary``: it must be the same number as ``compute``'s."""
+    X, y = make_regression(n_samples=120, n_features=3, noise=3.0, random_state=4)
+    regression = m.score(LinearRegression().fit(X, y), X, y)[0]
+    model, Xb, yb = _binary(rows=120)
+    binary = m.score(model, Xb, yb)[0]
+    W = np.random.default_rng(1).integers(0, 2, size=(7, 120)).astype(float)
+    for scored in (regression, binary):
+        expected = m.compute(scored, W)[m.PRIMARY[scored.task]]
+        np.testing.assert_allclose(m.primary(scored, W), expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("classes", "values", "codes"),
+    [
+        (np.array(["no", "yes"]), np.array(["yes", "maybe", "no"]), [1, -1, 0]),
+        (np.array([0, 1, 2]), np.array([2, 7, 0]), [2, -1, 0]),
+        (np.array([0.5, 1.5]), np.array([1.5, 0.5]), [1, 0]),
+        (np.array(["a", 1], dtype=object), np.array([1, "b", "a"], dtype=object), [1, -1, 0]),
+        (np.array([0, 1]), np.array([True, False]), [1, 0]),  # a bool is the int it equals, as in Python
+    ],
+)
+def test_encode_finds_each_label_of_any_dtype_and_marks_the_unknown(classes, values, codes) -> None:
+    found, unknown = m.encode(classes, values)
+    assert found.tolist() == codes and unknown.tolist() == [c < 0 for c in codes]
