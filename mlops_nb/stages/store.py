@@ -198,8 +198,12 @@ def _filesystem(url: str) -> tuple[Any, str]:
     return fs, path.rstrip("/")
 
 
-def _why(error: BaseException) -> str:
-    return redact_uri(f"{type(error).__name__}: {error}")[:300]
+def _secrets(url: str) -> list[str]:
+    """The credentials in ``url``'s authority (``user:password@``), which a backend's error may repeat bare."""
+    from urllib.parse import urlsplit
+
+    userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    return [s for s in (userinfo, userinfo.partition(":")[2]) if s]
 
 
 class Remote:
@@ -208,14 +212,29 @@ class Remote:
     def __init__(self, url: str) -> None:
         self.url = url
         self.shown = redact_uri(url)
+        self._secrets = _secrets(url)
         self._fs: Any = None
         self._base = ""
         self._root = ""
         self._down: tuple[float, str] | None = None  # when it last could not be reached, and why
 
+    def _scrub(self, text: str) -> str:
+        """``text`` without the URL's credentials, in URLs or bare."""
+        text = redact_uri(text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _why(self, error: BaseException) -> str:
+        """What went wrong, without the URL's credentials."""
+        return self._scrub(f"{type(error).__name__}: {error}")[:300]
+
     def _open(self) -> Any:
         if self._fs is None:
-            self._fs, self._base = _filesystem(self.url)
+            try:
+                self._fs, self._base = _filesystem(self.url)
+            except ConfigError as e:
+                raise ConfigError(self._scrub(str(e)), setting="cache_uri") from e
             self._root = f"{self._base}/{FORMAT}"
         return self._fs
 
@@ -233,7 +252,7 @@ class Remote:
         except FileNotFoundError:
             self._unreachable(source, f"{where} does not exist (create the bucket or folder first)")
         except Exception as e:  # noqa: BLE001 - whatever the backend raises: connection, credentials, DNS
-            self._unreachable(source, _why(e))
+            self._unreachable(source, self._why(e))
 
     def _unreachable(self, source: str | None, why: str) -> None:
         where = f" (setting cache_uri from {source})" if source else ""
@@ -258,7 +277,7 @@ class Remote:
         except ConfigError as e:
             raise StoreMiss(str(e)) from e
         except Exception as e:  # connection, credentials, throttling: run the stage
-            self._down = (time.monotonic(), _why(e))
+            self._down = (time.monotonic(), self._why(e))
             raise StoreMiss(f"the shared cache {self.shown} could not be reached: {self._down[1]}") from e
         self._down = None
         try:
@@ -279,7 +298,7 @@ class Remote:
             if files:
                 self._fs.get([f"{blob}/{n}" for n in files], [str(into / n) for n in files])
         except Exception as e:  # a file gone (a writer replaced the entry), the network
-            raise StoreMiss(f"cannot download the shared entry from {self.shown}: {_why(e)}") from e
+            raise StoreMiss(f"cannot download the shared entry from {self.shown}: {self._why(e)}") from e
 
     def upload(self, key: str, folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         """Write the local entry ``folder`` as the shared entry for ``key``: its files under a new write id,
@@ -301,7 +320,7 @@ class Remote:
             _put_atomic(fs, f"{target}/{MANIFEST}", json.dumps(shared, default=str).encode())
             now = json.loads(fs.cat_file(f"{target}/{MANIFEST}")).get("blob")
         except Exception as e:  # whatever the backend raises; the local entry stays
-            raise NotShared(f"kept in the local cache only: cannot write to {self.shown}: {_why(e)}") from e
+            raise NotShared(f"kept in the local cache only: cannot write to {self.shown}: {self._why(e)}") from e
         for stale in {before, blob} - {now, None}:  # the entry replaced, or ours when another writer's won
             self._remove(f"{target}/{stale}")
         return shared
