@@ -22,7 +22,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mlops_nb.stages.store import FORMAT, Folder, NotShared, Remote, StoreMiss, entry_files
 from mlops_nb.tracking.recorder import unique_id
@@ -57,12 +57,25 @@ class Entry:
     shared: bool = False  # downloaded from the shared cache just now
 
 
-def _sha256(path: Path) -> str:
+def _digest(f: BinaryIO, copy: BinaryIO | None = None) -> str:
+    """The SHA-256 of the rest of ``f`` (written to ``copy`` as it is read); ``f`` is rewound after."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+        if copy is not None:
+            copy.write(block)
+    f.seek(0)
     return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return _digest(f)
+
+
+def _close(opened: dict[str, BinaryIO]) -> None:
+    for handle in opened.values():
+        handle.close()
 
 
 def _write(value: Any, folder: Path, name: str) -> tuple[str, str] | None:
@@ -82,7 +95,7 @@ def _write(value: Any, folder: Path, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _read(path: Path, fmt: str) -> Any:
+def _read(path: BinaryIO, fmt: str) -> Any:
     if fmt == "parquet":
         import pandas as pd
 
@@ -104,7 +117,7 @@ def _pickle(path: Path, graph: Any, refs: dict[int, str]) -> None:
         Pickler(f, protocol=5).dump(graph)  # numpy buffers inside objects are written out-of-band-fast
 
 
-def _unpickle(path: Path, refs: dict[str, Any]) -> Any:
+def _unpickle(f: BinaryIO, refs: dict[str, Any]) -> Any:
     import pickle
 
     class Unpickler(pickle.Unpickler):
@@ -113,8 +126,7 @@ def _unpickle(path: Path, refs: dict[str, Any]) -> Any:
                 raise CacheMiss(f"the cached outputs refer to an input {pid!r} that is not defined now")
             return refs[pid]
 
-    with path.open("rb") as f:
-        return Unpickler(f).load()
+    return Unpickler(f).load()
 
 
 def _copy_in(entry: Path, name: str, path: str, folder: bool) -> dict[str, Any]:
@@ -132,25 +144,56 @@ def _copy_in(entry: Path, name: str, path: str, folder: bool) -> dict[str, Any]:
     return {"kind": "deleted"}
 
 
-def _write_back(entry: Path, path: str, meta: dict[str, Any]) -> None:
-    """Put a file or folder the stage wrote back where it wrote it (atomically: a copy renamed into place)."""
-    dest = Path(path)
-    if meta["kind"] == "deleted":
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest, ignore_errors=True)
+def _stage_back(entry: Path, written: dict[str, Any]) -> list[tuple[Path | None, Path, str]]:
+    """Copy the files (and folders) the stage wrote out of the entry, each beside where it goes, checking
+    every file's SHA-256 on the way; (copy, destination, kind) for ``_put_back``. Raises CacheMiss with
+    nothing left behind when one fails its check."""
+    staged: list[tuple[Path | None, Path, str]] = []
+    try:
+        for path, meta in written.items():
+            dest = Path(path)
+            if meta["kind"] == "deleted":
+                staged.append((None, dest, "deleted"))
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.mlops-nb-{unique_id()}")
+            staged.append((tmp, dest, meta["kind"]))
+            if meta["kind"] == "folder":
+                tmp.mkdir()
+            for member, digest in meta["members"].items():
+                target = tmp / Path(member).relative_to(meta["copy"]) if meta["kind"] == "folder" else tmp
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with (entry / member).open("rb") as source, target.open("wb") as copy:
+                    if _digest(source, copy) != digest:
+                        raise CacheMiss(f"{member} does not match its recorded SHA-256")
+    except BaseException:
+        _unstage(staged)
+        raise
+    return staged
+
+
+def _unstage(staged: list[tuple[Path | None, Path, str]]) -> None:
+    for tmp, _, _ in staged:
+        if tmp is not None and tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _put_back(staged: list[tuple[Path | None, Path, str]]) -> None:
+    """Put each staged copy where the stage wrote it (a rename), and delete what the stage deleted."""
+    for tmp, dest, kind in staged:
+        if tmp is None:
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest, ignore_errors=True)
+            else:
+                dest.unlink(missing_ok=True)
+        elif kind == "folder":
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            tmp.rename(dest)
         else:
-            dest.unlink(missing_ok=True)
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.mlops-nb-{unique_id()}")
-    if meta["kind"] == "folder":
-        shutil.copytree(entry / meta["copy"], tmp)
-        if dest.is_dir():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    else:
-        shutil.copyfile(entry / meta["copy"], tmp)
-        tmp.replace(dest)
+            tmp.replace(dest)
 
 
 class Cache:
@@ -189,17 +232,25 @@ class Cache:
         return Entry(key, folder, here, shared=here.get("blob") == manifest["blob"])
 
     def restore(self, entry: Entry, refs: dict[str, Any] | None = None) -> Restored:
-        """The entry's outputs and the kept states of the inputs the stage changed, every file verified first,
-        and the files the stage wrote written back. ``refs``: the stage's inputs as the namespace holds them
-        now. Raises CacheMiss (and drops the entry; a shared one too when its files fail their check)."""
+        """The entry's outputs and the kept states of the inputs the stage changed, and the files the stage
+        wrote written back; every file is checked against its SHA-256 as it is read (the very bytes used, so
+        a writer replacing the entry meanwhile makes a miss, never a mix). ``refs``: the stage's inputs as the
+        namespace holds them now. Raises CacheMiss (and drops the entry; a shared one too when its files fail
+        their check)."""
         refs = refs or {}
         values: dict[str, Any] = {}
         manifest = entry.manifest
+        written = manifest.get("files", {})
+        opened: dict[str, BinaryIO] = {}
         try:
-            for file, digest in entry_files(manifest).items():
-                if _sha256(entry.folder / file) != digest:
+            stage_files = {f: d for f, d in entry_files(manifest).items() if not f.startswith("files/")}
+            for file, digest in stage_files.items():
+                handle = opened[file] = (entry.folder / file).open("rb")
+                if _digest(handle) != digest:
                     raise CacheMiss(f"{file} does not match its recorded SHA-256")
+            staged = _stage_back(entry.folder, written)
         except Exception as e:
+            _close(opened)
             reason = str(e) if isinstance(e, CacheMiss) else f"cannot read the cached outputs: {e!r}"
             self.local.drop(entry.key)
             if entry.shared and self.remote is not None:
@@ -209,7 +260,7 @@ class Cache:
         try:
             graph: dict[str, Any] = {"values": {}, "states": {}}
             if OBJECTS in manifest:
-                graph = _unpickle(entry.folder / OBJECTS, refs)
+                graph = _unpickle(opened[OBJECTS], refs)
             for name, meta in manifest["outputs"].items():
                 if meta["format"] == "ref":
                     if meta["ref"] not in refs:
@@ -218,17 +269,17 @@ class Cache:
                 elif meta["format"] == "object":
                     values[name] = graph["values"][name]
                 else:
-                    values[name] = _read(entry.folder / meta["file"], meta["format"])
-            shown = json.loads((entry.folder / SHOWN).read_text()) if SHOWN in manifest else None
-        except CacheMiss:
-            self.local.drop(entry.key)
-            raise
+                    values[name] = _read(opened[meta["file"]], meta["format"])
+            shown = json.load(opened[SHOWN]) if SHOWN in manifest else None
         except Exception as e:
+            _unstage(staged)
             self.local.drop(entry.key)
+            if isinstance(e, CacheMiss):
+                raise
             raise CacheMiss(f"cannot read the cached outputs: {e!r}") from e
-        written = manifest.get("files", {})
-        for path, meta in written.items():
-            _write_back(entry.folder, path, meta)
+        finally:
+            _close(opened)
+        _put_back(staged)
         self.local.touch(entry.key)
         return Restored(values, graph["states"], shown)
 

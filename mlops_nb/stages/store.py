@@ -134,7 +134,7 @@ class Folder:
         for tmp in self.root.glob(f"{_TMP_PREFIX}*"):
             _remove_if_abandoned(tmp)
         entries = []
-        for manifest in self.root.glob(f"*/*/{MANIFEST}"):
+        for manifest in self._manifests():
             try:
                 entries.append((manifest.stat().st_mtime, json.loads(manifest.read_text())["size"], manifest.parent))
             except (OSError, ValueError, KeyError):
@@ -146,6 +146,19 @@ class Folder:
             shutil.rmtree(folder, ignore_errors=True)
             total -= size
         self._total = total
+
+    def _manifests(self) -> Iterator[Path]:
+        """The manifest path of every entry folder (folders other writers move or delete meanwhile are skipped)."""
+        try:
+            prefixes = [p for p in self.root.iterdir() if not p.name.startswith(_TMP_PREFIX)]
+        except OSError:
+            return
+        for prefix in prefixes:
+            try:
+                folders = list(prefix.iterdir())
+            except OSError:
+                continue
+            yield from (folder / MANIFEST for folder in folders)
 
 
 def _remove_if_abandoned(tmp: Path) -> None:
