@@ -318,6 +318,8 @@ class Remote:
     def upload(self, key: str, folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         """Write the local entry ``folder`` as the shared entry for ``key``: its files under a new write id,
         then the manifest (naming it). Returns that manifest. Raises NotShared."""
+        if self._down is not None and time.monotonic() - self._down[0] < _RETRY_AFTER:
+            raise NotShared(f"kept in the local cache only: {self.shown} could not be reached: {self._down[1]}")
         blob = unique_id()
         shared = {**manifest, "blob": blob}
         try:
