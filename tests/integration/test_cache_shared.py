@@ -158,3 +158,20 @@ def test_an_unreachable_shared_cache_stops_the_command_with_exit_2(project: Path
     assert runs(project, "nb") == []  # nothing ran, nothing was recorded
     # --no-cache needs no cache: the job runs.
     assert mlops_nb("run", "nb.ipynb", "--no-cache", cwd=project, env=env).returncode == 0
+
+
+def test_a_shared_cache_gone_mid_session_is_a_miss_and_the_stage_is_kept_locally(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_nb.stages.cache import Cache, CacheMiss, NotShared
+
+    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}.items():
+        monkeypatch.setenv(name, value)
+    cache = Cache(project / "local", 10**9, "s3://team-d/cache")
+    with pytest.raises(CacheMiss, match="shared cache s3://team-d/cache could not be reached"):
+        cache.lookup("e" * 64)
+    started = time.monotonic()
+    with pytest.raises(NotShared, match="kept in the local cache only"):
+        cache.store("e" * 64, {"v": 1}, {"v": "fp"}, {})
+    assert time.monotonic() - started < 5, "asked the unreachable cache again at once"
+    assert cache.restore(cache.lookup("e" * 64)).values == {"v": 1}  # served locally, no shared cache asked
