@@ -19,11 +19,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlops_nb.exceptions import ConfigError
@@ -36,6 +37,7 @@ _TMP_PREFIX = ".tmp-"
 _TMP_GRACE = 60.0  # seconds
 _IN_MEMORY = 256 * 2**20  # bytes: a smaller shared entry is downloaded through memory, a larger one streamed
 _RETRY_AFTER = 60.0  # seconds a shared cache that could not be reached is not asked again
+_WRITE_ID = re.compile(r"[0-9a-f]{32}")  # what unique_id() gives
 
 
 class StoreMiss(Exception):
@@ -270,10 +272,11 @@ class Remote:
 
     def _unreachable(self, source: str | None, why: str) -> None:
         where = f" (setting cache_uri from {source})" if source else ""
+        off = f"remove it from {source}" if source and source.startswith("[") else "unset MLOPS_NB_CACHE_URI"
         raise ConfigError(
             f"Cannot reach the stage cache {self.shown}{where}: {why}. Check the URL, the credentials and endpoint "
-            "its file system reads (for s3://: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL), or "
-            "unset MLOPS_NB_CACHE_URI to use the local cache only.",
+            "its file system reads (for s3://: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL), "
+            f"{off} to use the local cache only, or run with --no-cache.",
             setting="cache_uri",
             source=source,
         )
@@ -296,8 +299,10 @@ class Remote:
         self._down = None
         try:
             manifest = json.loads(raw)
-            if not isinstance(manifest, dict) or manifest.get("key") != key or "blob" not in manifest:
+            if not isinstance(manifest, dict) or manifest.get("key") != key:
                 raise ValueError("not the manifest of this key")
+            if not _WRITE_ID.fullmatch(str(manifest.get("blob"))) or not all(map(_inside, entry_files(manifest))):
+                raise ValueError("its write id or a file name points outside the entry")
         except ValueError as e:
             raise StoreMiss(f"the shared entry's manifest in {self.shown} is unreadable: {e}") from e
         return manifest
@@ -358,6 +363,12 @@ class Remote:
             self._fs.rm(path, recursive=True)
         except Exception:  # noqa: BLE001 - gone already; what is left is unreferenced and harmless
             pass
+
+
+def _inside(name: str) -> bool:
+    """True for a file name that stays inside an entry's folder (a shared manifest may be hostile)."""
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not PurePosixPath(name).is_absolute() and ".." not in parts and "\\" not in name
 
 
 def _local(fs: Any) -> bool:

@@ -105,3 +105,20 @@ def test_local_writers_of_one_key_leave_a_whole_entry_and_readers_never_see_a_mi
     assert (values["x"] == values["v"]).all()
     assert [p.name for p in (folder / "v2").iterdir()] == ["ee"]  # nothing left behind
     assert reads, "the reader never saw an entry"
+
+
+def test_a_hostile_shared_manifest_reaches_nothing_outside_its_entry(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    url = f"file://{shared}"
+    Cache(tmp_path / "mine", 10**9, url).store(KEY, {"x": np.arange(3)}, {"x": "fp"}, {})
+    (path,) = shared.glob("v2/dd/*/manifest.json")
+    good = json.loads(path.read_text())
+    for hostile in (
+        {**good, "blob": "../../.."},
+        {**good, "outputs": {"x": {**good["outputs"]["x"], "file": "../../../../escaped.npy"}}},
+    ):
+        path.write_text(json.dumps(hostile))
+        with pytest.raises(CacheMiss, match="points outside the entry"):
+            Cache(tmp_path / "theirs", 10**9, url).lookup(KEY)
+    assert not list(tmp_path.rglob("escaped.npy")) and shared.is_dir()
