@@ -252,7 +252,7 @@ class Cache:
         except Exception as e:
             _close(opened)
             reason = str(e) if isinstance(e, CacheMiss) else f"cannot read the cached outputs: {e!r}"
-            self.local.drop(entry.key)
+            self.local.drop(entry.key, manifest)
             if entry.shared and self.remote is not None:
                 self.remote.drop(entry.key, manifest["blob"])
                 reason = f"the entry from the shared cache {self.remote.shown} is corrupt: {reason}"
@@ -273,7 +273,7 @@ class Cache:
             shown = json.load(opened[SHOWN]) if SHOWN in manifest else None
         except Exception as e:
             _unstage(staged)
-            self.local.drop(entry.key)
+            self.local.drop(entry.key, manifest)
             if isinstance(e, CacheMiss):
                 raise
             raise CacheMiss(f"cannot read the cached outputs: {e!r}") from e

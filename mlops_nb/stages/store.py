@@ -121,7 +121,11 @@ class Folder:
         except OSError:
             pass  # a read-only cache is still a cache; eviction then goes by creation time
 
-    def drop(self, key: str) -> None:
+    def drop(self, key: str, manifest: dict[str, Any] | None = None) -> None:
+        """Delete the entry for ``key``; with ``manifest``, only while it still is that entry (a writer may
+        have replaced the one that failed to read)."""
+        if manifest is not None and self.manifest(key) != manifest:
+            return
         shutil.rmtree(self.path(key), ignore_errors=True)
 
     def _added(self, size: int) -> None:
