@@ -24,9 +24,12 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/s3.py starts the S3 server
 
 from tests.s3 import MotoServer
 
