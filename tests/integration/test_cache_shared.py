@@ -28,6 +28,14 @@ CELLS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def fresh_filesystems() -> None:
+    """fsspec keeps one file system per arguments in a process: each test reaches the endpoint it sets."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory):
     server = MotoServer(tmp_path_factory.mktemp("moto"))
@@ -163,13 +171,10 @@ def test_an_unreachable_shared_cache_stops_the_command_with_exit_2(project: Path
 def test_a_shared_cache_gone_mid_session_is_a_miss_and_the_stage_is_kept_locally(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import s3fs
-
     from mlops_nb.stages.cache import Cache, CacheMiss, NotShared
 
     for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}.items():
         monkeypatch.setenv(name, value)
-    s3fs.S3FileSystem.clear_instance_cache()  # fsspec keeps one per arguments: an earlier test's reaches moto
     cache = Cache(project / "local", 10**9, "s3://team-d/cache")
     with pytest.raises(CacheMiss, match="shared cache s3://team-d/cache could not be reached"):
         cache.lookup("e" * 64)
