@@ -39,6 +39,24 @@ def _text(value: str) -> str:
     return value
 
 
+def _url(value: str) -> str:
+    text = _text(value)
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme.replace("+", "").replace("-", "").isalnum() or not rest.strip("/"):
+        raise ValueError(
+            "it must be an fsspec URL such as s3://bucket/prefix, gs://bucket/prefix or file:///shared/folder "
+            "(a local folder is cache_dir, MLOPS_NB_CACHE_DIR)"
+        )
+    return text
+
+
+def _cache_switch(value: Any) -> bool:
+    try:
+        return _switch(value)
+    except ValueError:
+        raise ValueError("use on/off, or an fsspec URL (s3://bucket/prefix) for a shared cache") from None
+
+
 def _seconds(value: str) -> float:
     number = float(value)
     if not math.isfinite(number) or number < 0:
@@ -93,9 +111,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "cache",
         ("MLOPS_NB_CACHE",),
-        _switch,
+        _cache_switch,
         "Whether %%track stages are served from the cache (default on; off runs every stage, as "
-        "`mlops-nb run --no-cache` and `mlops-nb reproduce` do).",
+        "`mlops-nb run --no-cache` and `mlops-nb reproduce` do). In pyproject.toml a URL here is cache_uri.",
+    ),
+    Setting(
+        "cache_uri",
+        ("MLOPS_NB_CACHE_URI",),
+        _url,
+        "A stage cache the team shares, as an fsspec URL (s3://bucket/prefix, gs://..., file:///shared/folder), "
+        "read through the local cache_dir. Default: none (the local cache only).",
     ),
     Setting(
         "cache_max_mb",
@@ -128,11 +153,14 @@ class Settings:
     home: Path
     cache_dir: Path
     cache: bool
+    cache_uri: str | None
     cache_max_mb: float
     tracking_uri: str
     experiment: str | None
     flush_interval: float
     flush_timeout: float
+    # setting -> where its value was read (for messages; two equal settings read from elsewhere are equal)
+    sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
     def embedded(self) -> bool:
@@ -221,6 +249,8 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
     sources: dict[str, str] = {}
 
     for key, raw in table.items():
+        if key == "cache" and isinstance(raw, str) and "://" in raw:
+            key = "cache_uri"  # `cache = "s3://..."`: the shared cache, and the switch stays on
         if key not in _BY_NAME:
             if isinstance(raw, dict):
                 continue  # sub-tables ([tool.mlops_nb.ci] ...) belong to the features that read them
@@ -238,6 +268,7 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
             raise TypeError(f"load_settings() got an unknown setting {key!r}")
         if raw is not None:
             values[key] = _parse(_BY_NAME[key], raw, "argument")
+            sources[key] = "argument"
 
     home = _path(values.get("home"), root, root / HOME_DIRNAME)
     if home.exists() and not home.is_dir():
@@ -261,11 +292,13 @@ def load_settings(start: Path | None = None, env: Mapping[str, str] | None = Non
         home=home,
         cache_dir=_path(values.get("cache_dir"), root, home / "cache"),
         cache=values["cache"],
+        cache_uri=values.get("cache_uri"),
         cache_max_mb=values["cache_max_mb"],
         tracking_uri=tracking_uri,
         experiment=values.get("experiment"),
         flush_interval=values["flush_interval"],
         flush_timeout=values["flush_timeout"],
+        sources=sources,
     )
 
 

@@ -39,9 +39,10 @@ def _track_arguments(func: Any) -> Any:
 def where() -> str:
     """The line ``%load_ext`` and ``%mlops init`` print: where records go, which experiment, the cache."""
     settings = recorder.get_recorder().settings
+    shared = f", shared: {redact_uri(settings.cache_uri)}" if settings.cache_uri else ""
     return (
         f"mlops-nb: tracking to {redact_uri(settings.tracking_uri)}, experiment {runs.default_experiment()!r} "
-        f"(stage cache: {settings.cache_dir})"
+        f"(stage cache: {settings.cache_dir}{shared})"
     )
 
 

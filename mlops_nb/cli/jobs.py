@@ -183,10 +183,20 @@ def run(
     sys.exit(result.exit_code)
 
 
+def _check_cache(no_cache: bool) -> None:
+    """A shared stage cache that does not answer stops the command before anything runs (exit 2)."""
+    if not no_cache:
+        from mlops_nb.config import load_settings
+        from mlops_nb.stages.store import check_shared
+
+        check_shared(load_settings())
+
+
 def _options(job: dict[str, Any], name: str | None = None) -> Any:
     from mlops_nb.gates import parse_requirement
     from mlops_nb.jobs.job import JobOptions
 
+    _check_cache(job["no_cache"])
     return JobOptions(
         experiment=job["experiment"],
         run_name=name,
@@ -411,6 +421,7 @@ def ci(
             )
         return
     jobs, _ = load_config(config, root)
+    _check_cache(no_cache)
     outcomes = run_ci(jobs, output_dir, echo=lambda text: click.echo(text, err=True), cache=not no_cache)
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)

@@ -209,6 +209,8 @@ class Job:
             "MLOPS_NB_CACHE_DIR": str(s.cache_dir),
             "MLOPS_NB_CACHE": "on" if self.options.cache and s.cache else "off",
         }
+        if s.cache_uri:
+            env["MLOPS_NB_CACHE_URI"] = s.cache_uri  # the shared cache, wherever the kernel finds its settings
         if self.notebook:
             env[NOTEBOOK_ENV] = self.notebook
         if self.options.cache_only:

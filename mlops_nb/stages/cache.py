@@ -7,34 +7,33 @@ the fitted scaler). Inside it, the stage's inputs are references by name, bound 
 namespace holds then (their fingerprints are in the key, so they are equal): an output that holds an input
 holds *that* object again. A copy of each file (or folder) the stage wrote is under ``files/``, and
 ``manifest.json`` has each file's SHA-256, the outputs' fingerprints, the metrics the stage logged, what it
-showed (``outputs.json``, see outputs.py) and the run that produced it. Entries are
-written to a temporary folder and renamed into place, so a reader never sees half an entry. Restoring
-checks every file's digest first: a corrupt, missing or unreadable entry is a miss (and is deleted),
-never a wrong value. The least recently used entries are evicted beyond the size bound.
+showed (``outputs.json``, see outputs.py) and the run that produced it. Where entries are kept is
+store.py's concern: the local folder (written atomically, evicted beyond its size bound) and, when
+``cache_uri`` names one, the cache a team shares, read through a local copy. Restoring checks every file's
+digest first: a corrupt, missing or unreadable entry is a miss (and is deleted, in the shared cache too when
+its files fail the check), never a wrong value.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from mlops_nb.stages.store import FORMAT, Folder, NotShared, Remote, StoreMiss, entry_files
 from mlops_nb.tracking.recorder import unique_id
 
-FORMAT = "v2"
+__all__ = ["FORMAT", "Cache", "CacheMiss", "Entry", "NotShared", "Restored"]
+
 OBJECTS = "objects.pkl"
 SHOWN = "outputs.json"
-_TMP_PREFIX = ".tmp-"
-_TMP_GRACE = 60.0  # seconds
 
 
-class CacheMiss(Exception):
+class CacheMiss(StoreMiss):
     """An entry is missing, corrupt or unreadable: run the stage."""
 
 
@@ -50,17 +49,33 @@ class Restored:
 
 @dataclass
 class Entry:
+    """An entry found for a key: its local folder (a read-through copy when ``shared``) and manifest."""
+
     key: str
     folder: Path
     manifest: dict[str, Any]
+    shared: bool = False  # downloaded from the shared cache just now
+
+
+def _digest(f: BinaryIO, copy: BinaryIO | None = None) -> str:
+    """The SHA-256 of the rest of ``f`` (written to ``copy`` as it is read); ``f`` is rewound after."""
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+        if copy is not None:
+            copy.write(block)
+    f.seek(0)
+    return h.hexdigest()
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return _digest(f)
+
+
+def _close(opened: dict[str, BinaryIO]) -> None:
+    for handle in opened.values():
+        handle.close()
 
 
 def _write(value: Any, folder: Path, name: str) -> tuple[str, str] | None:
@@ -80,7 +95,7 @@ def _write(value: Any, folder: Path, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _read(path: Path, fmt: str) -> Any:
+def _read(path: BinaryIO, fmt: str) -> Any:
     if fmt == "parquet":
         import pandas as pd
 
@@ -102,7 +117,7 @@ def _pickle(path: Path, graph: Any, refs: dict[int, str]) -> None:
         Pickler(f, protocol=5).dump(graph)  # numpy buffers inside objects are written out-of-band-fast
 
 
-def _unpickle(path: Path, refs: dict[str, Any]) -> Any:
+def _unpickle(f: BinaryIO, refs: dict[str, Any]) -> Any:
     import pickle
 
     class Unpickler(pickle.Unpickler):
@@ -111,8 +126,7 @@ def _unpickle(path: Path, refs: dict[str, Any]) -> Any:
                 raise CacheMiss(f"the cached outputs refer to an input {pid!r} that is not defined now")
             return refs[pid]
 
-    with path.open("rb") as f:
-        return Unpickler(f).load()
+    return Unpickler(f).load()
 
 
 def _copy_in(entry: Path, name: str, path: str, folder: bool) -> dict[str, Any]:
@@ -130,63 +144,123 @@ def _copy_in(entry: Path, name: str, path: str, folder: bool) -> dict[str, Any]:
     return {"kind": "deleted"}
 
 
-def _write_back(entry: Path, path: str, meta: dict[str, Any]) -> None:
-    """Put a file or folder the stage wrote back where it wrote it (atomically: a copy renamed into place)."""
-    dest = Path(path)
-    if meta["kind"] == "deleted":
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest, ignore_errors=True)
+def _stage_back(entry: Path, written: dict[str, Any]) -> list[tuple[Path | None, Path, str]]:
+    """Copy the files (and folders) the stage wrote out of the entry, each beside where it goes, checking
+    every file's SHA-256 on the way; (copy, destination, kind) for ``_put_back``. Raises CacheMiss with
+    nothing left behind when one fails its check."""
+    staged: list[tuple[Path | None, Path, str]] = []
+    try:
+        for path, meta in written.items():
+            dest = Path(path)
+            if meta["kind"] == "deleted":
+                staged.append((None, dest, "deleted"))
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.mlops-nb-{unique_id()}")
+            staged.append((tmp, dest, meta["kind"]))
+            if meta["kind"] == "folder":
+                tmp.mkdir()
+            for member, digest in meta["members"].items():
+                target = tmp / Path(member).relative_to(meta["copy"]) if meta["kind"] == "folder" else tmp
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with (entry / member).open("rb") as source, target.open("wb") as copy:
+                    if _digest(source, copy) != digest:
+                        raise CacheMiss(f"{member} does not match its recorded SHA-256")
+    except BaseException:
+        _unstage(staged)
+        raise
+    return staged
+
+
+def _unstage(staged: list[tuple[Path | None, Path, str]]) -> None:
+    for tmp, _, _ in staged:
+        if tmp is not None and tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _put_back(staged: list[tuple[Path | None, Path, str]]) -> None:
+    """Put each staged copy where the stage wrote it (a rename), and delete what the stage deleted."""
+    for tmp, dest, kind in staged:
+        if tmp is None:
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest, ignore_errors=True)
+            else:
+                dest.unlink(missing_ok=True)
+        elif kind == "folder":
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            tmp.rename(dest)
         else:
-            dest.unlink(missing_ok=True)
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.mlops-nb-{unique_id()}")
-    if meta["kind"] == "folder":
-        shutil.copytree(entry / meta["copy"], tmp)
-        if dest.is_dir():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    else:
-        shutil.copyfile(entry / meta["copy"], tmp)
-        tmp.replace(dest)
+            tmp.replace(dest)
 
 
 class Cache:
-    """The cache under ``folder``, kept under ``max_bytes`` by evicting least recently used entries."""
+    """The cache under ``folder``, kept under ``max_bytes`` by evicting least recently used entries, and the
+    shared cache at ``remote`` (an fsspec URL) when one is given: entries found there are copied into
+    ``folder``, entries stored here are written there too."""
 
-    def __init__(self, folder: Path, max_bytes: int) -> None:
-        self.root = folder / FORMAT
-        self.max_bytes = max_bytes
-        self._total: int | None = None  # bytes in the cache, scanned once per process, then counted
+    def __init__(self, folder: Path, max_bytes: int, remote: str | None = None) -> None:
+        self.local = Folder(folder, max_bytes)
+        self.remote = Remote(remote) if remote else None
 
-    def _folder(self, key: str) -> Path:
-        return self.root / key[:2] / key
+    @property
+    def root(self) -> Path:
+        return self.local.root
 
     def lookup(self, key: str) -> Entry | None:
-        """The entry for ``key`` if one is complete on disk (its files are checked by ``restore``)."""
-        folder = self._folder(key)
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-        except (OSError, ValueError):
+        """The entry for ``key`` if one is complete here, else one downloaded from the shared cache (its files
+        are checked by ``restore``). Raises CacheMiss when the shared cache cannot be read (the reason)."""
+        manifest = self.local.manifest(key)
+        if manifest is not None:
+            return Entry(key, self.local.path(key), manifest)
+        if self.remote is None:
             return None
-        return Entry(key, folder, manifest)
+        try:
+            manifest = self.remote.manifest(key)
+            if manifest is None:
+                return None
+            with self.local.staging() as tmp:
+                self.remote.download(manifest, tmp)
+                folder = self.local.commit(tmp, key, manifest)
+        except StoreMiss as e:
+            raise CacheMiss(str(e)) from e
+        here = self.local.manifest(key)  # another writer's entry may have landed first: that one is checked
+        if here is None:
+            return None
+        return Entry(key, folder, here, shared=here.get("blob") == manifest["blob"])
 
     def restore(self, entry: Entry, refs: dict[str, Any] | None = None) -> Restored:
-        """The entry's outputs and the kept states of the inputs the stage changed, every file verified first,
-        and the files the stage wrote written back. ``refs``: the stage's inputs as the namespace holds them
-        now. Raises CacheMiss (and drops the entry)."""
+        """The entry's outputs and the kept states of the inputs the stage changed, and the files the stage
+        wrote written back; every file is checked against its SHA-256 as it is read (the very bytes used, so
+        a writer replacing the entry meanwhile makes a miss, never a mix). ``refs``: the stage's inputs as the
+        namespace holds them now. Raises CacheMiss (and drops the entry; a shared one too when its files fail
+        their check)."""
         refs = refs or {}
         values: dict[str, Any] = {}
+        manifest = entry.manifest
+        written = manifest.get("files", {})
+        opened: dict[str, BinaryIO] = {}
         try:
-            manifest = entry.manifest
-            for meta in manifest["outputs"].values():
-                if "file" in meta and _sha256(entry.folder / meta["file"]) != meta["sha256"]:
-                    raise CacheMiss(f"{meta['file']} does not match its recorded SHA-256")
+            stage_files = {f: d for f, d in entry_files(manifest).items() if not f.startswith("files/")}
+            for file, digest in stage_files.items():
+                handle = opened[file] = (entry.folder / file).open("rb")
+                if _digest(handle) != digest:
+                    raise CacheMiss(f"{file} does not match its recorded SHA-256")
+            staged = _stage_back(entry.folder, written)
+        except Exception as e:
+            _close(opened)
+            reason = str(e) if isinstance(e, CacheMiss) else f"cannot read the cached outputs: {e!r}"
+            self.local.drop(entry.key, manifest)
+            if entry.shared and self.remote is not None:
+                self.remote.drop(entry.key, manifest["blob"])
+                reason = f"the entry from the shared cache {self.remote.shown} is corrupt: {reason}"
+            raise CacheMiss(reason) from e
+        try:
             graph: dict[str, Any] = {"values": {}, "states": {}}
             if OBJECTS in manifest:
-                if _sha256(entry.folder / OBJECTS) != manifest[OBJECTS]:
-                    raise CacheMiss(f"{OBJECTS} does not match its recorded SHA-256")
-                graph = _unpickle(entry.folder / OBJECTS, refs)
+                graph = _unpickle(opened[OBJECTS], refs)
             for name, meta in manifest["outputs"].items():
                 if meta["format"] == "ref":
                     if meta["ref"] not in refs:
@@ -195,29 +269,18 @@ class Cache:
                 elif meta["format"] == "object":
                     values[name] = graph["values"][name]
                 else:
-                    values[name] = _read(entry.folder / meta["file"], meta["format"])
-            shown = None
-            if SHOWN in manifest:
-                if _sha256(entry.folder / SHOWN) != manifest[SHOWN]:
-                    raise CacheMiss(f"{SHOWN} does not match its recorded SHA-256")
-                shown = json.loads((entry.folder / SHOWN).read_text())
-            written = manifest.get("files", {})
-            for meta in written.values():
-                for file, digest in meta.get("members", {}).items():
-                    if _sha256(entry.folder / file) != digest:
-                        raise CacheMiss(f"{file} does not match its recorded SHA-256")
-        except CacheMiss:
-            self.drop(entry.key)
-            raise
+                    values[name] = _read(opened[meta["file"]], meta["format"])
+            shown = json.load(opened[SHOWN]) if SHOWN in manifest else None
         except Exception as e:
-            self.drop(entry.key)
+            _unstage(staged)
+            self.local.drop(entry.key, manifest)
+            if isinstance(e, CacheMiss):
+                raise
             raise CacheMiss(f"cannot read the cached outputs: {e!r}") from e
-        for path, meta in written.items():
-            _write_back(entry.folder, path, meta)
-        try:
-            os.utime(entry.folder / "manifest.json")  # recently used, for eviction
-        except OSError:
-            pass  # a read-only cache is still a cache; eviction then goes by creation time
+        finally:
+            _close(opened)
+        _put_back(staged)
+        self.local.touch(entry.key)
         return Restored(values, graph["states"], shown)
 
     def store(
@@ -232,22 +295,16 @@ class Cache:
         states: dict[str, tuple[str, Any]] | None = None,
         shown: dict[str, Any] | None = None,
     ) -> Entry:
-        """Write an entry atomically. ``files``: paths the stage wrote (True: may be a folder), copied in as
-        they are now (a path that is gone is deleted again on a restore). ``refs``: the stage's inputs (name
-        -> object), stored as references; ``states``: the new states of the inputs it changed in place (name
-        -> (kind, state), see mutation.py); ``shown``: what it showed (outputs.py). Raises whatever
-        serialising an output raises (nothing is left behind)."""
-        if self._total is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f"{_TMP_PREFIX}{unique_id()}"
-        tmp.mkdir()
-        # Locked while this process writes it: a temporary nobody holds is what a killed writer left.
-        hold = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-        fcntl.flock(hold, fcntl.LOCK_EX)
+        """Write an entry atomically, here and then to the shared cache. ``files``: paths the stage wrote
+        (True: may be a folder), copied in as they are now (a path that is gone is deleted again on a
+        restore). ``refs``: the stage's inputs (name -> object), stored as references; ``states``: the new
+        states of the inputs it changed in place (name -> (kind, state), see mutation.py); ``shown``: what
+        it showed (outputs.py). Raises whatever serialising an output raises (nothing is left behind), and
+        NotShared when the entry is kept here but could not be written to the shared cache."""
         states = states or {}
         by_value = {id(state) for kind, state in states.values() if kind == "value"}  # kept as copies
         ref_ids = {id(v): n for n, v in (refs or {}).items() if id(v) not in by_value}
-        try:
+        with self.local.staging() as tmp:
             outputs_meta: dict[str, Any] = {}
             objects: dict[str, Any] = {}
             for name, value in outputs.items():
@@ -284,60 +341,15 @@ class Cache:
                 **extra,
                 **meta,
             }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, default=str))
-            target = self._folder(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        finally:
-            os.close(hold)
-        if self._total is None:
-            self.evict()
-        else:
-            self._total += size
-            if self._total > self.max_bytes:
-                self.evict()
+            target = self.local.commit(tmp, key, manifest)
+        manifest = self.local.manifest(key) or manifest  # another writer's entry may have landed first
+        if self.remote is not None:
+            self.remote.upload(key, target, manifest)
         return Entry(key, target, manifest)
 
     def drop(self, key: str) -> None:
-        shutil.rmtree(self._folder(key), ignore_errors=True)
+        self.local.drop(key)
 
     def evict(self) -> None:
-        """Delete what killed writers left, then least recently used entries until the cache fits ``max_bytes``."""
-        for tmp in self.root.glob(f"{_TMP_PREFIX}*"):
-            _remove_if_abandoned(tmp)
-        entries = []
-        for manifest in self.root.glob("*/*/manifest.json"):
-            try:
-                entries.append((manifest.stat().st_mtime, json.loads(manifest.read_text())["size"], manifest.parent))
-            except (OSError, ValueError, KeyError):
-                continue
-        total = sum(size for _, size, _ in entries)
-        for _, size, folder in sorted(entries, key=lambda e: e[0]):
-            if total <= self.max_bytes:
-                break
-            shutil.rmtree(folder, ignore_errors=True)
-            total -= size
-        self._total = total
-
-
-def _remove_if_abandoned(tmp: Path) -> None:
-    """Delete the temporary entry folder ``tmp`` unless a live writer holds its lock (``store``). One younger
-    than ``_TMP_GRACE`` is left alone: its writer may not have taken the lock yet."""
-    try:
-        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return  # renamed into place or removed meanwhile
-    try:
-        if time.time() - os.fstat(fd).st_mtime < _TMP_GRACE:
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return  # being written
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        os.close(fd)
+        """Delete what killed writers left, then least recently used entries until the cache fits its bound."""
+        self.local.evict()

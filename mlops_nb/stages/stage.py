@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_nb.exceptions import UpstreamNotCached
+from mlops_nb.redaction import redact_uri
 from mlops_nb.stages import figures, files, mutation, rng
 from mlops_nb.stages.analysis import CellAnalysis, analyse
-from mlops_nb.stages.cache import Cache, CacheMiss
+from mlops_nb.stages.cache import Cache, CacheMiss, NotShared
 from mlops_nb.stages.fingerprint import (
     fingerprints,
 )
@@ -92,6 +93,7 @@ class StageRunner:
         self.listeners: list[Callable[[StageRecord], None]] = []
         self.planner = Planner(namespace, notebook)
         self._cache: Cache | None = None
+        self._cache_at: tuple[Any, ...] = ()  # the (folder, shared URL) it was opened for
         self._running: _Running | None = None  # a stage whose cell has not ended yet
         self._replay_after: Captured | None = None  # what a restored stage shows once its cell's code returned
         self.cache_only = frozenset(_cache_only())
@@ -99,8 +101,10 @@ class StageRunner:
     @property
     def cache(self) -> Cache:
         settings = get_recorder().settings
-        if self._cache is None or self._cache.root.parent != settings.cache_dir:
-            self._cache = Cache(settings.cache_dir, int(settings.cache_max_mb * 1024 * 1024))
+        where = (settings.cache_dir, settings.cache_uri)
+        if self._cache is None or self._cache_at != where:
+            self._cache = Cache(settings.cache_dir, int(settings.cache_max_mb * 1024 * 1024), settings.cache_uri)
+            self._cache_at = where
         return self._cache
 
     def _changed(self, record: StageRecord) -> None:
@@ -277,7 +281,10 @@ class StageRunner:
     def _restore(self, plan: Plan, restore_code: str, run: Run, record: StageRecord) -> _Served | str:
         """Serve the stage from the cache; returns what the cell shows as its value when it was, else why not
         (the miss reason)."""
-        entry = self.cache.lookup(plan.key)
+        try:
+            entry = self.cache.lookup(plan.key)
+        except (CacheMiss, OSError) as e:  # the shared cache cannot be read, no room for its copy: run it
+            return redact_uri(str(e))
         if entry is None:
             return "no cached result for this code and these inputs"
         manifest = entry.manifest
@@ -298,7 +305,7 @@ class StageRunner:
                 if refused:
                     raise CacheMiss(f"the state of {', '.join(refused)} cannot be put back in place")
         except Exception as e:  # noqa: BLE001 - CacheMiss, or an import that fails now: run the cell instead
-            return str(e)
+            return redact_uri(str(e))
         for name, (kind, state) in restored.states.items():
             if kind == "value":
                 self.ns[name] = state
@@ -367,8 +374,10 @@ class StageRunner:
                 states=running.states,
                 shown=shown.to_json(),
             )
+        except NotShared as e:  # cached here; the team's shared cache did not take it
+            run.set_tag(CACHE_SKIPPED_TAG, redact_uri(str(e))[:500])
         except Exception as e:  # noqa: BLE001 - an output that cannot be saved: the stage just is not cached
-            run.set_tag(CACHE_SKIPPED_TAG, f"cannot save the outputs: {e!r}"[:500])
+            run.set_tag(CACHE_SKIPPED_TAG, redact_uri(f"cannot save the outputs: {e!r}")[:500])
 
 
 def _cache_only() -> list[str]:
