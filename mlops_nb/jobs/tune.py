@@ -19,16 +19,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.exceptions import UsageError
+from mlops_nb.exceptions import TrackingError, UsageError
 from mlops_nb.jobs import study as study_mod
 from mlops_nb.jobs.job import PRUNED, JobOptions, JobResult, send_jobs
 from mlops_nb.jobs.pruning import trial_env
 from mlops_nb.jobs.space import Dimension, parse_space
 from mlops_nb.jobs.sweep import Task, _checked, _dask_client, _local_pool, _stop, _worker_exit, run_task
-from mlops_nb.jobs.trials import TuneResult, trials_of
+from mlops_nb.jobs.trials import Trial, TuneResult, trials_of
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import open_run
+from mlops_nb.tracking.studies import study_trials
 
 TRIALS_ARTIFACT = "study/trials.json"
 STUDY_RUN = "mlops_nb.study_run"  # study user attribute: the MLflow id of the study's latest run
@@ -142,6 +143,7 @@ def tune(
     except BaseException as e:
         record.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", e)
         with contextlib.suppress(Exception):
+            loop.send()
             send_jobs(loop.keys)  # what ran is in MLflow before the error is shown
         raise
     record.end("FINISHED")
@@ -186,6 +188,7 @@ class _Loop:
         self.results: dict[int, tuple[JobResult | None, str]] = {}  # trial number -> (result, error)
         self.inflight: dict[Any, Any] = {}  # future -> optuna trial
         self.noted: set[str] = set()
+        self.untagged: dict[str, str] = {}  # job run key -> its trial's state, to tag once MLflow has the run
 
     def run(
         self,
@@ -300,8 +303,8 @@ class _Loop:
             result = future.result()
         except Exception as e:  # noqa: BLE001 - a job that could not run is a failed trial, not a failed study
             error = f"{type(e).__name__}: {e}"
-        if local:
-            recorder.flush()  # the worker released the job's journals: send them now, while others run
+        if local:  # the worker released the job's journals: the sender sends them while the next trial runs
+            recorder.send_soon()
         if STUDY_RUN not in self.noted:  # so that a run resuming this study after a crash can name this one
             run_id = recorder.known_run_id(self.record.key)
             if run_id:
@@ -333,8 +336,23 @@ class _Loop:
             self.st.tell(trial, state=TrialState.FAIL)
             state = "FAIL"
         if result is not None:
-            recorder.set_tag(result.key, tags.TRIAL_STATE, state)
+            self.untagged[result.key] = state
+        self.tag_states()
         return problem
+
+    def tag_states(self, *, all_: bool = False) -> None:
+        """Tag the trials' job runs with their state, once MLflow has them (the sender makes a job's run from
+        its worker's journal: a tag sent before it would find no run), or ``all_`` after a flush."""
+        recorder = get_recorder()
+        for key, state in list(self.untagged.items()):
+            if all_ or recorder.known_run_id(key):
+                recorder.set_tag(key, tags.TRIAL_STATE, state)
+                del self.untagged[key]
+
+    def send(self) -> None:
+        """Everything recorded so far into MLflow (the jobs' journals too), then the trials' state tags."""
+        get_recorder().flush(get_recorder().settings.flush_timeout)
+        self.tag_states(all_=True)
 
     def _best_text(self) -> str:
         try:
@@ -363,6 +381,21 @@ class _Loop:
         self.inflight.clear()
 
 
+def _name_runs(trials: list[Trial], study_run: str) -> None:
+    """The job runs of trials that Optuna knows by key only (told before MLflow had made the run, by a process
+    that died before its study ended), read back from MLflow by their study and trial tags."""
+    missing = [t for t in trials if not t.run_id and t.state in ("COMPLETE", "PRUNED", "FAIL")]
+    if not missing:
+        return
+    try:
+        found = study_trials(study_run)
+    except TrackingError:  # MLflow unreachable: the ids stay unknown, the records wait in the journals
+        return
+    ids = {t["trial"]: t["run_id"] for t in found if t["state"] is not None}
+    for t in missing:
+        t.run_id = ids.get(t.number, "")
+
+
 def _first_done(futures: list[Any]) -> list[Any]:
     from concurrent.futures import FIRST_COMPLETED, Future
 
@@ -387,7 +420,12 @@ def _conclude(
 ) -> TuneResult:
     """Roll the study up onto its run: the best value and parameters, the trials; tag the best trial."""
     recorder = get_recorder()
+    loop.send()  # the trials' job runs are in MLflow: their ids are known
+    for result, _ in loop.results.values():
+        if result is not None and not result.run_id:
+            result.run_id = recorder.known_run_id(result.key) or ""
     trials = trials_of(st, loop.results)
+    _name_runs(trials, record.run_id)
     by_number = {t.number: t for t in trials}
     best = None
     complete = [t for t in trials if t.state == "COMPLETE"]
@@ -405,9 +443,6 @@ def _conclude(
         record.log_params({f"best.{k}": v for k, v in best.params.items()})
     counts = {s: sum(t.state == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     record.log_metrics({f"trials_{s.lower()}": float(n) for s, n in counts.items()})
-    for t in trials:  # run ids of this process's trials are known now
-        if not t.run_id and t.number in loop.results and loop.results[t.number][0] is not None:
-            t.run_id = recorder.known_run_id(loop.results[t.number][0].key) or ""  # type: ignore[union-attr]
     st.set_user_attr(STUDY_RUN, record.run_id)
     result = TuneResult(
         study_name=loop.name,

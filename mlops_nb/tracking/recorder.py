@@ -198,6 +198,12 @@ class Recorder:
         """Wait until everything recorded is in MLflow; always False in a forked child (its parent sends)."""
         return self.sender.flush(timeout) if self.sender is not None else False
 
+    def send_soon(self) -> None:
+        """Have the sender send the journals of exited processes (a job's worker and kernel) now, in the
+        background: unlike ``flush`` the caller does not wait for MLflow."""
+        if self.sender is not None:
+            self.sender.scan_soon()
+
     def known_run_id(self, key: str) -> str | None:
         """The MLflow id of run ``key`` if this process's sender created or replayed it (never waits)."""
         return self.sender.run_ids.get(key) if self.sender is not None else None
