@@ -306,9 +306,8 @@ class _Loop:
         if local:  # the worker released the job's journals: the sender sends them while the next trial runs
             recorder.send_soon()
         if STUDY_RUN not in self.noted:  # so that a run resuming this study after a crash can name this one
-            run_id = recorder.known_run_id(self.record.key)
-            if run_id:
-                self.st.set_user_attr(STUDY_RUN, run_id)
+            with contextlib.suppress(TrackingError):  # once a study: waits for MLflow to make the study run
+                self.st.set_user_attr(STUDY_RUN, self.record.run_id)
                 self.noted.add(STUDY_RUN)
         problem = None
         if result is not None:
@@ -381,19 +380,28 @@ class _Loop:
         self.inflight.clear()
 
 
-def _name_runs(trials: list[Trial], study_run: str) -> None:
-    """The job runs of trials that Optuna knows by key only (told before MLflow had made the run, by a process
-    that died before its study ended), read back from MLflow by their study and trial tags."""
-    missing = [t for t in trials if not t.run_id and t.state in ("COMPLETE", "PRUNED", "FAIL")]
-    if not missing:
+def _reconcile(st: Any, trials: list[Trial], study_run: str, ran: set[int]) -> None:
+    """What a process that died mid-study left undone in MLflow, read back from it: the job runs of trials it
+    told Optuna about before MLflow had them (known by key only), and their state tags."""
+    again = study_mod.reruns(st)  # trials whose process died while they ran: their runs keep no state
+    finished = [t for t in trials if t.state in ("COMPLETE", "PRUNED", "FAIL") and t.number not in again]
+    earlier = [t for t in finished if t.number not in ran]
+    if not earlier and all(t.run_id for t in finished):
         return
     try:
         found = study_trials(study_run)
-    except TrackingError:  # MLflow unreachable: the ids stay unknown, the records wait in the journals
+    except TrackingError:  # MLflow unreachable: left as they are, the records wait in the journals
         return
-    ids = {t["trial"]: t["run_id"] for t in found if t["state"] is not None}
-    for t in missing:
-        t.run_id = ids.get(t.number, "")
+    tagged = {t["trial"]: t for t in found if t["state"] is not None}
+    untagged = {t["trial"]: t for t in found if t["state"] is None}
+    keys = {t.number: t.user_attrs.get(study_mod.RUN, {}).get("key") for t in st.get_trials(deepcopy=False)}
+    recorder = get_recorder()
+    for t in finished:
+        if t.number in tagged:
+            t.run_id = t.run_id or tagged[t.number]["run_id"]
+        elif t.number in untagged and keys.get(t.number) and t.number not in ran:
+            recorder.set_tag(keys[t.number], tags.TRIAL_STATE, t.state)  # its process died before tagging it
+            t.run_id = t.run_id or untagged[t.number]["run_id"]
 
 
 def _first_done(futures: list[Any]) -> list[Any]:
@@ -425,7 +433,7 @@ def _conclude(
         if result is not None and not result.run_id:
             result.run_id = recorder.known_run_id(result.key) or ""
     trials = trials_of(st, loop.results)
-    _name_runs(trials, record.run_id)
+    _reconcile(st, trials, record.run_id, set(loop.results))
     by_number = {t.number: t for t in trials}
     best = None
     complete = [t for t in trials if t.state == "COMPLETE"]
