@@ -216,6 +216,7 @@ class _Loop:
             file=sys.stderr,
             disable=not progress,
         )
+        told = False
         try:
             while True:
                 while (
@@ -237,9 +238,13 @@ class _Loop:
                     self.inflight[future] = trial
                 if not self.inflight:
                     break
+                if local and told:  # the workers released the told jobs' journals: sent while the next trials
+                    get_recorder().send_soon()  # run (after they were submitted: the sender holds the GIL a lot)
+                told = False
                 for future in _first_done(list(self.inflight)):
                     trial = self.inflight.pop(future)
-                    problem = self._tell(trial, future, local) or problem
+                    problem = self._tell(trial, future) or problem
+                    told = True
                     bar.update()
                     bar.set_postfix_str(self._best_text())
             if problem is not None:
@@ -292,7 +297,7 @@ class _Loop:
             tracking_uri=None if local else get_recorder().settings.tracking_uri,
         )
 
-    def _tell(self, trial: Any, future: Any, local: bool) -> UsageError | None:
+    def _tell(self, trial: Any, future: Any) -> UsageError | None:
         """Tell Optuna how the trial ended and tag its job run; a UsageError when the metric is missing."""
         from optuna.trial import TrialState
 
@@ -303,8 +308,6 @@ class _Loop:
             result = future.result()
         except Exception as e:  # noqa: BLE001 - a job that could not run is a failed trial, not a failed study
             error = f"{type(e).__name__}: {e}"
-        if local:  # the worker released the job's journals: the sender sends them while the next trial runs
-            recorder.send_soon()
         if STUDY_RUN not in self.noted:  # so that a run resuming this study after a crash can name this one
             with contextlib.suppress(TrackingError):  # once a study: waits for MLflow to make the study run
                 self.st.set_user_attr(STUDY_RUN, self.record.run_id)
