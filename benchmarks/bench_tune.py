@@ -218,7 +218,7 @@ def notebook_contest(trials: int, parallel: int, folder: Path) -> dict[str, tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trivial-trials", type=int, default=200)
+    parser.add_argument("--trivial-trials", type=int, default=200, help="0 skips the trivial objective")
     parser.add_argument("--notebook-trials", type=int, default=30, help="0 skips the notebook contest")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
@@ -235,7 +235,7 @@ def main() -> None:
     waits = f", each waiting {args.wait_ms:g} ms" if WAIT else ""
     print(f"1. trivial objective, {n} trials{waits}, ms a trial (medians of {args.repeat}; {os.cpu_count()} cores)")
     print(f"   load average before: {os.getloadavg()}")
-    for sampler in ("random", "tpe"):
+    for sampler in ("random", "tpe") if n else ():
         times: dict[str, list[float]] = {}
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
