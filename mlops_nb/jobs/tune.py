@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import open_run
 from mlops_nb.tracking.studies import study_trials
 
+log = logging.getLogger("mlops_nb")
 TRIALS_ARTIFACT = "study/trials.json"
 STUDY_RUN = "mlops_nb.study_run"  # study user attribute: the MLflow id of the study's latest run
 
@@ -76,6 +79,7 @@ def tune(
     run: dict[str, Any] | None = None,
     output_dir: Path | None = None,
     progress: bool = False,
+    on_trial: Callable[[list[Trial], Trial | None], None] | None = None,
 ) -> TuneResult:
     """Tune ``notebook``'s parameters with Optuna: ``trials`` trials in all (a resumed study runs the rest).
 
@@ -88,6 +92,8 @@ def tune(
         timeout: stop starting trials after this many seconds (running ones finish).
         study: the study's name (default: the notebook's stem); the same name continues the study.
         fixed: parameters every trial gets; options, run: as ``run_sweep``'s.
+        on_trial: called with every trial of the study and the best one at the start and as each trial ends
+            (``mnb.tune``'s widget); an error in it is logged, never stops the study.
 
     Raises:
         UsageError: a bad notebook, space, metric, direction, sampler, pruner, or a metric that a successful
@@ -121,6 +127,7 @@ def tune(
         study_tags[tags.STUDY_RESUMES] = previous
     record = open_run(f"{notebook.stem} study {name}", experiment=experiment, kind="study", tags=study_tags)
     loop = _Loop(st, record, notebook, dims, metric, pruner, path, name, parallel, executor, scheduler)
+    loop.on_trial = on_trial
     try:  # an opened run always ends: FAILED (KILLED on Ctrl-C) with the reason if anything below raises
         record.log_params({f"space.{n}": d.spec() for n, d in dims.items()})
         record.log_params({f"fixed.{n}": v for n, v in fixed.items()})
@@ -149,6 +156,7 @@ def tune(
     record.end("FINISHED")
     study_mod.durable(path)
     send_jobs(loop.keys)
+    loop.show(result.trials, result.best)
     return result
 
 
@@ -189,6 +197,7 @@ class _Loop:
         self.inflight: dict[Any, Any] = {}  # future -> optuna trial
         self.noted: set[str] = set()
         self.untagged: dict[str, str] = {}  # job run key -> its trial's state, to tag once MLflow has the run
+        self.on_trial: Callable[[list[Trial], Trial | None], None] | None = None
 
     def run(
         self,
@@ -217,6 +226,7 @@ class _Loop:
             disable=not progress,
         )
         told = False
+        self.show()
         try:
             while True:
                 while (
@@ -247,6 +257,7 @@ class _Loop:
                     told = True
                     bar.update()
                     bar.set_postfix_str(self._best_text())
+                    self.show()
             if problem is not None:
                 raise problem
         except BaseException as e:
@@ -355,6 +366,21 @@ class _Loop:
         """Everything recorded so far into MLflow (the jobs' journals too), then the trials' state tags."""
         get_recorder().flush(get_recorder().settings.flush_timeout)
         self.tag_states(all_=True)
+
+    def show(self, trials: list[Trial] | None = None, best: Trial | None = None) -> None:
+        """Hand the study's trials and its best so far to ``on_trial``."""
+        if self.on_trial is None:
+            return
+        if trials is None:
+            from optuna.trial import TrialState
+
+            trials = trials_of(self.st, self.results)
+            complete = self.st.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            best = next((t for t in trials if t.number == self.st.best_trial.number), None) if complete else None
+        try:
+            self.on_trial(trials, best)
+        except Exception as e:  # noqa: BLE001 - a display that fails must not stop the study
+            log.warning("mlops-nb: the study's display failed: %r", e)
 
     def _best_text(self) -> str:
         try:

@@ -414,3 +414,36 @@ def test_two_tune_processes_share_one_study_without_losing_or_repeating_a_trial(
     studies = [r for r in every if r.data.tags["mlops_nb.kind"] == "study"]
     assert sorted(r.info.status for r in studies) == ["FINISHED", "FINISHED"]
     assert max(r.data.metrics["best_y"] for r in studies) == best
+
+
+@pytest.mark.slow
+def test_mnb_tune_in_a_notebook_shows_a_live_widget_of_the_trials(project: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    driver = write_notebook(
+        project / "driver.ipynb",
+        "import mlops_nb as mnb\nr = mnb.tune('tuned.ipynb', {'scale': 'choice(0,1,2)'}, trials=3, metric='inv',"
+        " direction='minimize', sampler='grid')\nprint('BEST', r.best.number, r.best.value)",
+    )
+    nb = nbformat.read(driver, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(project)}}).execute()
+    outputs = nb.cells[0].outputs
+    shown = [
+        o for o in outputs if o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in o.data
+    ]
+    assert len(shown) == 1  # displayed once, as the tune started (before the summary printed at its end)
+    assert outputs.index(shown[0]) < next(i for i, o in enumerate(outputs) if "BEST" in o.get("text", ""))
+    best = next(o for o in outputs if "BEST" in o.get("text", "")).text.split()
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    models = {k: m["state"] for k, m in state.items()}
+    (progress,) = [m for m in models.values() if m.get("_model_name") == "IntProgressModel"]
+    assert (progress["value"], progress["max"]) == (3, 3)
+    texts = [m["value"] for m in models.values() if m.get("_model_name") == "HTMLModel"]
+    (summary,) = [t for t in texts if "trials" in t and "<svg" not in t]
+    assert "3/3 trials" in summary and "2 complete, 0 pruned, 1 fail" in summary
+    assert f"best minimize inv = <b>{float(best[2]):.6g}</b>" in summary and "scale=2" in summary
+    (chart,) = [t for t in texts if "<svg" in t]
+    assert chart.count('<circle class="trial"') == 2 and chart.count('class="trial-fail"') == 1  # scale=0 failed
+    assert '<polyline class="best"' in chart
