@@ -69,6 +69,7 @@ class Journal:
         self._lock = threading.Lock()
         self._seq = 0
         self._unsynced = False  # written since the last fsync
+        self._syncing = 0  # fsyncs under way (a closing journal must not return before they end)
         self._commit = threading.Condition()
         self._commit_due = False
         self._committer: threading.Thread | None = None
@@ -119,11 +120,14 @@ class Journal:
             if self._fd < 0 or not self._unsynced:
                 return
             self._unsynced = False
+            self._syncing += 1
             fd = os.dup(self._fd)  # fsync outside the lock: writers go on meanwhile
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+            with self._lock:
+                self._syncing -= 1
 
     def _request_commit(self) -> None:
         with self._commit:
@@ -204,7 +208,7 @@ class Journal:
             if remove:
                 self.path.unlink(missing_ok=True)
                 shutil.rmtree(self.spool, ignore_errors=True)
-            elif self._unsynced:
+            elif self._unsynced or self._syncing:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
