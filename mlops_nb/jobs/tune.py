@@ -24,6 +24,7 @@ from typing import Any
 from mlops_nb.exceptions import TrackingError, UsageError
 from mlops_nb.jobs import study as study_mod
 from mlops_nb.jobs.job import PRUNED, JobOptions, JobResult, send_jobs
+from mlops_nb.jobs.kernel_env import PRELOAD_ENV, notebook_imports
 from mlops_nb.jobs.pruning import trial_env
 from mlops_nb.jobs.space import Dimension, parse_space
 from mlops_nb.jobs.sweep import Task, _checked, _dask_client, _local_pool, _stop, _worker_exit, run_task
@@ -215,6 +216,11 @@ class _Loop:
         source = None if local else self.notebook.read_text(encoding="utf-8")
         parent_id = None if local else self.record.run_id  # Dask workers tag their runs with it: it must exist
         distributions = {n: d.optuna() for n, d in self.dims.items()}
+        from mlops_nb.jobs.runner import load_notebook
+
+        cells = load_notebook(self.notebook)["cells"]
+        code = [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in cells]
+        preload = ",".join(notebook_imports([s for c, s in zip(cells, code, strict=True) if c["cell_type"] == "code"]))
         owner = study_mod.owner()
         problem: UsageError | None = None
         bar = tqdm(
@@ -239,6 +245,7 @@ class _Loop:
                     trial.set_user_attr(study_mod.OWNER, owner)
                     task = self._task(trial, options, fixed, run, source, parent_id, trials)
                     env = trial_env(str(self.path), self.name, trial.number, self.pruner)
+                    env[PRELOAD_ENV] = preload
                     if local:
                         future = pool.submit(run_trial, task, env)
                     else:

@@ -447,3 +447,28 @@ def test_mnb_tune_in_a_notebook_shows_a_live_widget_of_the_trials(project: Path)
     (chart,) = [t for t in texts if "<svg" in t]
     assert chart.count('<circle class="trial"') == 2 and chart.count('class="trial-fail"') == 1  # scale=0 failed
     assert '<polyline class="best"' in chart
+
+
+# Whether NumPy is imported before the notebook imports it, and a number from its global generator.
+PRELOADED = (
+    "import sys\nbefore = 'numpy' in sys.modules",
+    "import numpy as np\nimport mlops_nb as mnb\nmnb.log_metric('preloaded', float(before))\n"
+    "mnb.log_metric('draw', float(np.random.rand()) + x * 0)",
+)
+
+
+@pytest.mark.slow
+def test_trial_kernels_start_with_the_notebooks_libraries_imported_and_their_own_random_numbers(
+    project: Path,
+) -> None:
+    write_notebook(project / "pre.ipynb", *PRELOADED, parameters="x = 0")
+    args = ("tune", "pre.ipynb", "--space", "x=choice(1,2,3)", "--sampler", "grid", "--trials", "3")
+    done = mlops_nb(*args, "--metric", "draw", "--json", "study.json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    jobs = [r for r in runs(project, "pre") if r.data.tags["mlops_nb.kind"] == "job"]
+    assert [r.data.metrics["preloaded"] for r in jobs] == [1.0, 1.0, 1.0]  # imported once, in the zygote
+    assert len({r.data.metrics["draw"] for r in jobs}) == 3  # each kernel reseeded: no trial repeats another's
+    plain = mlops_nb("run", "pre.ipynb", cwd=project)  # outside a tune nothing is imported ahead
+    assert plain.returncode == 0, plain.stderr
+    (run,) = [r for r in runs(project, "pre") if r.info.run_id == plain.stdout.strip().splitlines()[-1]]
+    assert run.data.metrics["preloaded"] == 0.0
