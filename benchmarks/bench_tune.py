@@ -9,8 +9,12 @@ Side by side in one run, medians of --repeat:
    - mlops-nb: the journal-file study plus what ``mlops-nb tune`` records per trial (the trial's owner and
      job run, a ``job`` run nested under a ``study`` run with its params, metric and state tag), blocking
      time per trial, and with the final flush into MLflow included.
-   The overhead is each contender's time a trial minus Optuna alone's (same sampler).
-2. The example notebook (notebooks/train.ipynb, C = loguniform(1e-3, 1e2)), --notebook-trials trials,
+   The overhead is each contender's time a trial minus Optuna alone's (same sampler). With --wait-ms W each
+   trial also waits W ms (sleeps), as the study's process does while a notebook trial runs in a kernel: what
+   mlops-nb sends to MLflow in the background then overlaps the trials instead of competing with a loop that
+   never waits (both contenders and the floor wait alike).
+2. The example notebook (notebooks/train.ipynb less its mnb.evaluate report, which the loop cannot make;
+   C = loguniform(1e-3, 1e2)), --notebook-trials trials,
    random sampler, seed 0: ``mlops-nb tune --parallel 2`` (a fresh process, start to exit) against a loop
    of ``papermill.execute_notebook`` calls driven by Optuna with ``MLflowCallback`` (the notebook without
    mlops-nb's magics, its metrics read back from a file). Same sampler and seed: the same points, so the
@@ -24,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,8 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "train.ipynb"
 
 
+WAIT = 0.0  # seconds each trial waits (--wait-ms): its work done elsewhere, as a notebook trial's kernel does
+
+
 def objective(trial) -> float:
     x = trial.suggest_float("x", -10, 10)
+    if WAIT:
+        time.sleep(WAIT)
     return (x - 2) ** 2
 
 
@@ -110,6 +118,8 @@ def mlops_nb_records(n: int, sampler: str, folder: Path) -> tuple[float, float]:
         job = open_run(f"bench[trial {trial.number}]", experiment="bench", kind="job", parent_key=study.key,
                        tags={tags.STUDY: "bench", tags.TRIAL: str(trial.number)})  # fmt: skip
         job.log_params(trial.params)
+        if WAIT:
+            time.sleep(WAIT)
         value = (trial.params["x"] - 2) ** 2
         job.log_metric("value", value)
         job.end()
@@ -122,11 +132,25 @@ def mlops_nb_records(n: int, sampler: str, folder: Path) -> tuple[float, float]:
     return blocking / n, (time.perf_counter() - start) / n
 
 
-def anchor_notebook(folder: Path) -> Path:
-    """notebooks/train.ipynb without mlops-nb: no magics; its metrics written to metrics.json."""
+def contest_notebook(folder: Path) -> Path:
+    """notebooks/train.ipynb without its quality report (``mnb.evaluate``: plots, SHAP, slices), which the
+    papermill loop cannot make: both contenders train and score the same model."""
     import nbformat
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        if "mnb.evaluate(" in cell.source:
+            cell.source = cell.source[: cell.source.index("# The quality report")].rstrip()
+    path = folder / "train.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def anchor_notebook(folder: Path) -> Path:
+    """The contest's notebook without mlops-nb: no magics; its metrics written to metrics.json."""
+    import nbformat
+
+    nb = nbformat.read(contest_notebook(folder), as_version=4)
     cells = []
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -167,7 +191,7 @@ def notebook_contest(trials: int, parallel: int, folder: Path) -> dict[str, tupl
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_NB_"))}
     ours = folder / "ours"
     ours.mkdir()
-    shutil.copy(NOTEBOOK, ours / "train.ipynb")
+    contest_notebook(ours)
     cli = str(Path(sys.executable).parent / "mlops-nb")
     args = [cli, "tune", "train.ipynb", "--space", "C=loguniform(1e-3,1e2)", "--sampler", "random", "--seed", "0"]
     args += ["--trials", str(trials), "--parallel", str(parallel), "--metric", "accuracy", "--json", "study.json"]
@@ -194,17 +218,24 @@ def notebook_contest(trials: int, parallel: int, folder: Path) -> dict[str, tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trivial-trials", type=int, default=200)
+    parser.add_argument("--trivial-trials", type=int, default=200, help="0 skips the trivial objective")
     parser.add_argument("--notebook-trials", type=int, default=30, help="0 skips the notebook contest")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--wait-ms", type=float, default=0.0, help="each trivial trial also waits this long (its work elsewhere)"
+    )
     args = parser.parse_args()
+    global WAIT
+    WAIT = args.wait_ms / 1000
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n = args.trivial_trials
-    print(f"1. trivial objective, {n} trials, ms a trial (medians of {args.repeat}; {os.cpu_count()} cores, shared)")
-    for sampler in ("random", "tpe"):
+    waits = f", each waiting {args.wait_ms:g} ms" if WAIT else ""
+    print(f"1. trivial objective, {n} trials{waits}, ms a trial (medians of {args.repeat}; {os.cpu_count()} cores)")
+    print(f"   load average before: {os.getloadavg()}")
+    for sampler in ("random", "tpe") if n else ():
         times: dict[str, list[float]] = {}
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
@@ -242,6 +273,7 @@ def main() -> None:
 def _in_subprocess(n: int, sampler: str, folder: Path) -> tuple[float, float]:
     """mlops-nb's records in a fresh process (its recorder and settings are per process)."""
     code = f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import bench_tune as b; "
+    code += f"b.WAIT = {WAIT!r}; "
     code += f"print(json.dumps(b.mlops_nb_records({n}, {sampler!r}, __import__('pathlib').Path({str(folder)!r}))))"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_NB_"))}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=folder)

@@ -69,11 +69,20 @@ def tune(notebook: Any, space: Any, **options: Any) -> Any:
     """Tune ``notebook``'s parameters with Optuna, as ``mlops-nb tune``: ``space`` is ``{"C":
     "loguniform(1e-3,1e2)"}``; options ``trials``, ``metric``, ``direction``, ``sampler``, ``pruner``,
     ``parallel``, ``executor``, ``scheduler``, ``timeout``, ``study``, ``seed``, ``fixed`` (see
-    ``mlops_nb.jobs.tune.tune``). Returns a ``TuneResult``; its ``.study`` is the ``optuna.Study``."""
+    ``mlops_nb.jobs.tune.tune``). Returns a ``TuneResult``; its ``.study`` is the ``optuna.Study``.
+
+    In a notebook a live widget shows the trials done, the best value and its parameters, and each trial's
+    value (``widget=False`` leaves it out)."""
     from pathlib import Path
 
     from mlops_nb.jobs.tune import tune as _tune
 
+    if options.pop("widget", True) and "on_trial" not in options:
+        from mlops_nb.widgets.study import live_widget
+
+        shown = live_widget(Path(notebook), options)
+        if shown is not None:
+            options["on_trial"] = shown.update
     return _tune(Path(notebook), space, **options)
 
 

@@ -14,22 +14,27 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops_nb.exceptions import UsageError
+from mlops_nb.exceptions import TrackingError, UsageError
 from mlops_nb.jobs import study as study_mod
 from mlops_nb.jobs.job import PRUNED, JobOptions, JobResult, send_jobs
+from mlops_nb.jobs.kernel_env import PRELOAD_ENV, notebook_imports
 from mlops_nb.jobs.pruning import trial_env
 from mlops_nb.jobs.space import Dimension, parse_space
 from mlops_nb.jobs.sweep import Task, _checked, _dask_client, _local_pool, _stop, _worker_exit, run_task
-from mlops_nb.jobs.trials import TuneResult, trials_of
+from mlops_nb.jobs.trials import Trial, TuneResult, trials_of
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import get_recorder
 from mlops_nb.tracking.runs import open_run
+from mlops_nb.tracking.studies import study_trials
 
+log = logging.getLogger("mlops_nb")
 TRIALS_ARTIFACT = "study/trials.json"
 STUDY_RUN = "mlops_nb.study_run"  # study user attribute: the MLflow id of the study's latest run
 
@@ -75,6 +80,7 @@ def tune(
     run: dict[str, Any] | None = None,
     output_dir: Path | None = None,
     progress: bool = False,
+    on_trial: Callable[[list[Trial], Trial | None], None] | None = None,
 ) -> TuneResult:
     """Tune ``notebook``'s parameters with Optuna: ``trials`` trials in all (a resumed study runs the rest).
 
@@ -87,6 +93,8 @@ def tune(
         timeout: stop starting trials after this many seconds (running ones finish).
         study: the study's name (default: the notebook's stem); the same name continues the study.
         fixed: parameters every trial gets; options, run: as ``run_sweep``'s.
+        on_trial: called with every trial of the study and the best one at the start and as each trial ends
+            (``mnb.tune``'s widget); an error in it is logged, never stops the study.
 
     Raises:
         UsageError: a bad notebook, space, metric, direction, sampler, pruner, or a metric that a successful
@@ -120,6 +128,7 @@ def tune(
         study_tags[tags.STUDY_RESUMES] = previous
     record = open_run(f"{notebook.stem} study {name}", experiment=experiment, kind="study", tags=study_tags)
     loop = _Loop(st, record, notebook, dims, metric, pruner, path, name, parallel, executor, scheduler)
+    loop.on_trial = on_trial
     try:  # an opened run always ends: FAILED (KILLED on Ctrl-C) with the reason if anything below raises
         record.log_params({f"space.{n}": d.spec() for n, d in dims.items()})
         record.log_params({f"fixed.{n}": v for n, v in fixed.items()})
@@ -142,11 +151,13 @@ def tune(
     except BaseException as e:
         record.end("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", e)
         with contextlib.suppress(Exception):
+            loop.send()
             send_jobs(loop.keys)  # what ran is in MLflow before the error is shown
         raise
     record.end("FINISHED")
     study_mod.durable(path)
     send_jobs(loop.keys)
+    loop.show(result.trials, result.best)
     return result
 
 
@@ -186,6 +197,8 @@ class _Loop:
         self.results: dict[int, tuple[JobResult | None, str]] = {}  # trial number -> (result, error)
         self.inflight: dict[Any, Any] = {}  # future -> optuna trial
         self.noted: set[str] = set()
+        self.untagged: dict[str, str] = {}  # job run key -> its trial's state, to tag once MLflow has the run
+        self.on_trial: Callable[[list[Trial], Trial | None], None] | None = None
 
     def run(
         self,
@@ -203,6 +216,11 @@ class _Loop:
         source = None if local else self.notebook.read_text(encoding="utf-8")
         parent_id = None if local else self.record.run_id  # Dask workers tag their runs with it: it must exist
         distributions = {n: d.optuna() for n, d in self.dims.items()}
+        from mlops_nb.jobs.runner import load_notebook
+
+        cells = load_notebook(self.notebook)["cells"]
+        code = [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in cells]
+        preload = ",".join(notebook_imports([s for c, s in zip(cells, code, strict=True) if c["cell_type"] == "code"]))
         owner = study_mod.owner()
         problem: UsageError | None = None
         bar = tqdm(
@@ -213,6 +231,8 @@ class _Loop:
             file=sys.stderr,
             disable=not progress,
         )
+        told = False
+        self.show()
         try:
             while True:
                 while (
@@ -225,6 +245,7 @@ class _Loop:
                     trial.set_user_attr(study_mod.OWNER, owner)
                     task = self._task(trial, options, fixed, run, source, parent_id, trials)
                     env = trial_env(str(self.path), self.name, trial.number, self.pruner)
+                    env[PRELOAD_ENV] = preload
                     if local:
                         future = pool.submit(run_trial, task, env)
                     else:
@@ -234,11 +255,16 @@ class _Loop:
                     self.inflight[future] = trial
                 if not self.inflight:
                     break
+                if local and told:  # the workers released the told jobs' journals: sent while the next trials
+                    get_recorder().send_soon()  # run (after they were submitted: the sender holds the GIL a lot)
+                told = False
                 for future in _first_done(list(self.inflight)):
                     trial = self.inflight.pop(future)
-                    problem = self._tell(trial, future, local) or problem
+                    problem = self._tell(trial, future) or problem
+                    told = True
                     bar.update()
                     bar.set_postfix_str(self._best_text())
+                    self.show()
             if problem is not None:
                 raise problem
         except BaseException as e:
@@ -289,7 +315,7 @@ class _Loop:
             tracking_uri=None if local else get_recorder().settings.tracking_uri,
         )
 
-    def _tell(self, trial: Any, future: Any, local: bool) -> UsageError | None:
+    def _tell(self, trial: Any, future: Any) -> UsageError | None:
         """Tell Optuna how the trial ended and tag its job run; a UsageError when the metric is missing."""
         from optuna.trial import TrialState
 
@@ -300,12 +326,9 @@ class _Loop:
             result = future.result()
         except Exception as e:  # noqa: BLE001 - a job that could not run is a failed trial, not a failed study
             error = f"{type(e).__name__}: {e}"
-        if local:
-            recorder.flush()  # the worker released the job's journals: send them now, while others run
         if STUDY_RUN not in self.noted:  # so that a run resuming this study after a crash can name this one
-            run_id = recorder.known_run_id(self.record.key)
-            if run_id:
-                self.st.set_user_attr(STUDY_RUN, run_id)
+            with contextlib.suppress(TrackingError):  # once a study: waits for MLflow to make the study run
+                self.st.set_user_attr(STUDY_RUN, self.record.run_id)
                 self.noted.add(STUDY_RUN)
         problem = None
         if result is not None:
@@ -333,8 +356,38 @@ class _Loop:
             self.st.tell(trial, state=TrialState.FAIL)
             state = "FAIL"
         if result is not None:
-            recorder.set_tag(result.key, tags.TRIAL_STATE, state)
+            self.untagged[result.key] = state
+        self.tag_states()
         return problem
+
+    def tag_states(self, *, all_: bool = False) -> None:
+        """Tag the trials' job runs with their state, once MLflow has them (the sender makes a job's run from
+        its worker's journal: a tag sent before it would find no run), or ``all_`` after a flush."""
+        recorder = get_recorder()
+        for key, state in list(self.untagged.items()):
+            if all_ or recorder.known_run_id(key):
+                recorder.set_tag(key, tags.TRIAL_STATE, state)
+                del self.untagged[key]
+
+    def send(self) -> None:
+        """Everything recorded so far into MLflow (the jobs' journals too), then the trials' state tags."""
+        get_recorder().flush(get_recorder().settings.flush_timeout)
+        self.tag_states(all_=True)
+
+    def show(self, trials: list[Trial] | None = None, best: Trial | None = None) -> None:
+        """Hand the study's trials and its best so far to ``on_trial``."""
+        if self.on_trial is None:
+            return
+        if trials is None:
+            from optuna.trial import TrialState
+
+            trials = trials_of(self.st, self.results)
+            complete = self.st.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            best = next((t for t in trials if t.number == self.st.best_trial.number), None) if complete else None
+        try:
+            self.on_trial(trials, best)
+        except Exception as e:  # noqa: BLE001 - a display that fails must not stop the study
+            log.warning("mlops-nb: the study's display failed: %r", e)
 
     def _best_text(self) -> str:
         try:
@@ -363,6 +416,30 @@ class _Loop:
         self.inflight.clear()
 
 
+def _reconcile(st: Any, trials: list[Trial], study_run: str, ran: set[int]) -> None:
+    """What a process that died mid-study left undone in MLflow, read back from it: the job runs of trials it
+    told Optuna about before MLflow had them (known by key only), and their state tags."""
+    again = study_mod.reruns(st)  # trials whose process died while they ran: their runs keep no state
+    finished = [t for t in trials if t.state in ("COMPLETE", "PRUNED", "FAIL") and t.number not in again]
+    earlier = [t for t in finished if t.number not in ran]
+    if not earlier and all(t.run_id for t in finished):
+        return
+    try:
+        found = study_trials(study_run)
+    except TrackingError:  # MLflow unreachable: left as they are, the records wait in the journals
+        return
+    tagged = {t["trial"]: t for t in found if t["state"] is not None}
+    untagged = {t["trial"]: t for t in found if t["state"] is None}
+    keys = {t.number: t.user_attrs.get(study_mod.RUN, {}).get("key") for t in st.get_trials(deepcopy=False)}
+    recorder = get_recorder()
+    for t in finished:
+        if t.number in tagged:
+            t.run_id = t.run_id or tagged[t.number]["run_id"]
+        elif t.number in untagged and keys.get(t.number) and t.number not in ran:
+            recorder.set_tag(keys[t.number], tags.TRIAL_STATE, t.state)  # its process died before tagging it
+            t.run_id = t.run_id or untagged[t.number]["run_id"]
+
+
 def _first_done(futures: list[Any]) -> list[Any]:
     from concurrent.futures import FIRST_COMPLETED, Future
 
@@ -387,7 +464,12 @@ def _conclude(
 ) -> TuneResult:
     """Roll the study up onto its run: the best value and parameters, the trials; tag the best trial."""
     recorder = get_recorder()
+    loop.send()  # the trials' job runs are in MLflow: their ids are known
+    for result, _ in loop.results.values():
+        if result is not None and not result.run_id:
+            result.run_id = recorder.known_run_id(result.key) or ""
     trials = trials_of(st, loop.results)
+    _reconcile(st, trials, record.run_id, set(loop.results))
     by_number = {t.number: t for t in trials}
     best = None
     complete = [t for t in trials if t.state == "COMPLETE"]
@@ -405,9 +487,6 @@ def _conclude(
         record.log_params({f"best.{k}": v for k, v in best.params.items()})
     counts = {s: sum(t.state == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     record.log_metrics({f"trials_{s.lower()}": float(n) for s, n in counts.items()})
-    for t in trials:  # run ids of this process's trials are known now
-        if not t.run_id and t.number in loop.results and loop.results[t.number][0] is not None:
-            t.run_id = recorder.known_run_id(loop.results[t.number][0].key) or ""  # type: ignore[union-attr]
     st.set_user_attr(STUDY_RUN, record.run_id)
     result = TuneResult(
         study_name=loop.name,

@@ -1,8 +1,9 @@
 """The recorder: one per process. Validates a record, journals it, hands it to the sender, returns.
 
-The caller pays for a ``json.dumps`` and one ``write(2)`` per record (plus an ``fsync`` when a run starts or
-ends); MLflow is imported and called only by the sender thread. At exit the recorder waits up to
-``flush_timeout`` for the sender, then deletes the journal if everything arrived, or keeps it and says so.
+The caller pays for a ``json.dumps`` and one ``write(2)`` per record (a run's end is fsynced by the journal's
+group commit, within 50 ms, not by the caller); MLflow is imported and called only by the sender thread. At
+exit the recorder waits up to ``flush_timeout`` for the sender, then deletes the journal if everything
+arrived, or keeps it and says so.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class Recorder:
         tags = {check_key("tag", k): escaped(v) for k, v in tags.items()}
         name = escaped(name) if name is not None else None
         record = {"op": "start", "run": key, "exp": escaped(experiment), "name": name, "parent": parent, "tags": tags}
-        self._emit({**record, "t": now_ms()})  # made durable (fsync) with everything after it when the run ends
+        self._emit({**record, "t": now_ms()})  # fsynced with everything after it once the run ends
 
     def end_run(self, key: str, status: str) -> None:
         self._emit({"op": "end", "run": key, "status": status, "t": now_ms()}, sync=True)
@@ -197,6 +198,12 @@ class Recorder:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything recorded is in MLflow; always False in a forked child (its parent sends)."""
         return self.sender.flush(timeout) if self.sender is not None else False
+
+    def send_soon(self) -> None:
+        """Have the sender send the journals of exited processes (a job's worker and kernel) now, in the
+        background: unlike ``flush`` the caller does not wait for MLflow."""
+        if self.sender is not None:
+            self.sender.scan_soon()
 
     def known_run_id(self, key: str) -> str | None:
         """The MLflow id of run ``key`` if this process's sender created or replayed it (never waits)."""

@@ -95,6 +95,13 @@ class Sender(threading.Thread):
             finally:
                 self._hurry -= 1
 
+    def scan_soon(self) -> None:
+        """Send the journals of processes that have exited (a job's worker and kernel) soon, without waiting."""
+        self._go.set()
+        with self._cond:
+            self._scans_asked += 1
+            self._cond.notify_all()
+
     def run_id(self, key: str, timeout: float | None) -> str | None:
         """The MLflow run id of local run ``key``, waiting for its creation."""
         self.flush(timeout)

@@ -253,7 +253,7 @@ with mnb.start_run("first", experiment="fresh"):
     mnb.log_param("alpha", 0.5)
     for i in range(20):
         mnb.log_metric("x", i, step=i)
-print("journaled", flush=True)  # the run's end is fsynced; the sender is now creating the store
+print("journaled", flush=True)  # the run has ended (journaled); the sender is now creating the store
 mnb.flush(120)
 time.sleep(600)
 """

@@ -347,3 +347,128 @@ def test_an_interrupted_study_ends_killed_and_queues_the_running_trial_again(pro
     every = runs(project, "tuned")
     assert "RUNNING" not in {r.info.status for r in every}
     assert [r.info.status for r in every if r.data.tags["mlops_nb.kind"] == "study"] == ["KILLED"]
+
+
+# Half a second a trial, so that two studies' trials overlap; y peaks at x = 3.
+SHARED = (
+    "%load_ext mlops_nb",
+    "%%track score\nimport time\nimport mlops_nb as mnb\ntime.sleep(0.5)\nmnb.log_metric('y', -(x - 3) ** 2 * 1.0)",
+)
+
+
+@pytest.mark.slow
+def test_two_tune_processes_share_one_study_without_losing_or_repeating_a_trial(project: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import SETTING_VARS
+
+    write_notebook(project / "shared.ipynb", *SHARED, parameters="x = 0")
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    procs = []
+    for seed in ("1", "2"):  # started together: both open the study, ask and tell on it at once
+        args = ["tune", "shared.ipynb", "--space", "x=int(0,6)", "--sampler", "random", "--seed", seed]
+        args += ["--trials", "8", "--metric", "y", "--study", "both", "--json", f"study-{seed}.json"]
+        procs.append(
+            subprocess.Popen(
+                [str(Path(sys.executable).parent / "mlops-nb"), *args],
+                cwd=project,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=(project / f"stderr-{seed}.txt").open("w"),
+                text=True,
+            )
+        )
+    for proc, seed in zip(procs, ("1", "2"), strict=True):
+        assert proc.wait(300) == 0, (project / f"stderr-{seed}.txt").read_text()
+    summaries = [(project / f"stderr-{s}.txt").read_text() for s in ("1", "2")]
+    assert all("study 'both'" in text for text in summaries)
+
+    trials = _study(project, "both").trials
+    numbers = [t.number for t in trials]
+    assert numbers == list(range(len(numbers)))  # one trial per number: none asked twice
+    # Each process asks only while fewer than --trials are counted; a second process asking at the same moment
+    # may add one more.
+    assert 8 <= len(trials) <= 9
+    assert {t.state.name for t in trials} == {"COMPLETE"}
+    owners = {t.user_attrs["mlops_nb.owner"].split(":")[1] for t in trials}
+    assert len(owners) == 2  # both processes ran trials of the study
+
+    every = runs(project, "shared")
+    assert "RUNNING" not in {r.info.status for r in every}
+    jobs = [r for r in every if r.data.tags["mlops_nb.kind"] == "job"]
+    assert sorted(int(r.data.tags["mlops_nb.trial"]) for r in jobs) == numbers  # none lost, none twice
+    assert {r.data.tags["mlops_nb.trial_state"] for r in jobs} == {"COMPLETE"}
+    by_trial = {int(r.data.tags["mlops_nb.trial"]): r for r in jobs}
+    for t in trials:  # the job run of each trial holds that trial's point and value
+        assert by_trial[t.number].data.params["x"] == str(t.params["x"])
+        assert by_trial[t.number].data.metrics["y"] == t.value
+
+    best = max(t.value for t in trials)
+    tagged = [r for r in jobs if r.data.tags.get("mlops_nb.best") == "true"]
+    assert len(tagged) == 1 and tagged[0].data.metrics["y"] == best
+    last = json.loads(max(project.glob("study-*.json"), key=lambda p: p.stat().st_mtime_ns).read_text())
+    assert last["best"]["value"] == best and len(last["trials"]) == len(trials)
+    assert last["best"]["run_id"] == tagged[0].info.run_id
+    studies = [r for r in every if r.data.tags["mlops_nb.kind"] == "study"]
+    assert sorted(r.info.status for r in studies) == ["FINISHED", "FINISHED"]
+    assert max(r.data.metrics["best_y"] for r in studies) == best
+
+
+@pytest.mark.slow
+def test_mnb_tune_in_a_notebook_shows_a_live_widget_of_the_trials(project: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    write_notebook(project / "tuned.ipynb", *TUNED, parameters="n = 10\nscale = 1")
+    driver = write_notebook(
+        project / "driver.ipynb",
+        "import mlops_nb as mnb\nr = mnb.tune('tuned.ipynb', {'scale': 'choice(0,1,2)'}, trials=3, metric='inv',"
+        " direction='minimize', sampler='grid')\nprint('BEST', r.best.number, r.best.value)",
+    )
+    nb = nbformat.read(driver, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(project)}}).execute()
+    outputs = nb.cells[0].outputs
+    shown = [
+        o for o in outputs if o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in o.data
+    ]
+    assert len(shown) == 1  # displayed once, as the tune started (before the summary printed at its end)
+    assert outputs.index(shown[0]) < next(i for i, o in enumerate(outputs) if "BEST" in o.get("text", ""))
+    best = next(o for o in outputs if "BEST" in o.get("text", "")).text.split()
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    models = {k: m["state"] for k, m in state.items()}
+    (progress,) = [m for m in models.values() if m.get("_model_name") == "IntProgressModel"]
+    assert (progress["value"], progress["max"]) == (3, 3)
+    texts = [m["value"] for m in models.values() if m.get("_model_name") == "HTMLModel"]
+    (summary,) = [t for t in texts if "trials" in t and "<svg" not in t]
+    assert "3/3 trials" in summary and "2 complete, 0 pruned, 1 fail" in summary
+    assert f"best minimize inv = <b>{float(best[2]):.6g}</b>" in summary and "scale=2" in summary
+    (chart,) = [t for t in texts if "<svg" in t]
+    assert chart.count('<circle class="trial"') == 2 and chart.count('class="trial-fail"') == 1  # scale=0 failed
+    assert '<polyline class="best"' in chart
+
+
+# Whether NumPy is imported before the notebook imports it, and a number from its global generator.
+PRELOADED = (
+    "import sys\nbefore = 'numpy' in sys.modules",
+    "import numpy as np\nimport mlops_nb as mnb\nmnb.log_metric('preloaded', float(before))\n"
+    "mnb.log_metric('draw', float(np.random.rand()) + x * 0)",
+)
+
+
+@pytest.mark.slow
+def test_trial_kernels_start_with_the_notebooks_libraries_imported_and_their_own_random_numbers(
+    project: Path,
+) -> None:
+    write_notebook(project / "pre.ipynb", *PRELOADED, parameters="x = 0")
+    args = ("tune", "pre.ipynb", "--space", "x=choice(1,2,3)", "--sampler", "grid", "--trials", "3")
+    done = mlops_nb(*args, "--metric", "draw", "--json", "study.json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    jobs = [r for r in runs(project, "pre") if r.data.tags["mlops_nb.kind"] == "job"]
+    assert [r.data.metrics["preloaded"] for r in jobs] == [1.0, 1.0, 1.0]  # imported once, in the zygote
+    assert len({r.data.metrics["draw"] for r in jobs}) == 3  # each kernel reseeded: no trial repeats another's
+    plain = mlops_nb("run", "pre.ipynb", cwd=project)  # outside a tune nothing is imported ahead
+    assert plain.returncode == 0, plain.stderr
+    (run,) = [r for r in runs(project, "pre") if r.info.run_id == plain.stdout.strip().splitlines()[-1]]
+    assert run.data.metrics["preloaded"] == 0.0

@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +216,36 @@ def test_a_half_imported_ipython_means_no_shell(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))  # no get_ipython yet
     assert ipython_shell() is None and not in_kernel()
+
+
+def test_run_ends_are_fsynced_by_a_group_commit_without_the_caller_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []  # the thread of each fsync
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        journal.os, "fsync", lambda fd: (real_fsync(fd), synced.append(threading.current_thread().name))
+    )
+    j = journal.Journal(tmp_path, "sqlite:///x.db")
+    for n in range(20):  # twenty runs end, each asking for durability
+        j.append({"op": "start", "run": f"r{n}", "t": 1})
+        j.append({"op": "end", "run": f"r{n}", "status": "FINISHED", "t": 2}, sync=True)
+    deadline = time.monotonic() + 10
+    while (not synced or j._unsynced) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert synced and set(synced) == {"mlops-nb-journal"}  # the caller never waited for the disk
+    assert len(synced) < 5  # the ends share fsyncs
+    j.append({"op": "tag", "run": "r0", "k": "late", "v": "1"})
+    j.close(remove=False)  # what no group commit covered yet is fsynced on close
+    assert synced[-1] == threading.current_thread().name
+    assert [json.loads(line)["op"] for line in j.path.read_text().splitlines()].count("end") == 20
+
+
+def test_closing_a_synced_journal_does_not_fsync_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    j = journal.Journal(tmp_path, "sqlite:///x.db")
+    j.append({"op": "end", "run": "r", "status": "FINISHED", "t": 2})
+    j.sync()
+    calls: list[int] = []
+    monkeypatch.setattr(journal.os, "fsync", calls.append)
+    j.close(remove=False)
+    assert calls == []
