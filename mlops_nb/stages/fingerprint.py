@@ -299,23 +299,6 @@ def _is_user_code(value: Any) -> bool:
     return False
 
 
-def _canonical_layout(array: Any) -> Any:
-    """The array, or a C-ordered copy of it when its memory layout is another: joblib hashes the strides, and
-    equal arrays have other strides after a pickle round trip (a (1, n) array's first one) or from another
-    routine (Fortran order), so an input restored from the cache would look changed."""
-    if array.dtype.hasobject or array.ndim == 0:
-        return array
-    expected, step = [], array.itemsize
-    for size in reversed(array.shape):
-        expected.append(step)
-        step *= size
-    if array.flags.c_contiguous and array.strides == tuple(reversed(expected)):
-        return array
-    import numpy as np
-
-    return np.array(array, order="C", copy=True)
-
-
 @functools.lru_cache(maxsize=2)
 def _hasher_class(numpy: bool) -> type:
     """joblib's hasher, except that user code is hashed by content and installed code carries its version."""
@@ -337,8 +320,12 @@ def _hasher_class(numpy: bool) -> type:
             if isinstance(obj, types.ModuleType):  # modules do not pickle: name and version, or content
                 self.save(f"mlops-nb module {_module(obj, self.seen)}")
                 return
-            if numpy and type(obj).__name__ == "ndarray":
-                obj = _canonical_layout(obj)
+            if numpy and type(obj) is sys.modules["numpy"].ndarray and not obj.dtype.hasobject:
+                # by dtype, shape and contents, as at the top: joblib hashes the strides, and equal arrays have
+                # others after a pickle round trip (a (1, n) array's first one, an empty array's 0), in
+                # Fortran order or as a slice, so an input restored from the cache would look changed
+                self.save(f"mlops-nb array {_value(obj, self.seen)}")
+                return
             super().save(obj)
 
         dispatch = base.dispatch.copy()

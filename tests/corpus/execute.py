@@ -124,6 +124,7 @@ class StageOutcome:
     hit: bool
     miss_reason: str
     inputs: dict[str, str]  # input name -> fingerprint (tags mlops_nb.input.NAME)
+    skipped: str = ""  # why the run stored no cache entry (mlops_nb.cache_skipped)
 
 
 def stages(project: Path, run_id: str) -> dict[int, StageOutcome]:
@@ -142,7 +143,8 @@ def stages(project: Path, run_id: str) -> dict[int, StageOutcome]:
             tags = child.data.tags
             inputs = {k.removeprefix(_INPUT): v for k, v in tags.items() if k.startswith(_INPUT)}
             hit, reason = tags.get("mlops_nb.cache_hit") == "true", tags.get("mlops_nb.cache_miss_reason", "")
-            found[int(name[1:])] = StageOutcome(int(name[1:]), hit, reason, inputs)
+            skipped = tags.get("mlops_nb.cache_skipped", "")
+            found[int(name[1:])] = StageOutcome(int(name[1:]), hit, reason, inputs, skipped)
     return found
 
 

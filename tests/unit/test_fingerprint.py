@@ -51,3 +51,21 @@ def test_objects_keep_their_fingerprint_through_a_pickle_round_trip_whatever_the
     assert fingerprint({"a": np.asfortranarray(wide)}) == fingerprint({"a": wide.copy()})
     assert fingerprint([np.arange(8.0)[::2]]) == fingerprint([np.array([0.0, 2.0, 4.0, 6.0])])
     assert fingerprint([wide]) != fingerprint([wide.T.copy()])  # another shape is another value
+
+
+def test_an_empty_array_inside_an_object_keeps_its_fingerprint_through_a_pickle_round_trip() -> None:
+    """A fitted OneClassSVM holds empty arrays (``_probA``) whose strides are 0; a pickle round trip gives them
+    8, so a restored ``estimators`` dict looked changed and every later stage reading it missed
+    (plot_outlier_detection_wine)."""
+    import pickle
+
+    from numpy.lib.stride_tricks import as_strided
+    from sklearn.svm import OneClassSVM
+
+    X = np.random.RandomState(0).normal(size=(40, 2))
+    fitted = {"ocsvm": OneClassSVM(nu=0.25, gamma=0.35).fit(X)}
+    assert fingerprint(fitted) == fingerprint(pickle.loads(pickle.dumps(fitted)))
+    empty = np.empty(0)
+    assert fingerprint([as_strided(empty, shape=(0,), strides=(0,))]) == fingerprint([empty])
+    assert fingerprint([np.zeros(2)]) != fingerprint([np.zeros(2, dtype=np.int64)])  # the same bytes, another dtype
+    assert fingerprint([np.zeros((0, 2))]) != fingerprint([np.zeros((2, 0))])
