@@ -40,12 +40,15 @@ class CacheMiss(Exception):
 
 @dataclass
 class Restored:
-    """What a restore gives back: output values, the states of mutated inputs (name -> (kind, state)), and
-    what the stage showed (None for an entry that kept nothing)."""
+    """What a restore gives back: output values, the states of mutated inputs (name -> (kind, state)), what
+    the stage showed (None for an entry that kept nothing), and the value of its last expression (``result``,
+    when the entry kept one: ``has_result``)."""
 
     values: dict[str, Any]
     states: dict[str, tuple[str, Any]]
     shown: dict[str, Any] | None
+    result: Any = None
+    has_result: bool = False
 
 
 @dataclass
@@ -218,7 +221,7 @@ class Cache:
             os.utime(entry.folder / "manifest.json")  # recently used, for eviction
         except OSError:
             pass  # a read-only cache is still a cache; eviction then goes by creation time
-        return Restored(values, graph["states"], shown)
+        return Restored(values, graph["states"], shown, graph.get("result"), "result" in graph)
 
     def store(
         self,
@@ -231,12 +234,15 @@ class Cache:
         refs: dict[str, Any] | None = None,
         states: dict[str, tuple[str, Any]] | None = None,
         shown: dict[str, Any] | None = None,
+        result: Any = None,
     ) -> Entry:
         """Write an entry atomically. ``files``: paths the stage wrote (True: may be a folder), copied in as
         they are now (a path that is gone is deleted again on a restore). ``refs``: the stage's inputs (name
         -> object), stored as references; ``states``: the new states of the inputs it changed in place (name
-        -> (kind, state), see mutation.py); ``shown``: what it showed (outputs.py). Raises whatever
-        serialising an output raises (nothing is left behind)."""
+        -> (kind, state), see mutation.py); ``shown``: what it showed (outputs.py); ``result``: the value of its
+        last expression (None: none), pickled with the outputs so that it is the object they hold (``fit()``
+        returns the model), left out when it alone cannot be pickled. Raises whatever serialising an output
+        raises (nothing is left behind)."""
         if self._total is None:
             self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f"{_TMP_PREFIX}{unique_id()}"
@@ -262,8 +268,14 @@ class Cache:
                     objects[name] = value
                 outputs_meta[name] = meta_of
             extra: dict[str, Any] = {}
-            if objects or states:
-                _pickle(tmp / OBJECTS, {"values": objects, "states": states}, ref_ids)
+            if objects or states or result is not None:
+                graph = {"values": objects, "states": states}
+                try:
+                    _pickle(tmp / OBJECTS, {**graph, "result": result} if result is not None else graph, ref_ids)
+                except Exception:  # the value shown (a generator...) alone: the hit shows its display
+                    if result is None:
+                        raise
+                    _pickle(tmp / OBJECTS, graph, ref_ids)
                 extra[OBJECTS] = _sha256(tmp / OBJECTS)
             if shown and (shown.get("outputs") or shown.get("result")):
                 (tmp / SHOWN).write_text(json.dumps(shown))

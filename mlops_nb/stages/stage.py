@@ -74,6 +74,7 @@ class _Running:
     rng_before: dict[str, Any]
     figures_before: set[int]
     skipped: str
+    result: Any  # the value of its last expression (None when that is a bare name: a hit shows what it holds)
 
 
 def _tag_key(prefix: str, name: str) -> str:
@@ -191,6 +192,7 @@ class StageRunner:
             rng_before,
             figures_before,
             skipped,
+            None if plan.shows_name else value,
         )
         self._at_cell_end()
         return value
@@ -315,6 +317,8 @@ class StageRunner:
         self._changed(record)
         if plan.shows_name in self.ns:
             return _Served(self.ns[plan.shows_name])
+        if restored.has_result:  # the value itself: ``_`` and Out[n] hold it, as after a run
+            return _Served(restored.result)
         return _Served(Replayed(shown.result) if shown.result is not None else None)
 
     def _store(self, running: _Running, shown: Captured) -> None:
@@ -353,6 +357,7 @@ class StageRunner:
                 refs=running.refs,
                 states=running.states,
                 shown=shown.to_json(),
+                result=running.result,
             )
         except Exception as e:  # noqa: BLE001 - an output that cannot be saved: the stage just is not cached
             run.set_tag(CACHE_SKIPPED_TAG, f"cannot save the outputs: {e!r}"[:500])

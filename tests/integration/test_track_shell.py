@@ -276,3 +276,22 @@ def test_globbed_files_loop_paths_and_the_project_folder(ip, project: Path) -> N
     }
     assert "path computed at run time: open(p)" in reasons["loop"]
     assert "mlops-nb's own records" in reasons["listing"]
+
+
+def test_a_hit_gives_the_value_of_the_last_expression_itself(ip, project: Path) -> None:
+    """``_`` and Out[n] hold the value a run gives, not something that only looks like it: the model that
+    ``fit()`` returns *is* the restored model, a computed value compares equal."""
+    cell(ip, "import numpy as np\nX = np.arange(20.0).reshape(10, 2)\ny = X[:, 0] * 2")
+    code = "%%track fit\nfrom sklearn.linear_model import LinearRegression\nmodel = LinearRegression()\nmodel.fit(X, y)"
+    first = cell(ip, code)
+    assert first.success and first.result is ip.user_ns["model"]
+    summed = cell(ip, "%%track total\ntotal = float(y.sum())\n(total, X.shape)")
+    assert summed.result == (180.0, (10, 2))
+    for name in ("model", "total"):
+        ip.user_ns.pop(name)
+    again = cell(ip, code)
+    assert again.success and again.result is ip.user_ns["model"] and ip.user_ns["_"] is ip.user_ns["model"]
+    assert again.result.predict(ip.user_ns["X"]) == pytest.approx(ip.user_ns["y"])
+    summed = cell(ip, "%%track total\ntotal = float(y.sum())\n(total, X.shape)")
+    assert summed.result == (180.0, (10, 2)) and ip.user_ns["_"] == (180.0, (10, 2))
+    assert [r.data.tags["mlops_nb.cache_hit"] for r in stage_runs(project)] == ["false", "false", "true", "true"]
