@@ -1,8 +1,9 @@
 """Running a corpus notebook: plainly in a fresh kernel (nbclient), and tracked through ``mlops-nb run``.
 
 The tracked notebook is the plain one with a first cell ``%load_ext mlops_nb`` and every code cell wrapped in
-``%%track sNN`` (NN: the cell's index in the plain notebook); a cell that starts with a cell magic of its own
-stays as it is. Every code cell carries its plain index in its metadata, so the views of both runs line up.
+``%%track sNN`` (NN: the cell's index in the plain notebook); a cell that starts with a cell magic of its own,
+and an empty cell (IPython refuses a cell magic without a body), stay as they are. Every code cell carries its
+plain index in its metadata, so the views of both runs line up.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def tracked_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook with ``%load_ext mlops_nb`` first and each code cell a ``%%track`` stage."""
     nb = numbered(nb)
     for cell in nb.cells:
-        if cell.cell_type == "code" and not cell.source.lstrip().startswith("%%"):
+        if cell.cell_type == "code" and cell.source.strip() and not cell.source.lstrip().startswith("%%"):
             cell.source = f"%%track s{cell.metadata[CELL_KEY]:02}\n{cell.source}"
     nb.cells.insert(0, nbformat.v4.new_code_cell("%load_ext mlops_nb"))
     return nb
