@@ -23,7 +23,7 @@ from mlops_nb.stages.cache import Cache, CacheMiss
 from mlops_nb.stages.fingerprint import (
     fingerprints,
 )
-from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay
+from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay, show_as
 from mlops_nb.stages.plan import Plan, Planner, StageOptions
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
@@ -93,6 +93,7 @@ class StageRunner:
         self._cache: Cache | None = None
         self._running: _Running | None = None  # a stage whose cell has not ended yet
         self._replay_after: Captured | None = None  # what a restored stage shows once its cell's code returned
+        self._undo_show: Callable[[], None] = lambda: None  # a restored value's display not shown by its cell
 
     @property
     def cache(self) -> Cache:
@@ -216,6 +217,8 @@ class StageRunner:
     def finish(self) -> None:
         """End the stage whose code has returned: keep what its cell showed and its outputs in the cache,
         end its run. Replays what a restored stage showed after its code (figures). Safe to call twice."""
+        self._undo_show()
+        self._undo_show = lambda: None
         replaying, self._replay_after = self._replay_after, None
         if replaying is not None:
             replay(replaying, AFTER)
@@ -318,6 +321,8 @@ class StageRunner:
         if plan.shows_name in self.ns:
             return _Served(self.ns[plan.shows_name])
         if restored.has_result:  # the value itself: ``_`` and Out[n] hold it, as after a run
+            if shown.result is not None and ipython_shell() is not None:
+                self._undo_show = show_as(ipython_shell(), restored.result, shown.result)
             return _Served(restored.result)
         return _Served(Replayed(shown.result) if shown.result is not None else None)
 
