@@ -39,12 +39,15 @@ class CacheMiss(StoreMiss):
 
 @dataclass
 class Restored:
-    """What a restore gives back: output values, the states of mutated inputs (name -> (kind, state)), and
-    what the stage showed (None for an entry that kept nothing)."""
+    """What a restore gives back: output values, the states of mutated inputs (name -> (kind, state)), what
+    the stage showed (None for an entry that kept nothing), and the value of its last expression (``result``,
+    when the entry kept one: ``has_result``)."""
 
     values: dict[str, Any]
     states: dict[str, tuple[str, Any]]
     shown: dict[str, Any] | None
+    result: Any = None
+    has_result: bool = False
 
 
 @dataclass
@@ -281,7 +284,7 @@ class Cache:
             _close(opened)
         _put_back(staged)
         self.local.touch(entry.key)
-        return Restored(values, graph["states"], shown)
+        return Restored(values, graph["states"], shown, graph.get("result"), "result" in graph)
 
     def store(
         self,
@@ -294,12 +297,15 @@ class Cache:
         refs: dict[str, Any] | None = None,
         states: dict[str, tuple[str, Any]] | None = None,
         shown: dict[str, Any] | None = None,
+        result: Any = None,
     ) -> Entry:
         """Write an entry atomically, here and then to the shared cache. ``files``: paths the stage wrote
         (True: may be a folder), copied in as they are now (a path that is gone is deleted again on a
         restore). ``refs``: the stage's inputs (name -> object), stored as references; ``states``: the new
         states of the inputs it changed in place (name -> (kind, state), see mutation.py); ``shown``: what
-        it showed (outputs.py). Raises whatever serialising an output raises (nothing is left behind), and
+        it showed (outputs.py); ``result``: the value of its last expression (None: none), pickled with the
+        outputs so that it is the object they hold (``fit()`` returns the model), left out when it alone cannot
+        be pickled. Raises whatever serialising an output raises (nothing is left behind), and
         NotShared when the entry is kept here but could not be written to the shared cache."""
         states = states or {}
         by_value = {id(state) for kind, state in states.values() if kind == "value"}  # kept as copies
@@ -319,8 +325,14 @@ class Cache:
                     objects[name] = value
                 outputs_meta[name] = meta_of
             extra: dict[str, Any] = {}
-            if objects or states:
-                _pickle(tmp / OBJECTS, {"values": objects, "states": states}, ref_ids)
+            if objects or states or result is not None:
+                graph = {"values": objects, "states": states}
+                try:
+                    _pickle(tmp / OBJECTS, {**graph, "result": result} if result is not None else graph, ref_ids)
+                except Exception:  # the value shown (a generator...) alone: the hit shows its display
+                    if result is None:
+                        raise
+                    _pickle(tmp / OBJECTS, graph, ref_ids)
                 extra[OBJECTS] = _sha256(tmp / OBJECTS)
             if shown and (shown.get("outputs") or shown.get("result")):
                 (tmp / SHOWN).write_text(json.dumps(shown))

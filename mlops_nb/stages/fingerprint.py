@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 UNHASHABLE = None
+MAX_REPEATS = 100_000  # parts written again because shared (a value built of many references is unhashable)
 _EXCLUDED_MEMBERS = frozenset(
     {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__dataclass_fields__"}
     | {"__dataclass_params__", "__match_args__", "__slotnames__", "__firstlineno__", "__static_attributes__"}
@@ -299,23 +300,6 @@ def _is_user_code(value: Any) -> bool:
     return False
 
 
-def _canonical_layout(array: Any) -> Any:
-    """The array, or a C-ordered copy of it when its memory layout is another: joblib hashes the strides, and
-    equal arrays have other strides after a pickle round trip (a (1, n) array's first one) or from another
-    routine (Fortran order), so an input restored from the cache would look changed."""
-    if array.dtype.hasobject or array.ndim == 0:
-        return array
-    expected, step = [], array.itemsize
-    for size in reversed(array.shape):
-        expected.append(step)
-        step *= size
-    if array.flags.c_contiguous and array.strides == tuple(reversed(expected)):
-        return array
-    import numpy as np
-
-    return np.array(array, order="C", copy=True)
-
-
 @functools.lru_cache(maxsize=2)
 def _hasher_class(numpy: bool) -> type:
     """joblib's hasher, except that user code is hashed by content and installed code carries its version."""
@@ -325,6 +309,8 @@ def _hasher_class(numpy: bool) -> type:
 
     class UserCodeHasher(base):  # type: ignore[misc, valid-type]
         seen: _Seen
+        written: dict[int, Any]  # the parts written so far (kept alive, so that their ids stay theirs)
+        repeats = 0
 
         def save_global(self, obj: Any, name: str | None = None) -> None:
             if _is_user_code(obj):
@@ -337,9 +323,30 @@ def _hasher_class(numpy: bool) -> type:
             if isinstance(obj, types.ModuleType):  # modules do not pickle: name and version, or content
                 self.save(f"mlops-nb module {_module(obj, self.seen)}")
                 return
-            if numpy and type(obj).__name__ == "ndarray":
-                obj = _canonical_layout(obj)
+            if numpy and type(obj) is sys.modules["numpy"].ndarray and not obj.dtype.hasobject:
+                # by dtype, shape and contents, as at the top: joblib hashes the strides, and equal arrays have
+                # others after a pickle round trip (a (1, n) array's first one, an empty array's 0), in
+                # Fortran order or as a slice, so an input restored from the cache would look changed
+                self.save(f"mlops-nb array {_value(obj, self.seen)}")
+                return
+            content = _nested_pandas(obj, self.seen)
+            if content is not None:  # by content, as at the top: pickling shows the frame's internal blocks
+                self.save(f"mlops-nb pandas {content}")
+                return
+            key = id(obj)
+            fresh = key not in self.memo
             super().save(obj)
+            if fresh and key in self.memo:
+                # Forgotten once written: a part reached twice is written again, so that which parts are the
+                # same object does not count (each stage's entry restores its own copies), while a part that
+                # reaches itself (a cycle) is still written as a reference.
+                del self.memo[key]
+                if key in self.written:
+                    self.repeats += 1
+                    if self.repeats > MAX_REPEATS:
+                        raise Unhashable(f"more than {MAX_REPEATS} references to parts already written")
+                else:
+                    self.written[key] = obj
 
         dispatch = base.dispatch.copy()
         for _t in (type(len), type, types.FunctionType):
@@ -348,10 +355,29 @@ def _hasher_class(numpy: bool) -> type:
     return UserCodeHasher
 
 
+def _nested_pandas(value: Any, seen: _Seen) -> str | None:
+    """The content fingerprint of a pandas frame, series or index inside another value, or None for anything
+    else and for one whose cells cannot be hashed (pickled then, as any value). A frame restored from parquet
+    or copied has other internal blocks than the one a run made, and pickling shows them."""
+    if type(value).__module__.split(".")[0] != "pandas":
+        return None
+    import pandas as pd
+
+    if not isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+        return None
+    if id(value) in seen.done:
+        return seen.done[id(value)]
+    try:
+        return _remember(value, _pandas(value), seen)
+    except TypeError:
+        return None
+
+
 def _joblib(value: Any, seen: _Seen) -> str:
     try:
         hasher = _hasher_class("numpy" in sys.modules)(hash_name="md5")
         hasher.seen = seen
+        hasher.written = {}
         return "j" + hasher.hash(value)
     except Exception as e:  # unpicklable (a lock, a generator, a connection): not cacheable
         raise Unhashable(f"{type(value).__name__}: {e}"[:300]) from e

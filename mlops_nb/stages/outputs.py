@@ -248,6 +248,33 @@ class Replayed:
         return str(self._bundle.get("data", {}).get("text/plain", ""))
 
 
+def show_as(shell: Any, value: Any, bundle: dict[str, Any]) -> Callable[[], None]:
+    """Have the shell's display hook show ``value``, a restored cell's last expression, as the run showed it
+    (``bundle``): ``_`` and Out[n] get the value itself, but what it looks like now may differ (a matplotlib
+    label's position once its figure was drawn). Returns the undo, for a cell that did not display it."""
+    hook = getattr(shell, "displayhook", None)
+    if hook is None or not hasattr(hook, "compute_format_data"):
+        return lambda: None
+    had_own = "compute_format_data" in vars(hook)
+    original = hook.compute_format_data
+
+    def undo() -> None:
+        if vars(hook).get("compute_format_data") is shown:
+            if had_own:
+                hook.compute_format_data = original
+            else:
+                del hook.compute_format_data
+
+    def shown(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        if result is not value:
+            return original(result)
+        undo()
+        return dict(bundle.get("data", {})), dict(bundle.get("metadata", {}))
+
+    hook.compute_format_data = shown
+    return undo
+
+
 def _publish(output: dict[str, Any]) -> None:
     from IPython.display import publish_display_data
 

@@ -26,7 +26,7 @@ from mlops_nb.stages.cache import Cache, CacheMiss, NotShared
 from mlops_nb.stages.fingerprint import (
     fingerprints,
 )
-from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay
+from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay, show_as
 from mlops_nb.stages.plan import Plan, Planner, StageOptions
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
@@ -77,6 +77,7 @@ class _Running:
     rng_before: dict[str, Any]
     figures_before: set[int]
     skipped: str
+    result: Any  # the value of its last expression (None when that is a bare name: a hit shows what it holds)
 
 
 def _tag_key(prefix: str, name: str) -> str:
@@ -97,6 +98,7 @@ class StageRunner:
         self._running: _Running | None = None  # a stage whose cell has not ended yet
         self._replay_after: Captured | None = None  # what a restored stage shows once its cell's code returned
         self.cache_only = frozenset(_cache_only())
+        self._undo_show: Callable[[], None] = lambda: None  # a restored value's display not shown by its cell
 
     @property
     def cache(self) -> Cache:
@@ -200,6 +202,7 @@ class StageRunner:
             rng_before,
             figures_before,
             skipped,
+            None if plan.shows_name else value,
         )
         self._at_cell_end()
         return value
@@ -231,6 +234,8 @@ class StageRunner:
     def finish(self) -> None:
         """End the stage whose code has returned: keep what its cell showed and its outputs in the cache,
         end its run. Replays what a restored stage showed after its code (figures). Safe to call twice."""
+        self._undo_show()
+        self._undo_show = lambda: None
         replaying, self._replay_after = self._replay_after, None
         if replaying is not None:
             replay(replaying, AFTER)
@@ -335,6 +340,10 @@ class StageRunner:
         self._changed(record)
         if plan.shows_name in self.ns:
             return _Served(self.ns[plan.shows_name])
+        if restored.has_result:  # the value itself: ``_`` and Out[n] hold it, as after a run
+            if shown.result is not None and ipython_shell() is not None:
+                self._undo_show = show_as(ipython_shell(), restored.result, shown.result)
+            return _Served(restored.result)
         return _Served(Replayed(shown.result) if shown.result is not None else None)
 
     def _store(self, running: _Running, shown: Captured) -> None:
@@ -373,6 +382,7 @@ class StageRunner:
                 refs=running.refs,
                 states=running.states,
                 shown=shown.to_json(),
+                result=running.result,
             )
         except NotShared as e:  # cached here; the team's shared cache did not take it
             run.set_tag(CACHE_SKIPPED_TAG, redact_uri(str(e))[:500])

@@ -1,8 +1,9 @@
 """Running a corpus notebook: plainly in a fresh kernel (nbclient), and tracked through ``mlops-nb run``.
 
 The tracked notebook is the plain one with a first cell ``%load_ext mlops_nb`` and every code cell wrapped in
-``%%track sNN`` (NN: the cell's index in the plain notebook); a cell that starts with a cell magic of its own
-stays as it is. Every code cell carries its plain index in its metadata, so the views of both runs line up.
+``%%track sNN`` (NN: the cell's index in the plain notebook); a cell that starts with a cell magic of its own,
+and an empty cell (IPython refuses a cell magic without a body), stay as they are. Every code cell carries its
+plain index in its metadata, so the views of both runs line up.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def tracked_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook with ``%load_ext mlops_nb`` first and each code cell a ``%%track`` stage."""
     nb = numbered(nb)
     for cell in nb.cells:
-        if cell.cell_type == "code" and not cell.source.lstrip().startswith("%%"):
+        if cell.cell_type == "code" and cell.source.strip() and not cell.source.lstrip().startswith("%%"):
             cell.source = f"%%track s{cell.metadata[CELL_KEY]:02}\n{cell.source}"
     nb.cells.insert(0, nbformat.v4.new_code_cell("%load_ext mlops_nb"))
     return nb
@@ -124,6 +125,7 @@ class StageOutcome:
     hit: bool
     miss_reason: str
     inputs: dict[str, str]  # input name -> fingerprint (tags mlops_nb.input.NAME)
+    skipped: str = ""  # why the run stored no cache entry (mlops_nb.cache_skipped)
 
 
 def stages(project: Path, run_id: str) -> dict[int, StageOutcome]:
@@ -142,7 +144,8 @@ def stages(project: Path, run_id: str) -> dict[int, StageOutcome]:
             tags = child.data.tags
             inputs = {k.removeprefix(_INPUT): v for k, v in tags.items() if k.startswith(_INPUT)}
             hit, reason = tags.get("mlops_nb.cache_hit") == "true", tags.get("mlops_nb.cache_miss_reason", "")
-            found[int(name[1:])] = StageOutcome(int(name[1:]), hit, reason, inputs)
+            skipped = tags.get("mlops_nb.cache_skipped", "")
+            found[int(name[1:])] = StageOutcome(int(name[1:]), hit, reason, inputs, skipped)
     return found
 
 

@@ -156,7 +156,7 @@ def check(notebook: sources.Notebook, workdir: Path, modes: tuple[str, ...] = MO
 
 def _name_changed_inputs(outcomes: dict[int, StageOutcome], cold: dict[int, StageOutcome]) -> None:
     """Add to each miss for want of an entry which of its inputs differ from the cold run's (a stage that
-    changed them in place upstream, or state that only a run leaves)."""
+    changed them in place upstream, or state that only a run leaves), or why the cold run stored none."""
     for cell, outcome in outcomes.items():
         before = cold.get(cell)
         if outcome.hit or before is None or not outcome.miss_reason.startswith("no cached result"):
@@ -164,6 +164,8 @@ def _name_changed_inputs(outcomes: dict[int, StageOutcome], cold: dict[int, Stag
         differ = sorted(n for n, fp in outcome.inputs.items() if before.inputs.get(n) != fp)
         if differ:
             outcome.miss_reason += f" (inputs other than in the cold run: {', '.join(differ)})"
+        elif before.skipped:
+            outcome.miss_reason += f" (the cold run stored none: {before.skipped})"
 
 
 # --- the survey: which notebooks run offline, and how fast -----------------------------------------------

@@ -65,6 +65,7 @@ def test_network_use_in_code_is_seen_and_in_text_is_not() -> None:
 def test_the_tracked_notebook_wraps_every_code_cell_and_keeps_its_index() -> None:
     nb = gallery.to_notebook(SCRIPT)
     nb.cells.append(nbformat.v4.new_code_cell("%%time\nx = 1"))
+    nb.cells.append(nbformat.v4.new_code_cell("\n"))  # an empty cell stays empty (statsmodels' plots_boxplots)
     tracked = tracked_notebook(nb)
     assert tracked.cells[0].source == "%load_ext mlops_nb"
     code = [c for c in tracked.cells[1:] if c.cell_type == "code"]
@@ -74,8 +75,9 @@ def test_the_tracked_notebook_wraps_every_code_cell_and_keeps_its_index() -> Non
         "%%track s05",
         "%%track s07",
         "%%time",
+        "",
     ]
-    assert [c.metadata[CELL_KEY] for c in code] == [1, 3, 5, 7, 8]
+    assert [c.metadata[CELL_KEY] for c in code] == [1, 3, 5, 7, 8, 9]
 
 
 def test_one_numeric_literal_of_an_early_cell_is_changed() -> None:

@@ -276,3 +276,42 @@ def test_globbed_files_loop_paths_and_the_project_folder(ip, project: Path) -> N
     }
     assert "path computed at run time: open(p)" in reasons["loop"]
     assert "mlops-nb's own records" in reasons["listing"]
+
+
+def test_a_hit_gives_the_value_of_the_last_expression_itself(ip, project: Path) -> None:
+    """``_`` and Out[n] hold the value a run gives, not something that only looks like it: the model that
+    ``fit()`` returns *is* the restored model, a computed value compares equal."""
+    cell(ip, "import numpy as np\nX = np.arange(20.0).reshape(10, 2)\ny = X[:, 0] * 2")
+    code = "%%track fit\nfrom sklearn.linear_model import LinearRegression\nmodel = LinearRegression()\nmodel.fit(X, y)"
+    first = cell(ip, code)
+    assert first.success and first.result is ip.user_ns["model"]
+    summed = cell(ip, "%%track total\ntotal = float(y.sum())\n(total, X.shape)")
+    assert summed.result == (180.0, (10, 2))
+    for name in ("model", "total"):
+        ip.user_ns.pop(name)
+    again = cell(ip, code)
+    assert again.success and again.result is ip.user_ns["model"] and ip.user_ns["_"] is ip.user_ns["model"]
+    assert again.result.predict(ip.user_ns["X"]) == pytest.approx(ip.user_ns["y"])
+    summed = cell(ip, "%%track total\ntotal = float(y.sum())\n(total, X.shape)")
+    assert summed.result == (180.0, (10, 2)) and ip.user_ns["_"] == (180.0, (10, 2))
+    assert [r.data.tags["mlops_nb.cache_hit"] for r in stage_runs(project)] == ["false", "false", "true", "true"]
+
+
+def test_a_restored_value_is_shown_as_the_run_showed_it(ip, project: Path, capsys) -> None:
+    """The value's repr may change after the run showed it (a matplotlib label is placed when its figure is
+    drawn: quantile_regression's ``Text(0, 0.5, ...)`` became ``Text(32.3, 0.5, ...)``): a hit shows the
+    run's display, and ``_`` is still the value itself."""
+    cell(
+        ip,
+        "class Shown:\n    def __init__(self):\n        self.n = 0\n"
+        "    def __repr__(self):\n        self.n += 1\n        return f'shown {self.n}'",
+    )
+    code = "%%track show\nholder = [Shown()]\nholder[0]"
+    cell(ip, code)
+    assert "shown 1" in capsys.readouterr().out
+    ip.user_ns.pop("holder")
+    again = cell(ip, code)
+    out = capsys.readouterr().out
+    assert "shown 1" in out and "shown 2" not in out
+    assert again.result is ip.user_ns["holder"][0] and ip.user_ns["_"] is again.result
+    assert [r.data.tags["mlops_nb.cache_hit"] for r in stage_runs(project)] == ["false", "true"]

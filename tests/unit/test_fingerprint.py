@@ -51,3 +51,54 @@ def test_objects_keep_their_fingerprint_through_a_pickle_round_trip_whatever_the
     assert fingerprint({"a": np.asfortranarray(wide)}) == fingerprint({"a": wide.copy()})
     assert fingerprint([np.arange(8.0)[::2]]) == fingerprint([np.array([0.0, 2.0, 4.0, 6.0])])
     assert fingerprint([wide]) != fingerprint([wide.T.copy()])  # another shape is another value
+
+
+def test_an_empty_array_inside_an_object_keeps_its_fingerprint_through_a_pickle_round_trip() -> None:
+    """A fitted OneClassSVM holds empty arrays (``_probA``) whose strides are 0; a pickle round trip gives them
+    8, so a restored ``estimators`` dict looked changed and every later stage reading it missed
+    (plot_outlier_detection_wine)."""
+    import pickle
+
+    from numpy.lib.stride_tricks import as_strided
+    from sklearn.svm import OneClassSVM
+
+    X = np.random.RandomState(0).normal(size=(40, 2))
+    fitted = {"ocsvm": OneClassSVM(nu=0.25, gamma=0.35).fit(X)}
+    assert fingerprint(fitted) == fingerprint(pickle.loads(pickle.dumps(fitted)))
+    empty = np.empty(0)
+    assert fingerprint([as_strided(empty, shape=(0,), strides=(0,))]) == fingerprint([empty])
+    assert fingerprint([np.zeros(2)]) != fingerprint([np.zeros(2, dtype=np.int64)])  # the same bytes, another dtype
+    assert fingerprint([np.zeros((0, 2))]) != fingerprint([np.zeros((2, 0))])
+
+
+def test_a_frame_inside_an_object_is_fingerprinted_by_its_content_not_its_blocks(tmp_path) -> None:
+    """A statsmodels formula model holds the notebook's frame; restored from parquet (or copied) it has other
+    internal blocks, so every results object holding it looked changed after a hit (glm_weights: 37 misses)."""
+    df = pd.DataFrame({"a": np.arange(5.0)})
+    df["b"] = np.arange(5.0) * 2  # a second block; a copy or a parquet round trip consolidates them
+    df.to_parquet(tmp_path / "df.parquet")
+    for same in (df.copy(), pd.read_parquet(tmp_path / "df.parquet")):
+        assert fingerprint({"model": [df, df["a"], df.index]}) == fingerprint({"model": [same, same["a"], same.index]})
+    assert fingerprint([df]) != fingerprint([df.assign(b=df["b"] + 1)])
+    assert fingerprint([df]) != fingerprint([df.astype({"a": "float32"})])
+    assert fingerprint([pd.DataFrame({"x": [[1], [2]]})]) != fingerprint([pd.DataFrame({"x": [[1], [3]]})])
+
+
+def test_objects_shared_between_parts_fingerprint_as_equal_copies_and_cycles_still_do() -> None:
+    """Results of statsmodels share module-level objects (the Poisson family's variance function); each
+    restored from its own stage's entry holds a copy, so a list of them looked changed after a hit
+    (glm_weights' results_all). Content counts, not which parts are the same object."""
+    import copy
+
+    class Part:
+        def __init__(self, values: list) -> None:
+            self.values = values
+
+    shared = Part([1.0, 2.0])
+    assert fingerprint([shared, shared]) == fingerprint([shared, copy.deepcopy(shared)])
+    assert fingerprint({"a": [shared], "b": (shared,)}) == fingerprint({"a": [shared], "b": (copy.copy(shared),)})
+    assert fingerprint([shared, shared]) != fingerprint([shared, Part([1.0, 3.0])])
+    ring, other = [1], [2]
+    ring.append(ring)
+    other.append(other)
+    assert fingerprint(ring) is not None and fingerprint(ring) != fingerprint(other)
