@@ -52,6 +52,11 @@ def check_schedule(schedule: str | None) -> str | None:
 def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, schedule: str | None) -> tuple[str, str]:
     """The DAG's id and its file's text."""
     dag_id = safe_id(notebook.stem, set())
+    taken: set[str] = set()  # each stage's executed notebook apart, so tasks running at once do not share one
+    runs = {
+        t.task_id: [[s, str(notebook.with_name(f"{notebook.stem}.{safe_id(s, taken)}.out.ipynb"))] for s in t.stages]
+        for t in plan.tasks
+    }
     lines = [
         f"# Airflow DAG written by mlops-nb export-pipeline from {one_line(notebook)}: a task per stage, each",
         "# running `mlops-nb run NOTEBOOK --stage NAME` in the project root (one settings, store and stage cache).",
@@ -68,19 +73,20 @@ def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, sche
         f"NOTEBOOK = {python_literal(str(notebook))}",
         f"PROJECT_ROOT = {python_literal(str(project_root))}",
         f"PARAMS = {python_literal(plan.parameters)}",
-        f"TASKS = {python_literal({t.task_id: list(t.stages) for t in plan.tasks})}",
+        "# task id -> its stages in turn, each with the path of its executed notebook",
+        f"TASKS = {python_literal(runs)}",
         f"UPSTREAM = {python_literal({t.task_id: list(t.upstream) for t in plan.tasks if t.upstream})}",
         "",
         "",
-        "def command(stages: list[str]) -> str:",
+        "def command(stages: list[list[str]]) -> str:",
         '    """The shell command of a task: its stages in turn, the DAG run\'s params given as JSON text."""',
         "    return literal(",
         '        " && ".join(',
-        '            shlex.join([MLOPS_NB, "run", NOTEBOOK, "--stage", stage, "--tag", '
+        '            shlex.join([MLOPS_NB, "run", NOTEBOOK, "--stage", stage, "-o", output, "--tag", '
         + python_literal(RUN_TAG + "=")
         + "])",
         "            + " + python_literal(f'"${RUN_ENV}" -y "${PARAMS_ENV}"'),
-        "            for stage in stages",
+        "            for stage, output in stages",
         "        )",
         "    )",
         "",
