@@ -40,8 +40,8 @@ class Plan:
 
 def safe_id(name: str, taken: set[str]) -> str:
     """``name`` in the characters ids allow (letters, digits, ``_ - .``), not starting with one of ``_ - .``,
-    at most MAX_ID long, and not in ``taken`` (a ``_2``, ``_3``... suffix then)."""
-    base = _NOT_ALLOWED.sub("_", name).lstrip("_.-")[:MAX_ID] or "stage"
+    nor ending with one, at most MAX_ID long, and not in ``taken`` (a ``_2``, ``_3``... suffix then)."""
+    base = _NOT_ALLOWED.sub("_", name).strip("_.-")[:MAX_ID] or "stage"
     found, n = base, 1
     while found.lower() in taken:
         n += 1

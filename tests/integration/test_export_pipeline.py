@@ -109,3 +109,65 @@ def test_the_kfp_pipeline_compiles_with_a_task_per_task_and_its_dependencies(pro
     assert score["image"] == "registry.example/pipe:1"
     assert score["command"] == ["mlops-nb"]
     assert score["args"][:4] == ["run", "pipe.ipynb", "--stage", "score"]
+
+
+HOSTILE_STAGE = "$(touch PWNED) {{ 7*7 }} '"
+HOSTILE_CELLS = (
+    "%load_ext mlops_nb",
+    '%%track "$(touch PWNED) {{ 7*7 }} \'"\nx = label * 2',
+    '%%track "b\\"; echo"\ny = x + "1"',
+)
+HOSTILE_PARAMETERS = "label = \"'; touch PWNED; echo '{{ 7*7 }}\""
+# Loads the DAG file as Airflow does, then renders each task's command and environment as a DAG run would.
+RENDER = """
+import json, runpy, sys
+dag = runpy.run_path(sys.argv[1])["dag"]
+context = {"params": {k: p.value for k, p in dag.params.items()}, "run_id": "manual__$(touch PWNED)"}
+print(json.dumps({t.task_id: [t.render_template(t.bash_command, context), t.render_template(t.env, context),
+                              [u for u in sorted(t.upstream_task_ids)]] for t in dag.tasks}))
+"""
+# Stands in for mlops-nb: records the arguments it was given.
+RECORD_ARGV = (
+    "#!{python}\nimport json, sys\nwith open({log!r}, 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+)
+
+
+@needs_airflow
+def test_hostile_names_reach_the_dag_and_the_shell_as_plain_data(project: Path) -> None:
+    import json
+
+    notebook = write_notebook(
+        project / "we'ird $(touch PWNED) {{ 7*7 }}.ipynb", *HOSTILE_CELLS, parameters=HOSTILE_PARAMETERS
+    )
+    log = project / "argv.jsonl"
+    recorder = project / "record-argv"
+    recorder.write_text(RECORD_ARGV.format(python=sys.executable, log=str(log)))
+    recorder.chmod(0o755)
+    done = mlops_nb(
+        "export-pipeline", notebook.name, "--to", "airflow", "--out", "dags", "--mlops-nb-command", str(recorder),
+        "--schedule", "0 6 * * *", cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    dag_file = project / done.stdout.strip()
+    assert dag_file.name == "we_ird_touch_PWNED_7_7.py"
+    python = str(Path(AIRFLOW).parent / "python")
+    rendered = subprocess.run([python, "-c", RENDER, str(dag_file)], capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    tasks = json.loads(rendered.stdout.strip().splitlines()[-1])
+    first, second = tasks  # task ids in Airflow's characters, the second after the first
+    assert first == "touch_PWNED_7_7" and tasks[second][2] == [first]
+    for command, env, _ in tasks.values():
+        subprocess.run(["bash", "-c", command], cwd=project, env={**os.environ, **env}, check=True, timeout=60)
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c[:4] for c in calls] == [
+        ["run", str(notebook), "--stage", HOSTILE_STAGE],
+        ["run", str(notebook), "--stage", 'b"; echo'],
+    ]
+    tail = calls[0][6:]  # after -o OUTPUT
+    assert tail == [
+        "--tag",
+        "mlops_nb.pipeline.run=manual__$(touch PWNED)",
+        "-y",
+        json.dumps({"label": "'; touch PWNED; echo '{{ 7*7 }}"}).replace("'", "\\u0027"),
+    ]
+    assert not list(project.rglob("PWNED")), "a name from the notebook ran as a shell command"
