@@ -2,9 +2,9 @@
 
 ``plan(graph, groups)`` refuses (UsageError naming the fix) a notebook without stages, a graph the
 pre-flight check refuses, an unknown or twice-grouped stage, and groups whose edges would form a cycle. A
-task's ``task_id`` is its stage's name (or its group's names joined by ``__``) reduced to the characters
-Airflow and KFP allow (letters, digits, ``_``, ``-``, ``.``), made unique; its ``stages`` run in notebook
-order, each as ``mlops-nb run NOTEBOOK --stage NAME``.
+task's ``task_id`` is its stage's name (or its group's names, in notebook order, joined by ``__``) reduced
+to the characters Airflow and KFP allow (letters, digits, ``_``, ``-``, ``.``), made unique; its
+``stages`` run in notebook order, each as ``mlops-nb run NOTEBOOK --stage NAME``.
 """
 
 from __future__ import annotations
