@@ -35,6 +35,7 @@ COMMANDS = {
     "monitor": "mlops_nb.cli.monitor:monitor",
     "evaluate": "mlops_nb.cli.evaluate:evaluate",
     "graph": "mlops_nb.cli.pipelines:graph",
+    "export-pipeline": "mlops_nb.cli.pipelines:export_pipeline",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
@@ -51,6 +52,7 @@ HELP = {
     "monitor": "Check new data against the training reference: data problems and drift.",
     "evaluate": "A model's quality report: metrics, plots, explanations, slices, CV, a baseline.",
     "graph": "A notebook's stage graph and the pre-flight check for running its stages apart.",
+    "export-pipeline": "Write a notebook's stages as an Airflow DAG or a Kubeflow Pipelines pipeline.",
 }
 
 

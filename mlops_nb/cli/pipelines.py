@@ -45,3 +45,74 @@ def graph(notebook: Path, as_json: bool, as_dot: bool) -> None:
     else:
         click.echo(table(found))
     sys.exit(exit_codes.REFUSED if found.problems else exit_codes.OK)
+
+
+@click.command("export-pipeline", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--to", "to", type=click.Choice(["airflow", "kfp"]), required=True, help="The engine to write for.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write into (e.g. dags/).")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="A,B",
+    help="Stages to run as one task, in notebook order (repeatable; default: a task per stage).",
+)
+@click.option("--schedule", metavar="CRON", help="Airflow: a cron line or preset (@daily); default: manual runs only.")
+@click.option(
+    "--mlops-nb-command",
+    "command",
+    envvar="MLOPS_NB_PIPELINE_COMMAND",
+    default="mlops-nb",
+    show_default=True,
+    help="The mlops-nb executable the tasks run (env MLOPS_NB_PIPELINE_COMMAND), e.g. /opt/venv/bin/mlops-nb.",
+)
+@click.option("--image", metavar="IMAGE", help="KFP: the container image with the project and mlops-nb.")
+@click.option(
+    "--kfp-python",
+    metavar="PYTHON",
+    help="KFP: a Python that has kfp, to compile the pipeline's YAML beside it (default: write the Python only).",
+)
+@handle_errors
+def export_pipeline(
+    notebook: Path,
+    to: str,
+    out: Path,
+    groups: tuple[str, ...],
+    schedule: str | None,
+    command: str,
+    image: str | None,
+    kfp_python: str | None,
+) -> None:
+    """Write NOTEBOOK's stages (mlops-nb graph) as a pipeline: a task per stage (or per --group), each
+    running `mlops-nb run NOTEBOOK --stage NAME` in the project root, so the tasks share the stage cache;
+    the notebook's parameters are the pipeline's parameters. Airflow: OUT/STEM.py, a DAG whose dag_id is
+    the notebook's stem. KFP: OUT/STEM_pipeline.py (python it to compile the YAML, or give --kfp-python).
+
+    Exit codes: 0 written, 2 bad input (no stages, a pre-flight problem, a bad --group, --out not writable).
+
+    \b
+    mlops-nb export-pipeline notebooks/train.ipynb --to airflow --out dags/ --schedule "0 6 * * *"
+    mlops-nb export-pipeline notebooks/train.ipynb --to kfp --out pipelines/ --image registry/train:1
+    """
+    from mlops_nb.pipelines.export import export_pipeline as export
+    from mlops_nb.pipelines.model import printable
+    from mlops_nb.pipelines.tasks import parse_groups
+
+    done = export(
+        notebook,
+        to=to,
+        out=out,
+        groups=parse_groups(groups),
+        schedule=schedule,
+        command=command,
+        image=image,
+        kfp_python=kfp_python,
+    )
+    click.echo(
+        printable(f"mlops-nb: wrote {done.path} ({done.name}: {len(done.tasks)} task(s): {', '.join(done.tasks)})"),
+        err=True,
+    )
+    if done.compiled:
+        click.echo(f"mlops-nb: compiled {done.compiled}", err=True)
+    click.echo(str(done.path))

@@ -1,0 +1,173 @@
+"""``mlops-nb export-pipeline``: the DAG run by a real Airflow (``airflow dags test`` on SQLite), the KFP
+pipeline compiled by the real kfp. Both live in their own venv, found through ``MLOPS_NB_TEST_AIRFLOW`` (the
+``airflow`` executable; its ``python`` beside it has kfp): the tests skip without it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SETTING_VARS
+from tests.notebooks import mlops_nb, runs, write_notebook
+
+AIRFLOW = os.environ.get("MLOPS_NB_TEST_AIRFLOW")
+needs_airflow = pytest.mark.skipif(not AIRFLOW, reason="set MLOPS_NB_TEST_AIRFLOW to an airflow executable (.ci/run)")
+MLOPS_NB = str(Path(sys.executable).parent / "mlops-nb")
+
+PARAMETERS = "n = 10\nscale = 1.0"
+CELLS = (
+    "%load_ext mlops_nb",
+    "%%track load\nimport numpy as np\ndata = np.arange(n) * scale",
+    "%%track double\ndoubled = data * 2",
+    "%%track score\nimport mlops_nb as mnb\ntotal = float(doubled.sum())\nmnb.log_metric('total', total)",
+)
+
+
+def _airflow(*args: str, home: Path, dags: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    return subprocess.run([AIRFLOW, *args], cwd=home, env=env, capture_output=True, text=True, timeout=600)
+
+
+@needs_airflow
+@pytest.mark.slow  # Airflow's migration, then two DAG runs of three kernels each
+def test_the_dag_runs_green_in_airflow_and_its_second_run_is_served_from_the_cache(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    write_notebook(project / "pipe.ipynb", *CELLS, parameters=PARAMETERS)
+    dags = project / "dags"
+    done = mlops_nb(
+        "export-pipeline", "pipe.ipynb", "--to", "airflow", "--out", "dags", "--mlops-nb-command", MLOPS_NB, cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(Path("dags") / "pipe.py")
+    home = tmp_path_factory.mktemp("airflow")
+    migrated = _airflow("db", "migrate", home=home, dags=dags)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+
+    for number in (1, 2):
+        ran = _airflow("dags", "test", "pipe", home=home, dags=dags)
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert "state=success" in ran.stdout + ran.stderr
+        jobs = [r for r in runs(project, "pipe") if r.data.tags.get("mlops_nb.kind") == "job"]
+        by_dag_run: dict[str, list] = {}
+        for job in jobs:
+            by_dag_run.setdefault(job.data.tags["mlops_nb.pipeline.run"], []).append(job)
+        assert len(by_dag_run) == number  # each DAG run's jobs carry its run id
+        latest = max(by_dag_run.values(), key=lambda js: min(j.info.start_time for j in js))
+        # One job run per task, each of its stage, FINISHED, with the DAG's params (the notebook's defaults).
+        assert sorted(j.data.tags["mlops_nb.job.stage"] for j in latest) == ["double", "load", "score"]
+        assert all(j.info.status == "FINISHED" for j in latest)
+        assert all(j.data.params == {"n": "10", "scale": "1.0"} for j in latest)
+        score = next(j for j in latest if j.data.tags["mlops_nb.job.stage"] == "score")
+        assert score.data.metrics == {"total": 90.0}
+        own = {
+            j.data.tags["mlops_nb.job.stage"]: next(
+                s
+                for s in runs(project, "pipe")
+                if s.data.tags.get("mlflow.parentRunId") == j.info.run_id
+                and s.data.tags.get("mlops_nb.stage") == j.data.tags["mlops_nb.job.stage"]
+            )
+            for j in latest
+        }
+        hits = {name: run.data.tags.get("mlops_nb.cache_hit") for name, run in own.items()}
+        # The first run computes each stage in its own task; the second is served from the shared cache.
+        assert set(hits) == {"load", "double", "score"}
+        assert all((hit == "true") == (number == 2) for hit in hits.values()), hits
+    assert (project / "pipe.score.out.ipynb").is_file()  # each task's executed notebook apart
+
+
+@needs_airflow
+def test_the_kfp_pipeline_compiles_with_a_task_per_task_and_its_dependencies(project: Path) -> None:
+    write_notebook(project / "pipe.ipynb", *CELLS, parameters=PARAMETERS)
+    python = str(Path(AIRFLOW).parent / "python")
+    done = mlops_nb(
+        "export-pipeline", "pipe.ipynb", "--to", "kfp", "--out", "kfp", "--group", "load,double",
+        "--image", "registry.example/pipe:1", "--kfp-python", python, cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spec = yaml.safe_load((project / "kfp" / "pipe_pipeline.yaml").read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {t["taskInfo"]["name"] for t in tasks.values()} == {"load__double", "score"}
+    by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
+    assert by_name["score"]["dependentTasks"] == [
+        k for k, t in tasks.items() if t["taskInfo"]["name"] == "load__double"
+    ]
+    assert "dependentTasks" not in by_name["load__double"]
+    assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"n", "scale"}
+    executors = spec["deploymentSpec"]["executors"]
+    score = next(e["container"] for e in executors.values() if "score" in e["container"].get("args", []))
+    assert score["image"] == "registry.example/pipe:1"
+    assert score["command"] == ["mlops-nb"]
+    assert score["args"][:4] == ["run", "pipe.ipynb", "--stage", "score"]
+
+
+HOSTILE_STAGE = "$(touch PWNED) {{ 7*7 }} '"
+HOSTILE_CELLS = (
+    "%load_ext mlops_nb",
+    '%%track "$(touch PWNED) {{ 7*7 }} \'"\nx = label * 2',
+    '%%track "b\\"; echo"\ny = x + "1"',
+)
+HOSTILE_PARAMETERS = "label = \"'; touch PWNED; echo '{{ 7*7 }}\""
+# Loads the DAG file as Airflow does, then renders each task's command and environment as a DAG run would.
+RENDER = """
+import json, runpy, sys
+dag = runpy.run_path(sys.argv[1])["dag"]
+context = {"params": {k: p.value for k, p in dag.params.items()}, "run_id": "manual__$(touch PWNED)"}
+print(json.dumps({t.task_id: [t.render_template(t.bash_command, context), t.render_template(t.env, context),
+                              [u for u in sorted(t.upstream_task_ids)]] for t in dag.tasks}))
+"""
+# Stands in for mlops-nb: records the arguments it was given.
+RECORD_ARGV = (
+    "#!{python}\nimport json, sys\nwith open({log!r}, 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+)
+
+
+@needs_airflow
+def test_hostile_names_reach_the_dag_and_the_shell_as_plain_data(project: Path) -> None:
+    import json
+
+    notebook = write_notebook(
+        project / "we'ird $(touch PWNED) {{ 7*7 }}.ipynb", *HOSTILE_CELLS, parameters=HOSTILE_PARAMETERS
+    )
+    log = project / "argv.jsonl"
+    recorder = project / "record-argv"
+    recorder.write_text(RECORD_ARGV.format(python=sys.executable, log=str(log)))
+    recorder.chmod(0o755)
+    done = mlops_nb(
+        "export-pipeline", notebook.name, "--to", "airflow", "--out", "dags", "--mlops-nb-command", str(recorder),
+        "--schedule", "0 6 * * *", cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    dag_file = project / done.stdout.strip()
+    assert dag_file.name == "we_ird_touch_PWNED_7_7.py"
+    python = str(Path(AIRFLOW).parent / "python")
+    rendered = subprocess.run([python, "-c", RENDER, str(dag_file)], capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    tasks = json.loads(rendered.stdout.strip().splitlines()[-1])
+    first, second = tasks  # task ids in Airflow's characters, the second after the first
+    assert first == "touch_PWNED_7_7" and tasks[second][2] == [first]
+    for command, env, _ in tasks.values():
+        subprocess.run(["bash", "-c", command], cwd=project, env={**os.environ, **env}, check=True, timeout=60)
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c[:4] for c in calls] == [
+        ["run", str(notebook), "--stage", HOSTILE_STAGE],
+        ["run", str(notebook), "--stage", 'b"; echo'],
+    ]
+    tail = calls[0][6:]  # after -o OUTPUT
+    assert tail == [
+        "--tag",
+        "mlops_nb.pipeline.run=manual__$(touch PWNED)",
+        "-y",
+        json.dumps({"label": "'; touch PWNED; echo '{{ 7*7 }}"}).replace("'", "\\u0027"),
+    ]
+    assert not list(project.rglob("PWNED")), "a name from the notebook ran as a shell command"
