@@ -10,6 +10,7 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -108,7 +109,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class MlflowServer:
+class ServerProcess:
+    """A server started as a real process (``proc``, writing to ``log``): waiting for it, stopping it."""
+
+    proc: subprocess.Popen
+    log: IO[str]
+
+    def wait_until_up(self, what: str, url: str, log: Path, seconds: float) -> None:
+        """Return once ``url`` answers 200; raise (the log's end included) if the process exits or ``seconds`` pass."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{what} exited: {log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{what} did not come up within {seconds:.0f} s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class MlflowServer(ServerProcess):
     """A real ``mlflow server`` process on 127.0.0.1."""
 
     def __init__(self, folder: Path, backend_uri: str, port: int | None = None) -> None:
@@ -143,26 +175,7 @@ class MlflowServer:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(folder / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError("mlflow server did not come up within 180 s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        self.wait_until_up("mlflow server", f"{self.uri}/health", folder / "server.log", 180)
 
 
 @pytest.fixture

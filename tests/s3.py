@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.conftest import ServerProcess, free_port
 
 # What a client needs to reach the server (moto accepts any credentials; the endpoint is the server).
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-class MotoServer:
+class MotoServer(ServerProcess):
     """``python -m moto.server`` on 127.0.0.1; ``env`` points an S3 client (s3fs, boto3) at it."""
 
     def __init__(self, folder: Path) -> None:
@@ -28,17 +26,7 @@ class MotoServer:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto server exited: {(folder / 'moto.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("moto server did not come up within 60 s")
+        self.wait_until_up("moto server", f"{self.endpoint}/moto-api/", folder / "moto.log", 60)
 
     def filesystem(self):
         """An s3fs file system on this server (for a test to create buckets, read or tamper with objects)."""
@@ -54,12 +42,3 @@ class MotoServer:
     def bucket(self, name: str) -> str:
         self.filesystem().mkdir(name)
         return name
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
