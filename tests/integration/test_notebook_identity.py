@@ -183,7 +183,9 @@ def test_a_jupyter_server_session_records_under_its_notebook(project: Path, clie
         session = server.rest("POST", "/api/sessions", body)
         kernel = BlockingKernelClient(connection_file=str(runtime / f"kernel-{session['kernel']['id']}.json"))
         kernel.load_connection_file()
-        kernel.start_channels()
+        # no heartbeat: a client outside the server judges the kernel by it, and a loaded machine's kernel still
+        # importing misses the 1 s beat, so wait_for_ready says "Kernel died" of a kernel that is starting
+        kernel.start_channels(hb=False)
         kernel.wait_for_ready(timeout=120)
         for cell in ("alpha = 1", *CELLS):
             reply = kernel.execute_interactive(cell, timeout=120, output_hook=lambda msg: None)
