@@ -9,7 +9,9 @@ answered by reading the winner's experiment. Called only from the sender thread:
 A new SQLite store is created whole in a file beside it and renamed into place: MLflow's schema migration
 takes seconds and dozens of steps, and a process killed in the middle of it used to leave a store that every
 later process failed to open. A half-made store that holds no data (left by an older mlops-nb, or by plain
-MLflow) is removed and created again; the journals still hold every record that was meant for it.
+MLflow) is removed and created again; the journals still hold every record that was meant for it. The schema
+of a new store is copied from an empty one kept in the user's cache folder (``schema_template``), made by
+MLflow's own migration the first time.
 """
 
 from __future__ import annotations
@@ -300,19 +302,79 @@ def _half_made(db: Path) -> tuple[str | None, bool]:
 
 
 def _create_sqlite(db: Path, artifact_root: str) -> None:
-    """Create the store's schema in a file beside ``db``, then rename it into place (atomic on POSIX)."""
+    """Create the store's schema in a file beside ``db``, then rename it into place (atomic on POSIX).
+
+    The schema comes from this machine's copy of an empty store of this MLflow (``schema_template``) when
+    there is one: MLflow's migration takes a second or more, a copy milliseconds. MLflow itself then adds the
+    Default experiment, under ``artifact_root``, as it does in a store it created.
+    """
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     new = _creating(db)
+    template = schema_template()
+    copied = _copy_template(template, new)
     uri = f"sqlite:///{new}"
     store = SqlAlchemyStore(uri, artifact_root)
     store.engine.dispose()  # every connection closed: nothing of the new file stays in -wal/-journal
     getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)  # MLflow caches engines by URI
+    if not copied:
+        _save_template(new, template)
     with contextlib.closing(sqlite3.connect(new, timeout=60)) as con:
         con.execute("PRAGMA journal_mode=WAL")  # kept in the file's header
     _fsync(new)
     new.replace(db)
     _fsync(db.parent)
+
+
+def schema_template() -> Path:
+    """Where an empty store of the installed MLflow (its schema at its head revision) is kept on this machine:
+    ``mlops-nb/mlflow-schema/`` in the user's cache folder (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
+    import mlflow
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "mlops-nb" / "mlflow-schema" / f"{mlflow.__version__}-{_get_latest_schema_revision()}.db"
+
+
+def _copy_template(template: Path, new: Path) -> bool:
+    """Copy the schema template to ``new``; False (and ``new`` absent) when there is none or it is unfit:
+    not a database, not at this MLflow's head revision, or holding any experiment."""
+    import shutil
+
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    try:
+        shutil.copyfile(template, new)
+        with contextlib.closing(sqlite3.connect(new, timeout=60)) as con:
+            (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            (experiments,) = con.execute("SELECT count(*) FROM experiments").fetchone()
+        if version == _get_latest_schema_revision() and experiments == 0:
+            return True
+        log.warning("mlops-nb: the MLflow schema template %s is unfit: making a new one", template)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # none yet, or no cache folder to keep one in
+    except (OSError, sqlite3.Error, TypeError) as e:  # TypeError: no alembic_version row to unpack
+        log.warning("mlops-nb: the MLflow schema template %s is unreadable (%s): making a new one", template, e)
+    _remove_sqlite(new)
+    return False
+
+
+def _save_template(store: Path, template: Path) -> None:
+    """Keep a copy of the new ``store``, without its Default experiment, as the schema template (best effort:
+    a cache folder that cannot be written only means the next store is migrated too)."""
+    import shutil
+
+    scratch = template.with_name(f"{template.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store, scratch)
+        with contextlib.closing(sqlite3.connect(scratch, timeout=60)) as con, con:
+            con.execute("DELETE FROM experiments")
+        scratch.replace(template)  # atomic: a reader copies a whole template or none
+    except (OSError, sqlite3.Error) as e:
+        log.debug("mlops-nb: could not keep the MLflow schema template at %s: %s", template, e)
+        with contextlib.suppress(OSError):
+            scratch.unlink(missing_ok=True)
 
 
 def _creating(db: Path) -> Path:
