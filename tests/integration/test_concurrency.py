@@ -94,6 +94,7 @@ def test_parallel_processes_through_an_mlflow_server(project: Path, mlflow_serve
     check_store(mlflow_server.uri, "concurrent-server")
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_parallel_processes_through_an_mlflow_server_on_postgresql(project: Path) -> None:

@@ -267,6 +267,7 @@ assert mnb.flush(120)
 """
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_a_store_whose_creation_was_killed_is_rebuilt_and_loses_nothing(project: Path) -> None:
     # The first process to use a fresh embedded store is SIGKILLed at several points while it creates the

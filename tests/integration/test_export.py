@@ -596,6 +596,7 @@ def test_a_tampered_model_file_stops_the_server(project: Path) -> None:
         assert "export the model again" in out.stderr
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_a_fresh_virtual_environment_with_only_the_requirements_runs_the_package(project: Path) -> None:
     train(project)

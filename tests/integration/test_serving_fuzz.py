@@ -14,6 +14,7 @@ import pytest
 from tests.integration.test_export import Server, child_env, export, train
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["frame", "array"])
 def test_fuzzing_from_the_openapi_schema_finds_no_server_error(project: Path, kind: str) -> None:

@@ -35,6 +35,7 @@ def _clean_copy(target: Path) -> Path:
     return target
 
 
+@pytest.mark.extended
 def test_the_wheel_ships_and_enables_both_extensions(tmp_path):
     source = _clean_copy(tmp_path / "src")
     assert not (source / "mlops_nb" / "labextension").exists()
