@@ -66,9 +66,11 @@ def _label(run: RunSummary) -> str:
 
 
 # The groups of metric_order: an evaluation's own metrics (roc_auc), then its worst slices, cross-validation
-# means, baseline deltas; interval bounds (cv.NAME.low, delta.NAME.high) last.
-def _group(name: str) -> int:
+# means, baseline deltas; counts (example_count, true_positives) and interval bounds (cv.NAME.low) last.
+def _group(name: str, counts: frozenset[str]) -> int:
     parts = name.split(".")
+    if parts[-1] in counts:
+        return 4
     if "worst_slice" in parts[:-1]:
         return 1
     if "cv" in parts[:-1]:
@@ -81,10 +83,12 @@ def _group(name: str) -> int:
 def metric_order(names: Sequence[str], first: Sequence[str] = ()) -> list[str]:
     """``names`` (distinct) in the chart's default order: those of ``first`` that are there (the metrics the
     gates name, short names such as ``accuracy`` spelled out), then by ``_group``, alphabetically within one."""
+    from mlops_nb.evaluation.metrics import COUNTS  # numpy: only when a comparison is drawn
+
     present = list(dict.fromkeys(names))
     firsts = [n for f in first if (n := _resolve(f, present)) is not None]
     firsts = list(dict.fromkeys(firsts))
-    rest = sorted((n for n in present if n not in firsts), key=lambda n: (_group(n), n))
+    rest = sorted((n for n in present if n not in firsts), key=lambda n: (_group(n, COUNTS), n))
     return firsts + rest
 
 
@@ -144,14 +148,16 @@ def choose(
     metrics: Sequence[str] | None = None,
     first: Sequence[str] = (),
 ) -> Choice:
-    """The axes of the chart of ``runs``: ``params`` then ``metrics``, at most ``MAX_AXES`` in all.
+    """The axes of the chart of ``runs``: ``params`` then ``metrics``, at most ``MAX_AXES`` in all, and what
+    did not fit.
 
     Args:
         runs: the runs compared.
         params: the parameters to draw (default: the numeric ones that vary between the runs).
         metrics: the metrics to draw, in that order; short names as the gates take them
             (``worst_slice.recall`` for ``worst_slice.recall_score``). Default: every metric of the runs, in
-            ``metric_order(..., first)``. Chosen metrics are kept before default parameters.
+            ``metric_order(..., first)``. The parameters are drawn first (by default at most half the axes),
+            the metrics in the room left.
         first: the metrics to put first by default (those the promotion gate and the requirements name).
 
     Raises:
@@ -173,7 +179,7 @@ def choose(
         wanted = list(dict.fromkeys(n for m in metrics if (n := _resolve(m, available)) is not None))
     if params is None:
         numeric = _numeric_params(runs)
-        room = MAX_AXES - min(len(wanted), MAX_AXES) if metrics is not None else MAX_AXES
+        room = MAX_AXES // 2 if wanted else MAX_AXES  # by default, half the axes at most are parameters
         drawn_params, params_left = numeric[:room], numeric[room:]
     else:
         known = sorted({k for r in runs for k in r["params"]})

@@ -80,6 +80,7 @@ EVALUATED = {
     **{f"delta.{m}{k}": 0.01 for m in ("accuracy_score", "roc_auc") for k in ("", ".low", ".high")},
     "worst_slice.accuracy_score": 0.7,
     "worst_slice.recall_score": 0.6,
+    "example_count": 143.0,
 }
 
 
@@ -104,17 +105,17 @@ def test_by_default_the_gate_metric_and_the_worst_slices_come_before_the_alphabe
     assert choice.available[2:8] == [*own, "worst_slice.accuracy_score"]
     derived = ["cv.accuracy_score.mean", "cv.roc_auc.mean", "delta.accuracy_score", "delta.roc_auc"]
     assert choice.available[8:12] == derived
-    assert choice.available[-1] == "delta.roc_auc.low"
+    assert choice.available[-2:] == ["delta.roc_auc.low", "example_count"]  # bounds and counts last
     assert choice.params == ["C", "max_iter"] and len(choice.metrics) == MAX_AXES - 2
-    assert choice.left_out == choice.available[MAX_AXES - 2 :] and len(choice.left_out) == 20 - 10
+    assert choice.left_out == choice.available[MAX_AXES - 2 :] and len(choice.left_out) == 21 - 10
     spec = compare_spec(runs, first=["roc_auc", "worst_slice.recall"], hint="choose them above")
     assert _axes(spec) == ["C", "max_iter", *choice.metrics]
-    assert spec["vconcat"][0]["title"]["subtitle"] == "+10 more metrics: choose them above"
+    assert spec["vconcat"][0]["title"]["subtitle"] == "+11 more metrics: choose them above"
     # alphabetical order would cut every worst slice: "worst_slice" sorts last
     assert "worst_slice.recall_score" not in sorted(EVALUATED)[: MAX_AXES - 2]
 
 
-def test_chosen_metrics_are_drawn_in_their_order_before_default_params_and_nothing_is_said_left_out():
+def test_chosen_metrics_are_drawn_in_their_order_after_the_params_and_what_does_not_fit_is_said():
     runs = _evaluated((0.6, 0.8))
     spec = compare_spec(runs, metrics=["worst_slice.recall", "accuracy_score"])
     assert _axes(spec) == ["C", "max_iter", "worst_slice.recall_score", "accuracy_score"]
@@ -123,9 +124,16 @@ def test_chosen_metrics_are_drawn_in_their_order_before_default_params_and_nothi
     assert recall == {"1": 0.6, "2": 0.8}
     _, points = _layers(spec)  # the scatter grid has only the drawn metrics
     assert {p["metric"] for p in points} == {"worst_slice.recall_score", "accuracy_score"}
-    # twelve chosen metrics push the default parameters out, and the chart says so
-    many = choose(runs, metrics=choose(runs).available[:MAX_AXES])
-    assert many.params == [] and many.params_left_out == ["C", "max_iter"] and len(many.metrics) == MAX_AXES
+    # twelve chosen metrics: the parameters stay, the last two metrics are left out, and the chart says so
+    twelve = choose(runs).available[:MAX_AXES]
+    many = choose(runs, metrics=twelve)
+    assert many.params == ["C", "max_iter"] and many.metrics == twelve[:-2] and many.left_out == twelve[-2:]
+    assert choose(runs, params=[], metrics=twelve).metrics == twelve  # params=[]: every axis a metric
+    # by default, parameters take at most half the axes while there are metrics to draw
+    wide = [run(i, {f"p{k:02}": str(i * (k + 1)) for k in range(15)}, {"m": float(i)}) for i in range(3)]
+    assert len(choose(wide).params) == MAX_AXES // 2 and len(choose(wide).params_left_out) == 15 - MAX_AXES // 2
+    assert "+9 more parameters: " in compare_spec(wide)["vconcat"][0]["title"]["subtitle"]
+    assert len(choose(wide, metrics=[]).params) == MAX_AXES
     assert choose(runs, params=[], metrics=[]).metrics == []  # nothing chosen: an empty chart, not the default
 
 
