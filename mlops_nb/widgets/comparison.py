@@ -95,7 +95,7 @@ class ComparisonView:
 
     def __repr__(self) -> str:
         r = self.record
-        more = f", {len(r['left_out'])} more left out" if r["left_out"] else ""
+        more = f", +{len(r['left_out'])} more metrics left out" if r["left_out"] else ""
         return f"<RunComparison of {len(r['runs'])} runs on {', '.join(r['chosen']) or 'no metric'}{more}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
