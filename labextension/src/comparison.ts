@@ -6,6 +6,7 @@ import { MetricPicker } from './metricpicker';
 import { IRunComparison, IRunDiff, IRunSummary, IStageDiff } from './tokens';
 
 export const VEGALITE = 'application/vnd.vegalite.v5+json';
+const SVG_MAX_POINTS = 1200; // points of the parallel coordinates (runs x axes) drawn as SVG; more on a canvas
 
 /**
  * The comparison of the runs selected in the sidebar, in the main area where it has room: the metric table,
@@ -90,8 +91,9 @@ export class ComparisonPanel extends Widget {
       }
       this._disposeChart();
       const renderer = rendermime.createRenderer(VEGALITE);
-      // SVG: the axis names are text a reader (and a screen reader) can select
-      const metadata = { [VEGALITE]: { embed_options: { renderer: 'svg' } } };
+      // SVG: the axis names are text a reader (and a screen reader) can select; canvas draws many runs faster
+      const lines = (((spec.vconcat as any[]) ?? [])[0]?.data?.values ?? []).length;
+      const metadata = { [VEGALITE]: { embed_options: { renderer: lines > SVG_MAX_POINTS ? 'canvas' : 'svg' } } };
       const model = rendermime.createModel({ data: { [VEGALITE]: spec as any }, metadata, trusted: true });
       clear(host);
       Widget.attach(renderer, host);
