@@ -95,6 +95,17 @@ def diff(a: Any, b: Any) -> Any:
     return _diff(a, b)
 
 
+def compare(runs: Any, *, metrics: Any = None, params: Any = None) -> Any:
+    """The comparison chart of ``runs`` (two or more run ids, or runs such as ``mnb.active_run()``): parallel
+    coordinates over ``params`` and ``metrics``, then metric vs parameter; displays in a notebook, ``.record``
+    is the sidebar's record. ``metrics``: the metrics to draw, in order (short names as gates take them:
+    ``"worst_slice.recall"``); default: every metric, those the gates name first, at most 12 axes. An unknown
+    name raises ``UnknownMetricError`` (a ValueError) listing the runs' metrics."""
+    from mlops_nb.widgets.comparison import compare_runs
+
+    return compare_runs(runs, metrics=metrics, params=params)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext mlops_nb``: register ``%%track`` and ``%mlops``."""
     from mlops_nb.magics import load
@@ -116,6 +127,7 @@ __all__ = [
     "TrackingError",
     "__version__",
     "active_run",
+    "compare",
     "diff",
     "end_run",
     "evaluate",

@@ -5,7 +5,8 @@
     MlopsNbError
     ├── ConfigError            a setting is invalid (names the setting, where it came from, the fix)
     ├── UsageError             bad input to a command: a notebook, a parameter, a requirement (also a ValueError)
-    │   └── ExportError        a model that cannot be exported: bad URI, unsupported model, --out in the way
+    │   ├── ExportError        a model that cannot be exported: bad URI, unsupported model, --out in the way
+    │   └── UnknownMetricError a metric the compared runs do not have (names the ones they have)
     └── TrackingError          recording into MLflow went wrong
         ├── InvalidRecordError a param/metric/tag/artifact that MLflow would refuse (also a ValueError)
         ├── JournalError       the local journal cannot be written (nothing was recorded)
@@ -51,6 +52,20 @@ class UpstreamNotCached(UsageError):
 
 class ExportError(UsageError):
     """The model cannot be exported: bad URI, no such model, unsupported model, or ``--out`` in the way."""
+
+
+class UnknownMetricError(UsageError):
+    """A metric asked for (``metrics=`` of a comparison) that none of the runs has.
+
+    Attributes:
+        unknown: the names asked for that no run has.
+        available: every metric the runs have, in the comparison's default order.
+    """
+
+    def __init__(self, message: str, *, unknown: list[str], available: list[str]) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+        self.available = available
 
 
 class TrackingError(MlopsNbError):

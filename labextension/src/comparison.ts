@@ -2,9 +2,11 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 import { append, clear, errorBox, h, num, when } from './dom';
 import { query, requestAPI } from './handler';
+import { MetricPicker } from './metricpicker';
 import { IRunComparison, IRunDiff, IRunSummary, IStageDiff } from './tokens';
 
 export const VEGALITE = 'application/vnd.vegalite.v5+json';
+const SVG_MAX_POINTS = 1200; // points of the parallel coordinates (runs x axes) drawn as SVG; more on a canvas
 
 /**
  * The comparison of the runs selected in the sidebar, in the main area where it has room: the metric table,
@@ -13,6 +15,8 @@ export const VEGALITE = 'application/vnd.vegalite.v5+json';
  */
 export class ComparisonPanel extends Widget {
   private _chart: Widget | null = null;
+  private _picker: MetricPicker | null = null;
+  private _asked = 0; // the latest chart request: an earlier answer arriving later is dropped
 
   constructor(
     private _rendermime: IRenderMimeRegistry | null,
@@ -28,6 +32,7 @@ export class ComparisonPanel extends Widget {
   /** Show the comparison of `runIds` (two or more). */
   async compare(runIds: string[]): Promise<void> {
     this._disposeChart();
+    this._disposePicker();
     clear(this.node);
     this.title.label = `Compare ${runIds.length} runs`;
     const head = h('h2', {}, `Comparing ${runIds.length} runs`);
@@ -44,10 +49,38 @@ export class ComparisonPanel extends Widget {
     body.appendChild(metricTable(runs, this._headline()));
     const chartHost = h('div', { className: 'mlops-nb-chart' }, h('span', { className: 'mlops-nb-dim' }, 'drawing…'));
     const diffHost = h('div', { className: 'mlops-nb-diff' });
+    if (compared.metrics.length) {
+      const picker = new MetricPicker(compared.metrics, metrics => void this._redraw(chartHost, runIds, metrics));
+      picker.show(compared.chosen, compared.left_out, false);
+      this._picker = picker;
+      body.appendChild(picker.node);
+    }
     append(body, chartHost, diffHost);
     // a = the older run, b = the newer: deltas say what the newer run changed
     const [older, newer] = [...runs].sort((x, y) => x.start_time - y.start_time).map(r => r.run_id);
     await Promise.all([this._chartInto(chartHost, compared.spec), runs.length === 2 ? diffInto(diffHost, older, newer) : null]);
+  }
+
+  /** The chart again, on the metrics picked (null: the server's default choice). */
+  private async _redraw(host: HTMLElement, runIds: string[], metrics: string[] | null): Promise<void> {
+    const asked = ++this._asked;
+    host.dataset.drawn = 'false';
+    const picked = metrics === null ? '' : metrics.length ? metrics.map(m => `&metrics=${encodeURIComponent(m)}`).join('') : '&metrics=';
+    let compared: IRunComparison;
+    try {
+      compared = await requestAPI<IRunComparison>(`compare?${runIds.map(id => `run=${encodeURIComponent(id)}`).join('&')}${picked}`);
+    } catch (error) {
+      if (asked === this._asked) {
+        clear(host);
+        host.appendChild(errorBox(error));
+      }
+      return;
+    }
+    if (asked !== this._asked || this.isDisposed) {
+      return;
+    }
+    this._picker?.show(compared.chosen, compared.left_out, metrics !== null);
+    await this._chartInto(host, compared.spec);
   }
 
   private async _chartInto(host: HTMLElement, spec: Record<string, unknown>): Promise<void> {
@@ -56,8 +89,12 @@ export class ComparisonPanel extends Widget {
       if (!rendermime || !rendermime.mimeTypes.includes(VEGALITE)) {
         throw new Error('JupyterLab has no Vega-Lite renderer enabled (the @jupyterlab/vega5-extension).');
       }
+      this._disposeChart();
       const renderer = rendermime.createRenderer(VEGALITE);
-      const model = rendermime.createModel({ data: { [VEGALITE]: spec as any }, trusted: true });
+      // SVG: the axis names are text a reader (and a screen reader) can select; canvas draws many runs faster
+      const lines = (((spec.vconcat as any[]) ?? [])[0]?.data?.values ?? []).length;
+      const metadata = { [VEGALITE]: { embed_options: { renderer: lines > SVG_MAX_POINTS ? 'canvas' : 'svg' } } };
+      const model = rendermime.createModel({ data: { [VEGALITE]: spec as any }, metadata, trusted: true });
       clear(host);
       Widget.attach(renderer, host);
       this._chart = renderer;
@@ -76,8 +113,15 @@ export class ComparisonPanel extends Widget {
     }
   }
 
+  private _disposePicker(): void {
+    this._picker?.dispose();
+    this._picker = null;
+    this._asked++;
+  }
+
   dispose(): void {
     this._disposeChart();
+    this._disposePicker();
     super.dispose();
   }
 }

@@ -86,10 +86,13 @@ export interface IRunDiff {
   deleted: [boolean, boolean];
 }
 
-/** GET compare?run=A&run=B (records.RunComparison): the runs compared and the Vega-Lite v5 spec of the chart. */
+/** GET compare?run=A&run=B[&metrics=M] (records.RunComparison): the runs compared and the Vega-Lite v5 spec of the chart. */
 export interface IRunComparison {
   runs: IRunSummary[];
   spec: Record<string, unknown>;
+  metrics: string[]; // every metric of the runs, in the chart's default order (what the picker lists)
+  chosen: string[]; // the metrics the chart draws
+  left_out: string[]; // chosen (or by default) but not drawn: more than 12 axes
 }
 
 /** A registered model version (records.ModelVersionRecord). */

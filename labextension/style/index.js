@@ -1,2 +1,3 @@
 import './base.css';
 import './evaluation.css';
+import './picker.css';

@@ -143,6 +143,14 @@ class Base(APIHandler):
         value = self.get_query_argument(name, None)
         return value if value else None
 
+    def names(self, name: str) -> list[str] | None:
+        """``name=a,b`` or ``name=a&name=b`` as ``[a, b]``; None when absent (``name=`` alone: no names). MLflow
+        keys hold no comma, so a comma only ever separates two."""
+        values = self.get_query_arguments(name)
+        if not values:
+            return None
+        return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Tornado's own errors (403 without a token, 405) in our JSON shape; ours go through ``fail``.
         reason = self._reason or "error"
@@ -402,10 +410,12 @@ class Compare(Base):
     @tornado.web.authenticated
     async def get(self) -> None:
         async def work() -> Any:
-            from mlops_nb.widgets.comparison import compare, compared_ids
+            from mlops_nb.widgets.comparison import compared_ids, compared_runs, comparison_of
 
             ids = compared_ids(self.get_query_arguments("run"))  # refused (400) before any thread is used
-            return await self.blocking(_not_found, compare, ids, self.mlops_settings)
+            runs = await self.blocking(_not_found, compared_runs, ids, self.mlops_settings)
+            chosen = {"params": self.names("params"), "metrics": self.names("metrics")}
+            return await self.blocking(comparison_of, runs, self.mlops_settings, **chosen)  # unknown names: 400
 
         await self.serve(work)
 

@@ -182,11 +182,14 @@ class RunView(RunDetail):
 
 
 class RunComparison(TypedDict):
-    """``GET /mlops-nb/api/compare?run=A&run=B``: the runs compared (a run without parameters of its own with
-    those its stages read) and the Vega-Lite v5 spec the sidebar draws."""
+    """``GET /mlops-nb/api/compare?run=A&run=B[&metrics=M,N]``: the runs compared (a run without parameters of
+    its own with those its stages read) and the Vega-Lite v5 spec the sidebar draws."""
 
     runs: list[RunSummary]
     spec: dict[str, Any]
+    metrics: list[str]  # every metric of the runs, in the chart's default order (what the picker lists)
+    chosen: list[str]  # the metrics the chart draws
+    left_out: list[str]  # metrics chosen (or by default) but not drawn: more than MAX_AXES axes
 
 
 class NotebookRuns(TypedDict):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlops_nb.tracking.records import RunDetail, RunSummary
-from mlops_nb.widgets.charts import compare_spec
+from mlops_nb.widgets.charts import compare_spec, first_metrics
 
 VEGALITE = "application/vnd.vegalite.v5+json"
 PAGE = 100
@@ -28,11 +28,13 @@ def with_stage_params(run: RunSummary, detail: Callable[[str], RunDetail]) -> Ru
 
 def comparison(runs: list[RunSummary], detail: Callable[[str], RunDetail]) -> list[Any]:
     """What the Compare button shows: the chart as a Vega-Lite output, then for two runs their diff."""
+    from mlops_nb.config import load_settings
     from mlops_nb.widgets.diff import diff
 
     if len(runs) < 2:
         return ["Select two or more runs to compare them."]
-    shown: list[Any] = [{VEGALITE: compare_spec([with_stage_params(r, detail) for r in runs])}]
+    compared = [with_stage_params(r, detail) for r in runs]
+    shown: list[Any] = [{VEGALITE: compare_spec(compared, first=first_metrics(load_settings()))}]
     if len(runs) == 2:
         shown.append(diff(runs[1]["run_id"], runs[0]["run_id"]))  # newest first in the list: a is the older
     return shown

@@ -289,3 +289,36 @@ def test_the_fast_detail_of_an_embedded_store_is_what_mlflow_reads(project: Path
         assert repr(fast) == repr(slow)  # repr: NaN equals itself
         assert len(fast["stages"]) == (3 if run_id == ids[0] else 2)
     assert fastread.run_detail(db, "no-such-run") is None
+
+
+def test_mnb_compare_draws_the_metrics_asked_for_and_names_the_runs_metrics_for_an_unknown_one(project: Path) -> None:
+    from mlops_nb.exceptions import UnknownMetricError, UsageError
+    from mlops_nb.widgets.runs import VEGALITE
+
+    (project / "pyproject.toml").write_text('[tool.mlops_nb.promote]\nmetric = "f1"\n')  # f1_score, by its gate name
+    runs = []
+    for c, recall in ((1.0, 0.6), (0.1, 0.8)):
+        with mnb.start_run(f"C={c}", kind="notebook") as run:
+            mnb.log_params({"C": c})
+            mnb.log_metrics({f"m{k:02}": k * c for k in range(14)})
+            mnb.log_metrics({"f1_score": c, "worst_slice.recall_score": recall})
+        runs.append(run)
+
+    default = mnb.compare(runs)
+    assert default.record["metrics"][0] == "f1_score" and default.record["chosen"][0] == "f1_score"
+    assert len(default.record["left_out"]) == 16 - 11 and "+5 more metrics" in repr(default)
+    subtitle = default.record["spec"]["vconcat"][0]["title"]["subtitle"]
+    assert subtitle == "+5 more metrics: draw them with mnb.compare(runs, metrics=[...])"
+
+    view = mnb.compare([r.run_id for r in runs], metrics=["worst_slice.recall"])
+    assert view.record["chosen"] == ["worst_slice.recall_score"] and view.record["left_out"] == []
+    bundle = view._repr_mimebundle_()
+    lines = bundle[VEGALITE]["vconcat"][0]["data"]["values"]
+    assert sorted(r["value"] for r in lines if r["axis"] == "worst_slice.recall_score") == [0.6, 0.8]
+    assert "worst_slice.recall_score" in bundle["text/plain"]
+
+    with pytest.raises(UnknownMetricError, match=r"'recal'.*Choose among: f1_score, m00") as caught:
+        mnb.compare(runs, metrics=["recal"])
+    assert isinstance(caught.value, ValueError) and "worst_slice.recall_score" in caught.value.available
+    with pytest.raises(UsageError, match=r"metrics= takes a list, e\.g\. metrics=\['f1_score'\]"):
+        mnb.compare(runs, metrics="f1_score")

@@ -232,6 +232,59 @@ def test_compare_serves_the_runs_and_the_chart_spec_built_in_python(api, project
         assert status == code and message in body["message"], (ids, body)
 
 
+def _evaluated_run(name: str, c: float, recall: float) -> str:
+    """A run with the metrics an evaluation logs (its own, cv, worst slices, deltas): more than 12 axes."""
+    metrics = {m: 0.9 for m in ("accuracy_score", "f1_score", "log_loss", "precision_score", "roc_auc")}
+    metrics |= {f"cv.{m}.{k}": 0.9 for m in ("accuracy_score", "roc_auc") for k in ("mean", "low", "high")}
+    metrics |= {"worst_slice.accuracy_score": 0.7, "worst_slice.recall_score": recall}
+    with mnb.start_run(name, kind="notebook") as run:
+        mnb.log_params({"C": c})
+        mnb.log_metrics(metrics)
+    assert mnb.flush(60)
+    return run.run_id
+
+
+def test_compare_draws_the_metrics_asked_for_and_refuses_unknown_ones_naming_the_runs_metrics(
+    api, project: Path
+) -> None:
+    (project / "pyproject.toml").write_text('[tool.mlops_nb.promote]\nmetric = "roc_auc"\n')
+    a, b = _evaluated_run("a", 1.0, 0.6), _evaluated_run("b", 0.1, 0.8)
+    runs = [("run", a), ("run", b)]
+
+    status, default = api("compare", params=runs)
+    assert status == 200 and len(default["metrics"]) == 13
+    # the promotion's metric first, then the evaluation's primary one and its worst slice: not alphabetical
+    assert default["metrics"][:3] == ["roc_auc", "accuracy_score", "worst_slice.accuracy_score"]
+    assert default["chosen"] == default["metrics"][:11] and default["left_out"] == default["metrics"][11:]
+    title = default["spec"]["vconcat"][0]["title"]
+    assert title["subtitle"] == "+2 more metrics: choose them above"
+
+    for chosen in (
+        [("metrics", "worst_slice.recall,accuracy_score")],
+        [("metrics", m) for m in ("worst_slice.recall", "accuracy_score")],
+    ):
+        status, picked = api("compare", params=runs + chosen)
+        assert status == 200 and picked["chosen"] == ["worst_slice.recall_score", "accuracy_score"], chosen
+        assert picked["metrics"] == default["metrics"] and picked["left_out"] == []
+        lines = picked["spec"]["vconcat"][0]["data"]["values"]
+        assert sorted((r["axis"], r["value"]) for r in lines if r["axis"].startswith("worst")) == [
+            ("worst_slice.recall_score", 0.6),
+            ("worst_slice.recall_score", 0.8),
+        ]
+        assert "subtitle" not in picked["spec"]["vconcat"][0]["title"]
+    status, only_params = api("compare", params=[*runs, ("metrics", "")])  # every box unticked: no metric
+    assert status == 200 and only_params["chosen"] == [] and only_params["metrics"] == default["metrics"]
+
+    status, body = api("compare", params=[*runs, ("metrics", "accuracy_score,worst_slice.recal")])
+    assert status == 400 and body["error"] == "bad_request"
+    assert "'worst_slice.recal'" in body["message"] and "worst_slice.recall_score" in body["message"]
+    assert "Choose among: roc_auc, accuracy_score" in body["message"]
+    status, body = api("compare", params=[*runs, ("params", "alpha")])
+    assert status == 400 and "parameter 'alpha'" in body["message"] and "Choose among: C" in body["message"]
+    status, body = api("compare", params=[("run", a), ("run", "no-such-run"), ("metrics", "roc_auc")])
+    assert status == 404  # an unknown run is still not found, whatever the metrics
+
+
 def _train(accuracy: float) -> str:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
