@@ -1,4 +1,4 @@
-"""``mlops-nb graph``: thin glue over ``mlops_nb.pipelines``."""
+"""``mlops-nb graph | export-pipeline | pipeline-run``: thin glue over ``mlops_nb.pipelines`` and ``mlops_nb.jobs``."""
 
 from __future__ import annotations
 
@@ -116,3 +116,51 @@ def export_pipeline(
     if done.compiled:
         click.echo(f"mlops-nb: compiled {done.compiled}", err=True)
     click.echo(str(done.path))
+
+
+@click.group("pipeline-run", context_settings={"help_option_names": ["-h", "--help"]})
+def pipeline_run() -> None:
+    """The job run of one orchestrator run (an Airflow DAG run, a KFP pipeline job): export-pipeline's first
+    task opens it, each stage task records into it (mlops-nb run --stage NAME --pipeline-run ID), its last
+    task ends it."""
+
+
+@pipeline_run.command("open")
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--pipeline-run", "run_id", metavar="ID", required=True, help="The orchestrator's run id.")
+@click.option("-p", "--parameter", "typed", nargs=2, multiple=True, metavar="NAME VALUE", help="As mlops-nb run -p.")
+@click.option("-r", "--parameter-raw", "raw", nargs=2, multiple=True, metavar="NAME VALUE", help="As mlops-nb run -r.")
+@click.option("-y", "--parameters-yaml", "yaml", multiple=True, metavar="YAML", help="As mlops-nb run -y.")
+@click.option("--experiment", help="MLflow experiment (default: MLOPS_NB_EXPERIMENT, else the notebook's stem).")
+@handle_errors
+def open_run(
+    notebook: Path,
+    run_id: str,
+    typed: tuple[tuple[str, str], ...],
+    raw: tuple[tuple[str, str], ...],
+    yaml: tuple[str, ...],
+    experiment: str | None,
+) -> None:
+    """Open the job run of pipeline run ID of NOTEBOOK (a retry finds the one made before); prints its id."""
+    from mlops_nb.cli.jobs import _parameters
+    from mlops_nb.jobs.pipeline_run import open_parent
+
+    parameters = _parameters({"files": (), "yaml": yaml, "typed": typed, "raw": raw})
+    parent = open_parent(notebook, run_id, parameters, experiment)
+    click.echo(f"mlops-nb: pipeline run {run_id!r}: job run {parent.run_id} in {parent.experiment!r}", err=True)
+    click.echo(parent.run_id)
+
+
+@pipeline_run.command("close")
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--pipeline-run", "run_id", metavar="ID", required=True, help="The orchestrator's run id.")
+@handle_errors
+def close_run(notebook: Path, run_id: str) -> None:
+    """End the job run of pipeline run ID: FINISHED when every stage of NOTEBOOK finished under it, else FAILED
+    with each failed or missing stage (exit 1). Stage runs a killed task left RUNNING end KILLED."""
+    from mlops_nb.jobs.pipeline_run import close_parent
+
+    closed = close_parent(notebook, run_id)
+    click.echo(closed.summary(), err=True)
+    click.echo(closed.run_id)
+    sys.exit(exit_codes.OK if closed.status == "FINISHED" else exit_codes.FAILED)
