@@ -95,19 +95,24 @@ def test_the_kfp_pipeline_compiles_with_a_task_per_task_and_its_dependencies(pro
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     spec = yaml.safe_load((project / "kfp" / "pipe_pipeline.yaml").read_text())
-    tasks = spec["root"]["dag"]["tasks"]
-    assert {t["taskInfo"]["name"] for t in tasks.values()} == {"load__double", "score"}
+    # The pipeline: its exit handler (the tasks), then the task that ends the job run whatever happened in it.
+    outer = spec["root"]["dag"]["tasks"]
+    assert outer["pipeline-run-close"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    handler = outer["pipeline-run-close"]["dependentTasks"][0]
+    tasks = spec["components"][outer[handler]["componentRef"]["name"]]["dag"]["tasks"]
+    assert {t["taskInfo"]["name"] for t in tasks.values()} == {"pipeline-run-open", "load__double", "score"}
     by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
-    assert by_name["score"]["dependentTasks"] == [
-        k for k, t in tasks.items() if t["taskInfo"]["name"] == "load__double"
-    ]
-    assert "dependentTasks" not in by_name["load__double"]
+    key = {t["taskInfo"]["name"]: k for k, t in tasks.items()}
+    assert by_name["score"]["dependentTasks"] == [key["load__double"]]
+    assert by_name["load__double"]["dependentTasks"] == [key["pipeline-run-open"]]
     assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"n", "scale"}
     executors = spec["deploymentSpec"]["executors"]
     score = next(e["container"] for e in executors.values() if "score" in e["container"].get("args", []))
     assert score["image"] == "registry.example/pipe:1"
     assert score["command"] == ["mlops-nb"]
-    assert score["args"][:4] == ["run", "pipe.ipynb", "--stage", "score"]
+    assert score["args"][:6] == ["run", "pipe.ipynb", "--stage", "score", "--pipeline-run", "{{$.pipeline_job_uuid}}"]
+    closing = next(e["container"] for e in executors.values() if "close" in e["container"].get("args", []))
+    assert closing["args"] == ["pipeline-run", "close", "pipe.ipynb", "--pipeline-run", "{{$.pipeline_job_uuid}}"]
 
 
 HOSTILE_STAGE = "$(touch PWNED) {{ 7*7 }} '"

@@ -113,4 +113,4 @@ def test_the_kfp_file_is_valid_python_with_one_component_per_task(project: Path,
     components = [f.name for f in tree.body if isinstance(f, ast.FunctionDef) and f.name.startswith("task_")]
     assert components == ["task_load", "task_double__side", "task_score"]
     assert _assigned(source)["NOTEBOOK"] == "pipe.ipynb"  # relative: the image's working directory is the root
-    assert 'tasks["score"].after(tasks["double__side"])' in source
+    assert '        tasks["score"].after(tasks["double__side"])' in source  # inside the exit handler
