@@ -33,12 +33,15 @@ def notebook(project: Path) -> Path:
 
 
 def _assigned(source: str) -> dict[str, object]:
-    """The module-level constants of a generated file, as the values they hold."""
+    """The module-level constants of a generated file that are literals, as the values they hold."""
     tree = ast.parse(source)
     return {
         node.targets[0].id: ast.literal_eval(node.value)
         for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id.isupper()
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id.isupper()
+        and not any(isinstance(n, ast.Attribute) for n in ast.walk(node.value))  # KFP's run id placeholder
     }
 
 
