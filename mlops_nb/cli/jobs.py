@@ -162,16 +162,16 @@ def run(
     from mlops_nb.jobs.runner import run_job, select_stages
 
     options = _options(job, name)
-    if pipeline_run is not None:
-        from mlops_nb.jobs.pipeline_run import check_run_id
-
-        if stage is None:
-            raise UsageError("--pipeline-run records one stage into the pipeline's job run: give --stage NAME.")
-        options.pipeline_run, options.stage = check_run_id(pipeline_run), stage
+    if pipeline_run is not None and stage is None:
+        raise UsageError("--pipeline-run records one stage into the pipeline's job run: give --stage NAME.")
     selection = None
     if stage is not None or until is not None or no_upstream:
         selection = select_stages(notebook, stage=stage, until=until, no_upstream=no_upstream, cache=options.cache)
         click.echo(selection.describe(), err=True)
+    if pipeline_run is not None:
+        from mlops_nb.jobs.pipeline_run import attach
+
+        options.attached, options.stage = attach(notebook, pipeline_run, (stage,)), stage
     try:
         result = run_job(
             notebook,

@@ -65,6 +65,16 @@ EXIT_CODES = {
 }
 
 
+@dataclass(frozen=True)
+class Attached:
+    """A job run another process opened and ends (a pipeline run's, jobs/pipeline_run.py): the job records its
+    stage into it."""
+
+    run_id: str
+    experiment: str
+    key: str
+
+
 @dataclass
 class JobOptions:
     """How to record a job (the engine's ``mlops_nb_job`` argument). ``result`` is filled in by the engine."""
@@ -85,7 +95,7 @@ class JobOptions:
     skip_cells: tuple[int, ...] = ()
     cache_only: tuple[str, ...] = ()
     # run --stage NAME --pipeline-run ID (jobs/pipeline_run.py): record NAME into that pipeline run's job run
-    pipeline_run: str | None = None
+    attached: Attached | None = None
     stage: str | None = None
     result: JobResult | None = None
 
@@ -174,8 +184,8 @@ class Job:
             ran_with = parameters
         self._known_id = ""
         self._hold: JobHold | None = None
-        if options.pipeline_run is not None and notebook:
-            self._attach(Path(notebook), options.pipeline_run, options.stage or "")
+        if options.attached is not None:
+            self._attach(options.attached)
             return
         self.run = open_run(
             options.run_name or stem,
@@ -195,12 +205,9 @@ class Job:
             self.abandon(e)
             raise
 
-    def _attach(self, notebook: Path, pipeline_run: str, stage: str) -> None:
+    def _attach(self, parent: Attached) -> None:
         """Record into the pipeline run's job run (which its first task opened and its last one ends), under a
         key of this task's own for the kernel's journals (tasks running at once share the job run)."""
-        from mlops_nb.jobs.pipeline_run import attach
-
-        parent = attach(notebook, pipeline_run, (stage,))
         self.experiment = parent.experiment
         self._known_id = parent.run_id
         self.run = Run(get_recorder(), kind="job", name=None, experiment=parent.experiment, attach=parent.key)

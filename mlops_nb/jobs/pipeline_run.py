@@ -24,22 +24,14 @@ from typing import Any
 
 from mlops_nb.exceptions import UsageError
 from mlops_nb.jobs import parameters as params_mod
-from mlops_nb.serving.literal import one_line
+from mlops_nb.jobs.job import INPUT_ARTIFACT, NOTEBOOK_FAILED, PARAMETERS_ARTIFACT, SUCCEEDED, Attached
+from mlops_nb.pipelines.model import printable
 from mlops_nb.stages.params import defaults
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import get_recorder
 
 MAX_RUN_ID = 250
 OPEN_COMMAND = "mlops-nb pipeline-run open"
-
-
-@dataclass(frozen=True)
-class Parent:
-    """The pipeline run's job run: its MLflow id, experiment and mlops-nb key."""
-
-    run_id: str
-    experiment: str
-    key: str
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ def check_run_id(pipeline_run: str) -> str:
     """``pipeline_run`` when it is a usable orchestrator run id; UsageError naming the fix otherwise."""
     if not pipeline_run.strip() or len(pipeline_run) > MAX_RUN_ID or not pipeline_run.isprintable():
         raise UsageError(
-            f"--pipeline-run {one_line(pipeline_run)[:80]!r}: give the orchestrator's run id (Airflow: "
+            f"--pipeline-run {printable(pipeline_run)[:80]!r}: give the orchestrator's run id (Airflow: "
             f"{{{{ run_id }}}}), 1 to {MAX_RUN_ID} printable characters."
         )
     return pipeline_run
@@ -71,13 +63,12 @@ def parent_key(notebook: Path, pipeline_run: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def open_parent(notebook: Path, pipeline_run: str, parameters: dict[str, Any], experiment: str | None) -> Parent:
+def open_parent(notebook: Path, pipeline_run: str, parameters: dict[str, Any], experiment: str | None) -> Attached:
     """The job run of ``pipeline_run``: found when a first attempt made it, else created (and left RUNNING).
 
     Raises:
         UsageError: a bad run id, a missing or damaged notebook, parameters its ``parameters`` cell does not set.
     """
-    from mlops_nb.jobs.job import INPUT_ARTIFACT, PARAMETERS_ARTIFACT
     from mlops_nb.jobs.runner import load_notebook
     from mlops_nb.tracking import pipeline_runs
     from mlops_nb.tracking.runs import open_run
@@ -90,7 +81,7 @@ def open_parent(notebook: Path, pipeline_run: str, parameters: dict[str, Any], e
     recorder.flush()  # an earlier attempt's records, still in its journal, first
     found = pipeline_runs.find(key)
     if found is not None:
-        return Parent(found.run_id, found.experiment, key)
+        return Attached(found.run_id, found.experiment, key)
     path = str(notebook.resolve())
     name = experiment or recorder.settings.experiment or notebook.stem
     run = open_run(
@@ -115,10 +106,10 @@ def open_parent(notebook: Path, pipeline_run: str, parameters: dict[str, Any], e
     except BaseException as e:
         run.end("FAILED", e)
         raise
-    return Parent(run_id, name, key)
+    return Attached(run_id, name, key)
 
 
-def attach(notebook: Path, pipeline_run: str, stages: tuple[str, ...]) -> Parent:
+def attach(notebook: Path, pipeline_run: str, stages: tuple[str, ...]) -> Attached:
     """The job run of ``pipeline_run`` for a stage task to record into, with the stage runs of ``stages`` an
     earlier attempt of the task left moved to the trash.
 
@@ -132,12 +123,12 @@ def attach(notebook: Path, pipeline_run: str, stages: tuple[str, ...]) -> Parent
     found = pipeline_runs.find(key)
     if found is None:
         raise UsageError(
-            f"pipeline run {one_line(pipeline_run)!r} of {notebook} has no job run yet: run its first task "
+            f"pipeline run {printable(pipeline_run)!r} of {notebook} has no job run yet: run its first task "
             f"({OPEN_COMMAND} {notebook} --pipeline-run ID) before its stages, or drop --pipeline-run."
         )
     earlier = [s.run_id for s in pipeline_runs.stage_runs(found.run_id) if s.stage in stages]
     pipeline_runs.retire(earlier)
-    return Parent(found.run_id, found.experiment, key)
+    return Attached(found.run_id, found.experiment, key)
 
 
 def close_parent(notebook: Path, pipeline_run: str) -> Closed:
@@ -147,7 +138,6 @@ def close_parent(notebook: Path, pipeline_run: str) -> Closed:
     Raises:
         UsageError: a bad run id, no such job run (the first task did not run).
     """
-    from mlops_nb.jobs.job import NOTEBOOK_FAILED, SUCCEEDED
     from mlops_nb.pipelines.graph import build_graph
     from mlops_nb.pipelines.model import STAGE
     from mlops_nb.tracking import pipeline_runs
@@ -158,7 +148,7 @@ def close_parent(notebook: Path, pipeline_run: str) -> Closed:
     found = pipeline_runs.find(key)
     if found is None:
         raise UsageError(
-            f"pipeline run {one_line(pipeline_run)!r} of {notebook} has no job run: its first task "
+            f"pipeline run {printable(pipeline_run)!r} of {notebook} has no job run: its first task "
             f"({OPEN_COMMAND}) did not run, so there is nothing to end."
         )
     latest: dict[str, pipeline_runs.StageRun] = {}
@@ -177,6 +167,6 @@ def close_parent(notebook: Path, pipeline_run: str) -> Closed:
             reasons.append(f"stage {name}: {run.status}" + (f": {run.error}" if run.error else ""))
     status = "FAILED" if reasons else "FINISHED"
     pipeline_runs.conclude(
-        found.run_id, status, NOTEBOOK_FAILED if reasons else SUCCEEDED, "; ".join(one_line(r) for r in reasons)
+        found.run_id, status, NOTEBOOK_FAILED if reasons else SUCCEEDED, "; ".join(printable(r) for r in reasons)
     )
     return Closed(found.run_id, status, tuple(reasons))
