@@ -73,6 +73,33 @@ def graph(notebook: Path, as_json: bool, as_dot: bool) -> None:
     metavar="PYTHON",
     help="KFP: a Python that has kfp, to compile the pipeline's YAML beside it (default: write the Python only).",
 )
+@click.option(
+    "--promote",
+    "promote_name",
+    metavar="NAME",
+    help="Airflow: end with `mlops-nb promote` of the DAG run's job run to NAME.",
+)
+@click.option(
+    "--alias", metavar="ALIAS", help="With --promote: the alias moved when every gate holds (default champion)."
+)
+@click.option(
+    "--require", "requires", multiple=True, metavar='"METRIC OP VALUE"', help="With --promote: a gate (repeatable)."
+)
+@click.option(
+    "--must-beat", metavar="ALIAS", help="With --promote: the model must beat the version @ALIAS on --metric."
+)
+@click.option("--metric", metavar="M", help="With --promote: the metric --must-beat compares on.")
+@click.option(
+    "--monitor-data",
+    metavar="PATH",
+    help="Airflow: end with `mlops-nb monitor` of the promoted model (or --monitor) on PATH.",
+)
+@click.option(
+    "--monitor",
+    "monitor_model",
+    metavar="MODEL_URI",
+    help="With --monitor-data: the model to check (default models:/NAME@ALIAS of --promote).",
+)
 @handle_errors
 def export_pipeline(
     notebook: Path,
@@ -83,6 +110,13 @@ def export_pipeline(
     command: str,
     image: str | None,
     kfp_python: str | None,
+    promote_name: str | None,
+    alias: str | None,
+    requires: tuple[str, ...],
+    must_beat: str | None,
+    metric: str | None,
+    monitor_data: str | None,
+    monitor_model: str | None,
 ) -> None:
     """Write NOTEBOOK's stages (mlops-nb graph) as a pipeline: a task per stage (or per --group), each
     running `mlops-nb run NOTEBOOK --stage NAME` in the project root, so the tasks share the stage cache;
@@ -94,8 +128,10 @@ def export_pipeline(
     \b
     mlops-nb export-pipeline notebooks/train.ipynb --to airflow --out dags/ --schedule "0 6 * * *"
     mlops-nb export-pipeline notebooks/train.ipynb --to kfp --out pipelines/ --image registry/train:1
+    mlops-nb export-pipeline notebooks/train.ipynb --to airflow --out dags/ --promote wine --require "accuracy >= 0.9"
     """
     from mlops_nb.pipelines.export import export_pipeline as export
+    from mlops_nb.pipelines.finale import Finale
     from mlops_nb.pipelines.model import printable
     from mlops_nb.pipelines.tasks import parse_groups
 
@@ -108,6 +144,9 @@ def export_pipeline(
         command=command,
         image=image,
         kfp_python=kfp_python,
+        finale=Finale(promote_name, alias, requires, must_beat, metric, monitor_data, monitor_model)
+        if promote_name or alias or requires or must_beat or metric or monitor_data or monitor_model
+        else None,
     )
     click.echo(
         printable(f"mlops-nb: wrote {done.path} ({done.name}: {len(done.tasks)} task(s): {', '.join(done.tasks)})"),

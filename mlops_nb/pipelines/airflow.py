@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_nb.exceptions import UsageError
+from mlops_nb.pipelines.finale import Finale
 from mlops_nb.pipelines.tasks import Plan, safe_id
 from mlops_nb.serving.literal import one_line, python_literal
 
@@ -49,8 +50,10 @@ def check_schedule(schedule: str | None) -> str | None:
     )
 
 
-def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, schedule: str | None) -> tuple[str, str]:
-    """The DAG's id and its file's text."""
+def render(
+    plan: Plan, *, notebook: Path, project_root: Path, command: str, schedule: str | None, finale: Finale | None = None
+) -> tuple[str, str]:
+    """The DAG's id and its file's text (``finale``: the promote and monitor tasks after the stages)."""
     dag_id = safe_id(notebook.stem, set())
     taken: set[str] = set()  # each stage's executed notebook apart, so tasks running at once do not share one
     runs = {
@@ -59,6 +62,7 @@ def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, sche
     }
     taken = {t.task_id.lower() for t in plan.tasks}
     first, last = safe_id("pipeline_run_open", taken), safe_id("pipeline_run_close", taken)
+    after = [list(step) for step in (finale or Finale()).steps(taken)]
     ends = {t for task in plan.tasks for t in task.upstream}
     suffix, with_params = f' "${RUN_ENV}"', f' -y "${PARAMS_ENV}"'
     lines = [
@@ -84,6 +88,8 @@ def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, sche
         f"FIRST, LAST = {python_literal(first)}, {python_literal(last)}",
         f"ROOTS = {python_literal([t.task_id for t in plan.tasks if not t.upstream])}",
         f"LEAVES = {python_literal([t.task_id for t in plan.tasks if t.task_id not in ends])}",
+        "# after the stages, in turn: task id, its mlops-nb arguments, whether the job run's id goes last",
+        f"FINALE = {python_literal(after)}",
         f"RUN = {python_literal(['--pipeline-run'])}",
         f"SUFFIX = {python_literal(suffix)}",
         f"WITH_PARAMS = {python_literal(suffix + with_params)}",
@@ -132,7 +138,15 @@ def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, sche
         "    opened = task(FIRST, literal(opening))",
         '    closed = task(LAST, literal(shlex.join([MLOPS_NB, "pipeline-run", "close", NOTEBOOK, *RUN]) + SUFFIX))',
         "    opened >> [tasks[t] for t in ROOTS]",
-        "    [tasks[t] for t in LEAVES] >> closed",
+        "    last = [tasks[t] for t in LEAVES]",
+        "    for task_id, args, with_run in FINALE:  # the job run's id: what its (idempotent) opening prints",
+        "        text = shlex.join([MLOPS_NB, *args])",
+        "        if with_run:",
+        '            text = f\'RUN="$({opening})" && {text} "$RUN"\'',
+        "        step = task(task_id, literal(text))",
+        "        last >> step",
+        "        last = [step]",
+        "    last >> closed",
         "    closed.as_teardown(setups=opened)",
         "",
     ]
