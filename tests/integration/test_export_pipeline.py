@@ -130,10 +130,12 @@ context = {"params": {k: p.value for k, p in dag.params.items()}, "run_id": "man
 print(json.dumps({t.task_id: [t.render_template(t.bash_command, context), t.render_template(t.env, context),
                               [u for u in sorted(t.upstream_task_ids)]] for t in dag.tasks}))
 """
-# Stands in for mlops-nb: records the arguments it was given.
+# Stands in for mlops-nb: records the arguments it was given, prints a run id.
 RECORD_ARGV = (
     "#!{python}\nimport json, sys\nwith open({log!r}, 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    "print('run-1')\n"
 )
+HOSTILE_MODEL = "m'; touch PWNED; {{ 7*7 }}"
 
 
 @needs_airflow
@@ -149,7 +151,8 @@ def test_hostile_names_reach_the_dag_and_the_shell_as_plain_data(project: Path) 
     recorder.chmod(0o755)
     done = mlops_nb(
         "export-pipeline", notebook.name, "--to", "airflow", "--out", "dags", "--mlops-nb-command", str(recorder),
-        "--schedule", "0 6 * * *", cwd=project,
+        "--schedule", "0 6 * * *", "--promote", HOSTILE_MODEL, "--require", "total >= 1",
+        "--monitor-data", "$(touch PWNED).csv", cwd=project,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     dag_file = project / done.stdout.strip()
@@ -158,9 +161,11 @@ def test_hostile_names_reach_the_dag_and_the_shell_as_plain_data(project: Path) 
     rendered = subprocess.run([python, "-c", RENDER, str(dag_file)], capture_output=True, text=True, timeout=300)
     assert rendered.returncode == 0, rendered.stderr[-3000:]
     tasks = json.loads(rendered.stdout.strip().splitlines()[-1])
-    first, second, opened, closed = tasks  # task ids in Airflow's characters, the second after the first
+    first, second, opened, closed, promoted, monitored = tasks  # ids in Airflow's characters, in this order
     assert first == "touch_PWNED_7_7" and tasks[second][2] == [first]
-    assert tasks[first][2] == [opened] and tasks[closed][2] == sorted([opened, second])
+    assert (promoted, monitored) == ("promote", "monitor") and tasks[monitored][2] == [promoted]
+    assert tasks[first][2] == [opened] and tasks[promoted][2] == [second]
+    assert tasks[closed][2] == sorted([opened, monitored])
     for command, env, _ in tasks.values():
         subprocess.run(["bash", "-c", command], cwd=project, env={**os.environ, **env}, check=True, timeout=60)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
@@ -171,7 +176,11 @@ def test_hostile_names_reach_the_dag_and_the_shell_as_plain_data(project: Path) 
         ["run", str(notebook), "--stage", 'b"; echo'],
         ["pipeline-run", "open", str(notebook), *run_id[:1]],
         ["pipeline-run", "close", str(notebook), *run_id[:1]],
+        ["pipeline-run", "open", str(notebook), *run_id[:1]],  # the promote task asks for the job run's id
+        ["promote", "--name", HOSTILE_MODEL, "--alias"],
+        ["monitor", f"models:/{HOSTILE_MODEL}@champion", "--data", "$(touch PWNED).csv"],
     ]
     assert calls[0][6:] == run_id + params  # after -o OUTPUT
     assert calls[2][4:] == run_id[1:] + params and calls[3][4:] == run_id[1:]
+    assert calls[5][4:] == ["champion", "--require", "total >= 1", "run-1"]
     assert not list(project.rglob("PWNED")), "a name from the notebook ran as a shell command"
