@@ -75,6 +75,11 @@ def test_groups_run_their_stages_in_one_task(project: Path, notebook: Path) -> N
         (["--group", "load,"], "give stage names separated by commas"),
         (["--schedule", "every day"], "give a cron line of 5 fields"),
         (["--mlops-nb-command", " "], "--mlops-nb-command is empty"),
+        (["--alias", "prod"], "go with --promote NAME"),
+        (["--promote", "wine", "--must-beat", "champion"], "give --metric M"),
+        (["--promote", "wine", "--require", "accuracy >>= 1"], 'write it as "METRIC OP VALUE"'),
+        (["--monitor-data", "new.csv"], "say which model to check"),
+        (["--promote", "wine\nx"], "give a non-empty name or path on one line"),
     ],
 )
 def test_bad_options_are_refused_naming_the_fix(project: Path, notebook: Path, args: list[str], message: str) -> None:
