@@ -36,6 +36,7 @@ COMMANDS = {
     "evaluate": "mlops_nb.cli.evaluate:evaluate",
     "graph": "mlops_nb.cli.pipelines:graph",
     "export-pipeline": "mlops_nb.cli.pipelines:export_pipeline",
+    "pipeline-run": "mlops_nb.cli.pipelines:pipeline_run",
 }
 HELP = {
     "run": "Execute a notebook with papermill as one tracked job.",
@@ -53,6 +54,7 @@ HELP = {
     "evaluate": "A model's quality report: metrics, plots, explanations, slices, CV, a baseline.",
     "graph": "A notebook's stage graph and the pre-flight check for running its stages apart.",
     "export-pipeline": "Write a notebook's stages as an Airflow DAG or a Kubeflow Pipelines pipeline.",
+    "pipeline-run": "Open or end the job run of one pipeline run (an exported pipeline's first and last task).",
 }
 
 

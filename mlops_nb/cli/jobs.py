@@ -130,6 +130,12 @@ def _job_options(func: Callable[..., Any]) -> Callable[..., Any]:
     is_flag=True,
     help="With --stage/--until: exit 2, naming it, when an upstream stage is not in the cache (instead of running it).",
 )
+@click.option(
+    "--pipeline-run",
+    metavar="ID",
+    help="With --stage: record the stage into the job run of this orchestrator run (Airflow's run_id), which "
+    "`mlops-nb pipeline-run open` made, instead of a job run of its own (export-pipeline's tasks do).",
+)
 @handle_errors
 def run(
     notebook: Path,
@@ -141,6 +147,7 @@ def run(
     stage: str | None,
     until: str | None,
     no_upstream: bool,
+    pipeline_run: str | None,
     **job: Any,
 ) -> None:
     """Execute NOTEBOOK with papermill as one tracked MLflow job run.
@@ -155,10 +162,16 @@ def run(
     from mlops_nb.jobs.runner import run_job, select_stages
 
     options = _options(job, name)
+    if pipeline_run is not None and stage is None:
+        raise UsageError("--pipeline-run records one stage into the pipeline's job run: give --stage NAME.")
     selection = None
     if stage is not None or until is not None or no_upstream:
         selection = select_stages(notebook, stage=stage, until=until, no_upstream=no_upstream, cache=options.cache)
         click.echo(selection.describe(), err=True)
+    if pipeline_run is not None:
+        from mlops_nb.jobs.pipeline_run import attach
+
+        options.attached, options.stage = attach(notebook, pipeline_run, (stage,)), stage
     try:
         result = run_job(
             notebook,

@@ -24,8 +24,16 @@ from mlops_nb.stages.params import defaults
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.journal import JobHold, job_journals, read
 from mlops_nb.tracking.provenance import NOTEBOOK_ENV
-from mlops_nb.tracking.recorder import CACHE_ONLY_ENV, JOB_RUN_ENV, JOURNAL_ONLY_ENV, get_recorder
-from mlops_nb.tracking.runs import open_run
+from mlops_nb.tracking.recorder import (
+    CACHE_ONLY_ENV,
+    JOB_JOURNAL_ENV,
+    JOB_RUN_ENV,
+    JOURNAL_ONLY_ENV,
+    RECORD_ONLY_ENV,
+    get_recorder,
+    unique_id,
+)
+from mlops_nb.tracking.runs import Run, open_run
 
 OPTIONS_KWARG = "mlops_nb_job"  # how run_job hands JobOptions to the papermill engine
 INPUT_ARTIFACT = "notebook/input.ipynb"  # the notebook as it was before parameters were injected
@@ -57,6 +65,16 @@ EXIT_CODES = {
 }
 
 
+@dataclass(frozen=True)
+class Attached:
+    """A job run another process opened and ends (a pipeline run's, jobs/pipeline_run.py): the job records its
+    stage into it."""
+
+    run_id: str
+    experiment: str
+    key: str
+
+
 @dataclass
 class JobOptions:
     """How to record a job (the engine's ``mlops_nb_job`` argument). ``result`` is filled in by the engine."""
@@ -76,6 +94,9 @@ class JobOptions:
     # without papermill's injected-parameters cell, and the stages the kernel must serve from the cache
     skip_cells: tuple[int, ...] = ()
     cache_only: tuple[str, ...] = ()
+    # run --stage NAME --pipeline-run ID (jobs/pipeline_run.py): record NAME into that pipeline run's job run
+    attached: Attached | None = None
+    stage: str | None = None
     result: JobResult | None = None
 
 
@@ -161,6 +182,11 @@ class Job:
             ran_with = {**check_values(defaults(nb)), **parameters}
         except UsageError:  # a default MLflow cannot hold: the injected ones still go in
             ran_with = parameters
+        self._known_id = ""
+        self._hold: JobHold | None = None
+        if options.attached is not None:
+            self._attach(options.attached)
+            return
         self.run = open_run(
             options.run_name or stem,
             experiment=self.experiment,
@@ -168,9 +194,9 @@ class Job:
             tags=run_tags,
             parent_key=options.parent_key,
         )
-        self._hold: JobHold | None = None
+        self.hold_key = self.run.key
         try:  # from here on the run is open: whatever fails ends it FAILED with the reason, never RUNNING
-            self._hold = JobHold(self.settings.journal_dir, self.run.key)  # the kernel's journals are ours to read
+            self._hold = JobHold(self.settings.journal_dir, self.hold_key)  # the kernel's journals are ours to read
             self.run.log_params(ran_with)
             self.run.log_text(json.dumps(parameters, indent=2), PARAMETERS_ARTIFACT)
             if notebook:
@@ -178,6 +204,15 @@ class Job:
         except BaseException as e:
             self.abandon(e)
             raise
+
+    def _attach(self, parent: Attached) -> None:
+        """Record into the pipeline run's job run (which its first task opened and its last one ends), under a
+        key of this task's own for the kernel's journals (tasks running at once share the job run)."""
+        self.experiment = parent.experiment
+        self._known_id = parent.run_id
+        self.run = Run(get_recorder(), kind="job", name=None, experiment=parent.experiment, attach=parent.key)
+        self.hold_key = unique_id()
+        self._hold = JobHold(self.settings.journal_dir, self.hold_key)
 
     def abandon(self, error: BaseException) -> None:
         """End the run before the notebook ran (FAILED, KILLED on Ctrl-C, with the reason); release the hold."""
@@ -202,6 +237,7 @@ class Job:
             **KERNEL_ENV,
             **os.environ,
             JOB_RUN_ENV: self.run.key,
+            JOB_JOURNAL_ENV: self.hold_key,
             JOURNAL_ONLY_ENV: "1",
             "MLFLOW_TRACKING_URI": s.tracking_uri,
             "MLOPS_NB_EXPERIMENT": self.experiment,
@@ -215,6 +251,8 @@ class Job:
             env[NOTEBOOK_ENV] = self.notebook
         if self.options.cache_only:
             env[CACHE_ONLY_ENV] = json.dumps(list(self.options.cache_only))
+        if self.run.attached:
+            env[RECORD_ONLY_ENV] = json.dumps([self.options.stage])
         return env
 
     def finish(self, nb: Any, error: BaseException | None, output: str | None) -> JobResult:
@@ -232,8 +270,8 @@ class Job:
         run_id = ""
         if self.options.send:
             try:
-                send_jobs([run.key])
-                run_id = run.run_id
+                send_jobs([self.hold_key])
+                run_id = self._known_id or run.run_id
             except StoreError as e:
                 # The run was most likely created before the store went away: its id is known, and the rest
                 # of its records follow from the journal. Say so rather than lose the id with the error.
@@ -260,8 +298,14 @@ class Job:
 
         outcome, message = _classify(nb, error)
         run = self.run
-        run.log_text(nbformat.writes(nb), OUTPUT_ARTIFACT)
-        records = [r for path in job_journals(self.settings.journal_dir, run.key) for r in read(path).pending]
+        if run.attached:  # one pipeline task of the job run: its executed notebook apart, its failure named
+            task = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.options.stage or "task")[:200]
+            run.log_text(nbformat.writes(nb), f"notebook/tasks/{task}.out.ipynb")
+            if outcome not in (SUCCEEDED, PRUNED):
+                run.set_tag(tags.ERROR, f"stage {self.options.stage}: {message or outcome}"[:1000])
+        else:
+            run.log_text(nbformat.writes(nb), OUTPUT_ARTIFACT)
+        records = [r for path in job_journals(self.settings.journal_dir, self.hold_key) for r in read(path).pending]
         metrics, stages = summarize(records, run.key)
         gates: list[GateResult] = []
         if outcome == SUCCEEDED and self.options.requirements:
@@ -271,9 +315,10 @@ class Job:
                 outcome = REQUIREMENT_FAILED
                 message = "requirement not met: " + ", ".join(str(g.requirement) for g in failed)
             run.set_tag(tags.JOB_REQUIREMENTS, "; ".join(("ok: " if g.ok else "FAILED: ") + g.message for g in gates))
-        run.set_tag(tags.JOB_OUTCOME, outcome)
-        if message:
-            run.set_tag(tags.ERROR, message[:1000])
+        if not run.attached:  # the pipeline's last task sets the job run's outcome
+            run.set_tag(tags.JOB_OUTCOME, outcome)
+            if message:
+                run.set_tag(tags.ERROR, message[:1000])
         return outcome, message, metrics, stages, gates
 
 

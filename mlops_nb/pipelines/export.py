@@ -15,6 +15,7 @@ from mlops_nb.config import find_project_root
 from mlops_nb.exceptions import UsageError
 from mlops_nb.pipelines import airflow, kfp
 from mlops_nb.pipelines.airflow import Exported
+from mlops_nb.pipelines.finale import Finale
 from mlops_nb.pipelines.graph import build_graph
 from mlops_nb.pipelines.tasks import plan
 
@@ -47,11 +48,13 @@ def export_pipeline(
     command: str = "mlops-nb",
     image: str | None = None,
     kfp_python: str | None = None,
+    finale: Finale | None = None,
 ) -> Exported:
     """Write ``notebook``'s stages as a pipeline for ``to`` (airflow or kfp) into ``out``.
 
     ``command``: the ``mlops-nb`` executable the tasks run; ``image`` (KFP): the container image that has
-    mlops-nb and the project; ``kfp_python`` (KFP): a Python with kfp that compiles the YAML.
+    mlops-nb and the project; ``kfp_python`` (KFP): a Python with kfp that compiles the YAML; ``finale``
+    (Airflow): the promote and monitor tasks after the stages.
 
     Raises:
         UsageError: an unknown engine, no such notebook, a notebook without stages, a graph the pre-flight
@@ -62,12 +65,18 @@ def export_pipeline(
     if not command.strip():
         raise UsageError("--mlops-nb-command is empty: give the mlops-nb executable the tasks run.")
     schedule = airflow.check_schedule(schedule)
+    if finale is not None:
+        if to != "airflow":
+            raise UsageError("--promote and --monitor-data end an Airflow DAG: give --to airflow.")
+        finale.check()
     path = notebook.resolve()
     graph = build_graph(notebook)
     layout = plan(graph, groups)
     root = find_project_root(path.parent)
     if to == "airflow":
-        name, text = airflow.render(layout, notebook=path, project_root=root, command=command, schedule=schedule)
+        name, text = airflow.render(
+            layout, notebook=path, project_root=root, command=command, schedule=schedule, finale=finale
+        )
         target = out / f"{name}.py"
         _write(target, text)
         return Exported(target, name, tuple(t.task_id for t in layout.tasks))

@@ -5,8 +5,9 @@ One container component per task of the plan (tasks.py), in an image that holds 
 relative to the project root (the image's working directory). The pipeline's inputs are the notebook's
 parameters of type bool, int, float and str, with their defaults; each reaches the command as its own
 argument (``-p NAME VALUE``, strings ``-r NAME VALUE``), never through a shell. KFP's own caching is off for
-every task: the stage cache decides what reruns. Every value from the notebook and the user enters the file
-only as a Python literal or identifier (serving/literal.py).
+every task: the stage cache decides what reruns. The stage tasks run after one that opens the pipeline job's
+MLflow job run and inside an exit handler that ends it (jobs/pipeline_run.py). Every value from the notebook
+and the user enters the file only as a Python literal or identifier (serving/literal.py).
 
 The file compiles itself (``python NAME_pipeline.py`` writes ``NAME_pipeline.yaml``); ``compile_yaml`` runs
 that with a Python that has kfp.
@@ -73,6 +74,22 @@ def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, imag
         f"MLOPS_NB = {python_literal(command)}",
         f"NOTEBOOK = {python_literal(relative)}",
         f"GROUP_SCRIPT = {python_literal(GROUP_SCRIPT)}",
+        "# Every task records into the pipeline job's one MLflow job run, found by the job's id.",
+        'RUN = ["--pipeline-run", dsl.PIPELINE_JOB_ID_PLACEHOLDER]',
+        "",
+        "",
+        "@dsl.container_component",
+        f"def pipeline_run_open({signature}):",
+        '    """Opens the pipeline job\'s MLflow job run (a retry finds it)."""',
+        "    return dsl.ContainerSpec(",
+        f'        image=IMAGE, command=[MLOPS_NB], args=["pipeline-run", "open", NOTEBOOK, *RUN{args}]',
+        "    )",
+        "",
+        "",
+        "@dsl.container_component",
+        "def pipeline_run_close():",
+        '    """Ends the job run: FAILED with the reason when a stage failed or did not run."""',
+        '    return dsl.ContainerSpec(image=IMAGE, command=[MLOPS_NB], args=["pipeline-run", "close", NOTEBOOK, *RUN])',
         "",
     ]
     for task in plan.tasks:
@@ -86,7 +103,7 @@ def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, imag
             "@dsl.container_component",
             f"def {identifier(functions[task.task_id])}({signature}):",
             f"    {python_literal(one_line('Runs stage ' + ', then '.join(task.stages) + '.'))}",
-            f"    return dsl.ContainerSpec(image=IMAGE, {head}{args}])",
+            f"    return dsl.ContainerSpec(image=IMAGE, {head}, *RUN{args}])",
             "",
         ]
     description = python_literal(one_line(f"mlops-nb stages of {notebook.name}"))
@@ -95,16 +112,23 @@ def render(plan: Plan, *, notebook: Path, project_root: Path, command: str, imag
         "",
         f"@dsl.pipeline(name={python_literal(name)}, description={description})",
         f"def pipeline({signature}):",
-        "    tasks = {}",
+        "    closed = pipeline_run_close()  # the exit handler: it runs whatever happened to the tasks",
+        "    closed.set_caching_options(False)",
+        "    with dsl.ExitHandler(closed):",
+        f"        opened = pipeline_run_open({call})",
+        "        opened.set_caching_options(False)",
+        "        tasks = {}",
     ]
     for task in plan.tasks:
         key = python_literal(task.task_id)
         lines += [
-            f"    tasks[{key}] = {functions[task.task_id]}({call})",
-            f"    tasks[{key}].set_display_name({key})",
-            f"    tasks[{key}].set_caching_options(False)",
+            f"        tasks[{key}] = {functions[task.task_id]}({call})",
+            f"        tasks[{key}].set_display_name({key})",
+            f"        tasks[{key}].set_caching_options(False)",
         ]
-        lines += [f"    tasks[{key}].after(tasks[{python_literal(u)}])" for u in task.upstream]
+        lines += [f"        tasks[{key}].after(tasks[{python_literal(u)}])" for u in task.upstream]
+        if not task.upstream:
+            lines.append(f"        tasks[{key}].after(opened)")
     lines += [
         "",
         "",

@@ -30,7 +30,7 @@ from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, re
 from mlops_nb.stages.plan import Plan, Planner, StageOptions
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.provenance import ipython_shell
-from mlops_nb.tracking.recorder import CACHE_ONLY_ENV, get_recorder
+from mlops_nb.tracking.recorder import CACHE_ONLY_ENV, RECORD_ONLY_ENV, get_recorder
 from mlops_nb.tracking.runs import Run, stage
 
 # The names other modules import from here; each tag is declared once, in tracking/tags.py.
@@ -97,7 +97,9 @@ class StageRunner:
         self._cache_at: tuple[Any, ...] = ()  # the (folder, shared URL) it was opened for
         self._running: _Running | None = None  # a stage whose cell has not ended yet
         self._replay_after: Captured | None = None  # what a restored stage shows once its cell's code returned
-        self.cache_only = frozenset(_cache_only())
+        self.cache_only = frozenset(_names(CACHE_ONLY_ENV) or ())
+        recorded = _names(RECORD_ONLY_ENV)
+        self.record_only = None if recorded is None else frozenset(recorded)
         self._undo_show: Callable[[], None] = lambda: None  # a restored value's display not shown by its cell
 
     @property
@@ -128,7 +130,8 @@ class StageRunner:
         record = StageRecord(name)
         self.records.append(record)
         started = time.perf_counter()
-        run = stage(name, tags={CACHE_KEY_TAG: plan.key, **options.tags})
+        quiet = self.record_only is not None and name not in self.record_only
+        run = stage(name, tags={CACHE_KEY_TAG: plan.key, **options.tags}, quiet=quiet)
         record.run = run
         self._changed(record)
         capture: Capture | None = None
@@ -390,13 +393,13 @@ class StageRunner:
             run.set_tag(CACHE_SKIPPED_TAG, redact_uri(f"cannot save the outputs: {e!r}")[:500])
 
 
-def _cache_only() -> list[str]:
-    """The stage names of ``CACHE_ONLY_ENV`` (none when it is unset or not a JSON list of names)."""
+def _names(variable: str) -> list[str] | None:
+    """The stage names of environment variable ``variable`` (a JSON list; None when it is unset or not one)."""
     try:
-        names = json.loads(os.environ.get(CACHE_ONLY_ENV, "[]"))
-    except ValueError:
-        return []
-    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        names = json.loads(os.environ[variable])
+    except (KeyError, ValueError):
+        return None
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else None
 
 
 @dataclass

@@ -36,6 +36,12 @@ INLINE_TEXT = 64 * 1024  # characters of a text artifact kept inside its journal
 JOURNAL_ONLY_ENV = "MLOPS_NB_JOURNAL_ONLY"
 CACHE_ONLY_ENV = "MLOPS_NB_CACHE_ONLY"  # the stages a job's kernel must serve from the cache (run --no-upstream)
 JOB_RUN_ENV = "MLOPS_NB_JOB_RUN"  # the mlops-nb key of the job run a kernel records into (see runs.py)
+# The key a job's kernel names in its journal's header (default: JOB_RUN_ENV's): a pipeline task records into
+# the DAG run's job run, which tasks running at once share, but holds and sends only its own kernel's journals.
+JOB_JOURNAL_ENV = "MLOPS_NB_JOB_JOURNAL"
+# The stages a job's kernel records (a JSON list; unset: all). A pipeline task records only its own stage: the
+# upstream stages it restores are recorded by their own tasks.
+RECORD_ONLY_ENV = "MLOPS_NB_RECORD_ONLY"
 
 
 def now_ms() -> int:
@@ -282,7 +288,7 @@ def get_recorder() -> Recorder:
         with _lock:
             if _recorder is None:
                 journal_only = _forked or bool(os.environ.get(JOURNAL_ONLY_ENV))
-                job = os.environ.get(JOB_RUN_ENV) or None
+                job = os.environ.get(JOB_JOURNAL_ENV) or os.environ.get(JOB_RUN_ENV) or None
                 _recorder = Recorder(
                     load_settings(**_overrides), send=not journal_only, job=job, connect_after=_connect_after
                 )

@@ -41,12 +41,18 @@ class Run:
         tags: dict[str, str] | None = None,
         attach: str | None = None,
         parent_key: str | None = None,
+        key: str | None = None,
+        quiet: bool = False,
     ) -> None:
         """``attach``: the key of a run another process started and will end (a job's run, in its kernel);
-        ``parent_key``: the key of a parent run another process records (a sweep's, for its jobs)."""
+        ``parent_key``: the key of a parent run another process records (a sweep's, for its jobs); ``key``: this
+        run's key when the caller derives it (a pipeline's job run); ``quiet``: a run nothing records (an
+        upstream stage a pipeline task restores, recorded by its own task)."""
         from mlops_nb.tracking.provenance import process_tags
 
-        self.key = attach or unique_id()
+        if quiet:
+            recorder = _UNRECORDED
+        self.key = attach or key or unique_id()
         self.attached = attach is not None
         self.kind = kind
         self.name = name
@@ -54,7 +60,7 @@ class Run:
         self.parent = parent
         self.root: Run = parent.root if parent is not None else self
         self.status = "RUNNING"
-        self._recorder = recorder
+        self._recorder: Any = recorder
         self._params: dict[str, str] = {}
         self.metrics: dict[str, float] = {}  # latest value of each metric logged here
         self.metric_history: list[tuple[str, float, int]] = []  # (key, value, step) of every value logged here
@@ -208,6 +214,20 @@ _stack_lock = threading.RLock()
 _stack: list[Run] = []
 
 
+class _Unrecorded:
+    """The recorder of a quiet run: every record is dropped, and it never has an MLflow id."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _drop
+
+
+def _drop(*_: Any, **__: Any) -> None:
+    return None
+
+
+_UNRECORDED = _Unrecorded()
+
+
 def parse_tags(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     """``["team=ml", "data=v2"]`` -> ``{"team": "ml", "data": "v2"}`` (``--tag`` of %%track and mlops-nb)."""
     from mlops_nb.exceptions import UsageError
@@ -286,12 +306,14 @@ def open_run(
     kind: str,
     tags: dict[str, Any] | None = None,
     parent_key: str | None = None,
+    key: str | None = None,
 ) -> Run:
     """A run that does not become the active one: a job's run, kept by the process that runs the job while
-    the job's kernel records into it (``parent_key``: its sweep's run). End it with ``run.end(status)``."""
+    the job's kernel records into it (``parent_key``: its sweep's run; ``key``: its key, when the caller derives
+    it). End it with ``run.end(status)``."""
     if kind not in OPEN_KINDS:
         raise ValueError(f"kind must be one of {', '.join(OPEN_KINDS)}, got {kind!r}")
-    return Run(get_recorder(), kind=kind, name=name, experiment=experiment, tags=tags, parent_key=parent_key)
+    return Run(get_recorder(), kind=kind, name=name, experiment=experiment, tags=tags, parent_key=parent_key, key=key)
 
 
 def current_run() -> Run:
@@ -309,10 +331,11 @@ def current_run() -> Run:
     return run
 
 
-def stage(name: str, *, tags: dict[str, Any] | None = None) -> Run:
+def stage(name: str, *, tags: dict[str, Any] | None = None, quiet: bool = False) -> Run:
     """A stage run nested under the active run (starting the process's own run if none is open).
 
-    Use it as a context manager: ``with mnb.stage("train"): mnb.log_metric("loss", 0.1)``.
+    Use it as a context manager: ``with mnb.stage("train"): mnb.log_metric("loss", 0.1)``. ``quiet``: nothing
+    of it is recorded.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"A stage needs a non-empty name, got {name!r}")
@@ -325,6 +348,7 @@ def stage(name: str, *, tags: dict[str, Any] | None = None) -> Run:
             experiment=parent.experiment,
             parent=parent,
             tags={tag_names.STAGE: name, tag_names.CACHE_HIT: "false", **(tags or {})},
+            quiet=quiet,
         )
         _stack.append(run)
     return run

@@ -54,6 +54,7 @@ JOB_OUTCOME = "mlops_nb.job.outcome"
 JOB_REQUIREMENTS = "mlops_nb.job.requirements"
 JOB_STAGE = "mlops_nb.job.stage"  # run --stage NAME: the one stage the job ran (its upstream restored or run)
 JOB_UNTIL = "mlops_nb.job.until"  # run --until NAME: the last stage the job ran
+PIPELINE_RUN = "mlops_nb.pipeline.run"  # the orchestrator's run id (Airflow's DAG run, KFP's pipeline job)
 CI = "mlops_nb.ci"  # "true" on the jobs `mlops-nb ci` runs
 SWEEP_BEST = "mlops_nb.sweep.best_run"
 SWEEP_FAILED = "mlops_nb.sweep.failed"

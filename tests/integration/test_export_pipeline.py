@@ -58,31 +58,30 @@ def test_the_dag_runs_green_in_airflow_and_its_second_run_is_served_from_the_cac
         ran = _airflow("dags", "test", "pipe", home=home, dags=dags)
         assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
         assert "state=success" in ran.stdout + ran.stderr
-        jobs = [r for r in runs(project, "pipe") if r.data.tags.get("mlops_nb.kind") == "job"]
-        by_dag_run: dict[str, list] = {}
-        for job in jobs:
-            by_dag_run.setdefault(job.data.tags["mlops_nb.pipeline.run"], []).append(job)
-        assert len(by_dag_run) == number  # each DAG run's jobs carry its run id
-        latest = max(by_dag_run.values(), key=lambda js: min(j.info.start_time for j in js))
-        # One job run per task, each of its stage, FINISHED, with the DAG's params (the notebook's defaults).
-        assert sorted(j.data.tags["mlops_nb.job.stage"] for j in latest) == ["double", "load", "score"]
-        assert all(j.info.status == "FINISHED" for j in latest)
-        assert all(j.data.params == {"n": "10", "scale": "1.0"} for j in latest)
-        score = next(j for j in latest if j.data.tags["mlops_nb.job.stage"] == "score")
-        assert score.data.metrics == {"total": 90.0}
-        own = {
-            j.data.tags["mlops_nb.job.stage"]: next(
-                s
-                for s in runs(project, "pipe")
-                if s.data.tags.get("mlflow.parentRunId") == j.info.run_id
-                and s.data.tags.get("mlops_nb.stage") == j.data.tags["mlops_nb.job.stage"]
-            )
-            for j in latest
-        }
-        hits = {name: run.data.tags.get("mlops_nb.cache_hit") for name, run in own.items()}
+        recorded = runs(project, "pipe")
+        jobs = [r for r in recorded if r.data.tags.get("mlops_nb.kind") == "job"]
+        # One job run per DAG run (its first task opened it, its teardown ended it), no job run per task.
+        assert len(jobs) == number and len({j.data.tags["mlops_nb.pipeline.run"] for j in jobs}) == number
+        latest = max(jobs, key=lambda j: j.info.start_time)
+        assert latest.info.status == "FINISHED" and latest.data.tags["mlops_nb.job.outcome"] == "succeeded"
+        assert latest.data.params == {"n": "10", "scale": "1.0"}  # the DAG's params: the notebook's defaults
+        assert latest.data.metrics == {"total": 90.0}  # rolled up from the stage that logged it
+        nested = [s for s in recorded if s.data.tags.get("mlflow.parentRunId") == latest.info.run_id]
+        # Each stage once under it (the upstream stages a task restores are recorded by their own tasks).
+        assert sorted(s.data.tags["mlops_nb.stage"] for s in nested) == ["double", "load", "score"]
+        assert all(s.info.status == "FINISHED" for s in nested)
+        hits = {s.data.tags["mlops_nb.stage"]: s.data.tags.get("mlops_nb.cache_hit") for s in nested}
         # The first run computes each stage in its own task; the second is served from the shared cache.
-        assert set(hits) == {"load", "double", "score"}
         assert all((hit == "true") == (number == 2) for hit in hits.values()), hits
+    # The same records as a run of the whole notebook: one job run, the same params and metrics, the same
+    # stages nested under it.
+    whole = mlops_nb("run", "pipe.ipynb", "--experiment", "whole", cwd=project)
+    assert whole.returncode == 0, whole.stderr
+    (job,) = [r for r in runs(project, "whole") if r.data.tags.get("mlops_nb.kind") == "job"]
+    stages = [s for s in runs(project, "whole") if s.data.tags.get("mlops_nb.kind") == "stage"]
+    assert all(s.data.tags["mlflow.parentRunId"] == job.info.run_id for s in stages)
+    assert sorted(s.data.tags["mlops_nb.stage"] for s in stages) == sorted(hits)
+    assert (job.data.params, job.data.metrics) == (latest.data.params, latest.data.metrics)
     assert (project / "pipe.score.out.ipynb").is_file()  # each task's executed notebook apart
 
 
@@ -96,19 +95,24 @@ def test_the_kfp_pipeline_compiles_with_a_task_per_task_and_its_dependencies(pro
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     spec = yaml.safe_load((project / "kfp" / "pipe_pipeline.yaml").read_text())
-    tasks = spec["root"]["dag"]["tasks"]
-    assert {t["taskInfo"]["name"] for t in tasks.values()} == {"load__double", "score"}
+    # The pipeline: its exit handler (the tasks), then the task that ends the job run whatever happened in it.
+    outer = spec["root"]["dag"]["tasks"]
+    assert outer["pipeline-run-close"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    handler = outer["pipeline-run-close"]["dependentTasks"][0]
+    tasks = spec["components"][outer[handler]["componentRef"]["name"]]["dag"]["tasks"]
+    assert {t["taskInfo"]["name"] for t in tasks.values()} == {"pipeline-run-open", "load__double", "score"}
     by_name = {t["taskInfo"]["name"]: t for t in tasks.values()}
-    assert by_name["score"]["dependentTasks"] == [
-        k for k, t in tasks.items() if t["taskInfo"]["name"] == "load__double"
-    ]
-    assert "dependentTasks" not in by_name["load__double"]
+    key = {t["taskInfo"]["name"]: k for k, t in tasks.items()}
+    assert by_name["score"]["dependentTasks"] == [key["load__double"]]
+    assert by_name["load__double"]["dependentTasks"] == [key["pipeline-run-open"]]
     assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"n", "scale"}
     executors = spec["deploymentSpec"]["executors"]
     score = next(e["container"] for e in executors.values() if "score" in e["container"].get("args", []))
     assert score["image"] == "registry.example/pipe:1"
     assert score["command"] == ["mlops-nb"]
-    assert score["args"][:4] == ["run", "pipe.ipynb", "--stage", "score"]
+    assert score["args"][:6] == ["run", "pipe.ipynb", "--stage", "score", "--pipeline-run", "{{$.pipeline_job_uuid}}"]
+    closing = next(e["container"] for e in executors.values() if "close" in e["container"].get("args", []))
+    assert closing["args"] == ["pipeline-run", "close", "pipe.ipynb", "--pipeline-run", "{{$.pipeline_job_uuid}}"]
 
 
 HOSTILE_STAGE = "$(touch PWNED) {{ 7*7 }} '"
@@ -126,10 +130,12 @@ context = {"params": {k: p.value for k, p in dag.params.items()}, "run_id": "man
 print(json.dumps({t.task_id: [t.render_template(t.bash_command, context), t.render_template(t.env, context),
                               [u for u in sorted(t.upstream_task_ids)]] for t in dag.tasks}))
 """
-# Stands in for mlops-nb: records the arguments it was given.
+# Stands in for mlops-nb: records the arguments it was given, prints a run id.
 RECORD_ARGV = (
     "#!{python}\nimport json, sys\nwith open({log!r}, 'a') as f:\n    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    "print('run-1')\n"
 )
+HOSTILE_MODEL = "m'; touch PWNED; {{ 7*7 }}"
 
 
 @needs_airflow
@@ -145,7 +151,8 @@ def test_hostile_names_reach_the_dag_and_the_shell_as_plain_data(project: Path) 
     recorder.chmod(0o755)
     done = mlops_nb(
         "export-pipeline", notebook.name, "--to", "airflow", "--out", "dags", "--mlops-nb-command", str(recorder),
-        "--schedule", "0 6 * * *", cwd=project,
+        "--schedule", "0 6 * * *", "--promote", HOSTILE_MODEL, "--require", "total >= 1",
+        "--monitor-data", "$(touch PWNED).csv", cwd=project,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     dag_file = project / done.stdout.strip()
@@ -154,20 +161,26 @@ def test_hostile_names_reach_the_dag_and_the_shell_as_plain_data(project: Path) 
     rendered = subprocess.run([python, "-c", RENDER, str(dag_file)], capture_output=True, text=True, timeout=300)
     assert rendered.returncode == 0, rendered.stderr[-3000:]
     tasks = json.loads(rendered.stdout.strip().splitlines()[-1])
-    first, second = tasks  # task ids in Airflow's characters, the second after the first
+    first, second, opened, closed, promoted, monitored = tasks  # ids in Airflow's characters, in this order
     assert first == "touch_PWNED_7_7" and tasks[second][2] == [first]
+    assert (promoted, monitored) == ("promote", "monitor") and tasks[monitored][2] == [promoted]
+    assert tasks[first][2] == [opened] and tasks[promoted][2] == [second]
+    assert tasks[closed][2] == sorted([opened, monitored])
     for command, env, _ in tasks.values():
         subprocess.run(["bash", "-c", command], cwd=project, env={**os.environ, **env}, check=True, timeout=60)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
+    run_id = ["--pipeline-run", "manual__$(touch PWNED)"]
+    params = ["-y", json.dumps({"label": "'; touch PWNED; echo '{{ 7*7 }}"}).replace("'", "\\u0027")]
     assert [c[:4] for c in calls] == [
         ["run", str(notebook), "--stage", HOSTILE_STAGE],
         ["run", str(notebook), "--stage", 'b"; echo'],
+        ["pipeline-run", "open", str(notebook), *run_id[:1]],
+        ["pipeline-run", "close", str(notebook), *run_id[:1]],
+        ["pipeline-run", "open", str(notebook), *run_id[:1]],  # the promote task asks for the job run's id
+        ["promote", "--name", HOSTILE_MODEL, "--alias"],
+        ["monitor", f"models:/{HOSTILE_MODEL}@champion", "--data", "$(touch PWNED).csv"],
     ]
-    tail = calls[0][6:]  # after -o OUTPUT
-    assert tail == [
-        "--tag",
-        "mlops_nb.pipeline.run=manual__$(touch PWNED)",
-        "-y",
-        json.dumps({"label": "'; touch PWNED; echo '{{ 7*7 }}"}).replace("'", "\\u0027"),
-    ]
+    assert calls[0][6:] == run_id + params  # after -o OUTPUT
+    assert calls[2][4:] == run_id[1:] + params and calls[3][4:] == run_id[1:]
+    assert calls[5][4:] == ["champion", "--require", "total >= 1", "run-1"]
     assert not list(project.rglob("PWNED")), "a name from the notebook ran as a shell command"

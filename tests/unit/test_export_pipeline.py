@@ -33,12 +33,15 @@ def notebook(project: Path) -> Path:
 
 
 def _assigned(source: str) -> dict[str, object]:
-    """The module-level constants of a generated file, as the values they hold."""
+    """The module-level constants of a generated file that are literals, as the values they hold."""
     tree = ast.parse(source)
     return {
         node.targets[0].id: ast.literal_eval(node.value)
         for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id.isupper()
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id.isupper()
+        and not any(isinstance(n, ast.Attribute) for n in ast.walk(node.value))  # KFP's run id placeholder
     }
 
 
@@ -72,6 +75,11 @@ def test_groups_run_their_stages_in_one_task(project: Path, notebook: Path) -> N
         (["--group", "load,"], "give stage names separated by commas"),
         (["--schedule", "every day"], "give a cron line of 5 fields"),
         (["--mlops-nb-command", " "], "--mlops-nb-command is empty"),
+        (["--alias", "prod"], "go with --promote NAME"),
+        (["--promote", "wine", "--must-beat", "champion"], "give --metric M"),
+        (["--promote", "wine", "--require", "accuracy >>= 1"], 'write it as "METRIC OP VALUE"'),
+        (["--monitor-data", "new.csv"], "say which model to check"),
+        (["--promote", "wine\nx"], "give a non-empty name or path on one line"),
     ],
 )
 def test_bad_options_are_refused_naming_the_fix(project: Path, notebook: Path, args: list[str], message: str) -> None:
@@ -113,4 +121,4 @@ def test_the_kfp_file_is_valid_python_with_one_component_per_task(project: Path,
     components = [f.name for f in tree.body if isinstance(f, ast.FunctionDef) and f.name.startswith("task_")]
     assert components == ["task_load", "task_double__side", "task_score"]
     assert _assigned(source)["NOTEBOOK"] == "pipe.ipynb"  # relative: the image's working directory is the root
-    assert 'tasks["score"].after(tasks["double__side"])' in source
+    assert '        tasks["score"].after(tasks["double__side"])' in source  # inside the exit handler
