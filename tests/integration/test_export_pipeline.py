@@ -39,6 +39,7 @@ def _airflow(*args: str, home: Path, dags: Path) -> subprocess.CompletedProcess[
 
 
 @needs_airflow
+@pytest.mark.extended
 @pytest.mark.slow  # Airflow's migration, then two DAG runs of three kernels each
 def test_the_dag_runs_green_in_airflow_and_its_second_run_is_served_from_the_cache(
     project: Path, tmp_path_factory: pytest.TempPathFactory
