@@ -315,8 +315,10 @@ class StageRunner:
             else:
                 mutation.put_state(refs[name], kind, state)
         self.ns.update(restored.values)
-        pickled = {n: restored.values[n] for n, o in manifest["outputs"].items() if o.get("format") == "object"}
-        self.planner.restored(pickled, {n: manifest["outputs"][n]["fingerprint"] for n in pickled})
+        # what a pickle round trip gave back: the pickled outputs, and the inputs given back their new state
+        recorded = {n: o["fingerprint"] for n, o in manifest["outputs"].items() if o.get("format") == "object"}
+        recorded.update(manifest.get("mutated_fingerprints", {}))
+        self.planner.restored({n: self.ns[n] for n in recorded if n in self.ns}, recorded)
         rng.set_states(manifest.get("rng_after", {}))
         run.set_tag(tags.CACHE_HIT, "true")
         if manifest.get("run_key"):
@@ -363,6 +365,7 @@ class StageRunner:
             ),
             "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
             "figures_open": left_open.held,
+            "mutated_fingerprints": {n: running.fps.get(n) for n in running.states},
         }
         if running.written:
             run.set_tag(tags.OUTPUT_FILES, ",".join(running.written)[:5000])
