@@ -303,6 +303,14 @@ def by_name(obj: Any) -> bool:
     return target is obj
 
 
+def _is_artist(value: Any) -> bool:
+    """True for a matplotlib figure, axes or other artist. Its state changes when it is drawn (the inline
+    backend draws it after the cell) or pickled, so its fingerprint would never match again; and hashing one
+    walks its whole transform graph, shared parts again and again (a figure with two contour sets: 30 s)."""
+    artist = getattr(sys.modules.get("matplotlib.artist"), "Artist", None)
+    return artist is not None and isinstance(value, artist)
+
+
 def _is_user_code(value: Any) -> bool:
     if isinstance(value, types.ModuleType):
         return is_local_module(value.__name__)
@@ -337,6 +345,8 @@ def _hasher_class(numpy: bool) -> type:
             self.save(version)
 
         def save(self, obj: Any) -> None:
+            if _is_artist(obj):
+                raise Unhashable(f"a matplotlib {type(obj).__name__}: its state changes as it is drawn")
             if isinstance(obj, types.ModuleType):  # modules do not pickle: name and version, or content
                 self.save(f"mlops-nb module {_module(obj, self.seen)}")
                 return
