@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mlops_nb.stages import pickling
 from mlops_nb.stages.store import FORMAT, Folder, NotShared, Remote, StoreMiss, entry_files
 from mlops_nb.tracking.recorder import unique_id
 
@@ -31,6 +32,9 @@ __all__ = ["FORMAT", "Cache", "CacheMiss", "Entry", "NotShared", "Restored"]
 
 OBJECTS = "objects.pkl"
 SHOWN = "outputs.json"
+
+
+UNSTORED = "unstored-v2"  # beside the entries' folder: <key> files saying why that key's run was not kept
 
 
 class CacheMiss(StoreMiss):
@@ -106,30 +110,6 @@ def _read(path: BinaryIO, fmt: str) -> Any:
     import numpy as np
 
     return np.load(path, allow_pickle=False)
-
-
-def _pickle(path: Path, graph: Any, refs: dict[int, str]) -> None:
-    """Pickle ``graph`` with the objects in ``refs`` (id -> input name) written as references by name."""
-    import pickle
-
-    class Pickler(pickle.Pickler):
-        def persistent_id(self, obj: Any) -> str | None:
-            return refs.get(id(obj))
-
-    with path.open("wb") as f:
-        Pickler(f, protocol=5).dump(graph)  # numpy buffers inside objects are written out-of-band-fast
-
-
-def _unpickle(f: BinaryIO, refs: dict[str, Any]) -> Any:
-    import pickle
-
-    class Unpickler(pickle.Unpickler):
-        def persistent_load(self, pid: Any) -> Any:
-            if pid not in refs:
-                raise CacheMiss(f"the cached outputs refer to an input {pid!r} that is not defined now")
-            return refs[pid]
-
-    return Unpickler(f).load()
 
 
 def _copy_in(entry: Path, name: str, path: str, folder: bool) -> dict[str, Any]:
@@ -212,6 +192,26 @@ class Cache:
     def root(self) -> Path:
         return self.local.root
 
+    def _unstored_path(self, key: str) -> Path:
+        return self.local.root.parent / UNSTORED / key
+
+    def unstored(self, key: str, reason: str) -> None:
+        """Remember why the run of ``key`` could not be kept (an output pickle cannot save): the next miss of
+        that key says so, instead of only "no cached result"."""
+        path = self._unstored_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(reason[:500])
+        except OSError:  # a read-only cache: the miss only says there is no entry
+            pass
+
+    def why_unstored(self, key: str) -> str:
+        """Why the last run of ``key`` could not be kept, or ""."""
+        try:
+            return self._unstored_path(key).read_text()[:500]
+        except OSError:
+            return ""
+
     def lookup(self, key: str) -> Entry | None:
         """The entry for ``key`` if one is complete here, else one downloaded from the shared cache (its files
         are checked by ``restore``). Raises CacheMiss when the shared cache cannot be read (the reason)."""
@@ -263,7 +263,7 @@ class Cache:
         try:
             graph: dict[str, Any] = {"values": {}, "states": {}}
             if OBJECTS in manifest:
-                graph = _unpickle(opened[OBJECTS], refs)
+                graph = pickling.load(opened[OBJECTS], refs, CacheMiss)
             for name, meta in manifest["outputs"].items():
                 if meta["format"] == "ref":
                     if meta["ref"] not in refs:
@@ -328,11 +328,11 @@ class Cache:
             if objects or states or result is not None:
                 graph = {"values": objects, "states": states}
                 try:
-                    _pickle(tmp / OBJECTS, {**graph, "result": result} if result is not None else graph, ref_ids)
+                    pickling.dump(tmp / OBJECTS, {**graph, "result": result} if result is not None else graph, ref_ids)
                 except Exception:  # the value shown (a generator...) alone: the hit shows its display
                     if result is None:
                         raise
-                    _pickle(tmp / OBJECTS, graph, ref_ids)
+                    pickling.dump(tmp / OBJECTS, graph, ref_ids)
                 extra[OBJECTS] = _sha256(tmp / OBJECTS)
             if shown and (shown.get("outputs") or shown.get("result")):
                 (tmp / SHOWN).write_text(json.dumps(shown))
@@ -354,6 +354,7 @@ class Cache:
                 **meta,
             }
             target = self.local.commit(tmp, key, manifest)
+        self._unstored_path(key).unlink(missing_ok=True)
         manifest = self.local.manifest(key) or manifest  # another writer's entry may have landed first
         if self.remote is not None:
             self.remote.upload(key, target, manifest)

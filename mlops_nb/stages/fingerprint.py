@@ -11,7 +11,9 @@ what it does, not by its name:
   class too, wherever it sits (in a list, inside a scikit-learn pipeline);
 - a local module: its members.
 
-Installed code is its module, qualified name and the version of the distribution that installed it. A
+Installed code is its module, qualified name and the version of the distribution that installed it (a
+lambda or nested function of an installed package, which has no name to find it by: its content, as the
+user's, and that version). A
 value that cannot be hashed gets ``None``: the stage that reads it cannot be served from the cache.
 """
 
@@ -292,6 +294,23 @@ def _module(module: types.ModuleType, seen: _Seen) -> str:
     return _blake(*parts)
 
 
+def by_name(obj: Any) -> bool:
+    """True when pickle can save ``obj`` (a function or class) by its module and qualified name: they lead
+    back to it. A lambda or a function defined inside another one cannot be found so."""
+    target: Any = sys.modules.get(getattr(obj, "__module__", None) or "")
+    for part in getattr(obj, "__qualname__", "<lambda>").split("."):
+        target = getattr(target, part, None)
+    return target is obj
+
+
+def _is_artist(value: Any) -> bool:
+    """True for a matplotlib figure, axes or other artist. Its state changes when it is drawn (the inline
+    backend draws it after the cell) or pickled, so its fingerprint would never match again; and hashing one
+    walks its whole transform graph, shared parts again and again (a figure with two contour sets: 30 s)."""
+    artist = getattr(sys.modules.get("matplotlib.artist"), "Artist", None)
+    return artist is not None and isinstance(value, artist)
+
+
 def _is_user_code(value: Any) -> bool:
     if isinstance(value, types.ModuleType):
         return is_local_module(value.__name__)
@@ -316,10 +335,18 @@ def _hasher_class(numpy: bool) -> type:
             if _is_user_code(obj):
                 self.save(f"mlops-nb user code {_user_code(obj, self.seen)}")
                 return
+            version = f"version {package_version(getattr(obj, '__module__', None) or '')}"
+            if isinstance(obj, types.FunctionType) and not by_name(obj):
+                # an installed package's lambda or nested function (statsmodels' KDEUnivariate holds some):
+                # by its code, defaults, closure and the globals it reads, as the user's
+                self.save(f"mlops-nb function {_user_code(obj, self.seen)} {version}")
+                return
             super().save_global(obj, name)
-            self.save(f"version {package_version(getattr(obj, '__module__', None) or '')}")
+            self.save(version)
 
         def save(self, obj: Any) -> None:
+            if _is_artist(obj):
+                raise Unhashable(f"a matplotlib {type(obj).__name__}: its state changes as it is drawn")
             if isinstance(obj, types.ModuleType):  # modules do not pickle: name and version, or content
                 self.save(f"mlops-nb module {_module(obj, self.seen)}")
                 return

@@ -146,6 +146,30 @@ class Planner:
             )
         }
 
+        # name -> (the object a hit restored, its fingerprint then, the fingerprint it had after its run)
+        self._restored: dict[str, tuple[Any, str, str]] = {}
+
+    def fingerprints(self, values: dict[str, Any]) -> dict[str, str | None]:
+        """The values' fingerprints, where an object restored from the cache that a pickle round trip gave back
+        changed and that is unchanged since counts as the object the run made: scikit-learn's ``Bunch`` loses
+        its (empty) map of deprecated keys, a statsmodels ``Dataset`` (whose ``__dict__`` is itself) gets a
+        ``__dict__`` of its own. Without this, every stage reading one would run again on a warm Run All."""
+        found = fingerprints(values)
+        for name, fp in found.items():
+            held = self._restored.get(name)
+            if held is not None and held[0] is values[name] and held[1] == fp:
+                found[name] = held[2]
+        return found
+
+    def restored(self, values: dict[str, Any], recorded: dict[str, str | None]) -> None:
+        """Remember the objects a hit restored whose fingerprint is not the ``recorded`` one of the run."""
+        now = fingerprints(values)
+        for name, value in values.items():
+            self._restored.pop(name, None)
+            fp, was = now[name], recorded.get(name)
+            if fp is not None and was is not None and fp != was:
+                self._restored[name] = (value, fp, was)
+
     def plan(self, name: str, analysis: CellAnalysis, options: StageOptions) -> Plan:
         """The stage's inputs (names, files, local modules), their fingerprints and its key."""
         declared_names, declared_paths = _split(options.inputs)
@@ -157,7 +181,7 @@ class Planner:
             if declared_names is not None
             else [n for n in analysis.inputs if n in self.ns and not self.not_an_input(n)]
         )
-        fps = fingerprints({n: self.ns[n] for n in [*inputs, *(p for p in options.params if p not in inputs)]})
+        fps = self.fingerprints({n: self.ns[n] for n in [*inputs, *(p for p in options.params if p not in inputs)]})
         parameter_names = params_mod.parameter_names(self.ns, self._notebook())
         params = {n: self.ns[n] for n in fps if n in parameter_names or n in options.params}
         reasons = [f"input {n!r} cannot be fingerprinted" for n, fp in fps.items() if fp is None]
@@ -171,7 +195,7 @@ class Planner:
             "store": _store_identity(get_recorder().settings.tracking_uri),
         }
         key = stage_key(analysis.normalised, fps, options.outputs, files=file_fps, modules=modules, context=context)
-        hidden = fingerprints({n: self.ns[n] for n in mutation.hidden_globals(self.ns, inputs)})
+        hidden = self.fingerprints({n: self.ns[n] for n in mutation.hidden_globals(self.ns, inputs)})
         return Plan(
             inputs,
             fps,

@@ -23,9 +23,6 @@ from mlops_nb.redaction import redact_uri
 from mlops_nb.stages import figures, files, mutation, rng
 from mlops_nb.stages.analysis import CellAnalysis, analyse
 from mlops_nb.stages.cache import Cache, CacheMiss, NotShared
-from mlops_nb.stages.fingerprint import (
-    fingerprints,
-)
 from mlops_nb.stages.outputs import AFTER, CELL, Capture, Captured, Replayed, replay, show_as
 from mlops_nb.stages.plan import Plan, Planner, StageOptions
 from mlops_nb.tracking import tags
@@ -173,7 +170,7 @@ class StageRunner:
                     capture.end_cell()
             outputs = self.planner.outputs(analysis, options)
             mutated = self._mutated(plan, refs, outputs)
-            out_fps = fingerprints({n: self.ns[n] for n in outputs if n in self.ns})
+            out_fps = self.planner.fingerprints({n: self.ns[n] for n in outputs if n in self.ns})
             out_fps.update(mutated)
             run.set_tags({f"{tags.OUTPUT_PREFIX}{n}": fp or "unhashable" for n, fp in out_fps.items()})
             if mutated:
@@ -271,7 +268,7 @@ class StageRunner:
     def _mutated(self, plan: Plan, refs: dict[str, Any], outputs: list[str]) -> dict[str, str | None]:
         """The inputs (and globals its functions read) the stage changed in place: their new fingerprints."""
         before = {**plan.fps, **plan.hidden}
-        after = fingerprints({n: obj for n, obj in refs.items() if n in before})
+        after = self.planner.fingerprints({n: obj for n, obj in refs.items() if n in before})
         return {n: fp for n, fp in after.items() if fp != before[n] or fp is None}
 
     def _execute(self, python: str) -> Any:
@@ -294,7 +291,8 @@ class StageRunner:
         except (CacheMiss, OSError) as e:  # the shared cache cannot be read, no room for its copy: run it
             return redact_uri(str(e))
         if entry is None:
-            return "no cached result for this code and these inputs"
+            why = self.cache.why_unstored(plan.key)
+            return "no cached result for this code and these inputs" + (f" ({why})" if why else "")
         manifest = entry.manifest
         needed = manifest.get("rng_before", {})
         current = rng.fingerprints(rng.states(python="random" in needed)) if needed else {}
@@ -320,6 +318,10 @@ class StageRunner:
             else:
                 mutation.put_state(refs[name], kind, state)
         self.ns.update(restored.values)
+        # what a pickle round trip gave back: the pickled outputs, and the inputs given back their new state
+        recorded = {n: o["fingerprint"] for n, o in manifest["outputs"].items() if o.get("format") == "object"}
+        recorded.update(manifest.get("mutated_fingerprints", {}))
+        self.planner.restored({n: self.ns[n] for n in recorded if n in self.ns}, recorded)
         rng.set_states(manifest.get("rng_after", {}))
         run.set_tag(tags.CACHE_HIT, "true")
         if manifest.get("run_key"):
@@ -366,6 +368,7 @@ class StageRunner:
             ),
             "rng_after": rng.saved({g: rng_after[g] for g in drawn}),
             "figures_open": left_open.held,
+            "mutated_fingerprints": {n: running.fps.get(n) for n in running.states},
         }
         if running.written:
             run.set_tag(tags.OUTPUT_FILES, ",".join(running.written)[:5000])
@@ -390,7 +393,9 @@ class StageRunner:
         except NotShared as e:  # cached here; the team's shared cache did not take it
             run.set_tag(CACHE_SKIPPED_TAG, redact_uri(str(e))[:500])
         except Exception as e:  # noqa: BLE001 - an output that cannot be saved: the stage just is not cached
-            run.set_tag(CACHE_SKIPPED_TAG, redact_uri(f"cannot save the outputs: {e!r}")[:500])
+            why = redact_uri(f"cannot save the outputs: {e!r}")[:500]
+            run.set_tag(CACHE_SKIPPED_TAG, why)
+            self.cache.unstored(plan.key, f"its last run was not kept: {why}")
 
 
 def _names(variable: str) -> list[str] | None:

@@ -315,3 +315,17 @@ def test_a_restored_value_is_shown_as_the_run_showed_it(ip, project: Path, capsy
     assert "shown 1" in out and "shown 2" not in out
     assert again.result is ip.user_ns["holder"][0] and ip.user_ns["_"] is again.result
     assert [r.data.tags["mlops_nb.cache_hit"] for r in stage_runs(project)] == ["false", "true"]
+
+
+def test_a_stage_whose_outputs_cannot_be_kept_says_so_on_each_later_miss(ip, project: Path) -> None:
+    cell(ip, "%%track gen\nsquares = (i * i for i in range(3))")  # a generator: not even cloudpickle saves it
+    cell(ip, "%%track gen\nsquares = (i * i for i in range(3))")
+    produced, again = stage_runs(project)
+    assert produced.data.tags["mlops_nb.cache_skipped"].startswith("cannot save the outputs: TypeError(")
+    assert again.data.tags["mlops_nb.cache_hit"] == "false"
+    reason = again.data.tags["mlops_nb.cache_miss_reason"]
+    assert reason.startswith("no cached result for this code and these inputs (its last run was not kept: ")
+    assert "generator" in reason
+    cell(ip, "%%track gen\nsquares = [i * i for i in range(3)]")  # now it can be kept: no reason left over
+    cell(ip, "%%track gen\nsquares = [i * i for i in range(3)]")
+    assert [r.data.tags["mlops_nb.cache_hit"] for r in stage_runs(project)][2:] == ["false", "true"]

@@ -102,3 +102,18 @@ def test_objects_shared_between_parts_fingerprint_as_equal_copies_and_cycles_sti
     ring.append(ring)
     other.append(other)
     assert fingerprint(ring) is not None and fingerprint(ring) != fingerprint(other)
+
+
+def test_matplotlib_artists_and_what_holds_them_have_no_fingerprint() -> None:
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    grid = np.linspace(-4, 5, 300)
+    contours = ax.contour(*np.meshgrid(grid, grid), np.add.outer(grid, grid), levels=[0])
+    assert fingerprint(fig) is None and fingerprint(ax) is None
+    assert fingerprint({"lines": contours, "n": 3}) is None  # an artist inside another value
+    assert fingerprint(np.asarray(fig.get_size_inches())) is not None
+    plt.close(fig)
