@@ -135,6 +135,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         panel.content.model?.cells.changed.connect(() => requestAnimationFrame(() => renderBadges(panel, store)));
       });
       panel.content.activeCellChanged.connect(() => renderBadges(panel, store));
+      // the graph is read from the saved file: re-read it once the notebook is saved
+      panel.context.fileChanged.connect(() => panel === current() && void sidebar.refresh(true));
       // The header says "running" only while the kernel runs a cell: re-render when it goes busy or idle.
       panel.sessionContext.statusChanged.connect((_, kernelStatus) => {
         if (panel === current() && (kernelStatus === 'busy' || kernelStatus === 'idle')) {

@@ -1,5 +1,6 @@
 import { Widget } from '@lumino/widgets';
 import { columnNames } from './comparison';
+import { GraphView } from './graph';
 import { append, clear, empty, errorBox, h, num, runLink, seconds, srOnly, statusIcon, when } from './dom';
 import { ApiError, query, requestAPI } from './handler';
 import { IStageState, StageStore, isOver } from './stages';
@@ -38,6 +39,7 @@ export class Sidebar extends Widget {
   private _form: HTMLFormElement | null = null;
   private _model: string | null = null;
   private _loading = false;
+  private _graph = new GraphView();
 
   constructor(private _opts: ISidebarOptions) {
     super();
@@ -93,6 +95,9 @@ export class Sidebar extends Widget {
     const note = this._opts.notebook();
     if (this._view === 'stages') {
       this._renderStages();
+      if (note && reload) {
+        void this._graph.show(note.path, name => this._opts.store.stage(note.path, name), true);
+      }
       if (note && reload) {
         await this._guard(() => this._opts.store.refresh(note.path));
       }
@@ -184,6 +189,8 @@ export class Sidebar extends Widget {
     }
     table.appendChild(tbody);
     this._body.appendChild(table);
+    this._body.appendChild(this._graph.node);
+    void this._graph.show(note.path, name => store.stage(note.path, name), false);
   }
 
   private _stageRow(name: string, s: IStageState | undefined, headline: string[]): HTMLElement {
