@@ -136,7 +136,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
       panel.content.activeCellChanged.connect(() => renderBadges(panel, store));
       // the graph is read from the saved file: re-read it once the notebook is saved
-      panel.context.fileChanged.connect(() => panel === current() && void sidebar.refresh(true));
+      panel.context.fileChanged.connect(() => panel === current() && sidebar.notebookSaved());
       // The header says "running" only while the kernel runs a cell: re-render when it goes busy or idle.
       panel.sessionContext.statusChanged.connect((_, kernelStatus) => {
         if (panel === current() && (kernelStatus === 'busy' || kernelStatus === 'idle')) {

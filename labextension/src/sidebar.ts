@@ -112,6 +112,14 @@ export class Sidebar extends Widget {
     }
   }
 
+  /** The notebook was saved: re-read its stage graph (drawn from the file), if it is shown. */
+  notebookSaved(): void {
+    const note = this._opts.notebook();
+    if (note && this._view === 'stages') {
+      void this._graph.show(note.path, name => this._opts.store.stage(note.path, name), true);
+    }
+  }
+
   /** The periodic refresh: re-read what is shown, unless that would throw away a selection. */
   async poll(): Promise<void> {
     if (this._view === 'runs' && this._selected.size === 0) {
