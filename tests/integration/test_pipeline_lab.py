@@ -5,7 +5,7 @@
 the graph shows every stage with its state (``left`` and ``report`` ran again, ``load`` and ``right`` were
 cache hits), the edges labelled with the names they carry, the parameters and the pre-flight verdict. A
 notebook whose stage reads a name nobody provides shows the problem in words.
-Screenshot: docs/images/lab-graph.png.
+Screenshot: reports/screenshots/lab-graph.png (docs/images/lab-graph.png is a copy of one).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from tests import lab
 from tests.notebooks import mlops_nb, write_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(lab.missing() is not None, reason=str(lab.missing()))]
-IMAGES = lab.REPO / "docs" / "images"
 SHOTS = lab.REPO / "reports" / "screenshots"
 
 BRANCHES = (
@@ -79,8 +78,8 @@ def test_the_stages_view_draws_the_graph_with_states_edges_and_preflight(project
             assert "rate = 1.5" in text and "n = 5" in text
             assert "The pre-flight check found no problem" in text
             assert not page.console_errors, page.console_errors
-            IMAGES.mkdir(parents=True, exist_ok=True)
-            page.locator("#mlops-nb-sidebar").screenshot(path=str(IMAGES / "lab-graph.png"))
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.locator("#mlops-nb-sidebar").screenshot(path=str(SHOTS / "lab-graph.png"))
 
             lab.open_notebook(page, server, "broken.ipynb")
             page.wait_for_selector(f"{graph} .mlops-nb-preflight[data-problems='1']", timeout=60_000)
