@@ -4,13 +4,14 @@ import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/no
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
-import { listIcon } from '@jupyterlab/ui-components';
+import { lineFormIcon, listIcon } from '@jupyterlab/ui-components';
 import { renderBadge, renderBadges } from './badges';
 import { ComparisonPanel } from './comparison';
 import { EvaluationPanel } from './evaluation';
 import { Sidebar } from './sidebar';
 import { StageStore, isOver, trackedStage } from './stages';
 import { StatusItem } from './status';
+import { StudiesSidebar, StudyPanel } from './studies';
 import { ISettings, IStageEvent } from './tokens';
 
 const PLUGIN = 'mlops-nb:plugin';
@@ -114,6 +115,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     sidebar.title.icon = listIcon;
     sidebar.title.label = 'MLOps';
     app.shell.add(sidebar, 'left', { rank: 600 });
+    let study: StudyPanel | null = null;
+    const studies = new StudiesSidebar(runId => {
+      study = !study || study.isDisposed ? new StudyPanel(rendermime) : study;
+      if (!study.isAttached) {
+        app.shell.add(study, 'main', { mode: 'split-right' });
+      }
+      app.shell.activateById(study.id);
+      void study.showStudy(runId);
+    });
+    studies.title.icon = lineFormIcon;
+    app.shell.add(studies, 'left', { rank: 601 });
 
     // Badges: re-render a notebook's badges when its stages change, its cells change, or it opens.
     const panels = (): NotebookPanel[] => {

@@ -1,3 +1,4 @@
 import './base.css';
 import './evaluation.css';
 import './picker.css';
+import './studies.css';

@@ -420,6 +420,28 @@ class Compare(Base):
         await self.serve(work)
 
 
+class Studies(Base):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work() -> Any:
+            from mlops_nb.widgets.study_view import list_studies
+
+            return await self.blocking(list_studies, self.mlops_settings)
+
+        await self.serve(work)
+
+
+class Study(Base):
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        async def work() -> Any:
+            from mlops_nb.widgets.study_view import study_view
+
+            return await self.blocking(_not_found, study_view, run_id, self.mlops_settings)
+
+        await self.serve(work)
+
+
 class Models(Base):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -540,6 +562,8 @@ ROUTES: list[tuple[str, type[Base]]] = [
     (f"/{API}/graph", NotebookGraph),
     (f"/{API}/diff", Diff),
     (f"/{API}/compare", Compare),
+    (f"/{API}/studies", Studies),
+    (f"/{API}/studies/{_ID}", Study),
     (f"/{API}/models", Models),
     (f"/{API}/models/{_ID}", Model),
     (f"/{API}/models/{_ID}/promote", Promote),
