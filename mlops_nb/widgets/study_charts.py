@@ -65,7 +65,7 @@ def _short(value: Any) -> str:
 
 
 def _axes(
-    trials: Sequence[TrialSummary], params: Sequence[str], metric: str
+    trials: Sequence[TrialSummary], params: Sequence[str], metric: str, log: Sequence[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Long-form rows of the parallel coordinates: a trial's point on each axis, scaled to 0..1; and the
     axes' labels (a number's min and max, each value of a choice)."""
@@ -75,6 +75,8 @@ def _axes(
     columns.append((metric, {t["trial"]: _value(t) for t in trials}))
     for order, (axis, by_trial) in enumerate(columns[:MAX_AXES]):
         numbers = {n: _number(v) for n, v in by_trial.items() if v is not None}
+        if axis in log and all(x is not None and x > 0 for x in numbers.values()):
+            numbers = {n: math.log10(x) for n, x in numbers.items()}  # type: ignore[arg-type]
         if all(x is not None for x in numbers.values()):
             low, high = (min(numbers.values()), max(numbers.values())) if numbers else (0.0, 0.0)
             scaled = {n: 0.5 if high == low else (x - low) / (high - low) for n, x in numbers.items()}  # type: ignore[operator]
@@ -104,6 +106,7 @@ def study_spec(
     direction: str,
     params: Sequence[str],
     importances: Mapping[str, float] | None = None,
+    log: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A Vega-Lite v5 spec of a study: best so far, parallel coordinates, importances (when given).
 
@@ -112,6 +115,7 @@ def study_spec(
         metric: the tuned metric; direction: maximize or minimize.
         params: the tuned parameters (the study's space), in its order.
         importances: parameter -> importance (fANOVA; they sum to 1), or None when there are too few trials.
+        log: the parameters drawn on a log scale in the parallel coordinates (``loguniform`` ones).
     """
     trials = sorted(trials, key=lambda t: t["trial"])[:MAX_TRIALS]
     colour = {"field": "state", "type": "nominal", "scale": {"domain": STATES, "range": COLOURS}}
@@ -131,7 +135,7 @@ def study_spec(
                 "encoding": {
                     "x": trial_x,
                     "y": {"field": "value", "type": "quantitative", "scale": {"zero": False}},
-                    "color": {**colour, "title": "trial state", "legend": {"orient": "right"}},
+                    "color": {**colour, "title": "trial state", "legend": {"orient": "top", "direction": "horizontal"}},
                     "tooltip": [
                         {"field": "trial", "type": "quantitative"},
                         {"field": "value", "type": "quantitative", "format": ".6g", "title": metric},
@@ -157,10 +161,10 @@ def study_spec(
         {"field": "axis", "type": "nominal"},
         {"field": "value", "type": "nominal"},
     ]
-    lines, labels = _axes(trials, params, metric)
+    lines, labels = _axes(trials, params, metric, log)
     axis_x = {"field": "axis", "type": "nominal", "sort": {"field": "order"}, "title": None, "axis": {"labelAngle": 0}}
     parallel = {
-        "title": "Trials across the parameters (each axis scaled to its min..max)",
+        "title": "Trials across the parameters (each axis scaled to its min..max; loguniform ones on a log scale)",
         "data": {"values": lines},
         "width": max(110 * (len(params) + 1), 220),
         "height": 160,
@@ -186,7 +190,7 @@ def study_spec(
             },
             {
                 "data": {"values": labels},
-                "mark": {"type": "text", "align": "left", "dx": 5, "fontSize": 10, "color": "#555"},
+                "mark": {"type": "text", "align": "right", "dx": -6, "fontSize": 10, "color": "#555"},
                 "encoding": {
                     "x": axis_x,
                     "y": {"field": "scaled", "type": "quantitative"},

@@ -123,5 +123,7 @@ def study_view(run_id: str, settings: Settings) -> StudyView:
         space={n: d.spec() for n, d in dims.items()},
         trials=trials,
         importances=found,
-        spec=study_spec(trials, metric, direction, list(dims), found),
+        spec=study_spec(
+            trials, metric, direction, list(dims), found, log=[n for n, d in dims.items() if d.kind == "loguniform"]
+        ),
     )

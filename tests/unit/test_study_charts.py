@@ -45,6 +45,8 @@ def test_parallel_coordinates_scale_each_axis_and_name_a_choices_values() -> Non
     assert lr[4] == 0.0 and lr[1] == 1.0 and len(lr) == 5
     assert {r["trial"]: r["scaled"] for r in rows if r["axis"] == "kind"} == {0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0, 4: 0.0}
     assert {r["trial"] for r in rows if r["axis"] == "loss"} == {0, 2, 4}  # only complete trials have a value
+    logged = study_spec(TRIALS, "loss", "minimize", ["lr", "kind"], log=["lr"])["vconcat"][1]["data"]["values"]
+    assert {r["trial"]: round(r["scaled"], 3) for r in logged if r["axis"] == "lr"}[2] == round(2 / (3 - 0.301), 3)
     labels = {(r["axis"], r["label"]) for r in parallel["layer"][2]["data"]["values"]}
     assert {("kind", "a"), ("kind", "b"), ("lr", "0.001"), ("lr", "0.5"), ("loss", "0.5"), ("loss", "0.9")} <= labels
 
