@@ -123,7 +123,7 @@ def study_spec(
     progress = {
         "title": f"Best {metric} so far ({direction})",
         "data": {"values": _progress(trials, direction)},
-        "width": 420,
+        "width": 340,
         "height": 160,
         "layer": [
             {
@@ -164,9 +164,9 @@ def study_spec(
     lines, labels = _axes(trials, params, metric, log)
     axis_x = {"field": "axis", "type": "nominal", "sort": {"field": "order"}, "title": None, "axis": {"labelAngle": 0}}
     parallel = {
-        "title": "Trials across the parameters (each axis scaled to its min..max; loguniform ones on a log scale)",
+        "title": "Trials across the parameters (each axis min..max)",
         "data": {"values": lines},
-        "width": max(110 * (len(params) + 1), 220),
+        "width": max(100 * (len(params) + 1), 220),
         "height": 160,
         "layer": [
             {
