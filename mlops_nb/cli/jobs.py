@@ -136,6 +136,14 @@ def _job_options(func: Callable[..., Any]) -> Callable[..., Any]:
     help="With --stage: record the stage into the job run of this orchestrator run (Airflow's run_id), which "
     "`mlops-nb pipeline-run open` made, instead of a job run of its own (export-pipeline's tasks do).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="dask: run the stage graph on Dask, independent stages at once, each stage a task (one job run).",
+)
+@click.option("--scheduler", metavar="ADDR", help="With --executor dask: its scheduler (default: a local cluster).")
 @handle_errors
 def run(
     notebook: Path,
@@ -148,6 +156,8 @@ def run(
     until: str | None,
     no_upstream: bool,
     pipeline_run: str | None,
+    executor: str,
+    scheduler: str | None,
     **job: Any,
 ) -> None:
     """Execute NOTEBOOK with papermill as one tracked MLflow job run.
@@ -162,6 +172,18 @@ def run(
     from mlops_nb.jobs.runner import run_job, select_stages
 
     options = _options(job, name)
+    if scheduler and executor != "dask":
+        raise UsageError("--scheduler needs --executor dask.")
+    if executor == "dask":
+        refused = {
+            "--stage": stage,
+            "--until": until,
+            "--no-upstream": no_upstream,
+            "--pipeline-run": pipeline_run,
+            "--output": output,
+            "--require": job["requires"],
+        }
+        _run_on_dask(notebook, options, job, scheduler, refused)
     if pipeline_run is not None and stage is None:
         raise UsageError("--pipeline-run records one stage into the pipeline's job run: give --stage NAME.")
     selection = None
@@ -193,6 +215,26 @@ def run(
         result = options.result  # the job ended KILLED: say so as for any other outcome (exit 130)
     click.echo(result.summary(), err=True)
     click.echo(json.dumps(_result_json(result)) if as_json else result.run_id)
+    sys.exit(result.exit_code)
+
+
+def _run_on_dask(notebook: Path, options: Any, job: dict[str, Any], scheduler: str | None, refused: dict) -> None:
+    from mlops_nb.jobs.pipeline import run_pipeline
+
+    given = [flag for flag, value in refused.items() if value]
+    if given:
+        raise UsageError(f"--executor dask runs every stage of the graph: leave out {', '.join(given)}.")
+    result = run_pipeline(
+        notebook,
+        parameters=_parameters(job),
+        options=options,
+        scheduler=scheduler,
+        cwd=job["cwd"],
+        timeout=job["timeout"],
+        start_timeout=job["start_timeout"],
+    )
+    click.echo(result.summary(), err=True)
+    click.echo(result.run_id)
     sys.exit(result.exit_code)
 
 

@@ -63,8 +63,17 @@ def parent_key(notebook: Path, pipeline_run: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def open_parent(notebook: Path, pipeline_run: str, parameters: dict[str, Any], experiment: str | None) -> Attached:
-    """The job run of ``pipeline_run``: found when a first attempt made it, else created (and left RUNNING).
+def open_parent(
+    notebook: Path,
+    pipeline_run: str,
+    parameters: dict[str, Any],
+    experiment: str | None,
+    *,
+    name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> Attached:
+    """The job run of ``pipeline_run``: found when a first attempt made it, else created (and left RUNNING),
+    named ``name`` (default: the notebook's stem) and tagged ``extra_tags`` too (jobs/pipeline.py's Dask run).
 
     Raises:
         UsageError: a bad run id, a missing or damaged notebook, parameters its ``parameters`` cell does not set.
@@ -83,13 +92,14 @@ def open_parent(notebook: Path, pipeline_run: str, parameters: dict[str, Any], e
     if found is not None:
         return Attached(found.run_id, found.experiment, key)
     path = str(notebook.resolve())
-    name = experiment or recorder.settings.experiment or notebook.stem
+    experiment = experiment or recorder.settings.experiment or notebook.stem
     run = open_run(
-        notebook.stem,
-        experiment=name,
+        name or notebook.stem,
+        experiment=experiment,
         kind="job",
         key=key,
         tags={
+            **(extra_tags or {}),
             tags.NOTEBOOK: path,
             tags.MLFLOW_SOURCE_NAME: path,
             tags.MLFLOW_SOURCE_TYPE: "NOTEBOOK",
@@ -106,7 +116,7 @@ def open_parent(notebook: Path, pipeline_run: str, parameters: dict[str, Any], e
     except BaseException as e:
         run.end("FAILED", e)
         raise
-    return Attached(run_id, name, key)
+    return Attached(run_id, experiment, key)
 
 
 def attach(notebook: Path, pipeline_run: str, stages: tuple[str, ...]) -> Attached:

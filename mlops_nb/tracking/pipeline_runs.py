@@ -7,9 +7,11 @@ Plain dataclasses out; the MLflow client stays in tracking/.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mlops_nb.tracking import tags
 from mlops_nb.tracking._client import client
+from mlops_nb.tracking.recorder import get_recorder
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 
@@ -30,9 +32,15 @@ class StageRun:
     start_time: int
 
 
+def _client() -> Any:  # an MlflowClient, kept inside tracking/
+    """The client of the store this process's records go to (settings given by ``configure`` included: a Dask
+    worker's task, jobs/pipeline.py, names the job's store that way)."""
+    return client(get_recorder().settings)
+
+
 def find(key: str) -> ParentRun | None:
     """The live run whose mlops-nb key is ``key`` (32 hex digits), in any experiment, or None."""
-    mlflow = client()
+    mlflow = _client()
     experiments = [e.experiment_id for e in mlflow.search_experiments()]
     found = mlflow.search_runs(experiments, f"tags.`{tags.RUN_KEY}` = '{key}'", max_results=1)
     if not found:
@@ -43,7 +51,7 @@ def find(key: str) -> ParentRun | None:
 
 def stage_runs(parent: str) -> list[StageRun]:
     """The live stage runs nested under run ``parent``, oldest first."""
-    mlflow = client()
+    mlflow = _client()
     experiment = mlflow.get_run(parent).info.experiment_id
     found = mlflow.search_runs(
         [experiment], f"tags.`mlflow.parentRunId` = '{parent}'", max_results=10_000, order_by=["attributes.start_time"]
@@ -63,21 +71,21 @@ def stage_runs(parent: str) -> list[StageRun]:
 
 def retire(run_ids: list[str]) -> None:
     """Move runs to MLflow's trash (``mlflow gc`` purges them, ``MlflowClient().restore_run`` brings one back)."""
-    mlflow = client()
+    mlflow = _client()
     for run_id in run_ids:
         mlflow.delete_run(run_id)
 
 
 def end_killed(run_id: str, reason: str) -> None:
     """End a run another process left RUNNING: KILLED, with the reason."""
-    mlflow = client()
+    mlflow = _client()
     mlflow.set_tag(run_id, tags.END_REASON, reason[:5000])
     mlflow.set_terminated(run_id, "KILLED")
 
 
 def conclude(run_id: str, status: str, outcome: str, error: str) -> None:
     """End the pipeline's job run ``status`` with its outcome; ``error`` '' clears an earlier attempt's."""
-    mlflow = client()
+    mlflow = _client()
     mlflow.set_tag(run_id, tags.JOB_OUTCOME, outcome)
     if error:
         mlflow.set_tag(run_id, tags.ERROR, error[:5000])

@@ -51,6 +51,7 @@ MUTATED = "mlops_nb.mutated"  # inputs the stage changed in place (kept and rest
 # Jobs, sweeps, reproductions, monitors
 JOB_CWD = "mlops_nb.job.cwd"
 JOB_OUTCOME = "mlops_nb.job.outcome"
+JOB_EXECUTOR = "mlops_nb.job.executor"  # dask: the stage graph ran on Dask (jobs/pipeline.py)
 JOB_REQUIREMENTS = "mlops_nb.job.requirements"
 JOB_STAGE = "mlops_nb.job.stage"  # run --stage NAME: the one stage the job ran (its upstream restored or run)
 JOB_UNTIL = "mlops_nb.job.until"  # run --until NAME: the last stage the job ran
