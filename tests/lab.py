@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,6 +82,22 @@ class Lab:
         request = urllib.request.Request(f"{self.url}/{path}", headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.loads(answer.read())
+
+
+def status_of(server: Lab, path: str) -> tuple[int, dict]:
+    """(HTTP status, JSON answer) of a route of ``server``; a 503 or a timeout (the first read imports MLflow,
+    Optuna and scikit-learn: slow on a loaded machine) is asked again for two minutes."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return 200, server.api(path)
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or time.monotonic() > deadline:
+                return e.code, json.loads(e.read())
+        except TimeoutError:  # the client's 30 s ran out before the server's: the same, seen from here
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(1)
 
 
 @contextlib.contextmanager

@@ -3,9 +3,9 @@ import { Widget } from '@lumino/widgets';
 import { append, clear, errorBox, h, num, when } from './dom';
 import { query, requestAPI } from './handler';
 import { MetricPicker } from './metricpicker';
+import { VEGALITE, VegaLiteChart } from './vegalite';
 import { IRunComparison, IRunDiff, IRunSummary, IStageDiff } from './tokens';
 
-export const VEGALITE = 'application/vnd.vegalite.v5+json';
 const SVG_MAX_POINTS = 1200; // points of the parallel coordinates (runs x axes) drawn as SVG; more on a canvas
 
 /**
@@ -14,15 +14,16 @@ const SVG_MAX_POINTS = 1200; // points of the parallel coordinates (runs x axes)
  * and, for two runs, why they differ. One panel, reused for each comparison.
  */
 export class ComparisonPanel extends Widget {
-  private _chart: Widget | null = null;
+  private _chart: VegaLiteChart;
   private _picker: MetricPicker | null = null;
   private _asked = 0; // the latest chart request: an earlier answer arriving later is dropped
 
   constructor(
-    private _rendermime: IRenderMimeRegistry | null,
+    rendermime: IRenderMimeRegistry | null,
     private _headline: () => string[]
   ) {
     super();
+    this._chart = new VegaLiteChart(rendermime);
     this.id = 'mlops-nb-comparison';
     this.addClass('mlops-nb-comparison-panel');
     this.title.label = 'MLOps: compare runs';
@@ -31,7 +32,7 @@ export class ComparisonPanel extends Widget {
 
   /** Show the comparison of `runIds` (two or more). */
   async compare(runIds: string[]): Promise<void> {
-    this._disposeChart();
+    this._chart.dispose();
     this._disposePicker();
     clear(this.node);
     this.title.label = `Compare ${runIds.length} runs`;
@@ -84,33 +85,11 @@ export class ComparisonPanel extends Widget {
   }
 
   private async _chartInto(host: HTMLElement, spec: Record<string, unknown>): Promise<void> {
-    const rendermime = this._rendermime;
-    try {
-      if (!rendermime || !rendermime.mimeTypes.includes(VEGALITE)) {
-        throw new Error('JupyterLab has no Vega-Lite renderer enabled (the @jupyterlab/vega5-extension).');
-      }
-      this._disposeChart();
-      const renderer = rendermime.createRenderer(VEGALITE);
-      // SVG: the axis names are text a reader (and a screen reader) can select; canvas draws many runs faster
-      const lines = (((spec.vconcat as any[]) ?? [])[0]?.data?.values ?? []).length;
-      const metadata = { [VEGALITE]: { embed_options: { renderer: lines > SVG_MAX_POINTS ? 'canvas' : 'svg' } } };
-      const model = rendermime.createModel({ data: { [VEGALITE]: spec as any }, metadata, trusted: true });
-      clear(host);
-      Widget.attach(renderer, host);
-      this._chart = renderer;
-      await renderer.renderModel(model);
-      host.dataset.drawn = 'true';
-    } catch (error) {
-      clear(host);
-      host.appendChild(errorBox(error));
-    }
-  }
-
-  private _disposeChart(): void {
-    if (this._chart) {
-      this._chart.dispose();
-      this._chart = null;
-    }
+    // SVG: the axis names are text a reader (and a screen reader) can select; canvas draws many runs faster
+    const lines = (((spec.vconcat as any[]) ?? [])[0]?.data?.values ?? []).length;
+    await this._chart.drawInto(host, spec, {
+      [VEGALITE]: { embed_options: { renderer: lines > SVG_MAX_POINTS ? 'canvas' : 'svg' } }
+    });
   }
 
   private _disposePicker(): void {
@@ -120,7 +99,7 @@ export class ComparisonPanel extends Widget {
   }
 
   dispose(): void {
-    this._disposeChart();
+    this._chart.dispose();
     this._disposePicker();
     super.dispose();
   }

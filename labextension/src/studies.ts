@@ -2,7 +2,7 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 import { append, clear, empty, errorBox, h, num, statusIcon, when } from './dom';
 import { requestAPI } from './handler';
-import { VEGALITE } from './comparison';
+import { VegaLiteChart } from './vegalite';
 import { IRunPage, IRunSummary } from './tokens';
 
 /** One trial of a study (tracking/studies.py TrialSummary). */
@@ -96,10 +96,11 @@ export class StudiesSidebar extends Widget {
 
 /** A study in the main area: what was tuned and the best trial, the charts (built by the server), the trials. */
 export class StudyPanel extends Widget {
-  private _chart: Widget | null = null;
+  private _chart: VegaLiteChart;
 
-  constructor(private _rendermime: IRenderMimeRegistry | null) {
+  constructor(rendermime: IRenderMimeRegistry | null) {
     super();
+    this._chart = new VegaLiteChart(rendermime);
     this.id = 'mlops-nb-study';
     this.addClass('mlops-nb-comparison-panel');
     this.title.label = 'MLOps: study';
@@ -107,7 +108,7 @@ export class StudyPanel extends Widget {
   }
 
   async showStudy(runId: string): Promise<void> {
-    this._disposeChart();
+    this._chart.dispose();
     clear(this.node);
     const body = h('div', { className: 'mlops-nb-study-view', 'aria-live': 'polite' }, h('span', { className: 'mlops-nb-dim' }, 'reading the study…'));
     this.node.appendChild(body);
@@ -135,37 +136,12 @@ export class StudyPanel extends Widget {
     );
     const chartHost = h('div', { className: 'mlops-nb-chart' }, h('span', { className: 'mlops-nb-dim' }, 'drawing…'));
     append(body, chartHost, trialTable(view));
-    await this._chartInto(chartHost, view.spec);
+    await this._chart.drawInto(chartHost, view.spec);
   }
 
-  private async _chartInto(host: HTMLElement, spec: Record<string, unknown>): Promise<void> {
-    const rendermime = this._rendermime;
-    try {
-      if (!rendermime || !rendermime.mimeTypes.includes(VEGALITE)) {
-        throw new Error('JupyterLab has no Vega-Lite renderer enabled (the @jupyterlab/vega5-extension).');
-      }
-      const renderer = rendermime.createRenderer(VEGALITE);
-      const model = rendermime.createModel({ data: { [VEGALITE]: spec as any }, trusted: true });
-      clear(host);
-      Widget.attach(renderer, host);
-      this._chart = renderer;
-      await renderer.renderModel(model);
-      host.dataset.drawn = 'true';
-    } catch (error) {
-      clear(host);
-      host.appendChild(errorBox(error));
-    }
-  }
-
-  private _disposeChart(): void {
-    if (this._chart) {
-      this._chart.dispose();
-      this._chart = null;
-    }
-  }
 
   dispose(): void {
-    this._disposeChart();
+    this._chart.dispose();
     super.dispose();
   }
 }

@@ -341,14 +341,13 @@ def _copy_template(template: Path, new: Path) -> bool:
     not a database, not at this MLflow's head revision, or holding any experiment."""
     import shutil
 
-    from mlflow.store.db.utils import _get_latest_schema_revision
-
+    head = template.stem.rsplit("-", 1)[-1]  # the template's name holds the head revision it must be at
     try:
         shutil.copyfile(template, new)
         with contextlib.closing(sqlite3.connect(new, timeout=60)) as con:
             (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
             (experiments,) = con.execute("SELECT count(*) FROM experiments").fetchone()
-        if version == _get_latest_schema_revision() and experiments == 0:
+        if version == head and experiments == 0:
             return True
         log.warning("mlops-nb: the MLflow schema template %s is unfit: making a new one", template)
     except (FileNotFoundError, NotADirectoryError):

@@ -9,9 +9,6 @@ Screenshot: reports/screenshots/evaluation-panel.png.
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
 from pathlib import Path
 
 import nbformat
@@ -48,30 +45,17 @@ def record(project: Path) -> tuple[str, str]:
     return run.run_id, evaluation.result["run_id"]
 
 
-def status_of(server: lab.Lab, path: str) -> tuple[int, dict]:
-    """(HTTP status, JSON answer); a 503 (the server's first read imports MLflow: slow on a loaded machine)
-    is asked again, for up to a minute."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return 200, server.api(path)
-        except urllib.error.HTTPError as e:
-            if e.code != 503 or time.monotonic() > deadline:
-                return e.code, json.loads(e.read())
-        time.sleep(1)
-
-
 def test_the_runs_view_opens_an_evaluations_headline_and_report(project: Path, tmp_path_factory) -> None:
     run_id, stage_run = record(project)
     with lab.running_lab(project, tmp_path_factory.mktemp("jupyter")) as server, lab.chromium() as page:
         try:
-            code, found = status_of(server, f"mlops-nb/api/runs/{run_id}/evaluations")
+            code, found = lab.status_of(server, f"mlops-nb/api/runs/{run_id}/evaluations")
             assert code == 200, found
             assert [(e["name"], e["stage"], e["run_id"]) for e in found["evaluations"]] == [
                 ("evaluation", "evaluate", stage_run)
             ]
-            assert status_of(server, f"mlops-nb/api/runs/{stage_run}/report?name=..%2Fsecret")[0] == 400
-            code, answer = status_of(server, f"mlops-nb/api/runs/{stage_run}/report?name=holdout")
+            assert lab.status_of(server, f"mlops-nb/api/runs/{stage_run}/report?name=..%2Fsecret")[0] == 400
+            code, answer = lab.status_of(server, f"mlops-nb/api/runs/{stage_run}/report?name=holdout")
             assert code == 404 and "logged no evaluation 'holdout'" in answer["message"]
 
             lab.open_notebook(page, server, "eval.ipynb")

@@ -11,8 +11,6 @@ importances) and the trials with the pruned ones marked. Screenshot: reports/scr
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
 from pathlib import Path
 
 import pytest
@@ -28,22 +26,6 @@ FIT = (
     "    loss = (math.log10(lr) + 1.5) ** 2 + (0.3 if kind == 'b' else 0.0) + 1 / (step + 1)\n"
     "    mnb.report(loss, step)\nmnb.log_metric('loss', loss)",
 )
-
-
-def status_of(server: lab.Lab, path: str) -> tuple[int, dict]:
-    """(HTTP status, JSON answer); a 503 or a timeout (the first read imports MLflow, Optuna and scikit-learn:
-    slow on a loaded machine) is asked again for two minutes."""
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            return 200, server.api(path)
-        except urllib.error.HTTPError as e:
-            if e.code != 503 or time.monotonic() > deadline:
-                return e.code, json.loads(e.read())
-        except TimeoutError:  # the client's 30 s ran out before the server's: the same, seen from here
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(1)
 
 
 def tuned(project: Path) -> dict:
@@ -64,10 +46,10 @@ def test_the_studies_view_shows_a_studys_charts_and_its_pruned_trials(project: P
     study_id, best = result["run_id"], result["best"]
     with lab.running_lab(project, tmp_path_factory.mktemp("jupyter")) as server, lab.chromium() as page:
         try:
-            code, listed = status_of(server, "mlops-nb/api/studies")
+            code, listed = lab.status_of(server, "mlops-nb/api/studies")
             assert code == 200, listed
             assert [r["run_id"] for r in listed["runs"]] == [study_id]
-            code, view = status_of(server, f"mlops-nb/api/studies/{study_id}")
+            code, view = lab.status_of(server, f"mlops-nb/api/studies/{study_id}")
             assert code == 200, view
             assert (view["metric"], view["direction"]) == ("loss", "minimize")
             assert {t["trial"]: t["state"] for t in view["trials"]} == states
@@ -81,9 +63,9 @@ def test_the_studies_view_shows_a_studys_charts_and_its_pruned_trials(project: P
             assert {r["axis"] for r in parallel["data"]["values"]} == {"lr", "kind", "loss"}
             assert {r["param"] for r in importance["data"]["values"]} == {"lr", "kind"}
             trial_run = next(t["run_id"] for t in view["trials"])
-            code, answer = status_of(server, f"mlops-nb/api/studies/{trial_run}")
+            code, answer = lab.status_of(server, f"mlops-nb/api/studies/{trial_run}")
             assert code == 404 and "is not a study run" in answer["message"]
-            assert status_of(server, "mlops-nb/api/studies/no-such-run")[0] == 404
+            assert lab.status_of(server, "mlops-nb/api/studies/no-such-run")[0] == 404
 
             lab.open_notebook(page, server, "fit.ipynb")
             page.click("li[data-id='mlops-nb-studies']")
