@@ -27,7 +27,7 @@ from mlops_nb.jobs.job import JobOptions
 from mlops_nb.jobs.parameters import check_values
 from mlops_nb.jobs.pipeline_run import attach, close_parent, open_parent
 from mlops_nb.jobs.runner import load_notebook, run_job, select_stages
-from mlops_nb.jobs.sweep import _dask_client
+from mlops_nb.jobs.sweep import dask_client
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import configure, get_recorder
 
@@ -136,7 +136,7 @@ def run_pipeline(
     layout = plan(graph)  # UsageError: no stages, pre-flight problems
     parameters = check_values(parameters)
     settings = get_recorder().settings
-    client = _dask_client(scheduler, min(len(layout.tasks), os.cpu_count() or 1))
+    client = dask_client(scheduler, min(len(layout.tasks), os.cpu_count() or 1))
     try:
         pipeline_run = f"dask-{uuid.uuid4().hex}"
         run_tags = {tags.JOB_EXECUTOR: "dask", **options.tags}

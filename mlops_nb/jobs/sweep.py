@@ -243,7 +243,7 @@ def _local_pool(parallel: int) -> Any:
     return ProcessPoolExecutor(max_workers=parallel, mp_context=context, initializer=_worker_init)
 
 
-def _dask_client(scheduler: str | None, parallel: int) -> Any:
+def dask_client(scheduler: str | None, parallel: int) -> Any:
     try:
         from distributed import Client, LocalCluster
     except ImportError as e:
@@ -438,7 +438,7 @@ def _stop(pool: Any, grace: float = 30.0) -> None:
 
 
 def _run_dask(children: list[Child], tasks: list[Task], scheduler: str | None, parallel: int, progress: bool) -> None:
-    client = _dask_client(scheduler, parallel)
+    client = dask_client(scheduler, parallel)
     try:
         futures = [
             (client.submit(run_task, task, pure=False, key=f"mlops-nb-job-{task.index}"), task) for task in tasks

@@ -27,7 +27,7 @@ from mlops_nb.jobs.job import PRUNED, JobOptions, JobResult, send_jobs
 from mlops_nb.jobs.kernel_env import PRELOAD_ENV, notebook_imports
 from mlops_nb.jobs.pruning import trial_env
 from mlops_nb.jobs.space import Dimension, parse_space
-from mlops_nb.jobs.sweep import Task, _checked, _dask_client, _local_pool, _stop, _worker_exit, run_task
+from mlops_nb.jobs.sweep import Task, _checked, _local_pool, _stop, _worker_exit, dask_client, run_task
 from mlops_nb.jobs.trials import Trial, TuneResult, trials_of
 from mlops_nb.tracking import tags
 from mlops_nb.tracking.recorder import get_recorder
@@ -212,7 +212,7 @@ class _Loop:
         from tqdm.auto import tqdm
 
         local = self.executor == "local"
-        pool = _local_pool(self.parallel) if local else _dask_client(self.scheduler, self.parallel)
+        pool = _local_pool(self.parallel) if local else dask_client(self.scheduler, self.parallel)
         source = None if local else self.notebook.read_text(encoding="utf-8")
         parent_id = None if local else self.record.run_id  # Dask workers tag their runs with it: it must exist
         distributions = {n: d.optuna() for n, d in self.dims.items()}

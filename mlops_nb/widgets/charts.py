@@ -39,7 +39,8 @@ HINT = "draw them with mnb.compare(runs, metrics=[...])"  # how the reader of th
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float (numbers, and text that reads as one), else None."""
     if isinstance(value, str):
         if not _NUMBER.fullmatch(value.strip()):
             return None
@@ -55,7 +56,7 @@ def _numeric_params(runs: Sequence[RunSummary]) -> list[str]:
     keep = []
     for name in names:
         values = [r["params"][name] for r in runs if name in r["params"]]
-        numbers = [_number(v) for v in values]
+        numbers = [finite_number(v) for v in values]
         if all(n is not None for n in numbers) and len(set(numbers)) > 1:
             keep.append(name)
     return keep
@@ -232,7 +233,7 @@ def spec_of(runs: Sequence[RunSummary], choice: Choice, hint: str = HINT) -> dic
     axes = [("param", p) for p in params] + [("metric", m) for m in metrics]
 
     def value(run: RunSummary, kind: str, name: str) -> float | None:
-        return _number(run["params"].get(name) if kind == "param" else run["metrics"].get(name))
+        return finite_number(run["params"].get(name) if kind == "param" else run["metrics"].get(name))
 
     lines: list[dict[str, Any]] = []
     for order, (kind, name) in enumerate(axes):

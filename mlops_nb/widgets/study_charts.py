@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlops_nb.tracking.studies import TrialSummary
-from mlops_nb.widgets.charts import SCHEMA, _number
+from mlops_nb.widgets.charts import SCHEMA, finite_number
 
 STATES = ["COMPLETE", "PRUNED", "FAIL"]
 COLOURS = ["#4c78a8", "#e6a23c", "#d9534f"]  # complete, pruned, failed: the notebook widget's marks
@@ -60,7 +60,7 @@ def _progress(trials: Sequence[TrialSummary], direction: str) -> list[dict[str, 
 
 
 def _short(value: Any) -> str:
-    number = _number(value)
+    number = finite_number(value)
     return f"{number:.4g}" if number is not None else str(value)
 
 
@@ -74,7 +74,7 @@ def _axes(
     columns = [(p, {t["trial"]: t["params"].get(p) for t in trials}) for p in params]
     columns.append((metric, {t["trial"]: _value(t) for t in trials}))
     for order, (axis, by_trial) in enumerate(columns[:MAX_AXES]):
-        numbers = {n: _number(v) for n, v in by_trial.items() if v is not None}
+        numbers = {n: finite_number(v) for n, v in by_trial.items() if v is not None}
         if axis in log and all(x is not None and x > 0 for x in numbers.values()):
             numbers = {n: math.log10(x) for n, x in numbers.items()}  # type: ignore[arg-type]
         if all(x is not None for x in numbers.values()):

@@ -280,7 +280,7 @@ def test_the_dask_executor_without_dask_installed_names_the_extra_to_install(mon
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if `pip install mlops-nb` had no [dask]
     with pytest.raises(UsageError, match=r"pip install 'mlops-nb\[dask\]'"):
-        sweep._dask_client(None, 1)
+        sweep.dask_client(None, 1)
 
 
 def test_a_notebooks_parameter_defaults_are_the_literals_its_parameters_cell_assigns() -> None:
